@@ -1,0 +1,986 @@
+//! Configuration, read and validated once at init.
+//!
+//! tracekit reads the standard `OTEL_*` variables first and its own `TRACEKIT_*` variables only where
+//! OpenTelemetry has no name. A value that is set but not understood is an [`ConfigError`] naming the
+//! variable, the value and what is accepted: a typo must fail the init, not silently export nothing.
+//!
+//! | variable | accepted | default |
+//! |---|---|---|
+//! | `OTEL_SERVICE_NAME` | any non-empty string | `AWS_LAMBDA_FUNCTION_NAME`, else `unknown_service` |
+//! | `OTEL_RESOURCE_ATTRIBUTES` | `key=value,...` (values percent-decoded) | none |
+//! | `OTEL_PROPAGATORS` | `tracecontext`, `baggage`, `xray`, `xray-lambda`, `none` | `tracecontext,baggage,xray` |
+//! | `OTEL_TRACES_SAMPLER` | `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio` | `parentbased_always_on` |
+//! | `OTEL_TRACES_SAMPLER_ARG` | a ratio in `[0, 1]` (ratio samplers only) | `1.0` |
+//! | `OTEL_TRACES_EXPORTER` | `otlp`, `xray`, `console`, `none` | `otlp` |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | an `http://` URL; `/v1/traces` is appended | `http://localhost:4318` |
+//! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | an `http://` URL, used as is | from the above |
+//! | `OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL` | `http/protobuf`, `http/json` | `http/protobuf` |
+//! | `OTEL_EXPORTER_OTLP_[TRACES_]HEADERS` | `key=value,...` (values percent-decoded) | none |
+//! | `OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT` | milliseconds | `10000` |
+//! | `AWS_XRAY_DAEMON_ADDRESS` | `host:port` | `127.0.0.1:2000` |
+//! | `TRACEKIT_FLUSH_TIMEOUT_MS` | milliseconds, at most the time left before the invocation deadline | `500` |
+//! | `TRACEKIT_SAMPLED_ZERO` | `defer`, `honor`, `sample` | `defer` |
+//! | `RUST_LOG`, else `AWS_LAMBDA_LOG_LEVEL` | an `EnvFilter` directive / `TRACE`..`FATAL` | `INFO` |
+//! | `AWS_LAMBDA_LOG_FORMAT` | `JSON`, `Text` | `JSON` |
+//!
+//! The signal-specific `OTEL_EXPORTER_OTLP_TRACES_*` variable wins over the generic one, as the
+//! [OTLP exporter specification](https://opentelemetry.io/docs/specs/otel/protocol/exporter/) says.
+
+use std::time::Duration;
+
+/// The service name when neither `OTEL_SERVICE_NAME` nor `AWS_LAMBDA_FUNCTION_NAME` is set, as the
+/// [resource semantic conventions](https://opentelemetry.io/docs/specs/semconv/resource/#service) name it.
+const UNKNOWN_SERVICE: &str = "unknown_service";
+
+/// Env var names. [OTel SDK configuration](https://opentelemetry.io/docs/specs/otel/configuration/sdk-environment-variables/),
+/// [Lambda reserved variables](https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html).
+pub mod env {
+    /// `service.name` of the resource.
+    pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
+    /// Extra resource attributes, `key=value,...`.
+    pub const OTEL_RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
+    /// Propagators, comma separated.
+    pub const OTEL_PROPAGATORS: &str = "OTEL_PROPAGATORS";
+    /// Sampler name.
+    pub const OTEL_TRACES_SAMPLER: &str = "OTEL_TRACES_SAMPLER";
+    /// Sampler argument (the ratio).
+    pub const OTEL_TRACES_SAMPLER_ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
+    /// Exporter name.
+    pub const OTEL_TRACES_EXPORTER: &str = "OTEL_TRACES_EXPORTER";
+    /// OTLP base endpoint; `/v1/traces` is appended.
+    pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+    /// OTLP traces endpoint, used as is.
+    pub const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+    /// OTLP protocol.
+    pub const OTEL_EXPORTER_OTLP_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+    /// OTLP protocol for traces.
+    pub const OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
+    /// OTLP request headers.
+    pub const OTEL_EXPORTER_OTLP_HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
+    /// OTLP request headers for traces.
+    pub const OTEL_EXPORTER_OTLP_TRACES_HEADERS: &str = "OTEL_EXPORTER_OTLP_TRACES_HEADERS";
+    /// OTLP export timeout in milliseconds.
+    pub const OTEL_EXPORTER_OTLP_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
+    /// OTLP export timeout for traces in milliseconds.
+    pub const OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT";
+    /// The X-Ray daemon's UDP address, set by Lambda when tracing is active.
+    pub const AWS_XRAY_DAEMON_ADDRESS: &str = "AWS_XRAY_DAEMON_ADDRESS";
+    /// Upper bound of the end-of-invocation flush.
+    pub const TRACEKIT_FLUSH_TIMEOUT_MS: &str = "TRACEKIT_FLUSH_TIMEOUT_MS";
+    /// What `Sampled=0` in the invocation's trace header means.
+    pub const TRACEKIT_SAMPLED_ZERO: &str = "TRACEKIT_SAMPLED_ZERO";
+    /// `tracing` filter for log lines (EnvFilter syntax).
+    pub const RUST_LOG: &str = "RUST_LOG";
+    /// Lambda's advanced logging control level.
+    pub const AWS_LAMBDA_LOG_LEVEL: &str = "AWS_LAMBDA_LOG_LEVEL";
+    /// Lambda's advanced logging control format.
+    pub const AWS_LAMBDA_LOG_FORMAT: &str = "AWS_LAMBDA_LOG_FORMAT";
+    /// The function's name.
+    pub const AWS_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
+    /// `on-demand`, `provisioned-concurrency` or `snap-start`.
+    pub const AWS_LAMBDA_INITIALIZATION_TYPE: &str = "AWS_LAMBDA_INITIALIZATION_TYPE";
+}
+
+const DEFAULT_OTLP_ENDPOINT: &str = "http://localhost:4318";
+const OTLP_TRACES_PATH: &str = "/v1/traces";
+const DEFAULT_OTLP_TIMEOUT: Duration = Duration::from_millis(10_000);
+const DEFAULT_XRAY_DAEMON_ADDRESS: &str = "127.0.0.1:2000";
+const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A setting that is present but not understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The variable holds a value outside the accepted set.
+    #[error("{variable}={value:?} is not accepted; expected {expected}")]
+    Invalid {
+        /// The environment variable.
+        variable: &'static str,
+        /// The value it holds.
+        value: String,
+        /// What it accepts.
+        expected: &'static str,
+    },
+}
+
+impl ConfigError {
+    fn invalid(variable: &'static str, value: &str, expected: &'static str) -> Self {
+        ConfigError::Invalid {
+            variable,
+            value: value.to_owned(),
+            expected,
+        }
+    }
+}
+
+/// One propagation format of `OTEL_PROPAGATORS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Propagator {
+    /// W3C `traceparent` / `tracestate`.
+    TraceContext,
+    /// W3C `baggage`.
+    Baggage,
+    /// AWS X-Ray `X-Amzn-Trace-Id`.
+    Xray,
+    /// X-Ray, named as other OpenTelemetry distributions name it for Lambda. tracekit always takes
+    /// the invocation's parent from the Lambda trace header, so this behaves like [`Propagator::Xray`].
+    XrayLambda,
+}
+
+/// The sampler of `OTEL_TRACES_SAMPLER`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum SamplerConfig {
+    /// Record every trace.
+    AlwaysOn,
+    /// Record nothing.
+    AlwaysOff,
+    /// Record this fraction of traces, chosen by trace id.
+    TraceIdRatio(f64),
+    /// Follow the parent's decision; roots use the inner sampler.
+    ParentBased(RootSampler),
+}
+
+/// The root decision of a parent-based sampler.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum RootSampler {
+    /// Record every root.
+    AlwaysOn,
+    /// Record no root.
+    AlwaysOff,
+    /// Record this fraction of roots.
+    TraceIdRatio(f64),
+}
+
+/// Where spans go (`OTEL_TRACES_EXPORTER`).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ExporterConfig {
+    /// OTLP over HTTP, to the ADOT collector layer or any OTLP receiver.
+    Otlp(OtlpConfig),
+    /// X-Ray segment documents over UDP to the X-Ray daemon.
+    Xray {
+        /// `host:port` of the daemon; resolved at the first export, never during init.
+        daemon_address: String,
+    },
+    /// Spans printed to stdout.
+    Console,
+    /// Spans are not exported.
+    None,
+}
+
+/// OTLP/HTTP settings.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct OtlpConfig {
+    /// The full traces URL (`.../v1/traces`).
+    pub endpoint: String,
+    /// Payload encoding.
+    pub protocol: OtlpProtocol,
+    /// Extra request headers.
+    pub headers: Vec<(String, String)>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+/// OTLP/HTTP payload encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OtlpProtocol {
+    /// `http/protobuf`.
+    HttpProtobuf,
+    /// `http/json`.
+    HttpJson,
+}
+
+/// What `Sampled=0` in the invocation's trace header means (`TRACEKIT_SAMPLED_ZERO`).
+///
+/// Lambda sends `Sampled=0` when active tracing is off (pass-through) and when X-Ray decided not to
+/// sample; the first is the common case, so by default tracekit treats it as "no decision".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SampledZeroPolicy {
+    /// Keep the trace id and parent, and let the local sampler decide (default).
+    #[default]
+    Defer,
+    /// Do not record the invocation.
+    Honor,
+    /// Record the invocation whatever the local sampler says.
+    Sample,
+}
+
+/// Log line format (`AWS_LAMBDA_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// One JSON object per line, carrying the X-Ray trace id.
+    #[default]
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+/// tracekit's whole configuration.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Config {
+    /// `service.name`.
+    pub service_name: String,
+    /// Extra resource attributes.
+    pub resource_attributes: Vec<(String, String)>,
+    /// Propagators, in order; empty means none.
+    pub propagators: Vec<Propagator>,
+    /// Sampler.
+    pub sampler: SamplerConfig,
+    /// Exporter.
+    pub exporter: ExporterConfig,
+    /// Upper bound of the end-of-invocation flush.
+    pub flush_timeout: Duration,
+    /// Meaning of `Sampled=0`.
+    pub sampled_zero: SampledZeroPolicy,
+    /// Log filter directives (EnvFilter syntax).
+    pub log_filter: String,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// `faas.coldstart` is never true (provisioned concurrency).
+    pub provisioned: bool,
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (tests pass a map, so they never touch the process env).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        // Unset and empty are the same, as the OTel spec asks.
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+
+        let service_name = get(env::OTEL_SERVICE_NAME)
+            .or_else(|| get(env::AWS_LAMBDA_FUNCTION_NAME))
+            .unwrap_or_else(|| UNKNOWN_SERVICE.to_owned());
+        let resource_attributes = match get(env::OTEL_RESOURCE_ATTRIBUTES) {
+            Some(value) => parse_key_values(env::OTEL_RESOURCE_ATTRIBUTES, &value)?,
+            None => Vec::new(),
+        };
+        let propagators = match get(env::OTEL_PROPAGATORS) {
+            Some(value) => parse_propagators(&value)?,
+            None => vec![
+                Propagator::TraceContext,
+                Propagator::Baggage,
+                Propagator::Xray,
+            ],
+        };
+        let sampler = parse_sampler(
+            get(env::OTEL_TRACES_SAMPLER).as_deref(),
+            get(env::OTEL_TRACES_SAMPLER_ARG).as_deref(),
+        )?;
+        let exporter = parse_exporter(&get)?;
+        let flush_timeout = match get(env::TRACEKIT_FLUSH_TIMEOUT_MS) {
+            Some(value) => parse_millis(env::TRACEKIT_FLUSH_TIMEOUT_MS, &value)?,
+            None => DEFAULT_FLUSH_TIMEOUT,
+        };
+        let sampled_zero = match get(env::TRACEKIT_SAMPLED_ZERO).as_deref().map(str::trim) {
+            None => SampledZeroPolicy::default(),
+            Some("defer") => SampledZeroPolicy::Defer,
+            Some("honor") => SampledZeroPolicy::Honor,
+            Some("sample") => SampledZeroPolicy::Sample,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    env::TRACEKIT_SAMPLED_ZERO,
+                    other,
+                    "one of defer, honor, sample",
+                ));
+            }
+        };
+        let log_filter = match (get(env::RUST_LOG), get(env::AWS_LAMBDA_LOG_LEVEL)) {
+            (Some(directives), _) => {
+                validate_filter(&directives)?;
+                directives
+            }
+            (None, Some(level)) => lambda_log_level(&level)?.to_owned(),
+            (None, None) => "info".to_owned(),
+        };
+        let log_format = match get(env::AWS_LAMBDA_LOG_FORMAT) {
+            None => LogFormat::default(),
+            Some(value) if value.eq_ignore_ascii_case("json") => LogFormat::Json,
+            Some(value) if value.eq_ignore_ascii_case("text") => LogFormat::Text,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    env::AWS_LAMBDA_LOG_FORMAT,
+                    &other,
+                    "JSON or Text",
+                ));
+            }
+        };
+        let provisioned =
+            get(env::AWS_LAMBDA_INITIALIZATION_TYPE).as_deref() == Some("provisioned-concurrency");
+
+        Ok(Config {
+            service_name,
+            resource_attributes,
+            propagators,
+            sampler,
+            exporter,
+            flush_timeout,
+            sampled_zero,
+            log_filter,
+            log_format,
+            provisioned,
+        })
+    }
+}
+
+fn parse_key_values(
+    variable: &'static str,
+    value: &str,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    const EXPECTED: &str = "comma-separated key=value pairs with percent-encoded values";
+    value
+        .split(',')
+        .filter(|pair| !pair.trim().is_empty())
+        .map(|pair| {
+            let (key, raw) = pair
+                .split_once('=')
+                .ok_or_else(|| ConfigError::invalid(variable, value, EXPECTED))?;
+            let key = key.trim();
+            if key.is_empty() {
+                return Err(ConfigError::invalid(variable, value, EXPECTED));
+            }
+            let decoded = percent_encoding::percent_decode_str(raw.trim())
+                .decode_utf8()
+                .map_err(|_| ConfigError::invalid(variable, value, EXPECTED))?;
+            Ok((key.to_owned(), decoded.into_owned()))
+        })
+        .collect()
+}
+
+fn parse_propagators(value: &str) -> Result<Vec<Propagator>, ConfigError> {
+    const EXPECTED: &str =
+        "a comma-separated list of tracecontext, baggage, xray, xray-lambda, none";
+    let mut propagators = Vec::new();
+    let mut none = false;
+    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let propagator = match name {
+            "tracecontext" => Propagator::TraceContext,
+            "baggage" => Propagator::Baggage,
+            "xray" => Propagator::Xray,
+            "xray-lambda" => Propagator::XrayLambda,
+            "none" => {
+                none = true;
+                continue;
+            }
+            _ => return Err(ConfigError::invalid(env::OTEL_PROPAGATORS, value, EXPECTED)),
+        };
+        if !propagators.contains(&propagator) {
+            propagators.push(propagator);
+        }
+    }
+    if none && !propagators.is_empty() {
+        return Err(ConfigError::invalid(
+            env::OTEL_PROPAGATORS,
+            value,
+            "`none` alone, or a list without `none`",
+        ));
+    }
+    if propagators.contains(&Propagator::Xray) && propagators.contains(&Propagator::XrayLambda) {
+        return Err(ConfigError::invalid(
+            env::OTEL_PROPAGATORS,
+            value,
+            "either xray or xray-lambda, not both",
+        ));
+    }
+    Ok(propagators)
+}
+
+fn parse_sampler(name: Option<&str>, arg: Option<&str>) -> Result<SamplerConfig, ConfigError> {
+    const EXPECTED: &str = "one of always_on, always_off, traceidratio, parentbased_always_on, \
+                            parentbased_always_off, parentbased_traceidratio";
+    let ratio = || -> Result<f64, ConfigError> {
+        match arg.map(str::trim) {
+            None => Ok(1.0),
+            Some(raw) => match raw.parse::<f64>() {
+                Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
+                _ => Err(ConfigError::invalid(
+                    env::OTEL_TRACES_SAMPLER_ARG,
+                    raw,
+                    "a number from 0 to 1",
+                )),
+            },
+        }
+    };
+    Ok(match name.map(str::trim) {
+        None | Some("parentbased_always_on") => SamplerConfig::ParentBased(RootSampler::AlwaysOn),
+        Some("always_on") => SamplerConfig::AlwaysOn,
+        Some("always_off") => SamplerConfig::AlwaysOff,
+        Some("traceidratio") => SamplerConfig::TraceIdRatio(ratio()?),
+        Some("parentbased_always_off") => SamplerConfig::ParentBased(RootSampler::AlwaysOff),
+        Some("parentbased_traceidratio") => {
+            SamplerConfig::ParentBased(RootSampler::TraceIdRatio(ratio()?))
+        }
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                env::OTEL_TRACES_SAMPLER,
+                other,
+                EXPECTED,
+            ));
+        }
+    })
+}
+
+fn parse_exporter(get: &impl Fn(&str) -> Option<String>) -> Result<ExporterConfig, ConfigError> {
+    let name = get(env::OTEL_TRACES_EXPORTER);
+    match name.as_deref().map(str::trim) {
+        None | Some("otlp") => Ok(ExporterConfig::Otlp(parse_otlp(get)?)),
+        Some("xray") => Ok(ExporterConfig::Xray {
+            daemon_address: match get(env::AWS_XRAY_DAEMON_ADDRESS) {
+                Some(address) => parse_daemon_address(&address)?,
+                None => DEFAULT_XRAY_DAEMON_ADDRESS.to_owned(),
+            },
+        }),
+        Some("console") => Ok(ExporterConfig::Console),
+        Some("none") => Ok(ExporterConfig::None),
+        Some(other) => Err(ConfigError::invalid(
+            env::OTEL_TRACES_EXPORTER,
+            other,
+            "one of otlp, xray, console, none",
+        )),
+    }
+}
+
+fn parse_otlp(get: &impl Fn(&str) -> Option<String>) -> Result<OtlpConfig, ConfigError> {
+    let either = |specific: &'static str, generic: &'static str| {
+        get(specific)
+            .map(|value| (specific, value))
+            .or_else(|| get(generic).map(|value| (generic, value)))
+    };
+
+    let endpoint = match get(env::OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) {
+        Some(url) => validate_http_url(env::OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, url.trim())?,
+        None => {
+            let base = get(env::OTEL_EXPORTER_OTLP_ENDPOINT)
+                .unwrap_or_else(|| DEFAULT_OTLP_ENDPOINT.to_owned());
+            let base = validate_http_url(env::OTEL_EXPORTER_OTLP_ENDPOINT, base.trim())?;
+            format!("{}{OTLP_TRACES_PATH}", base.trim_end_matches('/'))
+        }
+    };
+    let protocol = match either(
+        env::OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
+        env::OTEL_EXPORTER_OTLP_PROTOCOL,
+    ) {
+        None => OtlpProtocol::HttpProtobuf,
+        Some((_, value)) if value.trim() == "http/protobuf" => OtlpProtocol::HttpProtobuf,
+        Some((_, value)) if value.trim() == "http/json" => OtlpProtocol::HttpJson,
+        Some((variable, value)) => {
+            return Err(ConfigError::invalid(
+                variable,
+                &value,
+                "http/protobuf or http/json (grpc is not built in: it would add tonic to every function)",
+            ));
+        }
+    };
+    let headers = match either(
+        env::OTEL_EXPORTER_OTLP_TRACES_HEADERS,
+        env::OTEL_EXPORTER_OTLP_HEADERS,
+    ) {
+        Some((variable, value)) => parse_key_values(variable, &value)?,
+        None => Vec::new(),
+    };
+    let timeout = match either(
+        env::OTEL_EXPORTER_OTLP_TRACES_TIMEOUT,
+        env::OTEL_EXPORTER_OTLP_TIMEOUT,
+    ) {
+        Some((variable, value)) => parse_millis(variable, &value)?,
+        None => DEFAULT_OTLP_TIMEOUT,
+    };
+    Ok(OtlpConfig {
+        endpoint,
+        protocol,
+        headers,
+        timeout,
+    })
+}
+
+/// Only plain HTTP: the ADOT layer listens on localhost, and TLS would add a second TLS stack to every
+/// function's cold start.
+fn validate_http_url(variable: &'static str, url: &str) -> Result<String, ConfigError> {
+    const EXPECTED: &str = "an http:// URL such as http://localhost:4318";
+    let parsed: http::Uri = url
+        .parse()
+        .map_err(|_| ConfigError::invalid(variable, url, EXPECTED))?;
+    if parsed.scheme_str() != Some("http") || parsed.host().is_none() {
+        return Err(ConfigError::invalid(variable, url, EXPECTED));
+    }
+    Ok(url.to_owned())
+}
+
+fn parse_daemon_address(value: &str) -> Result<String, ConfigError> {
+    const EXPECTED: &str = "host:port, such as 127.0.0.1:2000";
+    let value = value.trim();
+    match value.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0) => {
+            Ok(value.to_owned())
+        }
+        _ => Err(ConfigError::invalid(
+            env::AWS_XRAY_DAEMON_ADDRESS,
+            value,
+            EXPECTED,
+        )),
+    }
+}
+
+fn parse_millis(variable: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    value
+        .trim()
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| ConfigError::invalid(variable, value, "a whole number of milliseconds"))
+}
+
+fn validate_filter(directives: &str) -> Result<(), ConfigError> {
+    tracing_subscriber::EnvFilter::builder()
+        .parse(directives)
+        .map(|_| ())
+        .map_err(|_| {
+            ConfigError::invalid(
+                env::RUST_LOG,
+                directives,
+                "tracing EnvFilter directives such as `info` or `info,my_crate=debug`",
+            )
+        })
+}
+
+/// [Lambda log levels](https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-advanced.html)
+/// mapped onto `tracing` levels (`FATAL` has no `tracing` level: it keeps errors).
+fn lambda_log_level(level: &str) -> Result<&'static str, ConfigError> {
+    Ok(match level.trim().to_ascii_uppercase().as_str() {
+        "TRACE" => "trace",
+        "DEBUG" => "debug",
+        "INFO" => "info",
+        "WARN" => "warn",
+        "ERROR" | "FATAL" => "error",
+        _ => {
+            return Err(ConfigError::invalid(
+                env::AWS_LAMBDA_LOG_LEVEL,
+                level,
+                "one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL",
+            ));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    type Vars = &'static [(&'static str, &'static str)];
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    fn rejected_variable(vars: &[(&str, &str)]) -> &'static str {
+        match config(vars) {
+            Err(ConfigError::Invalid { variable, .. }) => variable,
+            Ok(config) => panic!("{vars:?} should be rejected, got {config:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_export_otlp_to_the_local_collector() {
+        let config = config(&[]).expect("defaults are valid");
+        assert_eq!(config.service_name, "unknown_service");
+        assert_eq!(
+            config.exporter,
+            ExporterConfig::Otlp(OtlpConfig {
+                endpoint: "http://localhost:4318/v1/traces".into(),
+                protocol: OtlpProtocol::HttpProtobuf,
+                headers: vec![],
+                timeout: Duration::from_secs(10),
+            })
+        );
+        assert_eq!(
+            config.propagators,
+            [
+                Propagator::TraceContext,
+                Propagator::Baggage,
+                Propagator::Xray
+            ]
+        );
+        assert_eq!(
+            config.sampler,
+            SamplerConfig::ParentBased(RootSampler::AlwaysOn)
+        );
+        assert_eq!(config.flush_timeout, Duration::from_millis(500));
+        assert_eq!(config.sampled_zero, SampledZeroPolicy::Defer);
+        assert_eq!(config.log_filter, "info");
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert!(!config.provisioned);
+    }
+
+    #[test]
+    fn service_name_falls_back_to_the_function_name() {
+        let config = config(&[("AWS_LAMBDA_FUNCTION_NAME", "orders-api")]).expect("valid");
+        assert_eq!(config.service_name, "orders-api");
+        let config = config_with_service();
+        assert_eq!(config.service_name, "checkout");
+    }
+
+    fn config_with_service() -> Config {
+        config(&[
+            ("AWS_LAMBDA_FUNCTION_NAME", "orders-api"),
+            ("OTEL_SERVICE_NAME", "checkout"),
+        ])
+        .expect("valid")
+    }
+
+    #[test]
+    fn good_values_are_read() {
+        // (variables, what the parsed config must show, reason)
+        type Check = fn(&Config) -> bool;
+        let cases: &[(Vars, Check, &str)] = &[
+            (
+                &[("OTEL_RESOURCE_ATTRIBUTES", "team=orders, tier=gold%20plus")],
+                |c| {
+                    c.resource_attributes
+                        == [
+                            ("team".to_owned(), "orders".to_owned()),
+                            ("tier".to_owned(), "gold plus".to_owned()),
+                        ]
+                },
+                "pairs are trimmed and percent-decoded",
+            ),
+            (
+                &[("OTEL_PROPAGATORS", "xray,tracecontext")],
+                |c| c.propagators == [Propagator::Xray, Propagator::TraceContext],
+                "order is kept",
+            ),
+            (
+                &[("OTEL_PROPAGATORS", "none")],
+                |c| c.propagators.is_empty(),
+                "none disables propagation",
+            ),
+            (
+                &[("OTEL_PROPAGATORS", "xray-lambda,baggage")],
+                |c| c.propagators == [Propagator::XrayLambda, Propagator::Baggage],
+                "xray-lambda is accepted",
+            ),
+            (
+                &[("OTEL_TRACES_SAMPLER", "always_off")],
+                |c| c.sampler == SamplerConfig::AlwaysOff,
+                "always_off",
+            ),
+            (
+                &[("OTEL_TRACES_SAMPLER", "always_on")],
+                |c| c.sampler == SamplerConfig::AlwaysOn,
+                "always_on",
+            ),
+            (
+                &[
+                    ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                    ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+                ],
+                |c| c.sampler == SamplerConfig::TraceIdRatio(0.25),
+                "ratio with its argument",
+            ),
+            (
+                &[("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")],
+                |c| c.sampler == SamplerConfig::ParentBased(RootSampler::TraceIdRatio(1.0)),
+                "ratio defaults to 1",
+            ),
+            (
+                &[("OTEL_TRACES_SAMPLER", "parentbased_always_off")],
+                |c| c.sampler == SamplerConfig::ParentBased(RootSampler::AlwaysOff),
+                "parent-based off",
+            ),
+            (
+                &[
+                    ("OTEL_TRACES_EXPORTER", "xray"),
+                    ("AWS_XRAY_DAEMON_ADDRESS", "169.254.79.129:2000"),
+                ],
+                |c| {
+                    c.exporter
+                        == ExporterConfig::Xray {
+                            daemon_address: "169.254.79.129:2000".into(),
+                        }
+                },
+                "xray uses Lambda's daemon address",
+            ),
+            (
+                &[("OTEL_TRACES_EXPORTER", "xray")],
+                |c| {
+                    c.exporter
+                        == ExporterConfig::Xray {
+                            daemon_address: "127.0.0.1:2000".into(),
+                        }
+                },
+                "xray defaults to the daemon's default port",
+            ),
+            (
+                &[("OTEL_TRACES_EXPORTER", "console")],
+                |c| c.exporter == ExporterConfig::Console,
+                "console",
+            ),
+            (
+                &[("OTEL_TRACES_EXPORTER", "none")],
+                |c| c.exporter == ExporterConfig::None,
+                "none",
+            ),
+            (
+                &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318/"),
+                    ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+                    ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=abc%3D"),
+                    ("OTEL_EXPORTER_OTLP_TIMEOUT", "2000"),
+                ],
+                |c| {
+                    c.exporter
+                        == ExporterConfig::Otlp(OtlpConfig {
+                            endpoint: "http://127.0.0.1:4318/v1/traces".into(),
+                            protocol: OtlpProtocol::HttpJson,
+                            headers: vec![("x-api-key".into(), "abc=".into())],
+                            timeout: Duration::from_secs(2),
+                        })
+                },
+                "generic OTLP variables, path appended once",
+            ),
+            (
+                &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://ignored:4318"),
+                    (
+                        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                        "http://collector:9999/custom",
+                    ),
+                    ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+                    ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
+                    ("OTEL_EXPORTER_OTLP_TIMEOUT", "1"),
+                    ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "3000"),
+                ],
+                |c| {
+                    c.exporter
+                        == ExporterConfig::Otlp(OtlpConfig {
+                            endpoint: "http://collector:9999/custom".into(),
+                            protocol: OtlpProtocol::HttpProtobuf,
+                            headers: vec![],
+                            timeout: Duration::from_secs(3),
+                        })
+                },
+                "signal-specific variables win and the traces endpoint is used as is",
+            ),
+            (
+                &[("TRACEKIT_FLUSH_TIMEOUT_MS", "150")],
+                |c| c.flush_timeout == Duration::from_millis(150),
+                "flush timeout",
+            ),
+            (
+                &[("TRACEKIT_SAMPLED_ZERO", "honor")],
+                |c| c.sampled_zero == SampledZeroPolicy::Honor,
+                "honor",
+            ),
+            (
+                &[("TRACEKIT_SAMPLED_ZERO", "sample")],
+                |c| c.sampled_zero == SampledZeroPolicy::Sample,
+                "sample",
+            ),
+            (
+                &[
+                    ("RUST_LOG", "warn,api=debug"),
+                    ("AWS_LAMBDA_LOG_LEVEL", "ERROR"),
+                ],
+                |c| c.log_filter == "warn,api=debug",
+                "RUST_LOG wins over the Lambda level",
+            ),
+            (
+                &[("AWS_LAMBDA_LOG_LEVEL", "fatal")],
+                |c| c.log_filter == "error",
+                "Lambda levels are case-insensitive; FATAL keeps errors",
+            ),
+            (
+                &[("AWS_LAMBDA_LOG_FORMAT", "Text")],
+                |c| c.log_format == LogFormat::Text,
+                "text logs",
+            ),
+            (
+                &[("AWS_LAMBDA_INITIALIZATION_TYPE", "provisioned-concurrency")],
+                |c| c.provisioned,
+                "provisioned concurrency is detected",
+            ),
+            (
+                &[("OTEL_TRACES_EXPORTER", "  "), ("OTEL_SERVICE_NAME", "")],
+                |c| {
+                    matches!(c.exporter, ExporterConfig::Otlp(_))
+                        && c.service_name == "unknown_service"
+                },
+                "empty values count as unset",
+            ),
+        ];
+        for (vars, check, reason) in cases {
+            let config =
+                config(vars).unwrap_or_else(|e| panic!("{reason}: {vars:?} rejected: {e}"));
+            assert!(check(&config), "{reason}: {vars:?} gave {config:?}");
+        }
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        // (variables, the variable the error must name, reason)
+        let cases: &[(Vars, &str, &str)] = &[
+            (
+                &[("OTEL_RESOURCE_ATTRIBUTES", "team")],
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "pair without =",
+            ),
+            (
+                &[("OTEL_RESOURCE_ATTRIBUTES", "=x")],
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "empty key",
+            ),
+            (
+                &[("OTEL_RESOURCE_ATTRIBUTES", "a=%FF")],
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "not UTF-8 once decoded",
+            ),
+            (
+                &[("OTEL_PROPAGATORS", "b3")],
+                "OTEL_PROPAGATORS",
+                "unknown propagator",
+            ),
+            (
+                &[("OTEL_PROPAGATORS", "none,xray")],
+                "OTEL_PROPAGATORS",
+                "none mixed with others",
+            ),
+            (
+                &[("OTEL_PROPAGATORS", "xray,xray-lambda")],
+                "OTEL_PROPAGATORS",
+                "both X-Ray flavours",
+            ),
+            (
+                &[("OTEL_TRACES_SAMPLER", "sometimes")],
+                "OTEL_TRACES_SAMPLER",
+                "unknown sampler",
+            ),
+            (
+                &[
+                    ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                    ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
+                ],
+                "OTEL_TRACES_SAMPLER_ARG",
+                "ratio above 1",
+            ),
+            (
+                &[
+                    ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+                    ("OTEL_TRACES_SAMPLER_ARG", "half"),
+                ],
+                "OTEL_TRACES_SAMPLER_ARG",
+                "ratio not a number",
+            ),
+            (
+                &[("OTEL_TRACES_EXPORTER", "jaeger")],
+                "OTEL_TRACES_EXPORTER",
+                "unknown exporter",
+            ),
+            (
+                &[("OTEL_TRACES_EXPORTER", "otlp,console")],
+                "OTEL_TRACES_EXPORTER",
+                "one exporter only",
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318")],
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "no scheme",
+            ),
+            (
+                &[(
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    "https://collector/v1/traces",
+                )],
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "https is not built in",
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")],
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                "grpc",
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/xml")],
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                "the signal variable is named",
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_HEADERS", "novalue")],
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "header without =",
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_TIMEOUT", "10s")],
+                "OTEL_EXPORTER_OTLP_TIMEOUT",
+                "unit suffix",
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "-1")],
+                "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+                "negative",
+            ),
+            (
+                &[
+                    ("OTEL_TRACES_EXPORTER", "xray"),
+                    ("AWS_XRAY_DAEMON_ADDRESS", "udp://127.0.0.1:2000x"),
+                ],
+                "AWS_XRAY_DAEMON_ADDRESS",
+                "not host:port",
+            ),
+            (
+                &[
+                    ("OTEL_TRACES_EXPORTER", "xray"),
+                    ("AWS_XRAY_DAEMON_ADDRESS", "127.0.0.1"),
+                ],
+                "AWS_XRAY_DAEMON_ADDRESS",
+                "no port",
+            ),
+            (
+                &[("TRACEKIT_FLUSH_TIMEOUT_MS", "fast")],
+                "TRACEKIT_FLUSH_TIMEOUT_MS",
+                "not a number",
+            ),
+            (
+                &[("TRACEKIT_SAMPLED_ZERO", "maybe")],
+                "TRACEKIT_SAMPLED_ZERO",
+                "unknown policy",
+            ),
+            (&[("RUST_LOG", "info,[[")], "RUST_LOG", "broken filter"),
+            (
+                &[("AWS_LAMBDA_LOG_LEVEL", "LOUD")],
+                "AWS_LAMBDA_LOG_LEVEL",
+                "unknown level",
+            ),
+            (
+                &[("AWS_LAMBDA_LOG_FORMAT", "xml")],
+                "AWS_LAMBDA_LOG_FORMAT",
+                "unknown format",
+            ),
+        ];
+        for (vars, variable, reason) in cases {
+            assert_eq!(rejected_variable(vars), *variable, "{reason}: {vars:?}");
+        }
+    }
+
+    #[test]
+    fn errors_name_variable_value_and_accepted_values() {
+        let err = config(&[("OTEL_TRACES_EXPORTER", "jaeger")]).expect_err("invalid");
+        assert_eq!(
+            err.to_string(),
+            "OTEL_TRACES_EXPORTER=\"jaeger\" is not accepted; expected one of otlp, xray, console, none"
+        );
+    }
+}

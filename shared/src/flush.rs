@@ -1,0 +1,450 @@
+//! When spans leave the process.
+//!
+//! Ended spans wait in a bounded in-memory buffer ([`LambdaSpanProcessor`]): no background thread, no
+//! timer, nothing that runs while Lambda has frozen the process. tracekit's invocation layer exports
+//! them after the response has been posted, so the caller never waits for export, bounded by the
+//! configured flush timeout and by the time left before the invocation's deadline. Spans that cannot
+//! be exported in time stay buffered for the next flush; spans that do not fit in the buffer, or whose
+//! export failed, are counted and reported once per flush.
+
+use crate::config::{ExporterConfig, OtlpConfig, OtlpProtocol};
+use opentelemetry::Context;
+use opentelemetry_sdk::{
+    Resource,
+    error::OTelSdkResult,
+    trace::{Span, SpanData, SpanExporter, SpanProcessor},
+};
+use std::{
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+/// Spans kept at most while waiting for a flush (the SDK batch processor's default queue size).
+pub(crate) const DEFAULT_MAX_BUFFERED_SPANS: usize = 2048;
+/// Spans sent in one export request (the SDK batch processor's default batch size).
+const MAX_EXPORT_BATCH: usize = 512;
+
+#[derive(Debug)]
+struct SpanBuffer {
+    spans: Mutex<Vec<SpanData>>,
+    capacity: usize,
+    dropped: AtomicU64,
+}
+
+impl SpanBuffer {
+    /// A poisoned lock only means another thread panicked mid-push; the Vec is still sound.
+    fn lock(&self) -> MutexGuard<'_, Vec<SpanData>> {
+        self.spans
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A span processor for Lambda: ended, sampled spans go into a bounded buffer that the invocation
+/// layer drains after each response. A full buffer drops the new span and counts it.
+#[derive(Debug, Clone)]
+pub struct LambdaSpanProcessor {
+    buffer: Arc<SpanBuffer>,
+}
+
+impl LambdaSpanProcessor {
+    fn new(capacity: usize) -> Self {
+        LambdaSpanProcessor {
+            buffer: Arc::new(SpanBuffer {
+                spans: Mutex::new(Vec::with_capacity(capacity.min(256))),
+                capacity,
+                dropped: AtomicU64::new(0),
+            }),
+        }
+    }
+}
+
+impl SpanProcessor for LambdaSpanProcessor {
+    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if !span.span_context.is_sampled() {
+            return;
+        }
+        let mut spans = self.buffer.lock();
+        if spans.len() < self.buffer.capacity {
+            spans.push(span);
+        } else {
+            drop(spans);
+            self.buffer.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Export is asynchronous and driven by tracekit's invocation layer or by
+    /// [`crate::Telemetry::force_flush`]; this synchronous hook has nothing to wait for.
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+/// The configured exporter. An enum rather than a trait object: `SpanExporter::export` returns
+/// `impl Future`, which a trait object cannot.
+#[derive(Debug)]
+enum Exporter {
+    Otlp(opentelemetry_otlp::SpanExporter),
+    Xray(xray::LazyXray),
+    Console(opentelemetry_stdout::SpanExporter),
+    #[cfg(any(test, feature = "testing"))]
+    Memory(opentelemetry_sdk::trace::InMemorySpanExporter),
+    None,
+}
+
+impl Exporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        match self {
+            Exporter::Otlp(exporter) => exporter.export(batch).await,
+            Exporter::Xray(exporter) => exporter.export(batch).await,
+            Exporter::Console(exporter) => exporter.export(batch).await,
+            #[cfg(any(test, feature = "testing"))]
+            Exporter::Memory(exporter) => exporter.export(batch).await,
+            Exporter::None => Ok(()),
+        }
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        match self {
+            Exporter::Otlp(exporter) => exporter.set_resource(resource),
+            Exporter::Xray(exporter) => exporter.set_resource(resource),
+            Exporter::Console(exporter) => exporter.set_resource(resource),
+            #[cfg(any(test, feature = "testing"))]
+            Exporter::Memory(exporter) => exporter.set_resource(resource),
+            Exporter::None => {}
+        }
+    }
+}
+
+/// The exporter could not be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExporterError {
+    /// The OTLP exporter rejected its settings.
+    #[error("cannot build the OTLP exporter: {0}")]
+    Otlp(#[source] opentelemetry_otlp::ExporterBuildError),
+    /// An OTLP header is not a valid HTTP header.
+    #[error("OTLP header {0:?} is not a valid HTTP header")]
+    Header(String),
+}
+
+/// What one flush did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FlushReport {
+    /// Spans the exporter accepted.
+    pub exported: usize,
+    /// Spans lost: the exporter failed or timed out on them, or they never fit in the buffer.
+    pub dropped: u64,
+    /// Spans left in the buffer for the next flush because time ran out.
+    pub deferred: usize,
+}
+
+/// Drains the span buffer into the exporter.
+#[derive(Debug)]
+pub(crate) struct Flusher {
+    buffer: Arc<SpanBuffer>,
+    exporter: Exporter,
+    /// One flush at a time: concurrent invocations would otherwise split batches for nothing.
+    gate: tokio::sync::Mutex<()>,
+    flushes: AtomicU64,
+}
+
+impl Flusher {
+    pub(crate) fn new(
+        config: &ExporterConfig,
+        resource: &Resource,
+    ) -> Result<(Self, LambdaSpanProcessor), ExporterError> {
+        let exporter = match config {
+            ExporterConfig::Otlp(otlp) => Exporter::Otlp(otlp_exporter(otlp)?),
+            ExporterConfig::Xray { daemon_address } => {
+                Exporter::Xray(xray::LazyXray::new(daemon_address.clone()))
+            }
+            ExporterConfig::Console => {
+                Exporter::Console(opentelemetry_stdout::SpanExporter::default())
+            }
+            ExporterConfig::None => Exporter::None,
+        };
+        Ok(Self::with_exporter(exporter, resource))
+    }
+
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn in_memory(
+        exporter: opentelemetry_sdk::trace::InMemorySpanExporter,
+        resource: &Resource,
+    ) -> (Self, LambdaSpanProcessor) {
+        Self::with_exporter(Exporter::Memory(exporter), resource)
+    }
+
+    fn with_exporter(mut exporter: Exporter, resource: &Resource) -> (Self, LambdaSpanProcessor) {
+        exporter.set_resource(resource);
+        let processor = LambdaSpanProcessor::new(DEFAULT_MAX_BUFFERED_SPANS);
+        let flusher = Flusher {
+            buffer: processor.buffer.clone(),
+            exporter,
+            gate: tokio::sync::Mutex::new(()),
+            flushes: AtomicU64::new(0),
+        };
+        (flusher, processor)
+    }
+
+    /// How many flushes have started.
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn flush_count(&self) -> u64 {
+        self.flushes.load(Ordering::Relaxed)
+    }
+
+    /// Number of spans waiting.
+    pub(crate) fn pending(&self) -> usize {
+        self.buffer.lock().len()
+    }
+
+    /// Exports what is buffered, within `bound`. Never fails: losses are counted in the report and
+    /// logged once.
+    pub(crate) async fn flush(&self, bound: Duration) -> FlushReport {
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        let mut report = FlushReport::default();
+        let started = tokio::time::Instant::now();
+        let deadline = started + bound;
+        let Ok(_gate) = tokio::time::timeout_at(deadline, self.gate.lock()).await else {
+            report.deferred = self.pending();
+            return report;
+        };
+        loop {
+            let batch: Vec<SpanData> = {
+                let mut spans = self.buffer.lock();
+                if spans.is_empty() {
+                    break;
+                }
+                let take = spans.len().min(MAX_EXPORT_BATCH);
+                spans.drain(..take).collect()
+            };
+            let size = batch.len();
+            match tokio::time::timeout_at(deadline, self.exporter.export(batch)).await {
+                Ok(Ok(())) => report.exported += size,
+                Ok(Err(error)) => {
+                    report.dropped += size as u64;
+                    tracing::warn!(target: "tracekit", %error, spans = size, "span export failed");
+                }
+                Err(_elapsed) => {
+                    report.dropped += size as u64;
+                    tracing::warn!(
+                        target: "tracekit",
+                        spans = size,
+                        timeout_ms = bound.as_millis() as u64,
+                        "span export timed out"
+                    );
+                    break;
+                }
+            }
+        }
+        report.deferred = self.pending();
+        let overflowed = self.buffer.dropped.swap(0, Ordering::Relaxed);
+        if overflowed > 0 {
+            report.dropped += overflowed;
+            tracing::warn!(
+                target: "tracekit",
+                spans = overflowed,
+                capacity = self.buffer.capacity,
+                "span buffer full: spans dropped"
+            );
+        }
+        report
+    }
+}
+
+fn otlp_exporter(config: &OtlpConfig) -> Result<opentelemetry_otlp::SpanExporter, ExporterError> {
+    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+    let protocol = match config.protocol {
+        OtlpProtocol::HttpProtobuf => opentelemetry_otlp::Protocol::HttpBinary,
+        OtlpProtocol::HttpJson => opentelemetry_otlp::Protocol::HttpJson,
+    };
+    let mut headers = std::collections::HashMap::new();
+    for (name, value) in &config.headers {
+        if http::HeaderName::try_from(name.as_str()).is_err()
+            || http::HeaderValue::try_from(value.as_str()).is_err()
+        {
+            return Err(ExporterError::Header(name.clone()));
+        }
+        headers.insert(name.clone(), value.clone());
+    }
+    // The hyper client is the one lambda_runtime and the AWS SDK already link: no second HTTP stack.
+    // Building it opens no connection; the first export does, after the first response.
+    let client =
+        opentelemetry_http::hyper::HyperClient::with_default_connector(config.timeout, None);
+    opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_http_client(client)
+        .with_endpoint(config.endpoint.clone())
+        .with_protocol(protocol)
+        .with_timeout(config.timeout)
+        .with_headers(headers)
+        .build()
+        .map_err(ExporterError::Otlp)
+}
+
+mod xray {
+    //! The X-Ray daemon exporter, built at the first export so that init resolves no address and
+    //! binds no socket.
+    use opentelemetry_aws::xray_exporter::{XrayExporter, daemon_client::XrayDaemonClient};
+    use opentelemetry_sdk::{
+        Resource,
+        error::{OTelSdkError, OTelSdkResult},
+        trace::{SpanData, SpanExporter},
+    };
+    use tokio::sync::OnceCell;
+
+    #[derive(Debug)]
+    pub(super) struct LazyXray {
+        address: String,
+        resource: Option<Resource>,
+        exporter: OnceCell<XrayExporter<XrayDaemonClient>>,
+    }
+
+    impl LazyXray {
+        pub(super) fn new(address: String) -> Self {
+            LazyXray {
+                address,
+                resource: None,
+                exporter: OnceCell::new(),
+            }
+        }
+
+        pub(super) fn set_resource(&mut self, resource: &Resource) {
+            self.resource = Some(resource.clone());
+        }
+
+        async fn exporter(&self) -> Result<&XrayExporter<XrayDaemonClient>, OTelSdkError> {
+            self.exporter
+                .get_or_try_init(|| async {
+                    let address = tokio::net::lookup_host(self.address.as_str())
+                        .await
+                        .ok()
+                        .and_then(|mut addresses| addresses.next())
+                        .ok_or_else(|| {
+                            OTelSdkError::InternalFailure(format!(
+                                "X-Ray daemon address {} does not resolve",
+                                self.address
+                            ))
+                        })?;
+                    let client = XrayDaemonClient::new(address)
+                        .map_err(|e| OTelSdkError::InternalFailure(e.to_string()))?;
+                    let mut exporter = XrayExporter::new(client);
+                    if let Some(resource) = &self.resource {
+                        exporter.set_resource(resource);
+                    }
+                    Ok(exporter)
+                })
+                .await
+        }
+
+        pub(super) async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            self.exporter().await?.export(batch).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{
+        SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+    };
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanEvents, SpanLinks};
+    use std::time::SystemTime;
+
+    fn span(sampled: bool) -> SpanData {
+        let flags = if sampled {
+            TraceFlags::SAMPLED
+        } else {
+            TraceFlags::default()
+        };
+        SpanData {
+            span_context: SpanContext::new(
+                TraceId::from(1u128),
+                SpanId::from(1u64),
+                flags,
+                false,
+                TraceState::default(),
+            ),
+            parent_span_id: SpanId::INVALID,
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Internal,
+            name: "work".into(),
+            start_time: SystemTime::now(),
+            end_time: SystemTime::now(),
+            attributes: vec![],
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            status: Status::Unset,
+            instrumentation_scope: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn flush_exports_buffered_spans_and_empties_the_buffer() {
+        let memory = InMemorySpanExporter::default();
+        let (flusher, processor) =
+            Flusher::in_memory(memory.clone(), &Resource::builder_empty().build());
+        for _ in 0..3 {
+            processor.on_end(span(true));
+        }
+        let report = flusher.flush(Duration::from_secs(1)).await;
+        assert_eq!(report.exported, 3);
+        assert_eq!(report.dropped, 0);
+        assert_eq!(flusher.pending(), 0);
+        assert_eq!(memory.get_finished_spans().expect("spans").len(), 3);
+    }
+
+    #[tokio::test]
+    async fn unsampled_spans_are_never_buffered() {
+        let (flusher, processor) = Flusher::in_memory(
+            InMemorySpanExporter::default(),
+            &Resource::builder_empty().build(),
+        );
+        processor.on_end(span(false));
+        assert_eq!(flusher.pending(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_buffer_drops_and_counts_new_spans() {
+        let (flusher, processor) = Flusher::in_memory(
+            InMemorySpanExporter::default(),
+            &Resource::builder_empty().build(),
+        );
+        for _ in 0..DEFAULT_MAX_BUFFERED_SPANS + 5 {
+            processor.on_end(span(true));
+        }
+        assert_eq!(flusher.pending(), DEFAULT_MAX_BUFFERED_SPANS);
+        let report = flusher.flush(Duration::from_secs(5)).await;
+        assert_eq!(report.exported, DEFAULT_MAX_BUFFERED_SPANS);
+        assert_eq!(report.dropped, 5);
+        let again = flusher.flush(Duration::from_secs(1)).await;
+        assert_eq!(again.dropped, 0, "drops are reported once");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_daemon_address_drops_the_batch_without_failing() {
+        let (flusher, processor) = Flusher::new(
+            &ExporterConfig::Xray {
+                daemon_address: "no-such-host.invalid:2000".into(),
+            },
+            &Resource::builder_empty().build(),
+        )
+        .expect("xray exporter builds without I/O");
+        processor.on_end(span(true));
+        let report = flusher.flush(Duration::from_secs(5)).await;
+        assert_eq!(report.exported, 0);
+        assert_eq!(report.dropped, 1);
+    }
+}

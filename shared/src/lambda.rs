@@ -1,0 +1,875 @@
+//! The invocation span: a tower layer for [`lambda_runtime::Runtime`].
+//!
+//! [`InvocationLayer`] wraps the runtime's invocation service, so it sees each invocation from the
+//! `/next` response until the function's response has been posted: it opens one SERVER span whose
+//! parent is the invocation's `Lambda-Runtime-Trace-Id`, and after the response is posted (the caller
+//! has its answer) it closes the span and flushes, bounded by the flush timeout and the deadline.
+//!
+//! The runtime turns a handler's error into the `/error` post below this layer, out of its sight, so
+//! the handler itself is wrapped too ([`traced`]): it notes the error for the invocation span and
+//! passes it on unchanged. [`run`] and [`run_http`] do both in one call.
+
+mod trigger;
+
+pub use trigger::{Trigger, TriggerKind};
+
+use crate::{propagation, telemetry::Telemetry};
+use lambda_runtime::{Diagnostic, LambdaEvent, LambdaInvocation};
+use opentelemetry::{
+    KeyValue,
+    trace::{Status, TraceContextExt},
+};
+use pin_project_lite::pin_project;
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll, ready},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+use tokio::task::futures::TaskLocalFuture;
+use tower::{Layer, Service};
+use tracing::{Instrument, Span, field::Empty, instrument::Instrumented};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// Attribute keys of the invocation span.
+/// [FaaS spans](https://opentelemetry.io/docs/specs/semconv/faas/faas-spans/),
+/// [AWS Lambda](https://opentelemetry.io/docs/specs/semconv/faas/aws-lambda/).
+mod attr {
+    pub(super) const FAAS_TRIGGER: &str = "faas.trigger";
+    pub(super) const FAAS_INVOCATION_ID: &str = "faas.invocation_id";
+    pub(super) const FAAS_COLDSTART: &str = "faas.coldstart";
+    pub(super) const CLOUD_RESOURCE_ID: &str = "cloud.resource_id";
+    pub(super) const CLOUD_ACCOUNT_ID: &str = "cloud.account.id";
+    pub(super) const AWS_LAMBDA_INVOKED_ARN: &str = "aws.lambda.invoked_arn";
+    pub(super) const ERROR_TYPE: &str = "error.type";
+    pub(super) const EXCEPTION_TYPE: &str = "exception.type";
+    pub(super) const EXCEPTION_MESSAGE: &str = "exception.message";
+    pub(super) const EXCEPTION_EVENT: &str = "exception";
+}
+
+/// `error.type` of an invocation whose handler panicked.
+const PANIC_ERROR_TYPE: &str = "panic";
+/// Deadlines before 2020 are not real deadlines (local emulators send fixed values such as 600000):
+/// the flush is then bounded by the flush timeout alone.
+const PLAUSIBLE_DEADLINE_MS: u64 = 1_577_836_800_000;
+/// Time kept back from the deadline so the runtime is polling `/next` before Lambda's timeout.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(10);
+
+/// Tower layer that traces each invocation. Build it with [`Telemetry::layer`].
+#[derive(Debug, Clone)]
+pub struct InvocationLayer {
+    telemetry: Telemetry,
+    coldstart: Arc<AtomicBool>,
+}
+
+impl InvocationLayer {
+    pub(crate) fn new(telemetry: Telemetry) -> Self {
+        let coldstart = !telemetry.config().provisioned;
+        InvocationLayer {
+            telemetry,
+            coldstart: Arc::new(AtomicBool::new(coldstart)),
+        }
+    }
+}
+
+impl<S> Layer<S> for InvocationLayer {
+    type Service = InvocationService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        InvocationService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service [`InvocationLayer`] builds.
+#[derive(Debug, Clone)]
+pub struct InvocationService<S> {
+    inner: S,
+    layer: InvocationLayer,
+}
+
+tokio::task_local! {
+    static INVOCATION: Arc<InvocationState>;
+}
+
+/// What the handler wrapper tells the invocation span.
+#[derive(Debug, Default)]
+struct InvocationState {
+    handler_started: AtomicBool,
+    handler_finished: AtomicBool,
+    error: Mutex<Option<(String, String)>>,
+}
+
+impl<S> Service<LambdaInvocation> for InvocationService<S>
+where
+    S: Service<LambdaInvocation, Response = ()>,
+{
+    type Response = ();
+    type Error = S::Error;
+    type Future = InvocationFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, invocation: LambdaInvocation) -> Self::Future {
+        let coldstart = self.layer.coldstart.swap(false, Ordering::Relaxed);
+        let span = invocation_span(&self.layer.telemetry, &invocation, coldstart);
+        let state = Arc::new(InvocationState::default());
+        let deadline_ms = invocation.context.deadline;
+        let inner = {
+            let _entered = span.enter();
+            self.inner.call(invocation)
+        };
+        InvocationFuture {
+            inner: INVOCATION.scope(state.clone(), inner.instrument(span.clone())),
+            finish: Some(Finish {
+                span,
+                state,
+                deadline_ms,
+                telemetry: self.layer.telemetry.clone(),
+            }),
+            output: None,
+            flush: None,
+        }
+    }
+}
+
+struct Finish {
+    span: Span,
+    state: Arc<InvocationState>,
+    deadline_ms: u64,
+    telemetry: Telemetry,
+}
+
+pin_project! {
+    /// Future of [`InvocationService`]: the invocation, then the flush.
+    pub struct InvocationFuture<F: Future> {
+        #[pin]
+        inner: TaskLocalFuture<Arc<InvocationState>, Instrumented<F>>,
+        finish: Option<Finish>,
+        output: Option<F::Output>,
+        flush: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    }
+}
+
+impl<F: Future> fmt::Debug for InvocationFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InvocationFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F: Future> Future for InvocationFuture<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let mut this = self.project();
+        if this.output.is_none() {
+            // The response (or error) has been posted when the inner future completes.
+            let output = ready!(this.inner.as_mut().poll(cx));
+            *this.output = Some(output);
+            if let Some(finish) = this.finish.take() {
+                *this.flush = Some(finish.end_and_flush());
+            }
+        }
+        if let Some(flush) = this.flush.as_mut() {
+            ready!(flush.as_mut().poll(cx));
+            *this.flush = None;
+        }
+        match this.output.take() {
+            Some(output) => Poll::Ready(output),
+            // Polled again after completion: never ready again, as futures may choose.
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl Finish {
+    fn end_and_flush(self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let Finish {
+            span,
+            state,
+            deadline_ms,
+            telemetry,
+        } = self;
+        let error = state
+            .error
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        let panicked = state.handler_started.load(Ordering::Acquire)
+            && !state.handler_finished.load(Ordering::Acquire);
+        if let Some((error_type, message)) = error {
+            record_error(&span, &error_type, &message);
+        } else if panicked {
+            record_error(&span, PANIC_ERROR_TYPE, "the handler panicked");
+        }
+        // Closing the span ends it and hands it to the span buffer, in time for this flush.
+        drop(span);
+        let bound = flush_bound(telemetry.config().flush_timeout, deadline_ms, now_ms());
+        Box::pin(async move {
+            if bound.is_zero() {
+                tracing::debug!(target: "tracekit", "no time left before the deadline: flush deferred");
+                return;
+            }
+            telemetry.inner.flusher.flush(bound).await;
+        })
+    }
+}
+
+fn record_error(span: &Span, error_type: &str, message: &str) {
+    span.set_status(Status::error(message.to_owned()));
+    span.set_attribute(attr::ERROR_TYPE, error_type.to_owned());
+    span.add_event(
+        attr::EXCEPTION_EVENT,
+        vec![
+            KeyValue::new(attr::EXCEPTION_TYPE, error_type.to_owned()),
+            KeyValue::new(attr::EXCEPTION_MESSAGE, message.to_owned()),
+        ],
+    );
+}
+
+/// How long the end-of-invocation flush may take: the flush timeout, cut to the time left before the
+/// deadline (less a margin). Zero means "no time: leave the spans for the next flush".
+pub(crate) fn flush_bound(timeout: Duration, deadline_ms: u64, now_ms: u64) -> Duration {
+    if deadline_ms < PLAUSIBLE_DEADLINE_MS {
+        return timeout;
+    }
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    timeout.min(left.saturating_sub(DEADLINE_MARGIN))
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn invocation_span(telemetry: &Telemetry, invocation: &LambdaInvocation, coldstart: bool) -> Span {
+    let context = &invocation.context;
+    let trigger = Trigger::detect(&invocation.body);
+    let name = trigger
+        .span_name()
+        .unwrap_or_else(|| context.env_config.function_name.clone());
+    let arn = &context.invoked_function_arn;
+    let span = tracing::info_span!(
+        target: "tracekit",
+        "invocation",
+        otel.name = %name,
+        otel.kind = "server",
+        { attr::FAAS_TRIGGER } = trigger.kind.as_str(),
+        { attr::FAAS_INVOCATION_ID } = %context.request_id,
+        { attr::FAAS_COLDSTART } = coldstart,
+        { attr::CLOUD_RESOURCE_ID } = Empty,
+        { attr::AWS_LAMBDA_INVOKED_ARN } = Empty,
+        { attr::CLOUD_ACCOUNT_ID } = Empty,
+        "http.request.method" = Empty,
+        "http.route" = Empty,
+    );
+    if !arn.is_empty() {
+        span.record(attr::AWS_LAMBDA_INVOKED_ARN, arn.as_str());
+        span.record(attr::CLOUD_RESOURCE_ID, function_arn(arn));
+        if let Some(account) = account_id(arn) {
+            span.record(attr::CLOUD_ACCOUNT_ID, account);
+        }
+    }
+    if let Some(method) = trigger.http_method.as_deref() {
+        span.record("http.request.method", method);
+    }
+    if let Some(route) = trigger.http_route.as_deref() {
+        span.record("http.route", route);
+    }
+
+    let config = telemetry.config();
+    let parent = match propagation::invocation_parent(
+        context.xray_trace_id.as_deref(),
+        config.sampled_zero,
+        &config.sampler,
+    ) {
+        Ok(parent) => opentelemetry::Context::new().with_remote_span_context(parent),
+        Err(error) => {
+            tracing::warn!(target: "tracekit", %error, request_id = %context.request_id, "starting a new trace");
+            opentelemetry::Context::new()
+        }
+    };
+    // Fails only when no OpenTelemetry layer is installed, and then there is nothing to parent.
+    let _ = span.set_parent(parent);
+    span
+}
+
+/// The function's ARN without an alias or version: `arn:aws:lambda:region:account:function:name`.
+fn function_arn(invoked_arn: &str) -> &str {
+    match invoked_arn.match_indices(':').nth(6) {
+        Some((index, _)) => &invoked_arn[..index],
+        None => invoked_arn,
+    }
+}
+
+/// Field 5 of the ARN, when it is a 12-digit account id.
+fn account_id(arn: &str) -> Option<&str> {
+    arn.split(':')
+        .nth(4)
+        .filter(|id| id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Wraps a handler so that its errors (and panics) are recorded on the invocation span. The error
+/// reaches the runtime as the same [`Diagnostic`] it would have made of it.
+pub fn traced<S>(handler: S) -> TracedHandler<S> {
+    TracedHandler { inner: handler }
+}
+
+/// The handler wrapper [`traced`] builds.
+#[derive(Debug, Clone)]
+pub struct TracedHandler<S> {
+    inner: S,
+}
+
+impl<S, T> Service<LambdaEvent<T>> for TracedHandler<S>
+where
+    S: Service<LambdaEvent<T>>,
+    S::Error: Into<Diagnostic>,
+{
+    type Response = S::Response;
+    type Error = Diagnostic;
+    type Future = TracedHandlerFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, event: LambdaEvent<T>) -> Self::Future {
+        let _ = INVOCATION.try_with(|state| state.handler_started.store(true, Ordering::Release));
+        TracedHandlerFuture {
+            inner: self.inner.call(event),
+        }
+    }
+}
+
+pin_project! {
+    /// Future of [`TracedHandler`].
+    #[derive(Debug)]
+    pub struct TracedHandlerFuture<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F, R, E> Future for TracedHandlerFuture<F>
+where
+    F: Future<Output = Result<R, E>>,
+    E: Into<Diagnostic>,
+{
+    type Output = Result<R, Diagnostic>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let result = ready!(self.project().inner.poll(cx));
+        let result = result.map_err(Into::into);
+        let _ = INVOCATION.try_with(|state| {
+            if let Err(diagnostic) = &result {
+                let mut error = state
+                    .error
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                *error = Some((
+                    diagnostic.error_type.clone(),
+                    diagnostic.error_message.clone(),
+                ));
+            }
+            state.handler_finished.store(true, Ordering::Release);
+        });
+        Poll::Ready(result)
+    }
+}
+
+/// Runs `handler` on the Lambda runtime, traced: one call in `main` after [`crate::init`].
+///
+/// Invocations are processed one at a time, like [`lambda_runtime::run`].
+pub async fn run<A, F, R, B, S, D, E>(
+    telemetry: &Telemetry,
+    handler: F,
+) -> Result<(), lambda_runtime::Error>
+where
+    F: Service<LambdaEvent<A>, Response = R>,
+    F::Future: Future<Output = Result<R, F::Error>>,
+    F::Error: Into<Diagnostic> + fmt::Debug,
+    A: for<'de> serde::Deserialize<'de>,
+    R: lambda_runtime::IntoFunctionResponse<B, S>,
+    B: serde::Serialize,
+    S: futures_core::Stream<Item = Result<D, E>> + Unpin + Send + 'static,
+    D: Into<bytes::Bytes> + Send,
+    E: Into<lambda_runtime::Error> + Send + fmt::Debug,
+{
+    lambda_runtime::Runtime::new(traced(handler))
+        .layer(telemetry.layer())
+        .run()
+        .await
+}
+
+/// [`run`] for `lambda_http` handlers (API Gateway REST and HTTP APIs, ALB, function URLs).
+#[cfg(feature = "http")]
+pub async fn run_http<'a, R, S, E>(
+    telemetry: &Telemetry,
+    handler: S,
+) -> Result<(), lambda_runtime::Error>
+where
+    S: Service<lambda_http::Request, Response = R, Error = E>,
+    S::Future: Send + 'a,
+    R: lambda_http::IntoResponse,
+    E: fmt::Debug + Into<Diagnostic>,
+{
+    lambda_runtime::Runtime::new(traced(lambda_http::Adapter::from(handler)))
+        .layer(telemetry.layer())
+        .run()
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flush_bound_is_cut_to_the_deadline() {
+        let now = 1_800_000_000_000;
+        let timeout = Duration::from_millis(500);
+        // (deadline, expected bound, reason)
+        let cases = [
+            (
+                now + 60_000,
+                timeout,
+                "plenty of time: the configured timeout",
+            ),
+            (
+                now + 110,
+                Duration::from_millis(100),
+                "cut to the time left, less the margin",
+            ),
+            (now + 5, Duration::ZERO, "inside the margin: no flush"),
+            (now - 1_000, Duration::ZERO, "already past: no flush"),
+            (
+                600_000,
+                timeout,
+                "an emulator's fixed past deadline is not a real one",
+            ),
+        ];
+        for (deadline, expected, reason) in cases {
+            assert_eq!(flush_bound(timeout, deadline, now), expected, "{reason}");
+        }
+    }
+
+    use crate::testing::{FakeInvocation, TestTelemetry};
+    use opentelemetry::{
+        Value,
+        trace::{SpanId, SpanKind, Status as OtelStatus, TraceId},
+    };
+    use opentelemetry_sdk::trace::SpanData;
+    use tower::{ServiceExt, service_fn};
+
+    const HEADER: &str =
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+
+    type BoxError = lambda_runtime::Error;
+
+    fn attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| &kv.value)
+    }
+
+    /// The runtime's side of an invocation, as far as the layer can tell: the inner service.
+    fn ok_runtime() -> impl Service<
+        LambdaInvocation,
+        Response = (),
+        Error = BoxError,
+        Future = impl Future<Output = Result<(), BoxError>> + Send,
+    > + Clone
+    + Send
+    + 'static {
+        service_fn(|_: LambdaInvocation| async { Ok::<(), BoxError>(()) })
+    }
+
+    async fn invoke<S>(service: &mut S, invocation: FakeInvocation)
+    where
+        S: Service<LambdaInvocation, Response = (), Error = BoxError>,
+    {
+        service
+            .ready()
+            .await
+            .expect("ready")
+            .call(invocation.into_invocation())
+            .await
+            .expect("invocation succeeds");
+    }
+
+    #[tokio::test]
+    async fn invocation_span_continues_the_lambda_trace_header() {
+        let test = TestTelemetry::new();
+        let mut service = test.telemetry().layer().layer(ok_runtime());
+        let invocation =
+            FakeInvocation::new(serde_json::json!({"Records": [{"eventSource": "aws:sqs"}]}))
+                .trace_header(HEADER)
+                .request_id("req-1")
+                .invoked_arn("arn:aws:lambda:us-east-1:123456789012:function:orders:live");
+        invoke(&mut service, invocation).await;
+
+        let spans = test.spans();
+        assert_eq!(spans.len(), 1, "one span per invocation: {spans:#?}");
+        let span = &spans[0];
+        assert_eq!(span.span_kind, SpanKind::Server);
+        assert_eq!(span.name, "test-function");
+        assert_eq!(
+            span.span_context.trace_id(),
+            TraceId::from_hex("5759e988bd862e3fe1be46a994272793").expect("hex")
+        );
+        assert_eq!(
+            span.parent_span_id,
+            SpanId::from_hex("53995c3f42cd8ad8").expect("hex")
+        );
+        assert!(span.parent_span_is_remote);
+        let expect = [
+            ("faas.trigger", Value::from("pubsub")),
+            ("faas.invocation_id", Value::from("req-1")),
+            ("faas.coldstart", Value::from(true)),
+            (
+                "cloud.resource_id",
+                Value::from("arn:aws:lambda:us-east-1:123456789012:function:orders"),
+            ),
+            (
+                "aws.lambda.invoked_arn",
+                Value::from("arn:aws:lambda:us-east-1:123456789012:function:orders:live"),
+            ),
+            ("cloud.account.id", Value::from("123456789012")),
+        ];
+        for (key, value) in expect {
+            assert_eq!(attr(span, key), Some(&value), "{key}");
+        }
+        assert_eq!(span.status, OtelStatus::Unset);
+        assert_eq!(test.flush_count(), 1, "flushed once, after the response");
+    }
+
+    #[tokio::test]
+    async fn http_events_name_the_span_after_the_route() {
+        let test = TestTelemetry::new();
+        let mut service = test.telemetry().layer().layer(ok_runtime());
+        let event = serde_json::json!({
+            "version": "2.0", "routeKey": "GET /orders/{id}",
+            "requestContext": {"http": {"method": "GET"}}
+        });
+        invoke(
+            &mut service,
+            FakeInvocation::new(event).trace_header(HEADER),
+        )
+        .await;
+        let spans = test.spans();
+        assert_eq!(spans[0].name, "GET /orders/{id}");
+        assert_eq!(attr(&spans[0], "faas.trigger"), Some(&Value::from("http")));
+        assert_eq!(
+            attr(&spans[0], "http.route"),
+            Some(&Value::from("/orders/{id}"))
+        );
+        assert_eq!(
+            attr(&spans[0], "http.request.method"),
+            Some(&Value::from("GET"))
+        );
+    }
+
+    #[tokio::test]
+    async fn coldstart_is_true_only_for_the_first_invocation_even_when_concurrent() {
+        let test = TestTelemetry::new();
+        let layer = test.telemetry().layer();
+        // Workers under run_concurrent each hold a clone of the service.
+        let invocations = (0..8).map(|i| {
+            let mut service = layer.layer(ok_runtime());
+            async move {
+                let invocation = FakeInvocation::new(serde_json::json!({}))
+                    .trace_header(HEADER)
+                    .request_id(format!("req-{i}"));
+                invoke(&mut service, invocation).await;
+            }
+        });
+        let handles: Vec<_> = invocations.map(tokio::spawn).collect();
+        for handle in handles {
+            handle.await.expect("task");
+        }
+        let spans = test.spans();
+        assert_eq!(spans.len(), 8);
+        let cold = spans
+            .iter()
+            .filter(|s| attr(s, "faas.coldstart") == Some(&Value::from(true)))
+            .count();
+        assert_eq!(cold, 1, "exactly one cold start");
+    }
+
+    #[tokio::test]
+    async fn provisioned_concurrency_is_never_a_cold_start() {
+        let mut config = crate::Config::from_lookup(|_| None).expect("defaults");
+        config.provisioned = true;
+        let test = TestTelemetry::with_config(config);
+        let mut service = test.telemetry().layer().layer(ok_runtime());
+        invoke(
+            &mut service,
+            FakeInvocation::new(serde_json::json!({})).trace_header(HEADER),
+        )
+        .await;
+        assert_eq!(
+            attr(&test.spans()[0], "faas.coldstart"),
+            Some(&Value::from(false))
+        );
+    }
+
+    #[tokio::test]
+    async fn malformed_or_missing_header_starts_a_new_root_with_one_warning() {
+        for header in [
+            None,
+            Some("Root=1-5759e988-bd86;Parent=53995c3f42cd8ad8"),
+            Some("garbage"),
+        ] {
+            let test = TestTelemetry::new();
+            let mut service = test.telemetry().layer().layer(ok_runtime());
+            let mut invocation = FakeInvocation::new(serde_json::json!({}));
+            if let Some(header) = header {
+                invocation = invocation.trace_header(header);
+            }
+            invoke(&mut service, invocation).await;
+            let spans = test.spans();
+            assert_eq!(spans.len(), 1, "{header:?}");
+            assert_eq!(
+                spans[0].parent_span_id,
+                SpanId::INVALID,
+                "{header:?}: new root"
+            );
+            let trace_id = format!("{:032x}", spans[0].span_context.trace_id());
+            let epoch = u32::from_str_radix(&trace_id[..8], 16).expect("hex");
+            assert!(
+                epoch > 1_700_000_000,
+                "{header:?}: X-Ray trace id starts with the time"
+            );
+            let warnings: Vec<_> = test
+                .log_lines()
+                .into_iter()
+                .filter(|line| line.contains(r#""level":"WARN""#))
+                .collect();
+            assert_eq!(warnings.len(), 1, "{header:?}: {warnings:?}");
+            assert!(warnings[0].contains("starting a new trace"), "{warnings:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn sampled_zero_header_is_recorded_by_default() {
+        let test = TestTelemetry::new();
+        let mut service = test.telemetry().layer().layer(ok_runtime());
+        let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0";
+        invoke(
+            &mut service,
+            FakeInvocation::new(serde_json::json!({})).trace_header(header),
+        )
+        .await;
+        let spans = test.spans();
+        assert_eq!(
+            spans.len(),
+            1,
+            "defer: the local sampler (always on) decides"
+        );
+        assert_eq!(
+            spans[0].parent_span_id,
+            SpanId::from_hex("53995c3f42cd8ad8").expect("hex")
+        );
+
+        let mut config = crate::Config::from_lookup(|_| None).expect("defaults");
+        config.sampled_zero = crate::config::SampledZeroPolicy::Honor;
+        let honor = TestTelemetry::with_config(config);
+        let mut service = honor.telemetry().layer().layer(ok_runtime());
+        invoke(
+            &mut service,
+            FakeInvocation::new(serde_json::json!({})).trace_header(header),
+        )
+        .await;
+        assert!(honor.spans().is_empty(), "honor: nothing recorded");
+    }
+
+    /// A handler that fails, run the way the runtime runs it: its error becomes the `/error` post.
+    #[tokio::test]
+    async fn handler_error_is_recorded_and_passed_through_unchanged() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("order 42 not found")]
+        struct NotFound;
+
+        let test = TestTelemetry::new();
+        let posted: Arc<Mutex<Option<Diagnostic>>> = Arc::default();
+        let posted_by_runtime = posted.clone();
+        let runtime = service_fn(move |invocation: LambdaInvocation| {
+            let posted = posted_by_runtime.clone();
+            async move {
+                let handler = service_fn(|_: LambdaEvent<serde_json::Value>| async {
+                    Err::<serde_json::Value, BoxError>(Box::new(NotFound))
+                });
+                let event = LambdaEvent::new(serde_json::json!({}), invocation.context);
+                let result = traced(handler).oneshot(event).await;
+                *posted.lock().expect("lock") = result.err();
+                Ok::<(), BoxError>(())
+            }
+        });
+        let mut service = test.telemetry().layer().layer(runtime);
+        invoke(
+            &mut service,
+            FakeInvocation::new(serde_json::json!({})).trace_header(HEADER),
+        )
+        .await;
+
+        let expected = Diagnostic::from(Box::new(NotFound) as BoxError);
+        let posted = posted
+            .lock()
+            .expect("lock")
+            .take()
+            .expect("an error was posted");
+        assert_eq!(posted.error_type, expected.error_type);
+        assert_eq!(posted.error_message, "order 42 not found");
+
+        let span = &test.spans()[0];
+        assert_eq!(span.status, OtelStatus::error("order 42 not found"));
+        assert_eq!(
+            attr(span, "error.type"),
+            Some(&Value::from(expected.error_type.clone()))
+        );
+        let exception = span
+            .events
+            .iter()
+            .find(|e| e.name == "exception")
+            .expect("exception event");
+        let exception_type = exception
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == "exception.type")
+            .map(|kv| kv.value.to_string());
+        assert_eq!(exception_type, Some(expected.error_type));
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_never_finishes_is_recorded_as_a_panic() {
+        let test = TestTelemetry::new();
+        // The runtime catches a panic below the layer; the handler future then never completes.
+        let runtime = service_fn(|invocation: LambdaInvocation| async move {
+            let handler = service_fn(|_: LambdaEvent<serde_json::Value>| async {
+                Ok::<serde_json::Value, BoxError>(serde_json::json!({}))
+            });
+            let started =
+                traced(handler).call(LambdaEvent::new(serde_json::json!({}), invocation.context));
+            drop(started);
+            Ok::<(), BoxError>(())
+        });
+        let mut service = test.telemetry().layer().layer(runtime);
+        invoke(
+            &mut service,
+            FakeInvocation::new(serde_json::json!({})).trace_header(HEADER),
+        )
+        .await;
+        let span = &test.spans()[0];
+        assert_eq!(attr(span, "error.type"), Some(&Value::from("panic")));
+    }
+
+    #[tokio::test]
+    async fn child_spans_and_logs_carry_the_invocation_trace() {
+        let test = TestTelemetry::new();
+        let runtime = service_fn(|_: LambdaInvocation| async {
+            let child = tracing::info_span!("load order");
+            let _entered = child.enter();
+            tracing::info!(order_id = 42, "loaded");
+            Ok::<(), BoxError>(())
+        });
+        let mut service = test.telemetry().layer().layer(runtime);
+        invoke(
+            &mut service,
+            FakeInvocation::new(serde_json::json!({})).trace_header(HEADER),
+        )
+        .await;
+        let spans = test.spans();
+        assert_eq!(spans.len(), 2);
+        let server = spans
+            .iter()
+            .find(|s| s.span_kind == SpanKind::Server)
+            .expect("server span");
+        let child = spans
+            .iter()
+            .find(|s| s.name == "load order")
+            .expect("child span");
+        assert_eq!(child.parent_span_id, server.span_context.span_id());
+        assert_eq!(
+            child.span_context.trace_id(),
+            server.span_context.trace_id()
+        );
+
+        let line = test
+            .log_lines()
+            .into_iter()
+            .find(|l| l.contains("loaded"))
+            .expect("log line");
+        let json: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+        assert_eq!(json["traceId"], "1-5759e988-bd862e3fe1be46a994272793");
+        assert_eq!(json["spanId"], child.span_context.span_id().to_string());
+        assert_eq!(json["fields"]["order_id"], 42);
+        assert_eq!(json["level"], "INFO");
+    }
+
+    #[tokio::test]
+    async fn flush_is_cut_short_by_the_deadline() {
+        // A collector that accepts connections and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let endpoint = format!("http://{address}");
+        let config = crate::Config::from_lookup(|name| match name {
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(endpoint.clone()),
+            "TRACEKIT_FLUSH_TIMEOUT_MS" => Some("20000".to_owned()),
+            _ => None,
+        })
+        .expect("config");
+        let resource = crate::telemetry::resource(&config);
+        let (flusher, processor) =
+            crate::flush::Flusher::new(&config.exporter, &resource).expect("exporter");
+        let parts = crate::telemetry::Parts::new(config, resource, flusher, processor);
+        let _guard = tracing::subscriber::set_default(parts.subscriber_with_writer(std::io::sink));
+        let mut service = parts.telemetry.layer().layer(ok_runtime());
+
+        let deadline = now_ms() + 300;
+        let invocation = FakeInvocation::new(serde_json::json!({}))
+            .trace_header(HEADER)
+            .deadline_ms(deadline);
+        // The flush timeout is 20 s; only the deadline can end this invocation within 5 s.
+        tokio::time::timeout(Duration::from_secs(5), invoke(&mut service, invocation))
+            .await
+            .expect("the flush stops at the deadline, not at the flush timeout");
+        assert!(
+            now_ms() <= deadline,
+            "the invocation ended before its deadline"
+        );
+    }
+
+    #[test]
+    fn arns_give_resource_id_and_account() {
+        let alias = "arn:aws:lambda:us-east-1:123456789012:function:orders-api:live";
+        assert_eq!(
+            function_arn(alias),
+            "arn:aws:lambda:us-east-1:123456789012:function:orders-api"
+        );
+        let plain = "arn:aws:lambda:us-east-1:123456789012:function:orders-api";
+        assert_eq!(function_arn(plain), plain);
+        assert_eq!(account_id(alias), Some("123456789012"));
+        assert_eq!(account_id("arn:aws:lambda:us-east-1:abc:function:x"), None);
+        assert_eq!(account_id("not-an-arn"), None);
+    }
+}

@@ -1,0 +1,68 @@
+//! # tracekit
+//!
+//! AWS-native tracing for Rust Lambda functions. One call wraps a handler; every invocation becomes
+//! an X-Ray-compatible SERVER span whose parent is the invocation's `Lambda-Runtime-Trace-Id`, with the
+//! `faas.*` and `cloud.*` attributes, handler errors recorded, and spans exported after the response
+//! has been posted — to the ADOT collector layer over OTLP, or straight to Lambda's X-Ray daemon.
+//!
+//! ```no_run
+//! use lambda_runtime::{Error, LambdaEvent, service_fn};
+//! use serde_json::Value;
+//!
+//! async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
+//!     tracing::info!("handling");
+//!     Ok(event.payload)
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Error> {
+//!     let telemetry = tracekit::init()?; // reads OTEL_* and TRACEKIT_* once; no network I/O
+//!     tracekit::run(&telemetry, service_fn(handler)).await
+//! }
+//! ```
+//!
+//! `lambda_http` handlers use [`run_http`]. To compose your own [`lambda_runtime::Runtime`], add
+//! [`Telemetry::layer`] with `Runtime::layer` and wrap the handler in [`traced`] so its errors
+//! reach the invocation span:
+//!
+//! ```no_run
+//! # use lambda_runtime::{Error, LambdaEvent, Runtime, service_fn};
+//! # async fn handler(event: LambdaEvent<serde_json::Value>) -> Result<serde_json::Value, Error> { Ok(event.payload) }
+//! # #[tokio::main] async fn main() -> Result<(), Error> {
+//! let telemetry = tracekit::init()?;
+//! Runtime::new(tracekit::traced(service_fn(handler)))
+//!     .layer(telemetry.layer())
+//!     .run_concurrent() // Lambda Managed Instances: the parent still comes from each invocation
+//!     .await
+//! # }
+//! ```
+//!
+//! Configuration is read from the environment: see [`config`] for every variable.
+//!
+//! ## Features
+//! - `http` (default): [`run_http`] for `lambda_http` handlers.
+//! - `testing`: [`testing::TestTelemetry`] (in-memory exporter) and [`testing::FakeInvocation`] to test
+//!   your handlers the way tracekit tests its own.
+//!
+//! ## What tracekit records
+//! Span names, kinds, timings, the invocation's ids and ARN, the trigger, and error types and
+//! messages. It never records event payloads or response bodies.
+
+pub mod config;
+mod flush;
+mod lambda;
+mod log_format;
+pub mod propagation;
+mod telemetry;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use config::{Config, ConfigError};
+pub use flush::{ExporterError, FlushReport, LambdaSpanProcessor};
+#[cfg(feature = "http")]
+pub use lambda::run_http;
+pub use lambda::{
+    InvocationFuture, InvocationLayer, InvocationService, TracedHandler, TracedHandlerFuture,
+    Trigger, TriggerKind, run, traced,
+};
+pub use telemetry::{InitError, Telemetry, init, init_with};

@@ -1,0 +1,479 @@
+//! Trace context in and out: the composite propagator and the invocation's parent.
+//!
+//! The composite propagator (built from `OTEL_PROPAGATORS`) is what tracekit injects into outgoing
+//! carriers (SQS message attributes, HTTP headers) and extracts from incoming ones. The invocation's
+//! own parent is different: it always comes from the Lambda trace header
+//! (`Lambda-Runtime-Trace-Id`, in [`lambda_runtime::Context::xray_trace_id`]), so that the invocation
+//! span hangs under the segment Lambda writes with active tracing, and X-Ray shows one trace.
+//! tracekit never reads `_X_AMZN_TRACE_ID`: Lambda does not set it under `run_concurrent`, and
+//! setting environment variables while threads run is unsound.
+
+use crate::config::{Propagator, RootSampler, SampledZeroPolicy, SamplerConfig};
+use opentelemetry::{
+    Context,
+    propagation::{Extractor, Injector, TextMapCompositePropagator, TextMapPropagator},
+    trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState},
+};
+use opentelemetry_aws::trace::XrayPropagator;
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+
+/// The X-Ray trace header, as HTTP and the AWS SDKs carry it.
+/// [X-Ray tracing header](https://docs.aws.amazon.com/xray/latest/devguide/xray-concepts.html#xray-concepts-tracingheader)
+pub const XRAY_TRACE_HEADER: &str = "X-Amzn-Trace-Id";
+
+const ROOT_KEY: &str = "Root";
+const PARENT_KEY: &str = "Parent";
+const SAMPLED_KEY: &str = "Sampled";
+
+/// Builds the composite propagator named by `OTEL_PROPAGATORS` (`none` gives one that does nothing).
+pub fn composite(propagators: &[Propagator]) -> TextMapCompositePropagator {
+    let parts: Vec<Box<dyn TextMapPropagator + Send + Sync>> = propagators
+        .iter()
+        .map(|propagator| -> Box<dyn TextMapPropagator + Send + Sync> {
+            match propagator {
+                Propagator::TraceContext => Box::new(TraceContextPropagator::new()),
+                Propagator::Baggage => Box::new(BaggagePropagator::new()),
+                Propagator::Xray | Propagator::XrayLambda => Box::new(XrayPropagator::new()),
+            }
+        })
+        .collect();
+    TextMapCompositePropagator::new(parts)
+}
+
+/// Injects `cx` into `carrier` with the global propagator that [`crate::init`] installed.
+pub fn inject(cx: &Context, carrier: &mut dyn Injector) {
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(cx, carrier);
+    });
+}
+
+/// Extracts a context from `carrier` with the global propagator that [`crate::init`] installed.
+pub fn extract(carrier: &dyn Extractor) -> Context {
+    opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(carrier))
+}
+
+/// Why the invocation has no remote parent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeaderError {
+    /// Lambda sent no trace header.
+    #[error("the invocation has no trace header")]
+    Missing,
+    /// The header is there but cannot be read.
+    #[error("the invocation's trace header {header:?} is malformed: {reason}")]
+    Malformed {
+        /// The header as received.
+        header: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+/// The sampling decision an X-Ray header carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XraySampled {
+    /// `Sampled=1`.
+    Yes,
+    /// `Sampled=0`.
+    No,
+    /// `Sampled=?` or no `Sampled` key: the receiver decides.
+    Undecided,
+}
+
+/// An X-Ray trace header, checked strictly: a header whose ids are truncated or not hex is rejected
+/// as a whole rather than read as a different trace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XrayHeader {
+    /// The trace id (`Root`).
+    pub trace_id: TraceId,
+    /// The parent segment or subsegment id (`Parent`).
+    pub parent_id: SpanId,
+    /// The sampling decision (`Sampled`).
+    pub sampled: XraySampled,
+    /// Other keys (such as `Lineage`), kept so they travel on.
+    pub trace_state: TraceState,
+}
+
+impl XrayHeader {
+    /// Parses `Root=1-{8 hex}-{24 hex};Parent={16 hex};Sampled={0|1|?}` with any other keys.
+    pub fn parse(header: &str) -> Result<Self, HeaderError> {
+        let malformed = |reason| HeaderError::Malformed {
+            header: header.to_owned(),
+            reason,
+        };
+        let mut trace_id = None;
+        let mut parent_id = None;
+        let mut sampled = XraySampled::Undecided;
+        let mut others = Vec::new();
+        for part in header
+            .trim()
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| malformed("a field is not key=value"))?;
+            match key.trim() {
+                ROOT_KEY => {
+                    trace_id = Some(
+                        parse_root(value.trim())
+                            .ok_or_else(|| malformed("Root is not 1-{8 hex}-{24 hex}"))?,
+                    )
+                }
+                PARENT_KEY => {
+                    parent_id = Some(
+                        parse_span_id(value.trim())
+                            .ok_or_else(|| malformed("Parent is not 16 hex digits"))?,
+                    )
+                }
+                SAMPLED_KEY => {
+                    sampled = match value.trim() {
+                        "1" => XraySampled::Yes,
+                        "0" => XraySampled::No,
+                        "?" | "" => XraySampled::Undecided,
+                        _ => return Err(malformed("Sampled is not 0, 1 or ?")),
+                    }
+                }
+                other => others.push((other.to_ascii_lowercase(), value.trim().to_owned())),
+            }
+        }
+        let trace_id = trace_id.ok_or_else(|| malformed("there is no Root"))?;
+        let parent_id = parent_id.ok_or_else(|| malformed("there is no Parent"))?;
+        // Keys that trace state cannot carry are dropped rather than failing the whole header.
+        let trace_state = TraceState::from_key_value(others).unwrap_or_default();
+        Ok(XrayHeader {
+            trace_id,
+            parent_id,
+            sampled,
+            trace_state,
+        })
+    }
+
+    /// The remote parent for the invocation span: the header's ids, with the sampled flag settled by
+    /// `policy` and, where the header leaves the decision open, by the local root sampler.
+    pub fn to_parent(&self, policy: SampledZeroPolicy, sampler: &SamplerConfig) -> SpanContext {
+        let sampled = match (self.sampled, policy) {
+            (XraySampled::Yes, _) => true,
+            (XraySampled::No, SampledZeroPolicy::Honor) => false,
+            (XraySampled::No, SampledZeroPolicy::Sample) => true,
+            (XraySampled::No, SampledZeroPolicy::Defer) | (XraySampled::Undecided, _) => {
+                root_decision(sampler, self.trace_id)
+            }
+        };
+        let flags = if sampled {
+            TraceFlags::SAMPLED
+        } else {
+            TraceFlags::default()
+        };
+        SpanContext::new(
+            self.trace_id,
+            self.parent_id,
+            flags,
+            true,
+            self.trace_state.clone(),
+        )
+    }
+}
+
+/// Reads the invocation's parent from the Lambda trace header.
+pub fn invocation_parent(
+    header: Option<&str>,
+    policy: SampledZeroPolicy,
+    sampler: &SamplerConfig,
+) -> Result<SpanContext, HeaderError> {
+    let header = header
+        .filter(|h| !h.trim().is_empty())
+        .ok_or(HeaderError::Missing)?;
+    Ok(XrayHeader::parse(header)?.to_parent(policy, sampler))
+}
+
+/// What the sampler would decide for a new root with this trace id.
+fn root_decision(sampler: &SamplerConfig, trace_id: TraceId) -> bool {
+    match sampler {
+        SamplerConfig::AlwaysOn | SamplerConfig::ParentBased(RootSampler::AlwaysOn) => true,
+        SamplerConfig::AlwaysOff | SamplerConfig::ParentBased(RootSampler::AlwaysOff) => false,
+        SamplerConfig::TraceIdRatio(ratio)
+        | SamplerConfig::ParentBased(RootSampler::TraceIdRatio(ratio)) => {
+            ratio_decision(*ratio, trace_id)
+        }
+    }
+}
+
+/// The SDK's `TraceIdRatioBased` rule (low 63 bits against the ratio), so the decision here matches
+/// the one the SDK sampler makes for the same trace id.
+fn ratio_decision(ratio: f64, trace_id: TraceId) -> bool {
+    if ratio >= 1.0 {
+        return true;
+    }
+    let bytes = trace_id.to_bytes();
+    let mut low = [0u8; 8];
+    low.copy_from_slice(&bytes[8..]);
+    let rnd = u64::from_be_bytes(low) >> 1;
+    let bound = (ratio.max(0.0) * (1u64 << 63) as f64) as u64;
+    rnd < bound
+}
+
+fn parse_root(value: &str) -> Option<TraceId> {
+    let mut parts = value.split('-');
+    let (version, epoch, random) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || version != "1" || epoch.len() != 8 || random.len() != 24 {
+        return None;
+    }
+    if !is_hex(epoch) || !is_hex(random) {
+        return None;
+    }
+    let id = TraceId::from_hex(&format!("{epoch}{random}")).ok()?;
+    (id != TraceId::INVALID).then_some(id)
+}
+
+fn parse_span_id(value: &str) -> Option<SpanId> {
+    if value.len() != 16 || !is_hex(value) {
+        return None;
+    }
+    SpanId::from_hex(value)
+        .ok()
+        .filter(|id| *id != SpanId::INVALID)
+}
+
+fn is_hex(value: &str) -> bool {
+    value.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Formats a trace id the X-Ray way: `1-{8 hex}-{24 hex}`.
+pub fn xray_trace_id(trace_id: TraceId) -> String {
+    let hex = format!("{trace_id:032x}");
+    format!("1-{}-{}", &hex[..8], &hex[8..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::TraceContextExt;
+    use std::collections::HashMap;
+
+    const ROOT: &str = "1-5759e988-bd862e3fe1be46a994272793";
+    const PARENT: &str = "53995c3f42cd8ad8";
+
+    fn trace_id() -> TraceId {
+        TraceId::from_hex("5759e988bd862e3fe1be46a994272793").expect("valid")
+    }
+
+    #[test]
+    fn parent_is_taken_from_the_trace_header() {
+        let header = format!("Root={ROOT};Parent={PARENT};Sampled=1;Lineage=a87bd80c:1|68fd508a:5");
+        let parent = invocation_parent(
+            Some(&header),
+            SampledZeroPolicy::Defer,
+            &SamplerConfig::AlwaysOff,
+        )
+        .expect("valid header");
+        assert_eq!(parent.trace_id(), trace_id());
+        assert_eq!(parent.span_id(), SpanId::from_hex(PARENT).expect("valid"));
+        assert!(
+            parent.is_sampled(),
+            "Sampled=1 is followed whatever the sampler"
+        );
+        assert!(parent.is_remote());
+        assert_eq!(
+            parent.trace_state().get("lineage"),
+            Some("a87bd80c:1|68fd508a:5"),
+            "other keys travel on"
+        );
+    }
+
+    #[test]
+    fn sampled_zero_and_undecided_follow_the_policy() {
+        let on = SamplerConfig::ParentBased(RootSampler::AlwaysOn);
+        let off = SamplerConfig::ParentBased(RootSampler::AlwaysOff);
+        // (Sampled value, policy, sampler, expected sampled flag, reason)
+        let cases = [
+            (
+                "0",
+                SampledZeroPolicy::Defer,
+                &on,
+                true,
+                "defer: the local sampler says yes",
+            ),
+            (
+                "0",
+                SampledZeroPolicy::Defer,
+                &off,
+                false,
+                "defer: the local sampler says no",
+            ),
+            (
+                "0",
+                SampledZeroPolicy::Honor,
+                &on,
+                false,
+                "honor: not sampled",
+            ),
+            (
+                "0",
+                SampledZeroPolicy::Sample,
+                &off,
+                true,
+                "sample: always recorded",
+            ),
+            (
+                "?",
+                SampledZeroPolicy::Honor,
+                &on,
+                true,
+                "? is undecided: the sampler decides",
+            ),
+            (
+                "?",
+                SampledZeroPolicy::Defer,
+                &off,
+                false,
+                "? with a sampler that says no",
+            ),
+            (
+                "1",
+                SampledZeroPolicy::Honor,
+                &off,
+                true,
+                "1 is always followed",
+            ),
+        ];
+        for (sampled, policy, sampler, expected, reason) in cases {
+            let header = format!("Root={ROOT};Parent={PARENT};Sampled={sampled}");
+            let parent = invocation_parent(Some(&header), policy, sampler).expect(reason);
+            assert_eq!(parent.is_sampled(), expected, "{reason}");
+            assert_eq!(parent.trace_id(), trace_id(), "{reason}: trace id kept");
+        }
+        let header = format!("Root={ROOT};Parent={PARENT}");
+        let parent =
+            invocation_parent(Some(&header), SampledZeroPolicy::Honor, &on).expect("valid");
+        assert!(parent.is_sampled(), "no Sampled key: the sampler decides");
+    }
+
+    #[test]
+    fn ratio_decision_matches_the_sdk_sampler() {
+        use opentelemetry::trace::SpanKind;
+        use opentelemetry_sdk::trace::{Sampler, SamplingDecision, ShouldSample};
+        let sdk = Sampler::TraceIdRatioBased(0.5);
+        for seed in 0u128..200 {
+            let id = TraceId::from(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835));
+            let sdk_says = sdk
+                .should_sample(None, id, "x", &SpanKind::Server, &[], &[])
+                .decision
+                == SamplingDecision::RecordAndSample;
+            assert_eq!(ratio_decision(0.5, id), sdk_says, "trace id {id}");
+        }
+    }
+
+    #[test]
+    fn malformed_trace_header_starts_new_root() {
+        // (header, reason) — each must be rejected, never read as another trace.
+        let cases = [
+            ("", "empty"),
+            ("garbage", "no key=value"),
+            ("Root=;Parent=;Sampled=", "empty values"),
+            (&format!("Parent={PARENT};Sampled=1") as &str, "no Root"),
+            (&format!("Root={ROOT};Sampled=1"), "no Parent"),
+            (
+                "Root=1-5759e988-bd862e3fe1be46a9;Parent=53995c3f42cd8ad8",
+                "Root truncated",
+            ),
+            (
+                &format!("Root={ROOT};Parent=53995c3f42cd"),
+                "Parent truncated",
+            ),
+            (
+                &format!("Root={ROOT};Parent=53995c3f42cd8ad8;Sampled=yes"),
+                "bad Sampled",
+            ),
+            (
+                "Root=2-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8",
+                "unknown version",
+            ),
+            (
+                "Root=1-5759e98g-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8",
+                "not hex",
+            ),
+            (
+                "Root=1-00000000-000000000000000000000000;Parent=53995c3f42cd8ad8",
+                "all-zero trace id",
+            ),
+            (
+                &format!("Root={ROOT};Parent=0000000000000000"),
+                "all-zero parent",
+            ),
+            (
+                &format!("Root={ROOT};Parent=+3995c3f42cd8ad8"),
+                "sign is not hex",
+            ),
+            (
+                "Root=1-5759e988-bd862e3fe1be46a994272793-ff;Parent=53995c3f42cd8ad8",
+                "extra part",
+            ),
+            (
+                "Root=1-é759e988-bd862e3fe1be46a99427279;Parent=53995c3f42cd8ad8",
+                "non-ASCII",
+            ),
+            (
+                &format!("Root={ROOT};Parent={PARENT};Sampled=1;junk"),
+                "trailing field without =",
+            ),
+        ];
+        for (header, reason) in cases {
+            let result = invocation_parent(
+                Some(header),
+                SampledZeroPolicy::Defer,
+                &SamplerConfig::AlwaysOn,
+            );
+            assert!(result.is_err(), "{reason}: {header:?} gave {result:?}");
+        }
+        assert_eq!(
+            invocation_parent(None, SampledZeroPolicy::Defer, &SamplerConfig::AlwaysOn),
+            Err(HeaderError::Missing)
+        );
+    }
+
+    #[test]
+    fn whitespace_and_key_order_are_tolerated() {
+        let header = format!(" Sampled=1 ; Parent={PARENT} ;Root={ROOT}; ");
+        let parent = invocation_parent(
+            Some(&header),
+            SampledZeroPolicy::Defer,
+            &SamplerConfig::AlwaysOff,
+        )
+        .expect("valid");
+        assert_eq!(parent.trace_id(), trace_id());
+        assert!(parent.is_sampled());
+    }
+
+    #[test]
+    fn xray_trace_id_round_trips() {
+        assert_eq!(xray_trace_id(trace_id()), ROOT);
+    }
+
+    #[test]
+    fn composite_injects_every_configured_format() {
+        let cx = Context::new().with_remote_span_context(SpanContext::new(
+            trace_id(),
+            SpanId::from_hex(PARENT).expect("valid"),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::default(),
+        ));
+        let propagator = composite(&[Propagator::TraceContext, Propagator::Xray]);
+        let mut carrier = HashMap::new();
+        propagator.inject_context(&cx, &mut carrier);
+        assert_eq!(
+            carrier.get("traceparent").map(String::as_str),
+            Some("00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01")
+        );
+        assert_eq!(
+            carrier.get("x-amzn-trace-id").map(String::as_str),
+            Some("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1")
+        );
+        let none = composite(&[]);
+        let mut empty = HashMap::new();
+        none.inject_context(&cx, &mut empty);
+        assert!(empty.is_empty(), "`none` injects nothing");
+    }
+}

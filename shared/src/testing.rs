@@ -1,0 +1,236 @@
+//! Test doubles for handlers traced with tracekit (feature `testing`).
+//!
+//! [`TestTelemetry`] installs tracekit's subscriber for the current thread with an in-memory exporter,
+//! and [`FakeInvocation`] builds what the Lambda runtime would hand a handler or the invocation layer:
+//! a chosen trace header, deadline and ARN. Use them with `#[tokio::test]` (a current-thread runtime),
+//! since the subscriber is installed for the calling thread only.
+//!
+//! ```
+//! use tower::{Layer, Service, ServiceExt, service_fn};
+//! use tracekit::testing::{FakeInvocation, TestTelemetry};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let test = TestTelemetry::new();
+//! let mut service = test.telemetry().layer().layer(service_fn(
+//!     |_: lambda_runtime::LambdaInvocation| async { Ok::<(), lambda_runtime::Error>(()) },
+//! ));
+//! let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+//! let invocation = FakeInvocation::new(serde_json::json!({})).trace_header(header);
+//! service.ready().await.unwrap().call(invocation.into_invocation()).await.unwrap();
+//! let spans = test.spans();
+//! assert_eq!(spans.len(), 1);
+//! assert_eq!(spans[0].parent_span_id.to_string(), "53995c3f42cd8ad8");
+//! # }
+//! ```
+
+use crate::{
+    config::{Config, ExporterConfig},
+    flush::Flusher,
+    telemetry::{Parts, Telemetry, resource},
+};
+use lambda_runtime::{Context, LambdaEvent, LambdaInvocation};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
+use serde::{Serialize, de::DeserializeOwned};
+use std::{
+    sync::{Arc, Mutex},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+/// tracekit's subscriber with an in-memory exporter, installed for the current thread until dropped.
+#[derive(Debug)]
+pub struct TestTelemetry {
+    telemetry: Telemetry,
+    exporter: InMemorySpanExporter,
+    logs: CapturedLogs,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl Default for TestTelemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestTelemetry {
+    /// Default configuration, whatever the process environment says.
+    pub fn new() -> Self {
+        let config =
+            Config::from_lookup(|_| None).unwrap_or_else(|_| unreachable!("defaults are valid"));
+        Self::with_config(config)
+    }
+
+    /// A chosen configuration; its exporter is replaced by the in-memory one.
+    pub fn with_config(mut config: Config) -> Self {
+        config.exporter = ExporterConfig::None;
+        let exporter = InMemorySpanExporter::default();
+        let resource = resource(&config);
+        let (flusher, processor) = Flusher::in_memory(exporter.clone(), &resource);
+        let parts = Parts::new(config, resource, flusher, processor);
+        let logs = CapturedLogs::default();
+        let guard = tracing::subscriber::set_default(parts.subscriber_with_writer(logs.clone()));
+        TestTelemetry {
+            telemetry: parts.telemetry,
+            exporter,
+            logs,
+            _guard: guard,
+        }
+    }
+
+    /// The handle to build layers from.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
+    }
+
+    /// Every span exported so far (the invocation layer flushes after each invocation).
+    pub fn spans(&self) -> Vec<SpanData> {
+        self.exporter.get_finished_spans().unwrap_or_default()
+    }
+
+    /// Forgets the spans exported so far.
+    pub fn reset(&self) {
+        self.exporter.reset();
+    }
+
+    /// The log lines written so far (JSON by default, as in Lambda).
+    pub fn log_lines(&self) -> Vec<String> {
+        let bytes = self
+            .logs
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// How many end-of-invocation flushes have started.
+    pub fn flush_count(&self) -> u64 {
+        self.telemetry.inner.flusher.flush_count()
+    }
+}
+
+/// Log output kept in memory.
+#[derive(Debug, Clone, Default)]
+struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
+    type Writer = CapturedLogs;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// A fake invocation: the payload and the headers Lambda's Runtime API would send with it.
+#[derive(Debug, Clone)]
+pub struct FakeInvocation {
+    payload: Vec<u8>,
+    request_id: String,
+    trace_header: Option<String>,
+    deadline_ms: u64,
+    invoked_arn: String,
+    function_name: String,
+}
+
+impl FakeInvocation {
+    /// An invocation of function `test-function` with `payload`, 30 s before its deadline.
+    pub fn new(payload: impl Serialize) -> Self {
+        Self::raw(serde_json::to_vec(&payload).unwrap_or_default())
+    }
+
+    /// An invocation with a raw (possibly malformed) payload.
+    pub fn raw(payload: impl Into<Vec<u8>>) -> Self {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        FakeInvocation {
+            payload: payload.into(),
+            request_id: "8476a536-e9f4-11e8-9739-2dfe598c3fcd".to_owned(),
+            trace_header: None,
+            deadline_ms: now_ms + 30_000,
+            invoked_arn: "arn:aws:lambda:us-east-1:123456789012:function:test-function".to_owned(),
+            function_name: "test-function".to_owned(),
+        }
+    }
+
+    /// The `Lambda-Runtime-Trace-Id` header.
+    pub fn trace_header(mut self, header: impl Into<String>) -> Self {
+        self.trace_header = Some(header.into());
+        self
+    }
+
+    /// The deadline, in milliseconds since the epoch.
+    pub fn deadline_ms(mut self, deadline_ms: u64) -> Self {
+        self.deadline_ms = deadline_ms;
+        self
+    }
+
+    /// The invoked ARN (may carry an alias).
+    pub fn invoked_arn(mut self, arn: impl Into<String>) -> Self {
+        self.invoked_arn = arn.into();
+        self
+    }
+
+    /// The request id.
+    pub fn request_id(mut self, request_id: impl Into<String>) -> Self {
+        self.request_id = request_id.into();
+        self
+    }
+
+    /// The function name (`AWS_LAMBDA_FUNCTION_NAME`).
+    pub fn function_name(mut self, name: impl Into<String>) -> Self {
+        self.function_name = name.into();
+        self
+    }
+
+    /// The invocation context a handler receives.
+    pub fn context(&self) -> Context {
+        let env_config = lambda_runtime::Config {
+            function_name: self.function_name.clone(),
+            memory: 128,
+            version: "$LATEST".to_owned(),
+            ..Default::default()
+        };
+        let mut context = Context::default();
+        context.request_id = self.request_id.clone();
+        context.deadline = self.deadline_ms;
+        context.invoked_function_arn = self.invoked_arn.clone();
+        context.xray_trace_id = self.trace_header.clone();
+        context.env_config = Arc::new(env_config);
+        context
+    }
+
+    /// What the invocation layer receives from the runtime.
+    pub fn into_invocation(self) -> LambdaInvocation {
+        let (parts, ()) = http::Response::new(()).into_parts();
+        LambdaInvocation {
+            parts,
+            context: self.context(),
+            body: self.payload.into(),
+        }
+    }
+
+    /// What a handler receives, or the payload's deserialization error.
+    pub fn into_event<T: DeserializeOwned>(self) -> Result<LambdaEvent<T>, serde_json::Error> {
+        let payload = serde_json::from_slice(&self.payload)?;
+        Ok(LambdaEvent::new(payload, self.context()))
+    }
+}
