@@ -288,6 +288,9 @@ fn otlp_exporter(config: &OtlpConfig) -> Result<opentelemetry_otlp::SpanExporter
         .with_protocol(protocol)
         .with_timeout(config.timeout)
         .with_headers(headers)
+        // One attempt per flush: backoff retries would spend the invocation's billed time waiting on a
+        // collector that is down. Spans of a failed attempt are counted as dropped.
+        .with_retry_policy(opentelemetry_otlp::RetryPolicy::disabled())
         .build()
         .map_err(ExporterError::Otlp)
 }

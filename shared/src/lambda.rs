@@ -124,10 +124,12 @@ where
         let span = invocation_span(&self.layer.telemetry, &invocation, coldstart);
         let state = Arc::new(InvocationState::default());
         let deadline_ms = invocation.context.deadline;
-        let inner = {
+        // The runtime's services call the handler synchronously from `call`: the task-local must be
+        // set for that call as well as for the future.
+        let inner = INVOCATION.sync_scope(state.clone(), || {
             let _entered = span.enter();
             self.inner.call(invocation)
-        };
+        });
         InvocationFuture {
             inner: INVOCATION.scope(state.clone(), inner.instrument(span.clone())),
             finish: Some(Finish {

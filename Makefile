@@ -1,0 +1,41 @@
+# tracekit — every command the README names is a target here.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: demo test check lint fmt clippy doc unit integration bench devstack-up devstack-down devstack-status infra-check
+
+## demo: run a traced function under a local Lambda Runtime API and show its trace
+demo:
+	$(CARGO) build -q -p integration-tests --bins
+	$(CARGO) run -q -p integration-tests --bin demo
+
+## test: everything — unit tests, doc tests, and the integration tests against LocalStack and moto
+test:
+	$(CARGO) build -p integration-tests --bins
+	$(CARGO) test --workspace --all-features --no-run
+	scripts/with-devstack $(CARGO) test --workspace --all-features
+
+## check: formatting, lints, docs, then every test
+check: lint test
+
+lint: fmt clippy doc
+
+fmt:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --all-features
+
+devstack-up:
+	scripts/devstack up
+
+devstack-down:
+	scripts/devstack down
+
+devstack-status:
+	scripts/devstack status

@@ -1,0 +1,46 @@
+//! The smallest real tracekit function: `tracekit::init` and `tracekit::run`, nothing else.
+//!
+//! - `{"children": N}` opens N child spans (default 2), each logging one line;
+//! - `{"fail": "message"}` returns an error of type `OrderError` with that message;
+//! - `{"panic": true}` panics inside the handler;
+//! - the response echoes `{"ok": true, "children": N}`.
+
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
+use serde_json::{Value, json};
+
+/// The error a `{"fail": ...}` payload asks for.
+#[derive(Debug)]
+struct OrderError(String);
+
+impl From<OrderError> for Diagnostic {
+    fn from(error: OrderError) -> Diagnostic {
+        Diagnostic {
+            error_type: "OrderError".to_owned(),
+            error_message: error.0,
+        }
+    }
+}
+
+async fn handler(event: LambdaEvent<Value>) -> Result<Value, OrderError> {
+    let payload = event.payload;
+    if let Some(message) = payload.get("fail").and_then(Value::as_str) {
+        tracing::warn!("refusing the order");
+        return Err(OrderError(message.to_owned()));
+    }
+    if payload.get("panic").and_then(Value::as_bool) == Some(true) {
+        panic!("asked to panic");
+    }
+    let children = payload.get("children").and_then(Value::as_u64).unwrap_or(2);
+    for step in 0..children {
+        let span = tracing::info_span!("step", step);
+        let _entered = span.enter();
+        tracing::info!(step, "working");
+    }
+    Ok(json!({"ok": true, "children": children}))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let telemetry = tracekit::init()?;
+    tracekit::run(&telemetry, service_fn(handler)).await
+}

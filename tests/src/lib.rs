@@ -1,0 +1,49 @@
+//! Test harness for tracekit: everything an end-to-end test needs to run a real Lambda function binary
+//! on this machine and see what it exported.
+//!
+//! - [`runtime_api`]: a Lambda Runtime API server that spawns a function binary as a child process and
+//!   drives it the way Lambda does, with the trace header, deadline and ARN a test chooses; timing marks
+//!   are taken where the server sees the requests, so benchmarks can use them too.
+//! - [`otlp`]: an OTLP/HTTP receiver standing in for the ADOT collector layer.
+//! - [`xray`]: an X-Ray daemon stand-in (UDP) that forwards segment documents to the X-Ray API (moto),
+//!   and [`xray::batch_get_traces`] to read them back.
+//! - [`stack`]: endpoints of the local AWS stack (`scripts/devstack`), health checks that fail loudly,
+//!   SDK clients, unique names, polling, and where the function binaries are.
+//!
+//! ```no_run
+//! use integration_tests::{FunctionProcess, Invocation, InvocationOutcome, OtlpReceiver};
+//! use serde_json::json;
+//!
+//! # async fn example() -> integration_tests::Result<()> {
+//! let otlp = OtlpReceiver::start()?;
+//! let function = FunctionProcess::spawn(
+//!     &integration_tests::stack::function_binary("api"),
+//!     &[("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.endpoint())],
+//! )?;
+//! let outcome = function
+//!     .invoke(Invocation::json(json!({"hello": "world"})).trace_header(
+//!         "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+//!     ))
+//!     .await?;
+//! assert!(matches!(outcome, InvocationOutcome::Response(_)));
+//! let spans = otlp.wait_for_spans(1, std::time::Duration::from_secs(5)).await?;
+//! assert_eq!(spans[0].trace_id, "5759e988bd862e3fe1be46a994272793");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Servers bind 127.0.0.1 on a free port and stop when their value is dropped; function processes are
+//! killed on drop. Everything here must be used inside a Tokio runtime.
+
+mod error;
+mod http;
+pub mod otlp;
+pub mod runtime_api;
+pub mod stack;
+mod util;
+pub mod xray;
+
+pub use error::{Error, Result};
+pub use otlp::{OtlpReceiver, ReceivedSpan};
+pub use runtime_api::{FunctionProcess, Invocation, InvocationOutcome, TimedOutcome};
+pub use xray::XrayDaemon;

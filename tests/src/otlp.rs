@@ -1,0 +1,481 @@
+//! An OTLP/HTTP trace receiver standing in for the ADOT collector Lambda layer: `POST /v1/traces` with
+//! `application/x-protobuf` or `application/json` (the OTLP JSON mapping), answered with an empty
+//! `ExportTraceServiceResponse`. Received spans are flattened into [`ReceivedSpan`]s for assertions.
+//!
+//! A [`Mode`] makes the receiver fail, hang or answer slowly, to test what an exporter does then.
+//!
+//! Reference: <https://opentelemetry.io/docs/specs/otlp/#otlphttp>
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use prost::Message;
+use tokio::sync::watch;
+
+use crate::http::{Body, Server, read_body, respond};
+use crate::util::lock;
+use crate::{Error, Result};
+
+pub use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+pub use opentelemetry_proto::tonic::trace::v1::status::StatusCode as SpanStatusCode;
+
+const TRACES_PATH: &str = "/v1/traces";
+const PROTOBUF: &str = "application/x-protobuf";
+const JSON: &str = "application/json";
+
+/// How the receiver answers export requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Mode {
+    /// Decode, store, answer 200 (the default).
+    #[default]
+    Accept,
+    /// Answer with this status without storing anything.
+    Fail(StatusCode),
+    /// Never answer.
+    Hang,
+    /// Wait this long, then accept.
+    Delay(Duration),
+}
+
+impl std::fmt::Display for AttrValue {
+    /// Strings bare, arrays as `[a, b]`, the rest as their value.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AttrValue::String(value) => f.write_str(value),
+            AttrValue::Int(value) => write!(f, "{value}"),
+            AttrValue::Bool(value) => write!(f, "{value}"),
+            AttrValue::Double(value) => write!(f, "{value}"),
+            AttrValue::Array(values) => {
+                let items: Vec<String> = values.iter().map(ToString::to_string).collect();
+                write!(f, "[{}]", items.join(", "))
+            }
+            AttrValue::Map(map) => write!(f, "{map:?}"),
+            AttrValue::Bytes(bytes) => write!(f, "{bytes:02x?}"),
+            AttrValue::Empty => Ok(()),
+        }
+    }
+}
+
+/// An attribute value, as OTLP's `AnyValue` carries it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttrValue {
+    /// `stringValue`.
+    String(String),
+    /// `intValue`.
+    Int(i64),
+    /// `boolValue`.
+    Bool(bool),
+    /// `doubleValue`.
+    Double(f64),
+    /// `arrayValue`.
+    Array(Vec<AttrValue>),
+    /// `kvlistValue`.
+    Map(BTreeMap<String, AttrValue>),
+    /// `bytesValue`.
+    Bytes(Vec<u8>),
+    /// No value.
+    Empty,
+}
+
+impl AttrValue {
+    /// The string, if this is a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            AttrValue::String(value) => Some(value),
+            _ => None,
+        }
+    }
+
+    /// The integer, if this is an integer.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            AttrValue::Int(value) => Some(*value),
+            _ => None,
+        }
+    }
+
+    /// The boolean, if this is a boolean.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            AttrValue::Bool(value) => Some(*value),
+            _ => None,
+        }
+    }
+
+    /// The number, if this is a double.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            AttrValue::Double(value) => Some(*value),
+            _ => None,
+        }
+    }
+
+    /// The strings, if this is an array of strings only.
+    pub fn as_str_array(&self) -> Option<Vec<&str>> {
+        match self {
+            AttrValue::Array(values) => values.iter().map(AttrValue::as_str).collect(),
+            _ => None,
+        }
+    }
+
+    fn from_otlp(value: Option<AnyValue>) -> AttrValue {
+        match value.and_then(|value| value.value) {
+            Some(any_value::Value::StringValue(value)) => AttrValue::String(value),
+            Some(any_value::Value::BoolValue(value)) => AttrValue::Bool(value),
+            Some(any_value::Value::IntValue(value)) => AttrValue::Int(value),
+            Some(any_value::Value::DoubleValue(value)) => AttrValue::Double(value),
+            Some(any_value::Value::ArrayValue(array)) => AttrValue::Array(
+                array
+                    .values
+                    .into_iter()
+                    .map(|value| AttrValue::from_otlp(Some(value)))
+                    .collect(),
+            ),
+            Some(any_value::Value::KvlistValue(list)) => AttrValue::Map(attributes(list.values)),
+            Some(any_value::Value::BytesValue(value)) => AttrValue::Bytes(value),
+            // String-table references are only used by profiles.
+            Some(any_value::Value::StringValueStrindex(_)) | None => AttrValue::Empty,
+        }
+    }
+}
+
+/// Attributes by key.
+pub type Attributes = BTreeMap<String, AttrValue>;
+
+/// A span event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceivedEvent {
+    /// The event name, e.g. `exception`.
+    pub name: String,
+    /// When it happened, in nanoseconds since the Unix epoch.
+    pub time_unix_nanos: u64,
+    /// Its attributes.
+    pub attributes: Attributes,
+}
+
+/// A span link.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceivedLink {
+    /// The linked trace id, 32 lowercase hex digits.
+    pub trace_id: String,
+    /// The linked span id, 16 lowercase hex digits.
+    pub span_id: String,
+    /// Its attributes.
+    pub attributes: Attributes,
+}
+
+/// One received span with its resource and scope, ids as lowercase hex.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceivedSpan {
+    /// 32 hex digits.
+    pub trace_id: String,
+    /// 16 hex digits.
+    pub span_id: String,
+    /// 16 hex digits; `None` for a root span.
+    pub parent_span_id: Option<String>,
+    /// The W3C `tracestate`.
+    pub trace_state: String,
+    /// W3C trace flags and OTLP's `flags` bits.
+    pub flags: u32,
+    /// The span name.
+    pub name: String,
+    /// The span kind (an unknown value reads as `Unspecified`).
+    pub kind: SpanKind,
+    /// Span attributes.
+    pub attributes: Attributes,
+    /// Span events, in order.
+    pub events: Vec<ReceivedEvent>,
+    /// Span links, in order.
+    pub links: Vec<ReceivedLink>,
+    /// The status code.
+    pub status_code: SpanStatusCode,
+    /// The status message.
+    pub status_message: String,
+    /// Start, in nanoseconds since the Unix epoch.
+    pub start_unix_nanos: u64,
+    /// End, in nanoseconds since the Unix epoch.
+    pub end_unix_nanos: u64,
+    /// Attributes of the span's resource.
+    pub resource: Attributes,
+    /// The instrumentation scope's name.
+    pub scope_name: String,
+}
+
+impl ReceivedSpan {
+    /// A span attribute.
+    pub fn attr(&self, key: &str) -> Option<&AttrValue> {
+        self.attributes.get(key)
+    }
+
+    /// A string span attribute.
+    pub fn attr_str(&self, key: &str) -> Option<&str> {
+        self.attr(key).and_then(AttrValue::as_str)
+    }
+
+    /// An integer span attribute.
+    pub fn attr_i64(&self, key: &str) -> Option<i64> {
+        self.attr(key).and_then(AttrValue::as_i64)
+    }
+
+    /// A boolean span attribute.
+    pub fn attr_bool(&self, key: &str) -> Option<bool> {
+        self.attr(key).and_then(AttrValue::as_bool)
+    }
+
+    /// A string resource attribute.
+    pub fn resource_str(&self, key: &str) -> Option<&str> {
+        self.resource.get(key).and_then(AttrValue::as_str)
+    }
+
+    /// The first event with this name.
+    pub fn event(&self, name: &str) -> Option<&ReceivedEvent> {
+        self.events.iter().find(|event| event.name == name)
+    }
+
+    /// The span's duration (zero if it ends before it starts).
+    pub fn duration(&self) -> Duration {
+        Duration::from_nanos(self.end_unix_nanos.saturating_sub(self.start_unix_nanos))
+    }
+}
+
+/// The OTLP/HTTP receiver. Stops when dropped.
+#[derive(Debug)]
+pub struct OtlpReceiver {
+    state: Arc<ReceiverState>,
+    server: Server,
+}
+
+impl OtlpReceiver {
+    /// Starts the receiver on 127.0.0.1 and a free port. Must be called inside a Tokio runtime.
+    pub fn start() -> Result<OtlpReceiver> {
+        let state = Arc::new(ReceiverState {
+            spans: watch::Sender::new(Vec::new()),
+            requests: AtomicUsize::new(0),
+            mode: Mutex::new(Mode::Accept),
+            rejections: Mutex::default(),
+        });
+        let server = Server::start("OTLP receiver", {
+            let state = Arc::clone(&state);
+            move |request| Arc::clone(&state).handle(request)
+        })?;
+        Ok(OtlpReceiver { state, server })
+    }
+
+    /// `http://127.0.0.1:PORT`, the value for `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.server.addr())
+    }
+
+    /// Changes how later requests are answered.
+    pub fn set_mode(&self, mode: Mode) {
+        *lock(&self.state.mode) = mode;
+    }
+
+    /// Every span stored so far, in arrival order.
+    pub fn spans(&self) -> Vec<ReceivedSpan> {
+        self.state.spans.borrow().clone()
+    }
+
+    /// Waits until at least `count` spans have been stored and returns all of them.
+    pub async fn wait_for_spans(
+        &self,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Vec<ReceivedSpan>> {
+        let mut spans = self.state.spans.subscribe();
+        let waited = tokio::time::timeout(timeout, spans.wait_for(|spans| spans.len() >= count));
+        if let Ok(Ok(spans)) = waited.await {
+            return Ok(spans.clone());
+        }
+        let names: Vec<String> = self.spans().into_iter().map(|span| span.name).collect();
+        Err(Error::Timeout(format!(
+            "the OTLP receiver got {} of {count} spans within {timeout:?} ({} requests): {names:?}; \
+             rejected requests: {:?}",
+            names.len(),
+            self.request_count(),
+            self.rejections()
+        )))
+    }
+
+    /// Forgets the stored spans (not the request count).
+    pub fn clear(&self) {
+        self.state.spans.send_modify(Vec::clear);
+    }
+
+    /// Requests received on `/v1/traces`, whatever their fate.
+    pub fn request_count(&self) -> usize {
+        self.state.requests.load(Ordering::SeqCst)
+    }
+
+    /// Why requests were refused (wrong path, content type or encoding, undecodable body).
+    pub fn rejections(&self) -> Vec<String> {
+        lock(&self.state.rejections).clone()
+    }
+}
+
+#[derive(Debug)]
+struct ReceiverState {
+    spans: watch::Sender<Vec<ReceivedSpan>>,
+    requests: AtomicUsize,
+    mode: Mutex<Mode>,
+    rejections: Mutex<Vec<String>>,
+}
+
+impl ReceiverState {
+    async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
+        if request.uri().path() != TRACES_PATH || request.method() != Method::POST {
+            let reason = format!(
+                "{} {}: only POST {TRACES_PATH} is served",
+                request.method(),
+                request.uri()
+            );
+            return self.reject(StatusCode::NOT_FOUND, reason);
+        }
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        let mode = *lock(&self.mode);
+        match mode {
+            Mode::Accept => {}
+            Mode::Fail(status) => return respond(status, "fault injected by the test"),
+            Mode::Hang => std::future::pending::<()>().await,
+            Mode::Delay(delay) => tokio::time::sleep(delay).await,
+        }
+
+        let header = |name| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|value: &HeaderValue| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        if let Some(encoding) =
+            header(header::CONTENT_ENCODING).filter(|encoding| encoding != "identity")
+        {
+            let reason = format!("Content-Encoding {encoding} is not supported");
+            return self.reject(StatusCode::UNSUPPORTED_MEDIA_TYPE, reason);
+        }
+        let content_type = header(header::CONTENT_TYPE).unwrap_or_default();
+        // Parameters such as `; charset=utf-8` do not change the format.
+        let media_type = content_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        let Some(body) = read_body(request).await else {
+            return respond(StatusCode::BAD_REQUEST, "");
+        };
+        let (decoded, response_body) = match media_type.as_str() {
+            PROTOBUF => (
+                ExportTraceServiceRequest::decode(body).map_err(|error| error.to_string()),
+                Bytes::from(ExportTraceServiceResponse::default().encode_to_vec()),
+            ),
+            JSON => (
+                serde_json::from_slice(&body).map_err(|error| error.to_string()),
+                Bytes::from_static(b"{}"),
+            ),
+            _ => {
+                let reason = format!("Content-Type {content_type:?} is not {PROTOBUF} or {JSON}");
+                return self.reject(StatusCode::UNSUPPORTED_MEDIA_TYPE, reason);
+            }
+        };
+        let export = match decoded {
+            Ok(export) => export,
+            Err(error) => {
+                let reason = format!("undecodable {media_type} body: {error}");
+                return self.reject(StatusCode::BAD_REQUEST, reason);
+            }
+        };
+        let spans = flatten(export);
+        self.spans.send_modify(|stored| stored.extend(spans));
+        let mut response = respond(StatusCode::OK, response_body);
+        if let Ok(value) = HeaderValue::from_str(&media_type) {
+            response.headers_mut().insert(header::CONTENT_TYPE, value);
+        }
+        response
+    }
+
+    fn reject(&self, status: StatusCode, reason: String) -> Response<Body> {
+        let response = respond(status, reason.clone());
+        lock(&self.rejections).push(reason);
+        response
+    }
+}
+
+fn flatten(export: ExportTraceServiceRequest) -> Vec<ReceivedSpan> {
+    let mut flat = Vec::new();
+    for resource_spans in export.resource_spans {
+        let resource = attributes(
+            resource_spans
+                .resource
+                .map(|resource| resource.attributes)
+                .unwrap_or_default(),
+        );
+        for scope_spans in resource_spans.scope_spans {
+            let scope_name = scope_spans
+                .scope
+                .map(|scope| scope.name)
+                .unwrap_or_default();
+            for span in scope_spans.spans {
+                let status = span.status.unwrap_or_default();
+                flat.push(ReceivedSpan {
+                    trace_id: hex(&span.trace_id),
+                    span_id: hex(&span.span_id),
+                    parent_span_id: (!span.parent_span_id.is_empty())
+                        .then(|| hex(&span.parent_span_id)),
+                    trace_state: span.trace_state,
+                    flags: span.flags,
+                    name: span.name,
+                    kind: SpanKind::try_from(span.kind).unwrap_or(SpanKind::Unspecified),
+                    attributes: attributes(span.attributes),
+                    events: span
+                        .events
+                        .into_iter()
+                        .map(|event| ReceivedEvent {
+                            name: event.name,
+                            time_unix_nanos: event.time_unix_nano,
+                            attributes: attributes(event.attributes),
+                        })
+                        .collect(),
+                    links: span
+                        .links
+                        .into_iter()
+                        .map(|link| ReceivedLink {
+                            trace_id: hex(&link.trace_id),
+                            span_id: hex(&link.span_id),
+                            attributes: attributes(link.attributes),
+                        })
+                        .collect(),
+                    status_code: SpanStatusCode::try_from(status.code)
+                        .unwrap_or(SpanStatusCode::Unset),
+                    status_message: status.message,
+                    start_unix_nanos: span.start_time_unix_nano,
+                    end_unix_nanos: span.end_time_unix_nano,
+                    resource: resource.clone(),
+                    scope_name: scope_name.clone(),
+                });
+            }
+        }
+    }
+    flat
+}
+
+fn attributes(key_values: Vec<KeyValue>) -> Attributes {
+    key_values
+        .into_iter()
+        .map(|key_value| (key_value.key, AttrValue::from_otlp(key_value.value)))
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
