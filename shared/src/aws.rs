@@ -1,0 +1,726 @@
+//! Every AWS SDK call traced: one interceptor, added to each client's config.
+//!
+//! [`TracingInterceptor`] opens one span per operation (`Service.Operation`, kind CLIENT; SQS sends
+//! are PRODUCER), child of the current span, with the `rpc.*`, `aws.*`, DynamoDB, S3 and SQS
+//! attributes, the attempt count and an event per retried attempt, and the modeled error code as
+//! `error.type`. It sets `X-Amzn-Trace-Id` on every request from the client span, after the SDK's own
+//! recursion-detection interceptor (which fills it from the Lambda environment) so AWS services link
+//! their nodes to tracekit's span; the header is excluded from SigV4 signing. On SQS
+//! `SendMessage`/`SendMessageBatch` it sets the `AWSTraceHeader` system attribute and, while a message
+//! keeps at most ten attributes, W3C `traceparent`/`tracestate`/`baggage` message attributes: a user's
+//! attribute is never dropped or overwritten, and tracing never fails a send.
+//!
+//! The SDK cannot hold an interceptor in `SdkConfig`, so it is added per client:
+//!
+//! ```no_run
+//! # async fn example() {
+//! let sdk = aws_config::load_from_env().await;
+//! let sqs = tracekit::aws::sqs(&sdk);
+//! let table = tracekit::aws::dynamodb(&sdk);
+//! let bucket = aws_sdk_s3::Client::from_conf(
+//!     tracekit::aws::traced(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true)).build(),
+//! );
+//! # }
+//! ```
+//!
+//! No payload is recorded: no item values, object bodies or message bodies.
+
+use aws_smithy_runtime_api::{
+    box_error::BoxError,
+    client::{
+        interceptors::{
+            Intercept,
+            context::{
+                BeforeSerializationInterceptorContextMut, BeforeTransmitInterceptorContextMut,
+                BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+            },
+        },
+        orchestrator::Metadata,
+        runtime_components::RuntimeComponents,
+    },
+};
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
+use opentelemetry::{
+    KeyValue, StringValue, Value,
+    trace::{Status, TraceContextExt},
+};
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicU32, Ordering},
+};
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// Attribute keys. [AWS SDK conventions](https://opentelemetry.io/docs/specs/semconv/cloud-providers/aws-sdk/),
+/// [DynamoDB](https://opentelemetry.io/docs/specs/semconv/database/dynamodb/),
+/// [SQS](https://opentelemetry.io/docs/specs/semconv/messaging/sqs/).
+mod attr {
+    pub(super) const RPC_SYSTEM: &str = "rpc.system";
+    pub(super) const RPC_SYSTEM_NAME: &str = "rpc.system.name";
+    pub(super) const RPC_SERVICE: &str = "rpc.service";
+    pub(super) const RPC_METHOD: &str = "rpc.method";
+    pub(super) const AWS_API: &str = "aws-api";
+    pub(super) const AWS_REQUEST_ID: &str = "aws.request_id";
+    pub(super) const AWS_EXTENDED_REQUEST_ID: &str = "aws.extended_request_id";
+    pub(super) const CLOUD_REGION: &str = "cloud.region";
+    pub(super) const SERVER_ADDRESS: &str = "server.address";
+    pub(super) const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
+    pub(super) const ERROR_TYPE: &str = "error.type";
+    pub(super) const ATTEMPTS: &str = "aws.attempts";
+    pub(super) const DB_SYSTEM_NAME: &str = "db.system.name";
+    pub(super) const DYNAMODB_TABLE_NAMES: &str = "aws.dynamodb.table_names";
+    pub(super) const S3_BUCKET: &str = "aws.s3.bucket";
+    pub(super) const S3_KEY: &str = "aws.s3.key";
+    pub(super) const MESSAGING_SYSTEM: &str = "messaging.system";
+    pub(super) const MESSAGING_OPERATION_NAME: &str = "messaging.operation.name";
+    pub(super) const MESSAGING_OPERATION_TYPE: &str = "messaging.operation.type";
+    pub(super) const MESSAGING_DESTINATION_NAME: &str = "messaging.destination.name";
+    pub(super) const MESSAGING_MESSAGE_ID: &str = "messaging.message.id";
+    pub(super) const MESSAGING_BATCH_MESSAGE_COUNT: &str = "messaging.batch.message_count";
+    pub(super) const SQS_QUEUE_URL: &str = "aws.sqs.queue.url";
+    /// The name older X-Ray translators read.
+    pub(super) const SQS_QUEUE_URL_LEGACY: &str = "aws.queue_url";
+}
+
+/// The SQS message system attribute X-Ray reads; it does not count against the ten-attribute limit.
+/// [SQS and X-Ray](https://docs.aws.amazon.com/xray/latest/devguide/xray-services-sqs.html)
+pub const AWS_TRACE_HEADER: &str = "AWSTraceHeader";
+/// Real SQS rejects a message with more message attributes than this.
+/// [SQS quotas](https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html)
+pub const MAX_MESSAGE_ATTRIBUTES: usize = 10;
+/// W3C keys injected into SQS message attributes, in order of importance.
+const W3C_KEYS: [&str; 3] = ["traceparent", "tracestate", "baggage"];
+
+/// The interceptor. Add it to a client config with [`traced`], or use [`dynamodb()`], [`s3()`] or [`sqs()`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct TracingInterceptor;
+
+/// The operation's span and what the later hooks learn, kept in the operation's config bag.
+#[derive(Debug, Clone)]
+struct OperationSpan(Arc<OperationState>);
+
+#[derive(Debug)]
+struct OperationState {
+    span: Span,
+    attempts: AtomicU32,
+    last_attempt: Mutex<Option<String>>,
+}
+
+impl Storable for OperationSpan {
+    type Storer = StoreReplace<Self>;
+}
+
+impl Intercept for TracingInterceptor {
+    fn name(&self) -> &'static str {
+        "tracekit::aws::TracingInterceptor"
+    }
+
+    fn modify_before_serialization(
+        &self,
+        context: &mut BeforeSerializationInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let (service, operation) = match cfg.load::<Metadata>() {
+            Some(metadata) => (metadata.service().to_owned(), metadata.name().to_owned()),
+            None => return Ok(()),
+        };
+        let producer =
+            service == "SQS" && matches!(operation.as_str(), "SendMessage" | "SendMessageBatch");
+        let span = tracing::info_span!(
+            target: "tracekit::aws",
+            "aws_sdk",
+            otel.name = format!("{service}.{operation}"),
+            otel.kind = if producer { "producer" } else { "client" },
+            { attr::RPC_SYSTEM } = attr::AWS_API,
+            { attr::RPC_SYSTEM_NAME } = attr::AWS_API,
+            { attr::RPC_SERVICE } = service.as_str(),
+            { attr::RPC_METHOD } = operation.as_str(),
+        );
+        if let Some(region) = cfg.load::<aws_types::region::Region>() {
+            span.set_attribute(attr::CLOUD_REGION, region.to_string());
+        }
+        let input = context.input_mut();
+        match service.as_str() {
+            #[cfg(feature = "dynamodb")]
+            "DynamoDB" => dynamodb::record_input(&span, input),
+            #[cfg(feature = "s3")]
+            "S3" => s3::record_input(&span, input),
+            #[cfg(feature = "sqs")]
+            "SQS" => sqs::record_and_inject(&span, input),
+            _ => {}
+        }
+        cfg.interceptor_state()
+            .store_put(OperationSpan(Arc::new(OperationState {
+                span,
+                attempts: AtomicU32::new(0),
+                last_attempt: Mutex::new(None),
+            })));
+        Ok(())
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(OperationSpan(state)) = cfg.load::<OperationSpan>() {
+            let attempt = state.attempts.fetch_add(1, Ordering::Relaxed) + 1;
+            if attempt > 1 {
+                let previous = lock(&state.last_attempt).take().unwrap_or_default();
+                state.span.add_event(
+                    "retry",
+                    vec![
+                        KeyValue::new("aws.attempt", i64::from(attempt)),
+                        KeyValue::new("aws.retry.reason", previous),
+                    ],
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(OperationSpan(state)) = cfg.load::<OperationSpan>() else {
+            return Ok(());
+        };
+        let request = context.request_mut();
+        if let Some(host) = http::Uri::try_from(request.uri())
+            .ok()
+            .and_then(|uri| uri.host().map(str::to_owned))
+        {
+            state.span.set_attribute(attr::SERVER_ADDRESS, host);
+        }
+        // Overwrite: the SDK's recursion detection runs first and fills it from the Lambda segment.
+        if let Some(header) = xray_header(&state.span) {
+            request
+                .headers_mut()
+                .insert(crate::propagation::XRAY_TRACE_HEADER, header);
+        }
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(OperationSpan(state)) = cfg.load::<OperationSpan>() {
+            let outcome = match (context.response(), context.output_or_error()) {
+                (_, Some(Err(error))) => error_code(
+                    &error.to_string(),
+                    error.as_operation_error().map(|e| e.to_string()),
+                ),
+                (Some(response), _) => format!("HTTP {}", response.status().as_u16()),
+                _ => String::new(),
+            };
+            *lock(&state.last_attempt) = Some(outcome);
+        }
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(OperationSpan(state)) = cfg.load::<OperationSpan>().cloned() else {
+            return Ok(());
+        };
+        cfg.interceptor_state().unset::<OperationSpan>();
+        let span = &state.span;
+        span.set_attribute(
+            attr::ATTEMPTS,
+            i64::from(state.attempts.load(Ordering::Relaxed)),
+        );
+        if let Some(response) = context.response() {
+            span.set_attribute(
+                attr::HTTP_RESPONSE_STATUS_CODE,
+                i64::from(response.status().as_u16()),
+            );
+            let headers = response.headers();
+            if let Some(id) = headers
+                .get("x-amzn-requestid")
+                .or_else(|| headers.get("x-amz-request-id"))
+            {
+                span.set_attribute(attr::AWS_REQUEST_ID, id.to_owned());
+            }
+            if let Some(id) = headers.get("x-amz-id-2") {
+                span.set_attribute(attr::AWS_EXTENDED_REQUEST_ID, id.to_owned());
+            }
+        }
+        match context.output_or_error() {
+            Some(Ok(output)) => {
+                #[cfg(feature = "sqs")]
+                sqs::record_output(span, output);
+                #[cfg(not(feature = "sqs"))]
+                let _ = output;
+            }
+            Some(Err(error)) => {
+                let message = error
+                    .as_operation_error()
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| error.to_string());
+                let code = error_code(
+                    &error.to_string(),
+                    error.as_operation_error().map(|e| e.to_string()),
+                );
+                span.set_status(Status::error(message.clone()));
+                span.set_attribute(attr::ERROR_TYPE, code.clone());
+                span.add_event(
+                    "exception",
+                    vec![
+                        KeyValue::new("exception.type", code),
+                        KeyValue::new("exception.message", message),
+                    ],
+                );
+            }
+            None => {}
+        }
+        Ok(())
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The modeled error code: generated SDK errors display as `Code: message` (or `Code`), unmodeled
+/// ones as `unhandled error (Code)`; transport failures keep the orchestrator's description.
+fn error_code(orchestrator: &str, operation: Option<String>) -> String {
+    let Some(text) = operation else {
+        return orchestrator
+            .split(':')
+            .next()
+            .unwrap_or(orchestrator)
+            .trim()
+            .to_owned();
+    };
+    if let Some(rest) = text.strip_prefix("unhandled error (") {
+        return rest.trim_end_matches(')').to_owned();
+    }
+    text.split(':').next().unwrap_or(&text).trim().to_owned()
+}
+
+/// The X-Ray header for `span`'s context, when it has a valid one.
+fn xray_header(span: &Span) -> Option<String> {
+    use opentelemetry::propagation::TextMapPropagator;
+    let cx = span.context();
+    if !cx.span().span_context().is_valid() {
+        return None;
+    }
+    let mut carrier = std::collections::HashMap::new();
+    opentelemetry_aws::trace::XrayPropagator::new().inject_context(&cx, &mut carrier);
+    carrier.remove("x-amzn-trace-id")
+}
+
+/// The W3C context of `span`, as `(key, value)` pairs in [`W3C_KEYS`] order, through the global
+/// propagator (so `OTEL_PROPAGATORS` decides which formats travel).
+fn w3c_context(span: &Span) -> Vec<(&'static str, String)> {
+    let mut carrier = std::collections::HashMap::new();
+    crate::propagation::inject(&span.context(), &mut carrier);
+    W3C_KEYS
+        .iter()
+        .filter_map(|key| {
+            carrier
+                .remove(*key)
+                .filter(|value: &String| !value.is_empty())
+                .map(|value| (*key, value))
+        })
+        .collect()
+}
+
+fn string_array(values: Vec<String>) -> Value {
+    Value::Array(
+        values
+            .into_iter()
+            .map(StringValue::from)
+            .collect::<Vec<_>>()
+            .into(),
+    )
+}
+
+/// Adds the [`TracingInterceptor`] to a client config builder of any AWS SDK service.
+pub fn traced<B: InterceptorBuilder>(builder: B) -> B {
+    builder.with_interceptor(TracingInterceptor)
+}
+
+/// A service config builder that accepts interceptors (every aws-sdk-rust service's `config::Builder`).
+pub trait InterceptorBuilder: Sized {
+    /// Adds an interceptor.
+    fn with_interceptor(self, interceptor: TracingInterceptor) -> Self;
+}
+
+macro_rules! service {
+    ($feature:literal, $krate:ident, $fn_name:ident, $doc:literal) => {
+        #[cfg(feature = $feature)]
+        impl InterceptorBuilder for $krate::config::Builder {
+            fn with_interceptor(self, interceptor: TracingInterceptor) -> Self {
+                self.interceptor(interceptor)
+            }
+        }
+
+        #[cfg(feature = $feature)]
+        #[doc = $doc]
+        pub fn $fn_name(sdk: &aws_types::SdkConfig) -> $krate::Client {
+            $krate::Client::from_conf(traced($krate::config::Builder::from(sdk)).build())
+        }
+    };
+}
+
+service!(
+    "dynamodb",
+    aws_sdk_dynamodb,
+    dynamodb,
+    "A traced DynamoDB client."
+);
+service!(
+    "s3",
+    aws_sdk_s3,
+    s3,
+    "A traced S3 client (virtual-hosted style; see [`traced`] for path style)."
+);
+service!("sqs", aws_sdk_sqs, sqs, "A traced SQS client.");
+
+#[cfg(feature = "dynamodb")]
+mod dynamodb {
+    use super::{Span, attr, string_array};
+    use aws_sdk_dynamodb::operation as op;
+    use aws_smithy_runtime_api::client::interceptors::context::Input;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    const DB_SYSTEM: &str = "aws.dynamodb";
+
+    /// Every table the call touches, batch and transact operations included.
+    fn table_names(input: &Input) -> Vec<String> {
+        macro_rules! single {
+            ($($module:ident :: $ty:ident),* $(,)?) => {
+                $(if let Some(input) = input.downcast_ref::<op::$module::$ty>() {
+                    return input.table_name.iter().cloned().collect();
+                })*
+            };
+        }
+        single!(
+            put_item::PutItemInput,
+            get_item::GetItemInput,
+            update_item::UpdateItemInput,
+            delete_item::DeleteItemInput,
+            query::QueryInput,
+            scan::ScanInput,
+            describe_table::DescribeTableInput,
+            create_table::CreateTableInput,
+            delete_table::DeleteTableInput,
+            update_table::UpdateTableInput,
+        );
+        let mut names: Vec<String> = Vec::new();
+        if let Some(input) = input.downcast_ref::<op::batch_write_item::BatchWriteItemInput>() {
+            names.extend(
+                input
+                    .request_items
+                    .iter()
+                    .flat_map(|items| items.keys().cloned()),
+            );
+        } else if let Some(input) = input.downcast_ref::<op::batch_get_item::BatchGetItemInput>() {
+            names.extend(
+                input
+                    .request_items
+                    .iter()
+                    .flat_map(|items| items.keys().cloned()),
+            );
+        } else if let Some(input) =
+            input.downcast_ref::<op::transact_write_items::TransactWriteItemsInput>()
+        {
+            for item in input.transact_items.iter().flatten() {
+                names.extend(item.put.as_ref().map(|p| p.table_name.clone()));
+                names.extend(item.update.as_ref().map(|u| u.table_name.clone()));
+                names.extend(item.delete.as_ref().map(|d| d.table_name.clone()));
+                names.extend(item.condition_check.as_ref().map(|c| c.table_name.clone()));
+            }
+        } else if let Some(input) =
+            input.downcast_ref::<op::transact_get_items::TransactGetItemsInput>()
+        {
+            for item in input.transact_items.iter().flatten() {
+                names.extend(item.get.as_ref().map(|g| g.table_name.clone()));
+            }
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    pub(super) fn record_input(span: &Span, input: &mut Input) {
+        span.set_attribute(attr::DB_SYSTEM_NAME, DB_SYSTEM);
+        let names = table_names(input);
+        if !names.is_empty() {
+            span.set_attribute(attr::DYNAMODB_TABLE_NAMES, string_array(names));
+        }
+    }
+}
+
+#[cfg(feature = "s3")]
+mod s3 {
+    use super::{Span, attr};
+    use aws_sdk_s3::operation as op;
+    use aws_smithy_runtime_api::client::interceptors::context::Input;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    pub(super) fn record_input(span: &Span, input: &mut Input) {
+        macro_rules! bucket_key {
+            ($($module:ident :: $ty:ident),* $(,)?) => {
+                $(if let Some(input) = input.downcast_ref::<op::$module::$ty>() {
+                    if let Some(bucket) = &input.bucket {
+                        span.set_attribute(attr::S3_BUCKET, bucket.clone());
+                    }
+                    if let Some(key) = &input.key {
+                        span.set_attribute(attr::S3_KEY, key.clone());
+                    }
+                    return;
+                })*
+            };
+        }
+        macro_rules! bucket {
+            ($($module:ident :: $ty:ident),* $(,)?) => {
+                $(if let Some(input) = input.downcast_ref::<op::$module::$ty>() {
+                    if let Some(bucket) = &input.bucket {
+                        span.set_attribute(attr::S3_BUCKET, bucket.clone());
+                    }
+                    return;
+                })*
+            };
+        }
+        bucket_key!(
+            put_object::PutObjectInput,
+            get_object::GetObjectInput,
+            head_object::HeadObjectInput,
+            delete_object::DeleteObjectInput,
+            copy_object::CopyObjectInput,
+            create_multipart_upload::CreateMultipartUploadInput,
+            upload_part::UploadPartInput,
+            complete_multipart_upload::CompleteMultipartUploadInput,
+        );
+        bucket!(
+            list_objects_v2::ListObjectsV2Input,
+            head_bucket::HeadBucketInput,
+            create_bucket::CreateBucketInput,
+            delete_bucket::DeleteBucketInput,
+        );
+    }
+}
+
+#[cfg(feature = "sqs")]
+pub mod sqs {
+    //! SQS send-side propagation, also usable by hand.
+    use super::{MAX_MESSAGE_ATTRIBUTES, Span, attr, w3c_context, xray_header};
+    use aws_sdk_sqs::{
+        operation as op,
+        types::{
+            MessageAttributeValue, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
+        },
+    };
+    use aws_smithy_runtime_api::client::interceptors::context::{Input, Output};
+    use std::collections::HashMap;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    const MESSAGING_SYSTEM: &str = "aws_sqs";
+    const STRING: &str = "String";
+
+    /// Adds W3C context (`traceparent`, then `tracestate`, then `baggage`) from the current span to
+    /// `attributes`, each only if the key is free and the message keeps at most
+    /// [`MAX_MESSAGE_ATTRIBUTES`]. Returns how many were added. Never removes or replaces anything.
+    pub fn inject(attributes: &mut HashMap<String, MessageAttributeValue>) -> usize {
+        inject_pairs(attributes, &w3c_context(&Span::current()))
+    }
+
+    pub(crate) fn inject_pairs(
+        attributes: &mut HashMap<String, MessageAttributeValue>,
+        pairs: &[(&'static str, String)],
+    ) -> usize {
+        let mut added = 0;
+        for (key, value) in pairs {
+            if attributes.len() >= MAX_MESSAGE_ATTRIBUTES || attributes.contains_key(*key) {
+                continue;
+            }
+            let Ok(attribute) = MessageAttributeValue::builder()
+                .data_type(STRING)
+                .string_value(value.clone())
+                .build()
+            else {
+                continue;
+            };
+            attributes.insert((*key).to_owned(), attribute);
+            added += 1;
+        }
+        added
+    }
+
+    /// Sets `AWSTraceHeader` unless the user set one.
+    fn set_trace_header(
+        system: &mut Option<
+            HashMap<MessageSystemAttributeNameForSends, MessageSystemAttributeValue>,
+        >,
+        header: &str,
+    ) {
+        let system = system.get_or_insert_with(HashMap::new);
+        if system.contains_key(&MessageSystemAttributeNameForSends::AwsTraceHeader) {
+            return;
+        }
+        if let Ok(value) = MessageSystemAttributeValue::builder()
+            .data_type(STRING)
+            .string_value(header)
+            .build()
+        {
+            system.insert(MessageSystemAttributeNameForSends::AwsTraceHeader, value);
+        }
+    }
+
+    fn queue_attributes(span: &Span, queue_url: Option<&str>) {
+        span.set_attribute(attr::MESSAGING_SYSTEM, MESSAGING_SYSTEM);
+        if let Some(url) = queue_url {
+            span.set_attribute(attr::SQS_QUEUE_URL, url.to_owned());
+            span.set_attribute(attr::SQS_QUEUE_URL_LEGACY, url.to_owned());
+            if let Some(name) = url.rsplit('/').next().filter(|n| !n.is_empty()) {
+                span.set_attribute(attr::MESSAGING_DESTINATION_NAME, name.to_owned());
+            }
+        }
+    }
+
+    fn operation(span: &Span, name: &'static str) {
+        span.set_attribute(attr::MESSAGING_OPERATION_NAME, name);
+        span.set_attribute(attr::MESSAGING_OPERATION_TYPE, name);
+    }
+
+    pub(super) fn record_and_inject(span: &Span, input: &mut Input) {
+        if let Some(input) = input.downcast_mut::<op::send_message::SendMessageInput>() {
+            queue_attributes(span, input.queue_url.as_deref());
+            operation(span, "send");
+            let w3c = w3c_context(span);
+            if let Some(header) = xray_header(span) {
+                set_trace_header(&mut input.message_system_attributes, &header);
+            }
+            let attributes = input.message_attributes.get_or_insert_with(HashMap::new);
+            inject_pairs(attributes, &w3c);
+            if attributes.is_empty() {
+                input.message_attributes = None;
+            }
+        } else if let Some(input) =
+            input.downcast_mut::<op::send_message_batch::SendMessageBatchInput>()
+        {
+            queue_attributes(span, input.queue_url.as_deref());
+            operation(span, "send");
+            let entries = input.entries.as_deref_mut().unwrap_or_default();
+            span.set_attribute(attr::MESSAGING_BATCH_MESSAGE_COUNT, entries.len() as i64);
+            let w3c = w3c_context(span);
+            let header = xray_header(span);
+            for entry in entries {
+                if let Some(header) = &header {
+                    set_trace_header(&mut entry.message_system_attributes, header);
+                }
+                let attributes = entry.message_attributes.get_or_insert_with(HashMap::new);
+                inject_pairs(attributes, &w3c);
+                if attributes.is_empty() {
+                    entry.message_attributes = None;
+                }
+            }
+        } else if let Some(input) = input.downcast_ref::<op::receive_message::ReceiveMessageInput>()
+        {
+            queue_attributes(span, input.queue_url.as_deref());
+            operation(span, "receive");
+        } else if let Some(input) = input.downcast_ref::<op::delete_message::DeleteMessageInput>() {
+            queue_attributes(span, input.queue_url.as_deref());
+        } else if let Some(input) =
+            input.downcast_ref::<op::get_queue_attributes::GetQueueAttributesInput>()
+        {
+            queue_attributes(span, input.queue_url.as_deref());
+        } else {
+            span.set_attribute(attr::MESSAGING_SYSTEM, MESSAGING_SYSTEM);
+        }
+    }
+
+    pub(super) fn record_output(span: &Span, output: &Output) {
+        if let Some(output) = output.downcast_ref::<op::send_message::SendMessageOutput>() {
+            if let Some(id) = &output.message_id {
+                span.set_attribute(attr::MESSAGING_MESSAGE_ID, id.clone());
+            }
+        } else if let Some(output) =
+            output.downcast_ref::<op::receive_message::ReceiveMessageOutput>()
+        {
+            let count = output.messages.as_ref().map_or(0, Vec::len);
+            span.set_attribute(attr::MESSAGING_BATCH_MESSAGE_COUNT, count as i64);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(feature = "sqs")]
+    proptest::proptest! {
+        /// For any set of user attributes, injection keeps every one unchanged and never exceeds ten.
+        #[test]
+        fn injection_never_loses_a_user_attribute_nor_exceeds_ten(
+            keys in proptest::collection::btree_set("[a-z]{1,8}|traceparent|tracestate|baggage", 0..12),
+        ) {
+            use aws_sdk_sqs::types::MessageAttributeValue;
+            let mut attributes: std::collections::HashMap<String, MessageAttributeValue> = keys
+                .iter()
+                .map(|k| (k.clone(), MessageAttributeValue::builder().data_type("String").string_value(format!("user-{k}")).build().expect("attribute")))
+                .collect();
+            let before = attributes.clone();
+            let context = [
+                ("traceparent", "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01".to_owned()),
+                ("tracestate", "vendor=x".to_owned()),
+                ("baggage", "tenant=a".to_owned()),
+            ];
+            let added = sqs::inject_pairs(&mut attributes, &context);
+            for (key, value) in &before {
+                proptest::prop_assert_eq!(attributes.get(key), Some(value));
+            }
+            proptest::prop_assert!(attributes.len() <= MAX_MESSAGE_ATTRIBUTES.max(before.len()));
+            proptest::prop_assert_eq!(attributes.len(), before.len() + added);
+            if before.len() < MAX_MESSAGE_ATTRIBUTES && !before.contains_key("traceparent") {
+                proptest::prop_assert!(attributes.contains_key("traceparent"), "traceparent goes first where it fits");
+            }
+        }
+    }
+
+    #[test]
+    fn error_codes_come_from_the_modeled_error() {
+        // (orchestrator display, operation error display, expected code)
+        let cases = [
+            (
+                "service error",
+                Some("ConditionalCheckFailedException: The conditional request failed"),
+                "ConditionalCheckFailedException",
+            ),
+            ("service error", Some("NoSuchKey"), "NoSuchKey"),
+            (
+                "service error",
+                Some("unhandled error (NotFound)"),
+                "NotFound",
+            ),
+            (
+                "dispatch failure: connection refused",
+                None,
+                "dispatch failure",
+            ),
+        ];
+        for (orchestrator, operation, expected) in cases {
+            assert_eq!(
+                error_code(orchestrator, operation.map(str::to_owned)),
+                expected
+            );
+        }
+    }
+}
