@@ -13,7 +13,6 @@ demo:
 
 ## test: everything — unit tests, doc tests, and the integration tests against LocalStack and moto
 test:
-	$(CARGO) build -p integration-tests --bins
 	$(CARGO) test --workspace --all-features --no-run
 	scripts/with-devstack $(CARGO) test --workspace --all-features
 

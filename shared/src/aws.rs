@@ -28,6 +28,7 @@
 use aws_smithy_runtime_api::{
     box_error::BoxError,
     client::{
+        interceptors::context::Error,
         interceptors::{
             Intercept,
             context::{
@@ -35,7 +36,7 @@ use aws_smithy_runtime_api::{
                 BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
             },
         },
-        orchestrator::Metadata,
+        orchestrator::{Metadata, OrchestratorError},
         runtime_components::RuntimeComponents,
     },
 };
@@ -215,10 +216,7 @@ impl Intercept for TracingInterceptor {
     ) -> Result<(), BoxError> {
         if let Some(OperationSpan(state)) = cfg.load::<OperationSpan>() {
             let outcome = match (context.response(), context.output_or_error()) {
-                (_, Some(Err(error))) => error_code(
-                    &error.to_string(),
-                    error.as_operation_error().map(|e| e.to_string()),
-                ),
+                (_, Some(Err(error))) => error_code(&error_message(error)).to_owned(),
                 (Some(response), _) => format!("HTTP {}", response.status().as_u16()),
                 _ => String::new(),
             };
@@ -266,14 +264,8 @@ impl Intercept for TracingInterceptor {
                 let _ = output;
             }
             Some(Err(error)) => {
-                let message = error
-                    .as_operation_error()
-                    .map(|e| e.to_string())
-                    .unwrap_or_else(|| error.to_string());
-                let code = error_code(
-                    &error.to_string(),
-                    error.as_operation_error().map(|e| e.to_string()),
-                );
+                let message = error_message(error);
+                let code = error_code(&message).to_owned();
                 span.set_status(Status::error(message.clone()));
                 span.set_attribute(attr::ERROR_TYPE, code.clone());
                 span.add_event(
@@ -296,21 +288,22 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The modeled error code: generated SDK errors display as `Code: message` (or `Code`), unmodeled
-/// ones as `unhandled error (Code)`; transport failures keep the orchestrator's description.
-fn error_code(orchestrator: &str, operation: Option<String>) -> String {
-    let Some(text) = operation else {
-        return orchestrator
-            .split(':')
-            .next()
-            .unwrap_or(orchestrator)
-            .trim()
-            .to_owned();
-    };
-    if let Some(rest) = text.strip_prefix("unhandled error (") {
-        return rest.trim_end_matches(')').to_owned();
+/// The modeled error's display (`Code: message`, `Code` or `unhandled error (Code)`), or the
+/// orchestrator's description of a failure that never reached the service.
+fn error_message(error: &OrchestratorError<Error>) -> String {
+    match error.as_operation_error() {
+        Some(operation) => operation.to_string(),
+        None => error.to_string(),
     }
-    text.split(':').next().unwrap_or(&text).trim().to_owned()
+}
+
+/// The error code in an [`error_message`]: what precedes the first `:`, or what
+/// `unhandled error (...)` wraps.
+fn error_code(message: &str) -> &str {
+    if let Some(rest) = message.strip_prefix("unhandled error (") {
+        return rest.trim_end_matches(')');
+    }
+    message.split(':').next().unwrap_or(message).trim()
 }
 
 /// The X-Ray header for `span`'s context, when it has a valid one.
@@ -459,7 +452,7 @@ mod dynamodb {
         names
     }
 
-    pub(super) fn record_input(span: &Span, input: &mut Input) {
+    pub(super) fn record_input(span: &Span, input: &Input) {
         span.set_attribute(attr::DB_SYSTEM_NAME, DB_SYSTEM);
         let names = table_names(input);
         if !names.is_empty() {
@@ -475,7 +468,7 @@ mod s3 {
     use aws_smithy_runtime_api::client::interceptors::context::Input;
     use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-    pub(super) fn record_input(span: &Span, input: &mut Input) {
+    pub(super) fn record_input(span: &Span, input: &Input) {
         macro_rules! bucket_key {
             ($($module:ident :: $ty:ident),* $(,)?) => {
                 $(if let Some(input) = input.downcast_ref::<op::$module::$ty>() {
@@ -697,30 +690,18 @@ mod tests {
 
     #[test]
     fn error_codes_come_from_the_modeled_error() {
-        // (orchestrator display, operation error display, expected code)
+        // (error message, expected code)
         let cases = [
             (
-                "service error",
-                Some("ConditionalCheckFailedException: The conditional request failed"),
+                "ConditionalCheckFailedException: The conditional request failed",
                 "ConditionalCheckFailedException",
             ),
-            ("service error", Some("NoSuchKey"), "NoSuchKey"),
-            (
-                "service error",
-                Some("unhandled error (NotFound)"),
-                "NotFound",
-            ),
-            (
-                "dispatch failure: connection refused",
-                None,
-                "dispatch failure",
-            ),
+            ("NoSuchKey", "NoSuchKey"),
+            ("unhandled error (NotFound)", "NotFound"),
+            ("dispatch failure: connection refused", "dispatch failure"),
         ];
-        for (orchestrator, operation, expected) in cases {
-            assert_eq!(
-                error_code(orchestrator, operation.map(str::to_owned)),
-                expected
-            );
+        for (message, expected) in cases {
+            assert_eq!(error_code(message), expected);
         }
     }
 }

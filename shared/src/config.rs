@@ -628,18 +628,14 @@ mod tests {
 
     #[test]
     fn service_name_falls_back_to_the_function_name() {
-        let config = config(&[("AWS_LAMBDA_FUNCTION_NAME", "orders-api")]).expect("valid");
-        assert_eq!(config.service_name, "orders-api");
-        let config = config_with_service();
-        assert_eq!(config.service_name, "checkout");
-    }
-
-    fn config_with_service() -> Config {
-        config(&[
+        let from_function = config(&[("AWS_LAMBDA_FUNCTION_NAME", "orders-api")]).expect("valid");
+        assert_eq!(from_function.service_name, "orders-api");
+        let explicit = config(&[
             ("AWS_LAMBDA_FUNCTION_NAME", "orders-api"),
             ("OTEL_SERVICE_NAME", "checkout"),
         ])
-        .expect("valid")
+        .expect("valid");
+        assert_eq!(explicit.service_name, "checkout", "OTEL_SERVICE_NAME wins");
     }
 
     #[test]

@@ -99,10 +99,14 @@ impl Parts {
     }
 
     pub(crate) fn install_globals(&self) {
-        let inner = &self.telemetry.inner;
-        opentelemetry::global::set_tracer_provider(inner.provider.clone());
+        opentelemetry::global::set_tracer_provider(self.telemetry.inner.provider.clone());
+        self.install_propagator();
+    }
+
+    /// The global text-map propagator, through which SDK calls and [`propagation::inject`] go.
+    pub(crate) fn install_propagator(&self) {
         opentelemetry::global::set_text_map_propagator(propagation::composite(
-            &inner.config.propagators,
+            &self.telemetry.inner.config.propagators,
         ));
     }
 

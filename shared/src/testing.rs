@@ -68,9 +68,7 @@ impl TestTelemetry {
         let (flusher, processor) = Flusher::in_memory(exporter.clone(), &resource);
         let parts = Parts::new(config, resource, flusher, processor);
         // The propagator is process-wide (SDK calls inject through it); the subscriber stays per thread.
-        opentelemetry::global::set_text_map_propagator(crate::propagation::composite(
-            &parts.telemetry.config().propagators,
-        ));
+        parts.install_propagator();
         let logs = CapturedLogs::default();
         let guard = tracing::subscriber::set_default(parts.subscriber_with_writer(logs.clone()));
         TestTelemetry {
