@@ -70,6 +70,13 @@ mod attr {
     pub(super) const ATTEMPTS: &str = "aws.attempts";
     pub(super) const DB_SYSTEM_NAME: &str = "db.system.name";
     pub(super) const DYNAMODB_TABLE_NAMES: &str = "aws.dynamodb.table_names";
+    pub(super) const DYNAMODB_CONSUMED_CAPACITY: &str = "aws.dynamodb.consumed_capacity";
+    pub(super) const DYNAMODB_CONSISTENT_READ: &str = "aws.dynamodb.consistent_read";
+    pub(super) const DYNAMODB_PROJECTION: &str = "aws.dynamodb.projection";
+    pub(super) const DYNAMODB_INDEX_NAME: &str = "aws.dynamodb.index_name";
+    pub(super) const DYNAMODB_LIMIT: &str = "aws.dynamodb.limit";
+    pub(super) const DYNAMODB_COUNT: &str = "aws.dynamodb.count";
+    pub(super) const DYNAMODB_SCANNED_COUNT: &str = "aws.dynamodb.scanned_count";
     pub(super) const S3_BUCKET: &str = "aws.s3.bucket";
     pub(super) const S3_KEY: &str = "aws.s3.key";
     pub(super) const MESSAGING_SYSTEM: &str = "messaging.system";
@@ -258,9 +265,10 @@ impl Intercept for TracingInterceptor {
         }
         match context.output_or_error() {
             Some(Ok(output)) => {
+                #[cfg(feature = "dynamodb")]
+                dynamodb::record_output(span, output);
                 #[cfg(feature = "sqs")]
                 sqs::record_output(span, output);
-                #[cfg(not(feature = "sqs"))]
                 let _ = output;
             }
             Some(Err(error)) => {
@@ -321,16 +329,22 @@ fn xray_header(span: &Span) -> Option<String> {
 /// The W3C context of `span`, as `(key, value)` pairs in [`W3C_KEYS`] order, through the global
 /// propagator (so `OTEL_PROPAGATORS` decides which formats travel).
 fn w3c_context(span: &Span) -> Vec<(&'static str, String)> {
-    let mut carrier = std::collections::HashMap::new();
+    /// Keeps the W3C keys only, without a map: this runs once per message sent.
+    #[derive(Default)]
+    struct W3cCarrier([Option<String>; 3]);
+    impl opentelemetry::propagation::Injector for W3cCarrier {
+        fn set(&mut self, key: &str, value: String) {
+            if let Some(index) = W3C_KEYS.iter().position(|k| *k == key) {
+                self.0[index] = Some(value);
+            }
+        }
+    }
+    let mut carrier = W3cCarrier::default();
     crate::propagation::inject(&span.context(), &mut carrier);
     W3C_KEYS
-        .iter()
-        .filter_map(|key| {
-            carrier
-                .remove(*key)
-                .filter(|value: &String| !value.is_empty())
-                .map(|value| (*key, value))
-        })
+        .into_iter()
+        .zip(carrier.0)
+        .filter_map(|(key, value)| value.filter(|v| !v.is_empty()).map(|v| (key, v)))
         .collect()
 }
 
@@ -389,8 +403,8 @@ service!("sqs", aws_sdk_sqs, sqs, "A traced SQS client.");
 #[cfg(feature = "dynamodb")]
 mod dynamodb {
     use super::{Span, attr, string_array};
-    use aws_sdk_dynamodb::operation as op;
-    use aws_smithy_runtime_api::client::interceptors::context::Input;
+    use aws_sdk_dynamodb::{operation as op, types::ConsumedCapacity};
+    use aws_smithy_runtime_api::client::interceptors::context::{Input, Output};
     use tracing_opentelemetry::OpenTelemetrySpanExt;
 
     const DB_SYSTEM: &str = "aws.dynamodb";
@@ -457,6 +471,105 @@ mod dynamodb {
         let names = table_names(input);
         if !names.is_empty() {
             span.set_attribute(attr::DYNAMODB_TABLE_NAMES, string_array(names));
+        }
+        // Read options only: never key or item values.
+        let (consistent_read, projection, index_name, limit) =
+            if let Some(input) = input.downcast_ref::<op::get_item::GetItemInput>() {
+                (
+                    input.consistent_read,
+                    input.projection_expression.as_ref(),
+                    None,
+                    None,
+                )
+            } else if let Some(input) = input.downcast_ref::<op::query::QueryInput>() {
+                let index = input.index_name.as_ref();
+                let projection = input.projection_expression.as_ref();
+                (input.consistent_read, projection, index, input.limit)
+            } else if let Some(input) = input.downcast_ref::<op::scan::ScanInput>() {
+                let index = input.index_name.as_ref();
+                let projection = input.projection_expression.as_ref();
+                (input.consistent_read, projection, index, input.limit)
+            } else {
+                return;
+            };
+        if let Some(consistent_read) = consistent_read {
+            span.set_attribute(attr::DYNAMODB_CONSISTENT_READ, consistent_read);
+        }
+        if let Some(projection) = projection {
+            span.set_attribute(attr::DYNAMODB_PROJECTION, projection.clone());
+        }
+        if let Some(index_name) = index_name {
+            span.set_attribute(attr::DYNAMODB_INDEX_NAME, index_name.clone());
+        }
+        if let Some(limit) = limit {
+            span.set_attribute(attr::DYNAMODB_LIMIT, i64::from(limit));
+        }
+    }
+
+    /// `{"TableName":…,"CapacityUnits":…}` per table, the JSON form the semantic conventions give.
+    fn consumed_capacity_json(capacity: &ConsumedCapacity) -> String {
+        let mut json = serde_json::Map::new();
+        if let Some(table) = &capacity.table_name {
+            json.insert("TableName".to_owned(), table.clone().into());
+        }
+        for (key, units) in [
+            ("CapacityUnits", capacity.capacity_units),
+            ("ReadCapacityUnits", capacity.read_capacity_units),
+            ("WriteCapacityUnits", capacity.write_capacity_units),
+        ] {
+            if let Some(units) = units {
+                json.insert(key.to_owned(), units.into());
+            }
+        }
+        serde_json::Value::Object(json).to_string()
+    }
+
+    /// Consumed capacity (when the caller asked for it) and query/scan counts.
+    pub(super) fn record_output(span: &Span, output: &Output) {
+        macro_rules! single {
+            ($($module:ident :: $ty:ident),* $(,)?) => {
+                $(if let Some(output) = output.downcast_ref::<op::$module::$ty>() {
+                    output.consumed_capacity.iter().collect::<Vec<_>>()
+                } else)* { Vec::new() }
+            };
+        }
+        macro_rules! many {
+            ($($module:ident :: $ty:ident),* $(,)?) => {
+                $(if let Some(output) = output.downcast_ref::<op::$module::$ty>() {
+                    output.consumed_capacity.iter().flatten().collect::<Vec<_>>()
+                } else)* { Vec::new() }
+            };
+        }
+        let mut capacity = single!(
+            put_item::PutItemOutput,
+            get_item::GetItemOutput,
+            update_item::UpdateItemOutput,
+            delete_item::DeleteItemOutput,
+            query::QueryOutput,
+            scan::ScanOutput,
+        );
+        if capacity.is_empty() {
+            capacity = many!(
+                batch_write_item::BatchWriteItemOutput,
+                batch_get_item::BatchGetItemOutput,
+                transact_write_items::TransactWriteItemsOutput,
+                transact_get_items::TransactGetItemsOutput,
+            );
+        }
+        if !capacity.is_empty() {
+            let json = capacity.into_iter().map(consumed_capacity_json).collect();
+            span.set_attribute(attr::DYNAMODB_CONSUMED_CAPACITY, string_array(json));
+        }
+        let counts = if let Some(output) = output.downcast_ref::<op::query::QueryOutput>() {
+            Some((output.count, output.scanned_count))
+        } else {
+            output
+                .downcast_ref::<op::scan::ScanOutput>()
+                .map(|output| (output.count, output.scanned_count))
+        };
+        if let Some((count, scanned_count)) = counts {
+            span.set_attribute(attr::DYNAMODB_COUNT, i64::from(count));
+            span.set_attribute(attr::DYNAMODB_SCANNED_COUNT, i64::from(scanned_count));
         }
     }
 }

@@ -7,6 +7,8 @@
 //! - [`otlp`]: an OTLP/HTTP receiver standing in for the ADOT collector layer.
 //! - [`xray`]: an X-Ray daemon stand-in (UDP) that forwards segment documents to the X-Ray API (moto),
 //!   and [`xray::batch_get_traces`] to read them back.
+//! - [`scripted`]: an AWS endpoint answering from a script (500, 429, modeled errors) that records
+//!   the headers the SDK sent.
 //! - [`stack`]: endpoints of the local AWS stack (`scripts/devstack`), health checks that fail loudly,
 //!   SDK clients, unique names, polling, and where the function binaries are.
 //!
@@ -39,6 +41,7 @@ mod error;
 mod http;
 pub mod otlp;
 pub mod runtime_api;
+pub mod scripted;
 pub mod stack;
 mod util;
 pub mod xray;
@@ -46,4 +49,5 @@ pub mod xray;
 pub use error::{Error, Result};
 pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use runtime_api::{FunctionProcess, Invocation, InvocationOutcome, TimedOutcome};
+pub use scripted::{Scripted, ScriptedEndpoint};
 pub use xray::XrayDaemon;

@@ -3,7 +3,7 @@
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
+    ReturnConsumedCapacity, ScalarAttributeType,
 };
 use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName};
 use integration_tests::stack;
@@ -122,6 +122,52 @@ async fn dynamodb_calls_are_client_spans_with_table_names_and_modeled_errors() {
             .send()
             .await
             .expect("transact");
+        client
+            .get_item()
+            .table_name(&table)
+            .key("id", AttributeValue::S("42".into()))
+            .consistent_read(true)
+            .projection_expression("id")
+            .send()
+            .await
+            .expect("get");
+        client
+            .update_item()
+            .table_name(&table)
+            .key("id", AttributeValue::S("42".into()))
+            .update_expression("SET #s = :s")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":s", AttributeValue::S("card-4111-processed".into()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .expect("update");
+        client
+            .query()
+            .table_name(&table)
+            .key_condition_expression("id = :id")
+            .expression_attribute_values(":id", AttributeValue::S("42".into()))
+            .limit(5)
+            .send()
+            .await
+            .expect("query");
+        let write = |id: &str| {
+            aws_sdk_dynamodb::types::WriteRequest::builder()
+                .put_request(
+                    aws_sdk_dynamodb::types::PutRequest::builder()
+                        .item("id", AttributeValue::S(id.into()))
+                        .build()
+                        .expect("put request"),
+                )
+                .build()
+        };
+        client
+            .batch_write_item()
+            .request_items(&table, vec![write("50"), write("51")])
+            .request_items(&other, vec![write("52")])
+            .send()
+            .await
+            .expect("batch write");
     }
     .instrument(handler.clone())
     .await;
@@ -178,13 +224,54 @@ async fn dynamodb_calls_are_client_spans_with_table_names_and_modeled_errors() {
     );
     assert!(failed.events.iter().any(|e| e.name == "exception"));
 
-    let transact = named(&spans, "DynamoDB.TransactWriteItems")[0];
     let mut tables = [table.clone(), other.clone()];
     tables.sort();
     let tables: Vec<&str> = tables.iter().map(String::as_str).collect();
+    for name in ["DynamoDB.TransactWriteItems", "DynamoDB.BatchWriteItem"] {
+        let span = named(&spans, name)[0];
+        assert_eq!(
+            attr(span, "aws.dynamodb.table_names"),
+            Some(&string_array(&tables)),
+            "{name} names every table it touches"
+        );
+        assert_eq!(span.span_kind, SpanKind::Client);
+    }
+
+    let get = named(&spans, "DynamoDB.GetItem")[0];
     assert_eq!(
-        attr(transact, "aws.dynamodb.table_names"),
-        Some(&string_array(&tables))
+        attr(get, "aws.dynamodb.consistent_read"),
+        Some(&Value::Bool(true))
+    );
+    assert_eq!(
+        attr_str(get, "aws.dynamodb.projection").as_deref(),
+        Some("id")
+    );
+    assert!(
+        attr(get, "aws.dynamodb.consumed_capacity").is_none(),
+        "capacity only when the caller asks for it"
+    );
+
+    let update = named(&spans, "DynamoDB.UpdateItem")[0];
+    let Some(Value::Array(opentelemetry::Array::String(capacity))) =
+        attr(update, "aws.dynamodb.consumed_capacity")
+    else {
+        panic!("consumed capacity recorded as a string array: {update:#?}");
+    };
+    let capacity: serde_json::Value =
+        serde_json::from_str(capacity[0].as_str()).expect("capacity is JSON");
+    assert_eq!(capacity["TableName"], table.as_str());
+    assert!(capacity["CapacityUnits"].as_f64().is_some(), "{capacity}");
+    assert!(
+        !format!("{update:?}").contains("card-4111"),
+        "no update values recorded"
+    );
+
+    let query = named(&spans, "DynamoDB.Query")[0];
+    assert_eq!(attr(query, "aws.dynamodb.limit"), Some(&Value::I64(5)));
+    assert_eq!(attr(query, "aws.dynamodb.count"), Some(&Value::I64(1)));
+    assert_eq!(
+        attr(query, "aws.dynamodb.scanned_count"),
+        Some(&Value::I64(1))
     );
 }
 

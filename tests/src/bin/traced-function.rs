@@ -3,6 +3,7 @@
 //! - `{"children": N}` opens N child spans (default 2), each logging one line;
 //! - `{"fail": "message"}` returns an error of type `OrderError` with that message;
 //! - `{"panic": true}` panics inside the handler;
+//! - `{"sdk_call": "http://…"}` makes one DynamoDB GetItem with a traced client at that endpoint;
 //! - the response echoes `{"ok": true, "children": N}`.
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
@@ -29,6 +30,25 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, OrderError> {
     }
     if payload.get("panic").and_then(Value::as_bool) == Some(true) {
         panic!("asked to panic");
+    }
+    if let Some(endpoint) = payload.get("sdk_call").and_then(Value::as_str) {
+        let sdk = aws_config::load_from_env().await;
+        let config = tracekit::aws::traced(aws_sdk_dynamodb::config::Builder::from(&sdk))
+            .endpoint_url(endpoint)
+            .build();
+        let client = aws_sdk_dynamodb::Client::from_conf(config);
+        let result = client
+            .get_item()
+            .table_name("orders")
+            .key(
+                "id",
+                aws_sdk_dynamodb::types::AttributeValue::S("42".into()),
+            )
+            .send()
+            .await;
+        if let Err(error) = result {
+            return Err(OrderError(error.to_string()));
+        }
     }
     let children = payload.get("children").and_then(Value::as_u64).unwrap_or(2);
     for step in 0..children {
