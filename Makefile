@@ -11,8 +11,8 @@ demo:
 	$(CARGO) build -q -p integration-tests --bins
 	$(CARGO) run -q -p integration-tests --bin demo
 
-## test: everything — unit tests, doc tests, and the integration tests against LocalStack and moto
-test:
+## test: everything — infrastructure checks, unit tests, doc tests, and the integration tests against LocalStack and moto
+test: infra-check
 	$(CARGO) test --workspace --all-features --no-run
 	scripts/with-devstack $(CARGO) test --workspace --all-features
 
@@ -38,3 +38,7 @@ devstack-down:
 
 devstack-status:
 	scripts/devstack status
+
+## infra-check: offline checks of template.yaml and infra/ (SAM, cfn-lint, checkov, terraform fmt/validate)
+infra-check:
+	scripts/infra-check check
