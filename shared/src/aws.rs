@@ -42,7 +42,7 @@ use aws_smithy_runtime_api::{
 };
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use opentelemetry::{
-    KeyValue, StringValue, Value,
+    KeyValue,
     trace::{Status, TraceContextExt},
 };
 use std::sync::{
@@ -55,6 +55,11 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 /// Attribute keys. [AWS SDK conventions](https://opentelemetry.io/docs/specs/semconv/cloud-providers/aws-sdk/),
 /// [DynamoDB](https://opentelemetry.io/docs/specs/semconv/database/dynamodb/),
 /// [SQS](https://opentelemetry.io/docs/specs/semconv/messaging/sqs/).
+// Each service's keys are used only with its feature on.
+#[cfg_attr(
+    not(all(feature = "dynamodb", feature = "s3", feature = "sqs")),
+    allow(dead_code)
+)]
 mod attr {
     pub(super) const RPC_SYSTEM: &str = "rpc.system";
     pub(super) const RPC_SYSTEM_NAME: &str = "rpc.system.name";
@@ -97,6 +102,7 @@ pub const AWS_TRACE_HEADER: &str = "AWSTraceHeader";
 /// [SQS quotas](https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html)
 pub const MAX_MESSAGE_ATTRIBUTES: usize = 10;
 /// W3C keys injected into SQS message attributes, in order of importance.
+#[cfg(feature = "sqs")]
 const W3C_KEYS: [&str; 3] = ["traceparent", "tracestate", "baggage"];
 
 /// The interceptor. Add it to a client config with [`traced`], or use [`dynamodb()`], [`s3()`] or [`sqs()`].
@@ -159,6 +165,7 @@ impl Intercept for TracingInterceptor {
             "SQS" => sqs::record_and_inject(&span, input),
             _ => {}
         }
+        let _ = input; // unused when no service feature is on
         cfg.interceptor_state()
             .store_put(OperationSpan(Arc::new(OperationState {
                 span,
@@ -326,6 +333,7 @@ fn xray_header(span: &Span) -> Option<String> {
     carrier.remove("x-amzn-trace-id")
 }
 
+#[cfg(feature = "sqs")]
 /// The W3C context of `span`, as `(key, value)` pairs in [`W3C_KEYS`] order, through the global
 /// propagator (so `OTEL_PROPAGATORS` decides which formats travel).
 fn w3c_context(span: &Span) -> Vec<(&'static str, String)> {
@@ -348,11 +356,12 @@ fn w3c_context(span: &Span) -> Vec<(&'static str, String)> {
         .collect()
 }
 
-fn string_array(values: Vec<String>) -> Value {
-    Value::Array(
+#[cfg(feature = "dynamodb")]
+fn string_array(values: Vec<String>) -> opentelemetry::Value {
+    opentelemetry::Value::Array(
         values
             .into_iter()
-            .map(StringValue::from)
+            .map(opentelemetry::StringValue::from)
             .collect::<Vec<_>>()
             .into(),
     )

@@ -20,6 +20,7 @@
 //! | `AWS_XRAY_DAEMON_ADDRESS` | `host:port` | `127.0.0.1:2000` |
 //! | `TRACEKIT_FLUSH_TIMEOUT_MS` | milliseconds, at most the time left before the invocation deadline | `500` |
 //! | `TRACEKIT_SAMPLED_ZERO` | `defer`, `honor`, `sample` | `defer` |
+//! | `TRACEKIT_SQS_PARENT` | `parent-if-single`, `link` | `parent-if-single` |
 //! | `RUST_LOG`, else `AWS_LAMBDA_LOG_LEVEL` | an `EnvFilter` directive / `TRACE`..`FATAL` | `INFO` |
 //! | `AWS_LAMBDA_LOG_FORMAT` | `JSON`, `Text` | `JSON` |
 //!
@@ -69,6 +70,9 @@ pub mod env {
     pub const TRACEKIT_FLUSH_TIMEOUT_MS: &str = "TRACEKIT_FLUSH_TIMEOUT_MS";
     /// What `Sampled=0` in the invocation's trace header means.
     pub const TRACEKIT_SAMPLED_ZERO: &str = "TRACEKIT_SAMPLED_ZERO";
+    /// Whether an SQS message's `process` span continues the producer's trace
+    /// ([`SqsParentPolicy`](super::SqsParentPolicy)).
+    pub const TRACEKIT_SQS_PARENT: &str = "TRACEKIT_SQS_PARENT";
     /// `tracing` filter for log lines (EnvFilter syntax).
     pub const RUST_LOG: &str = "RUST_LOG";
     /// Lambda's advanced logging control level.
@@ -211,6 +215,23 @@ pub enum SampledZeroPolicy {
     Sample,
 }
 
+/// Where an SQS message's `process` span hangs (`TRACEKIT_SQS_PARENT`).
+///
+/// The span is always a child of the invocation span with a link to the producer, as the
+/// [messaging conventions](https://opentelemetry.io/docs/specs/semconv/messaging/messaging-spans/#consumer-spans)
+/// say; a batch of one may instead continue the producer's trace, so X-Ray draws one connected trace
+/// from the sender to the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SqsParentPolicy {
+    /// A batch of one message: the producer's span is the parent (the link stays). Larger batches:
+    /// the invocation span is the parent (default).
+    #[default]
+    ParentIfSingle,
+    /// Always the invocation span, with a link to the producer.
+    Link,
+}
+
 /// Log line format (`AWS_LAMBDA_LOG_FORMAT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -240,6 +261,8 @@ pub struct Config {
     pub flush_timeout: Duration,
     /// Meaning of `Sampled=0`.
     pub sampled_zero: SampledZeroPolicy,
+    /// Parent of SQS `process` spans.
+    pub sqs_parent: SqsParentPolicy,
     /// Log filter directives (EnvFilter syntax).
     pub log_filter: String,
     /// Log format.
@@ -296,6 +319,18 @@ impl Config {
                 ));
             }
         };
+        let sqs_parent = match get(env::TRACEKIT_SQS_PARENT).as_deref().map(str::trim) {
+            None => SqsParentPolicy::default(),
+            Some("parent-if-single") => SqsParentPolicy::ParentIfSingle,
+            Some("link") => SqsParentPolicy::Link,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    env::TRACEKIT_SQS_PARENT,
+                    other,
+                    "one of parent-if-single, link",
+                ));
+            }
+        };
         let log_filter = match (get(env::RUST_LOG), get(env::AWS_LAMBDA_LOG_LEVEL)) {
             (Some(directives), _) => {
                 validate_filter(&directives)?;
@@ -327,6 +362,7 @@ impl Config {
             exporter,
             flush_timeout,
             sampled_zero,
+            sqs_parent,
             log_filter,
             log_format,
             provisioned,
@@ -621,6 +657,7 @@ mod tests {
         );
         assert_eq!(config.flush_timeout, Duration::from_millis(500));
         assert_eq!(config.sampled_zero, SampledZeroPolicy::Defer);
+        assert_eq!(config.sqs_parent, SqsParentPolicy::ParentIfSingle);
         assert_eq!(config.log_filter, "info");
         assert_eq!(config.log_format, LogFormat::Json);
         assert!(!config.provisioned);
@@ -785,6 +822,11 @@ mod tests {
                 &[("TRACEKIT_SAMPLED_ZERO", "sample")],
                 |c| c.sampled_zero == SampledZeroPolicy::Sample,
                 "sample",
+            ),
+            (
+                &[("TRACEKIT_SQS_PARENT", "link")],
+                |c| c.sqs_parent == SqsParentPolicy::Link,
+                "links only",
             ),
             (
                 &[
@@ -953,6 +995,11 @@ mod tests {
                 &[("TRACEKIT_SAMPLED_ZERO", "maybe")],
                 "TRACEKIT_SAMPLED_ZERO",
                 "unknown policy",
+            ),
+            (
+                &[("TRACEKIT_SQS_PARENT", "always")],
+                "TRACEKIT_SQS_PARENT",
+                "unknown SQS policy",
             ),
             (&[("RUST_LOG", "info,[[")], "RUST_LOG", "broken filter"),
             (

@@ -41,6 +41,8 @@
 //!
 //! ## Features
 //! - `http` (default): [`run_http`] for `lambda_http` handlers.
+//! - `dynamodb`, `s3`, `sqs` (default): service attributes on [`aws`] client spans; `sqs` also brings
+//!   send-side propagation and the consumer side, [`sqs`].
 //! - `testing`: [`testing::TestTelemetry`] (in-memory exporter) and [`testing::FakeInvocation`] to test
 //!   your handlers the way tracekit tests its own.
 //!
@@ -54,11 +56,13 @@ mod flush;
 mod lambda;
 mod log_format;
 pub mod propagation;
+#[cfg(feature = "sqs")]
+pub mod sqs;
 mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, SqsParentPolicy};
 pub use flush::{ExporterError, FlushReport, LambdaSpanProcessor};
 #[cfg(feature = "http")]
 pub use lambda::run_http;

@@ -1,0 +1,766 @@
+//! The SQS consumer side: producer context per message, one `process` span per message, partial
+//! batch failures.
+//!
+//! A function triggered by SQS takes an [`SqsBatch`] and hands it to a [`BatchProcessor`] with a
+//! closure per message. Each message gets a CONSUMER span `process <queue>`, child of the invocation
+//! span and linked to the producer's context; under [`SqsParentPolicy::ParentIfSingle`] a batch of one
+//! continues the producer's trace instead. A message whose closure fails is recorded on its own span
+//! and listed in the returned [`SqsBatchResponse`], so the event source mapping (with
+//! `ReportBatchItemFailures`) redelivers exactly the failed messages.
+//!
+//! ```no_run
+//! use lambda_runtime::{Error, LambdaEvent, service_fn};
+//! use tracekit::sqs::{BatchProcessor, SqsBatch, SqsBatchResponse, SqsMessage};
+//!
+//! async fn handle(message: SqsMessage) -> Result<(), Error> {
+//!     let body = message.body.as_deref().unwrap_or_default();
+//!     let order: serde_json::Value = serde_json::from_str(body)?; // a bad body fails this message only
+//!     tracing::info!(id = %order["id"], "processing");
+//!     Ok(())
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Error> {
+//!     let telemetry = tracekit::init()?;
+//!     let processor = BatchProcessor::from_config(telemetry.config());
+//!     tracekit::run(&telemetry, service_fn(|event: LambdaEvent<SqsBatch>| {
+//!         let processor = processor.clone();
+//!         async move { Ok::<SqsBatchResponse, Error>(processor.process(event.payload, handle).await) }
+//!     }))
+//!     .await
+//! }
+//! ```
+//!
+//! ## Where the producer context comes from
+//! In this order, the first one that parses wins ([`producer_context`]):
+//! 1. message attributes (`traceparent`/`tracestate`/`baggage`, through the configured propagators);
+//! 2. the `AWSTraceHeader` system attribute (X-Ray format);
+//! 3. an SNS envelope in the body (SNS → SQS without raw delivery), whose `MessageAttributes` are
+//!    `{"Type": …, "Value": …}` objects.
+//!
+//! A malformed carrier is skipped with one warning; the message is still processed, without a link.
+//!
+//! ## Malformed records
+//! Records are read one by one: a record that does not have the shape of an SQS message is that
+//! record's failure (traced, reported by its `messageId`), never the batch's. A record without even a
+//! `messageId` cannot be named, so it is reported with an empty identifier, which makes Lambda retry
+//! the whole batch: slower, but nothing is lost.
+//!
+//! ## FIFO queues
+//! Messages from a `.fifo` queue are processed one at a time, in order; after a failure the rest of
+//! the batch is reported failed without being processed, so that the group's order holds on retry.
+
+use crate::config::{Config, SqsParentPolicy};
+use futures_util::StreamExt;
+use lambda_runtime::Diagnostic;
+use opentelemetry::{
+    Context, KeyValue,
+    propagation::Extractor,
+    trace::{SpanContext, Status, TraceContextExt, TraceFlags},
+};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use tracing::{Instrument, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+pub use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
+
+/// Attribute keys. [SQS conventions](https://opentelemetry.io/docs/specs/semconv/messaging/sqs/).
+mod attr {
+    pub(super) const MESSAGING_SYSTEM: &str = "messaging.system";
+    pub(super) const MESSAGING_OPERATION_NAME: &str = "messaging.operation.name";
+    pub(super) const MESSAGING_OPERATION_TYPE: &str = "messaging.operation.type";
+    pub(super) const MESSAGING_DESTINATION_NAME: &str = "messaging.destination.name";
+    pub(super) const MESSAGING_MESSAGE_ID: &str = "messaging.message.id";
+    pub(super) const ERROR_TYPE: &str = "error.type";
+    pub(super) const EXCEPTION_TYPE: &str = "exception.type";
+    pub(super) const EXCEPTION_MESSAGE: &str = "exception.message";
+}
+
+/// `messaging.system` for SQS.
+const AWS_SQS: &str = "aws_sqs";
+/// `messaging.operation.name` / `.type` of the per-message span.
+const PROCESS: &str = "process";
+/// The system attribute X-Ray reads. [SQS and X-Ray](https://docs.aws.amazon.com/xray/latest/devguide/xray-services-sqs.html)
+const AWS_TRACE_HEADER: &str = "AWSTraceHeader";
+/// `error.type` of a record that is not an SQS message.
+pub const MALFORMED_RECORD: &str = "MalformedRecord";
+/// `error.type` of a FIFO message left unprocessed after an earlier failure in its batch.
+pub const SKIPPED_AFTER_FAILURE: &str = "SkippedAfterEarlierFailure";
+
+/// An SQS event whose records are read one by one, so one malformed record cannot fail the batch.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct SqsBatch {
+    /// The records, as Lambda sent them.
+    #[serde(rename = "Records", default)]
+    pub records: Vec<serde_json::Value>,
+}
+
+/// Runs a closure per message under its own `process` span and collects the failures.
+#[derive(Debug, Clone)]
+pub struct BatchProcessor {
+    policy: SqsParentPolicy,
+    concurrency: usize,
+}
+
+impl Default for BatchProcessor {
+    fn default() -> Self {
+        Self::new(SqsParentPolicy::default())
+    }
+}
+
+impl BatchProcessor {
+    /// Sequential processing with `policy`.
+    pub fn new(policy: SqsParentPolicy) -> Self {
+        BatchProcessor {
+            policy,
+            concurrency: 1,
+        }
+    }
+
+    /// The policy from tracekit's configuration (`TRACEKIT_SQS_PARENT`).
+    pub fn from_config(config: &Config) -> Self {
+        Self::new(config.sqs_parent)
+    }
+
+    /// Processes up to `limit` messages at once (at least 1). FIFO batches stay sequential.
+    pub fn concurrency(mut self, limit: usize) -> Self {
+        self.concurrency = limit.max(1);
+        self
+    }
+
+    /// Processes every record of `batch` with `handler` and returns the failed ones.
+    ///
+    /// Call it inside the invocation (under [`crate::run`]), so the `process` spans are children of
+    /// the invocation span.
+    pub async fn process<F, Fut, E>(&self, batch: SqsBatch, handler: F) -> SqsBatchResponse
+    where
+        F: Fn(SqsMessage) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+        E: Into<Diagnostic>,
+    {
+        let single = batch.records.len() == 1;
+        let fifo = batch.records.iter().any(is_fifo);
+        let mut failures: Vec<(usize, String)> = Vec::new();
+        if fifo || self.concurrency == 1 {
+            let mut failed = false;
+            for (index, record) in batch.records.into_iter().enumerate() {
+                let outcome = if fifo && failed {
+                    skip(record)
+                } else {
+                    self.process_one(record, single, &handler).await
+                };
+                if let Err(id) = outcome {
+                    failed = true;
+                    failures.push((index, id));
+                }
+            }
+        } else {
+            let handler = &handler;
+            let mut outcomes = futures_util::stream::iter(batch.records.into_iter().enumerate())
+                .map(|(index, record)| async move {
+                    (index, self.process_one(record, single, handler).await)
+                })
+                .buffer_unordered(self.concurrency);
+            while let Some((index, outcome)) = outcomes.next().await {
+                if let Err(id) = outcome {
+                    failures.push((index, id));
+                }
+            }
+            failures.sort_by_key(|(index, _)| *index);
+        }
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = failures
+            .into_iter()
+            .map(|(_, id)| {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                failure
+            })
+            .collect();
+        response
+    }
+
+    /// Processes one record; `Err(message id)` when it failed.
+    async fn process_one<F, Fut, E>(
+        &self,
+        record: serde_json::Value,
+        single: bool,
+        handler: &F,
+    ) -> Result<(), String>
+    where
+        F: Fn(SqsMessage) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+        E: Into<Diagnostic>,
+    {
+        let message = match SqsMessage::deserialize(&record) {
+            Ok(message) => message,
+            Err(error) => {
+                let id = record_id(&record);
+                let span = process_span(&queue_of(&record), Some(&id));
+                record_error(&span, MALFORMED_RECORD, &error.to_string());
+                span.in_scope(|| {
+                    tracing::warn!(message_id = %id, %error, "an SQS record is not an SQS message; reported as failed");
+                });
+                return Err(id);
+            }
+        };
+        let id = message.message_id.clone().unwrap_or_default();
+        let span = process_span(&queue_of(&record), message.message_id.as_deref());
+        if let Some(producer) = producer_context(&message) {
+            let link = vec![KeyValue::new(attr::MESSAGING_MESSAGE_ID, id.clone())];
+            if single && self.policy == SqsParentPolicy::ParentIfSingle {
+                // The process span follows the invocation's sampling decision, not the producer's:
+                // an invocation that is recorded shows all of its work.
+                let sampled = Span::current().context().span().span_context().is_sampled();
+                let parent = SpanContext::new(
+                    producer.trace_id(),
+                    producer.span_id(),
+                    if sampled {
+                        TraceFlags::SAMPLED
+                    } else {
+                        TraceFlags::default()
+                    },
+                    true,
+                    producer.trace_state().clone(),
+                );
+                let _ = span.set_parent(Context::new().with_remote_span_context(parent));
+            }
+            span.add_link_with_attributes(producer, link);
+        }
+        match handler(message).instrument(span.clone()).await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                let diagnostic: Diagnostic = error.into();
+                record_error(&span, &diagnostic.error_type, &diagnostic.error_message);
+                span.in_scope(|| {
+                    tracing::warn!(message_id = %id, error_type = %diagnostic.error_type, "SQS message failed; reported for redelivery");
+                });
+                Err(id)
+            }
+        }
+    }
+}
+
+/// A FIFO record after an earlier failure: traced and reported, not processed.
+fn skip(record: serde_json::Value) -> Result<(), String> {
+    let id = record_id(&record);
+    let span = process_span(&queue_of(&record), Some(&id));
+    record_error(
+        &span,
+        SKIPPED_AFTER_FAILURE,
+        "not processed: an earlier message of this FIFO batch failed",
+    );
+    Err(id)
+}
+
+/// The record's `messageId`, or empty (which makes Lambda retry the whole batch).
+fn record_id(record: &serde_json::Value) -> String {
+    record
+        .get("messageId")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The queue name: the last field of the record's `eventSourceARN`.
+fn queue_of(record: &serde_json::Value) -> String {
+    record
+        .get("eventSourceARN")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|arn| arn.rsplit(':').next())
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
+fn is_fifo(record: &serde_json::Value) -> bool {
+    queue_of(record).ends_with(".fifo")
+}
+
+fn process_span(queue: &str, message_id: Option<&str>) -> Span {
+    let span = tracing::info_span!(
+        target: "tracekit::sqs",
+        "process",
+        otel.name = format!("{PROCESS} {queue}"),
+        otel.kind = "consumer",
+        { attr::MESSAGING_SYSTEM } = AWS_SQS,
+        { attr::MESSAGING_OPERATION_NAME } = PROCESS,
+        { attr::MESSAGING_OPERATION_TYPE } = PROCESS,
+        { attr::MESSAGING_DESTINATION_NAME } = queue,
+    );
+    if let Some(id) = message_id {
+        span.set_attribute(attr::MESSAGING_MESSAGE_ID, id.to_owned());
+    }
+    span
+}
+
+fn record_error(span: &Span, error_type: &str, message: &str) {
+    span.set_status(Status::error(message.to_owned()));
+    span.set_attribute(attr::ERROR_TYPE, error_type.to_owned());
+    span.add_event(
+        "exception",
+        vec![
+            KeyValue::new(attr::EXCEPTION_TYPE, error_type.to_owned()),
+            KeyValue::new(attr::EXCEPTION_MESSAGE, message.to_owned()),
+        ],
+    );
+}
+
+/// Where a message's producer context came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Carrier {
+    /// W3C (or other configured) keys in the message attributes.
+    MessageAttributes,
+    /// The `AWSTraceHeader` system attribute.
+    AwsTraceHeader,
+    /// The message attributes of an SNS envelope in the body.
+    SnsEnvelope,
+}
+
+/// The producer's span context, from the first carrier that holds a valid one (see the module docs).
+pub fn producer_context(message: &SqsMessage) -> Option<SpanContext> {
+    producer_context_with_carrier(message).map(|(context, _)| context)
+}
+
+/// [`producer_context`], and which carrier it came from.
+pub fn producer_context_with_carrier(message: &SqsMessage) -> Option<(SpanContext, Carrier)> {
+    let id = message.message_id.as_deref().unwrap_or_default();
+    let attributes: HashMap<&str, &str> = message
+        .message_attributes
+        .iter()
+        .filter_map(|(key, value)| Some((key.as_str(), value.string_value.as_deref()?)))
+        .collect();
+    if let Some(context) = from_attributes(&attributes, id, "message attributes") {
+        return Some((context, Carrier::MessageAttributes));
+    }
+    if let Some(header) = message.attributes.get(AWS_TRACE_HEADER) {
+        match crate::propagation::XrayHeader::parse(header) {
+            Ok(header) => {
+                let flags = match header.sampled {
+                    crate::propagation::XraySampled::Yes => TraceFlags::SAMPLED,
+                    _ => TraceFlags::default(),
+                };
+                let context = SpanContext::new(
+                    header.trace_id,
+                    header.parent_id,
+                    flags,
+                    true,
+                    header.trace_state,
+                );
+                return Some((context, Carrier::AwsTraceHeader));
+            }
+            Err(error) => {
+                tracing::warn!(message_id = id, %error, "ignoring the message's AWSTraceHeader");
+            }
+        }
+    }
+    let envelope = message
+        .body
+        .as_deref()
+        .filter(|body| body.trim_start().starts_with('{'))
+        .and_then(|body| serde_json::from_str::<SnsEnvelope>(body).ok())
+        .filter(|envelope| envelope.kind == "Notification")?;
+    let attributes: HashMap<&str, &str> = envelope
+        .message_attributes
+        .iter()
+        .filter_map(|(key, value)| Some((key.as_str(), value.value.as_deref()?)))
+        .collect();
+    from_attributes(&attributes, id, "SNS envelope").map(|context| (context, Carrier::SnsEnvelope))
+}
+
+/// The part of an SNS notification envelope that carries context.
+#[derive(Deserialize)]
+struct SnsEnvelope {
+    #[serde(rename = "Type")]
+    kind: String,
+    #[serde(rename = "MessageAttributes", default)]
+    message_attributes: HashMap<String, SnsAttribute>,
+}
+
+#[derive(Deserialize)]
+struct SnsAttribute {
+    #[serde(rename = "Value")]
+    value: Option<String>,
+}
+
+/// A message's attributes as a propagation carrier (keys are matched case-insensitively).
+struct Attributes<'a>(&'a HashMap<&'a str, &'a str>);
+
+impl Extractor for Attributes<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| *v)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().copied().collect()
+    }
+}
+
+fn from_attributes(
+    attributes: &HashMap<&str, &str>,
+    message_id: &str,
+    carrier: &str,
+) -> Option<SpanContext> {
+    let has_context = attributes
+        .keys()
+        .any(|key| key.eq_ignore_ascii_case("traceparent"));
+    if !has_context {
+        return None;
+    }
+    let context = crate::propagation::extract(&Attributes(attributes));
+    let span_context = context.span().span_context().clone();
+    if span_context.is_valid() {
+        Some(span_context)
+    } else {
+        tracing::warn!(
+            message_id,
+            carrier,
+            "ignoring a malformed traceparent on an SQS message"
+        );
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestTelemetry;
+    use opentelemetry::trace::{SpanId, SpanKind, TraceId};
+    use opentelemetry_sdk::trace::SpanData;
+    use serde_json::json;
+
+    const ARN: &str = "arn:aws:sqs:us-east-1:123456789012:orders";
+    const TRACEPARENT: &str = "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01";
+    const XRAY: &str = "Root=1-6759e988-bd862e3fe1be46a994272793;Parent=63995c3f42cd8ad8;Sampled=1";
+
+    fn record(id: &str) -> serde_json::Value {
+        json!({
+            "messageId": id,
+            "receiptHandle": "handle",
+            "body": "{}",
+            "attributes": {},
+            "messageAttributes": {},
+            "eventSource": "aws:sqs",
+            "eventSourceARN": ARN,
+            "awsRegion": "us-east-1",
+        })
+    }
+
+    fn with_traceparent(mut record: serde_json::Value, value: &str) -> serde_json::Value {
+        record["messageAttributes"]["traceparent"] =
+            json!({"stringValue": value, "dataType": "String"});
+        record
+    }
+
+    fn with_trace_header(mut record: serde_json::Value, value: &str) -> serde_json::Value {
+        record["attributes"]["AWSTraceHeader"] = json!(value);
+        record
+    }
+
+    fn message(record: serde_json::Value) -> SqsMessage {
+        serde_json::from_value(record).expect("an SQS message")
+    }
+
+    fn sns_body(traceparent: &str) -> String {
+        json!({
+            "Type": "Notification",
+            "MessageId": "sns-1",
+            "TopicArn": "arn:aws:sns:us-east-1:123456789012:orders",
+            "Message": "{\"id\":\"42\"}",
+            "MessageAttributes": {
+                "traceparent": {"Type": "String", "Value": traceparent},
+                "tenant": {"Type": "String", "Value": "a"}
+            }
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn carriers_are_read_in_order_attributes_then_trace_header_then_sns() {
+        let _test = TestTelemetry::new(); // installs the propagators
+        let w3c_trace = TraceId::from_hex("5759e988bd862e3fe1be46a994272793").expect("hex");
+        let xray_trace = TraceId::from_hex("6759e988bd862e3fe1be46a994272793").expect("hex");
+        let sns_trace = TraceId::from_hex("7759e988bd862e3fe1be46a994272793").expect("hex");
+        let sns_parent = "00-7759e988bd862e3fe1be46a994272793-73995c3f42cd8ad8-01";
+        let mut in_sns = record("m");
+        in_sns["body"] = json!(sns_body(sns_parent));
+        // (record, expected trace and carrier, reason)
+        let cases = [
+            (
+                with_trace_header(with_traceparent(record("m"), TRACEPARENT), XRAY),
+                Some((w3c_trace, Carrier::MessageAttributes)),
+                "message attributes win over AWSTraceHeader",
+            ),
+            (
+                with_trace_header(record("m"), XRAY),
+                Some((xray_trace, Carrier::AwsTraceHeader)),
+                "AWSTraceHeader alone",
+            ),
+            (
+                with_trace_header(with_traceparent(record("m"), "00-zz-bad-01"), XRAY),
+                Some((xray_trace, Carrier::AwsTraceHeader)),
+                "a malformed traceparent falls through to AWSTraceHeader",
+            ),
+            (
+                in_sns.clone(),
+                Some((sns_trace, Carrier::SnsEnvelope)),
+                "SNS envelope attributes",
+            ),
+            (
+                with_trace_header(in_sns, "Root=1-short;Parent=1"),
+                Some((sns_trace, Carrier::SnsEnvelope)),
+                "a malformed AWSTraceHeader falls through to the envelope",
+            ),
+            (record("m"), None, "no carrier"),
+            (
+                {
+                    let mut r = record("m");
+                    r["body"] = json!("{not json");
+                    r
+                },
+                None,
+                "a body that only looks like JSON",
+            ),
+        ];
+        for (record, expected, reason) in cases {
+            let found = producer_context_with_carrier(&message(record))
+                .map(|(context, carrier)| (context.trace_id(), carrier));
+            assert_eq!(found, expected, "{reason}");
+        }
+    }
+
+    async fn run(
+        test: &TestTelemetry,
+        processor: BatchProcessor,
+        records: Vec<serde_json::Value>,
+        fail: &[&str],
+    ) -> (SqsBatchResponse, Vec<SpanData>) {
+        let seen = std::sync::Mutex::new(Vec::new());
+        let invocation = tracing::info_span!("invocation", otel.kind = "server");
+        let response = processor
+            .process(SqsBatch { records }, |message| {
+                let id = message.message_id.clone().unwrap_or_default();
+                seen.lock().expect("lock").push(id.clone());
+                let fails = fail.contains(&id.as_str());
+                async move {
+                    tracing::info!("working on it");
+                    if fails {
+                        Err(Diagnostic {
+                            error_type: "OrderMissing".into(),
+                            error_message: format!("order of {id} not found"),
+                        })
+                    } else {
+                        Ok(())
+                    }
+                }
+            })
+            .instrument(invocation)
+            .await;
+        test.telemetry()
+            .force_flush(std::time::Duration::from_secs(1))
+            .await;
+        (response, test.spans())
+    }
+
+    fn failed_ids(response: &SqsBatchResponse) -> Vec<&str> {
+        response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect()
+    }
+
+    fn process_spans(spans: &[SpanData]) -> Vec<&SpanData> {
+        spans
+            .iter()
+            .filter(|s| s.name == "process orders")
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn each_message_gets_a_consumer_span_under_the_invocation_linked_to_its_producer() {
+        let test = TestTelemetry::new();
+        let records = vec![
+            with_traceparent(record("a"), TRACEPARENT),
+            with_trace_header(record("b"), XRAY),
+            record("c"),
+        ];
+        let (response, spans) = run(&test, BatchProcessor::default(), records, &[]).await;
+        assert!(response.batch_item_failures.is_empty());
+        let invocation = spans
+            .iter()
+            .find(|s| s.name == "invocation")
+            .expect("invocation");
+        let process = process_spans(&spans);
+        assert_eq!(process.len(), 3);
+        for span in &process {
+            assert_eq!(span.span_kind, SpanKind::Consumer);
+            assert_eq!(
+                span.parent_span_id,
+                invocation.span_context.span_id(),
+                "a batch of three: children of the invocation"
+            );
+            assert_eq!(
+                span.span_context.trace_id(),
+                invocation.span_context.trace_id()
+            );
+            let attr = |key: &str| {
+                span.attributes
+                    .iter()
+                    .find(|kv| kv.key.as_str() == key)
+                    .map(|kv| kv.value.as_str().into_owned())
+            };
+            assert_eq!(attr("messaging.system").as_deref(), Some("aws_sqs"));
+            assert_eq!(attr("messaging.operation.name").as_deref(), Some("process"));
+            assert_eq!(attr("messaging.operation.type").as_deref(), Some("process"));
+            assert_eq!(
+                attr("messaging.destination.name").as_deref(),
+                Some("orders")
+            );
+        }
+        let linked: Vec<(String, SpanId)> = process
+            .iter()
+            .flat_map(|s| {
+                s.links.iter().map(|l| {
+                    let id = l
+                        .attributes
+                        .iter()
+                        .find(|kv| kv.key.as_str() == "messaging.message.id")
+                        .map(|kv| kv.value.as_str().into_owned())
+                        .unwrap_or_default();
+                    (id, l.span_context.span_id())
+                })
+            })
+            .collect();
+        assert_eq!(
+            linked,
+            vec![
+                (
+                    "a".to_owned(),
+                    SpanId::from_hex("53995c3f42cd8ad8").expect("hex")
+                ),
+                (
+                    "b".to_owned(),
+                    SpanId::from_hex("63995c3f42cd8ad8").expect("hex")
+                ),
+            ],
+            "one link per message that carries context, naming the message"
+        );
+        let log_lines = test.log_lines();
+        assert_eq!(
+            log_lines
+                .iter()
+                .filter(|l| l.contains("working on it"))
+                .count(),
+            3
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_one_continues_the_producer_trace_unless_the_policy_is_link() {
+        for (policy, continues) in [
+            (SqsParentPolicy::ParentIfSingle, true),
+            (SqsParentPolicy::Link, false),
+        ] {
+            let test = TestTelemetry::new();
+            let records = vec![with_trace_header(record("a"), XRAY)];
+            let (_, spans) = run(&test, BatchProcessor::new(policy), records, &[]).await;
+            let span = process_spans(&spans)[0];
+            let producer_trace =
+                TraceId::from_hex("6759e988bd862e3fe1be46a994272793").expect("hex");
+            if continues {
+                assert_eq!(span.span_context.trace_id(), producer_trace, "{policy:?}");
+                assert_eq!(
+                    span.parent_span_id,
+                    SpanId::from_hex("63995c3f42cd8ad8").expect("hex")
+                );
+            } else {
+                assert_ne!(span.span_context.trace_id(), producer_trace, "{policy:?}");
+            }
+            assert_eq!(span.links.len(), 1, "the link stays under both policies");
+            assert!(span.span_context.is_sampled());
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_and_malformed_records_are_reported_each_on_its_own_span() {
+        let test = TestTelemetry::new();
+        let mut broken = record("broken");
+        broken["messageAttributes"] = json!("not a map");
+        let mut nameless = record("x");
+        nameless
+            .as_object_mut()
+            .expect("object")
+            .remove("messageId");
+        nameless["body"] = json!(42);
+        let records = vec![record("a"), record("b"), broken, nameless, record("c")];
+        let (response, spans) = run(
+            &test,
+            BatchProcessor::default().concurrency(3),
+            records,
+            &["b"],
+        )
+        .await;
+        assert_eq!(
+            failed_ids(&response),
+            vec!["b", "broken", ""],
+            "in batch order; the nameless record fails the whole batch rather than vanish"
+        );
+        let process = process_spans(&spans);
+        assert_eq!(process.len(), 5);
+        let error_type = |span: &SpanData| {
+            span.attributes
+                .iter()
+                .find(|kv| kv.key.as_str() == "error.type")
+                .map(|kv| kv.value.as_str().into_owned())
+        };
+        let mut errors: Vec<String> = process.iter().filter_map(|s| error_type(s)).collect();
+        errors.sort();
+        assert_eq!(
+            errors,
+            vec!["MalformedRecord", "MalformedRecord", "OrderMissing"]
+        );
+        assert!(
+            process
+                .iter()
+                .filter(|s| error_type(s).is_some())
+                .all(|s| matches!(s.status, Status::Error { .. }))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fifo_batch_stops_at_the_first_failure_and_reports_the_rest() {
+        let test = TestTelemetry::new();
+        let fifo = |id: &str| {
+            let mut r = record(id);
+            r["eventSourceARN"] = json!("arn:aws:sqs:us-east-1:123456789012:orders.fifo");
+            r
+        };
+        let records = vec![fifo("a"), fifo("b"), fifo("c"), fifo("d")];
+        let (response, spans) = run(
+            &test,
+            BatchProcessor::default().concurrency(4),
+            records,
+            &["b"],
+        )
+        .await;
+        assert_eq!(failed_ids(&response), vec!["b", "c", "d"]);
+        let worked = test
+            .log_lines()
+            .iter()
+            .filter(|l| l.contains("working on it"))
+            .count();
+        assert_eq!(worked, 2, "c and d are not processed after b failed");
+        assert_eq!(
+            spans
+                .iter()
+                .filter(|s| s.name == "process orders.fifo")
+                .count(),
+            4
+        );
+    }
+}
