@@ -167,6 +167,53 @@ pub async fn xray_client() -> aws_sdk_xray::Client {
     aws_sdk_xray::Client::from_conf(config)
 }
 
+/// A DynamoDB client for the local stack, traced by tracekit (what the functions build).
+pub async fn traced_dynamodb_client() -> aws_sdk_dynamodb::Client {
+    let builder = aws_sdk_dynamodb::config::Builder::from(&sdk_config().await)
+        .endpoint_url(endpoint(Service::DynamoDb));
+    aws_sdk_dynamodb::Client::from_conf(tracekit::aws::traced(builder).build())
+}
+
+/// An S3 client for the local stack (path style), traced by tracekit.
+pub async fn traced_s3_client() -> aws_sdk_s3::Client {
+    let builder = aws_sdk_s3::config::Builder::from(&sdk_config().await)
+        .endpoint_url(endpoint(Service::S3))
+        .force_path_style(true);
+    aws_sdk_s3::Client::from_conf(tracekit::aws::traced(builder).build())
+}
+
+/// An SQS client for the local stack, traced by tracekit.
+pub async fn traced_sqs_client() -> aws_sdk_sqs::Client {
+    let builder = aws_sdk_sqs::config::Builder::from(&sdk_config().await)
+        .endpoint_url(endpoint(Service::Sqs));
+    aws_sdk_sqs::Client::from_conf(tracekit::aws::traced(builder).build())
+}
+
+/// A resource name `scripts/devstack env` exports (`ORDERS_TABLE`, `RECEIPTS_BUCKET`, ...).
+///
+/// # Panics
+/// When the variable is not set, with what to run.
+pub fn resource(variable: &str) -> String {
+    std::env::var(variable).unwrap_or_else(|_| panic!("{variable} is not set: {START_STACK}"))
+}
+
+/// Creates a queue named `<prefix>-<random>` and returns its URL.
+///
+/// # Panics
+/// When SQS refuses.
+pub async fn create_queue(prefix: &str) -> String {
+    let created = sqs_client()
+        .await
+        .create_queue()
+        .queue_name(unique_name(prefix))
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("creating a queue: {error:?}"));
+    created
+        .queue_url
+        .unwrap_or_else(|| panic!("SQS returned no queue URL"))
+}
+
 /// `<prefix>-<12 random hex digits>`: a name no other test run uses (valid for buckets, queues and
 /// tables when `prefix` is lowercase).
 pub fn unique_name(prefix: &str) -> String {

@@ -1,0 +1,396 @@
+//! The orders API.
+//!
+//! - `POST /orders` with `{"customer": "...", "items": [{"sku": "...", "quantity": 1, "unit_price_cents": 250}]}`:
+//!   validates the body (400 with the reason), writes the order to DynamoDB, stores a receipt in S3 and
+//!   sends `order.created` to SQS; 201 with `{"id", "status", "total_cents"}`.
+//! - `GET /orders/{id}`: the stored order, or 404.
+//!
+//! Nothing here traces by hand: the invocation span comes from `tracekit::run_http`, the DynamoDB, S3
+//! and SQS spans from the clients `main` builds with `tracekit::aws`, and the SQS message carries the
+//! trace to the worker. The one addition is the `validate order` span, so that a rejected body shows
+//! in the trace as an error with its reason.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use lambda_http::{Body, Request, Response, http::Method, http::StatusCode};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// Most items one order may hold.
+pub const MAX_ITEMS: usize = 100;
+/// The SQS message type the worker consumes.
+pub const ORDER_CREATED: &str = "order.created";
+/// `error.type` of a rejected body.
+const INVALID_ORDER: &str = "InvalidOrder";
+
+/// The clients and resource names, built once in `main`.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// Traced DynamoDB client.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Traced S3 client.
+    pub s3: aws_sdk_s3::Client,
+    /// Traced SQS client.
+    pub sqs: aws_sdk_sqs::Client,
+    /// `ORDERS_TABLE`.
+    pub table: String,
+    /// `RECEIPTS_BUCKET`.
+    pub bucket: String,
+    /// `ORDERS_QUEUE_URL`.
+    pub queue_url: String,
+}
+
+/// A new order, as POSTed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrder {
+    /// Who ordered.
+    pub customer: String,
+    /// What, at least one line.
+    pub items: Vec<Item>,
+}
+
+/// One order line.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Item {
+    /// Product code.
+    pub sku: String,
+    /// How many, at least 1.
+    pub quantity: u32,
+    /// Price of one, in cents.
+    pub unit_price_cents: u64,
+}
+
+/// The receipt stored in S3 and read by the worker.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Receipt {
+    /// Order id.
+    pub id: String,
+    /// Who ordered.
+    pub customer: String,
+    /// Order lines.
+    pub items: Vec<Item>,
+    /// Sum of quantity × unit price.
+    pub total_cents: u64,
+}
+
+/// The `order.created` message body.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct OrderCreated {
+    /// Always [`ORDER_CREATED`].
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The order id (the DynamoDB key).
+    pub order_id: String,
+    /// The receipt's S3 key.
+    pub receipt_key: String,
+}
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The body is not a valid order.
+    #[error("{0}")]
+    InvalidOrder(String),
+    /// No such order.
+    #[error("order {0} not found")]
+    NotFound(String),
+    /// No such route.
+    #[error("no route for {method} {path}")]
+    NoRoute {
+        /// Request method.
+        method: Method,
+        /// Request path.
+        path: String,
+    },
+    /// An AWS call failed.
+    #[error("{operation} failed: {message}")]
+    Aws {
+        /// The operation, e.g. `DynamoDB.PutItem`.
+        operation: &'static str,
+        /// The SDK's description, with the error code.
+        message: String,
+    },
+}
+
+impl ApiError {
+    fn aws(operation: &'static str, error: impl std::error::Error) -> Self {
+        ApiError::Aws {
+            operation,
+            message: aws_sdk_dynamodb::error::DisplayErrorContext(error).to_string(),
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidOrder(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
+            ApiError::Aws { .. } => StatusCode::BAD_GATEWAY,
+        }
+    }
+}
+
+/// Parses and checks a POSTed body.
+pub fn validate(body: &[u8]) -> Result<NewOrder, ApiError> {
+    let order: NewOrder = serde_json::from_slice(body)
+        .map_err(|error| ApiError::InvalidOrder(format!("the body is not an order: {error}")))?;
+    if order.customer.trim().is_empty() {
+        return Err(ApiError::InvalidOrder("customer must not be empty".into()));
+    }
+    if order.items.is_empty() || order.items.len() > MAX_ITEMS {
+        return Err(ApiError::InvalidOrder(format!(
+            "an order has 1 to {MAX_ITEMS} items, this one has {}",
+            order.items.len()
+        )));
+    }
+    if let Some(item) = order
+        .items
+        .iter()
+        .find(|item| item.sku.trim().is_empty() || item.quantity == 0)
+    {
+        return Err(ApiError::InvalidOrder(format!(
+            "every item needs a sku and a quantity of at least 1: {item:?}"
+        )));
+    }
+    Ok(order)
+}
+
+/// Total in cents; `None` on overflow.
+pub fn total_cents(items: &[Item]) -> Option<u64> {
+    items.iter().try_fold(0u64, |total, item| {
+        total.checked_add(u64::from(item.quantity).checked_mul(item.unit_price_cents)?)
+    })
+}
+
+/// Routes one request. `order_id` names a new order (the Lambda request id in `main`).
+pub async fn handle(app: &App, request: Request, order_id: &str) -> Response<Body> {
+    let outcome = route(app, &request, order_id).await;
+    let (status, body) = match outcome {
+        Ok((status, body)) => (status, body),
+        Err(error) => {
+            if let ApiError::Aws { .. } = error {
+                tracing::error!(%error, "request failed");
+            }
+            (
+                error.status(),
+                serde_json::json!({ "error": error.to_string() }),
+            )
+        }
+    };
+    // The invocation span is current here: the response status is part of its story.
+    tracing::Span::current().set_attribute("http.response.status_code", i64::from(status.as_u16()));
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap_or_else(|_| Response::new(Body::Empty))
+}
+
+async fn route(
+    app: &App,
+    request: &Request,
+    order_id: &str,
+) -> Result<(StatusCode, serde_json::Value), ApiError> {
+    let path = request.uri().path().trim_end_matches('/');
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match (request.method(), segments.as_slice()) {
+        (&Method::POST, ["orders"]) => create(app, request.body(), order_id).await,
+        (&Method::GET, ["orders", id]) => get(app, id).await,
+        (method, _) => Err(ApiError::NoRoute {
+            method: method.clone(),
+            path: path.to_owned(),
+        }),
+    }
+}
+
+async fn create(
+    app: &App,
+    body: &Body,
+    order_id: &str,
+) -> Result<(StatusCode, serde_json::Value), ApiError> {
+    let span = tracing::info_span!("validate order");
+    let order = match span.in_scope(|| validate(body.as_ref())) {
+        Ok(order) => order,
+        Err(error) => {
+            span.set_status(opentelemetry::trace::Status::error(error.to_string()));
+            span.set_attribute("error.type", INVALID_ORDER);
+            span.in_scope(|| tracing::warn!(%error, "order rejected"));
+            return Err(error);
+        }
+    };
+    drop(span);
+    let total = total_cents(&order.items)
+        .ok_or_else(|| ApiError::InvalidOrder("the order total overflows".into()))?;
+    let receipt_key = format!("receipts/{order_id}.json");
+    let created_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+
+    let items = serde_json::to_string(&order.items).unwrap_or_default();
+    app.dynamodb
+        .put_item()
+        .table_name(&app.table)
+        .item("id", AttributeValue::S(order_id.to_owned()))
+        .item("customer", AttributeValue::S(order.customer.clone()))
+        .item("items", AttributeValue::S(items))
+        .item("total_cents", AttributeValue::N(total.to_string()))
+        .item("status", AttributeValue::S("created".into()))
+        .item("created_at", AttributeValue::N(created_at.to_string()))
+        .item("receipt_key", AttributeValue::S(receipt_key.clone()))
+        .condition_expression("attribute_not_exists(id)")
+        .send()
+        .await
+        .map_err(|e| ApiError::aws("DynamoDB.PutItem", e))?;
+
+    let receipt = Receipt {
+        id: order_id.to_owned(),
+        customer: order.customer,
+        items: order.items,
+        total_cents: total,
+    };
+    app.s3
+        .put_object()
+        .bucket(&app.bucket)
+        .key(&receipt_key)
+        .content_type("application/json")
+        .body(serde_json::to_vec(&receipt).unwrap_or_default().into())
+        .send()
+        .await
+        .map_err(|e| ApiError::aws("S3.PutObject", e))?;
+
+    let message = OrderCreated {
+        kind: ORDER_CREATED.to_owned(),
+        order_id: order_id.to_owned(),
+        receipt_key,
+    };
+    let event_type = aws_sdk_sqs::types::MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(ORDER_CREATED)
+        .build()
+        .map_err(|e| ApiError::aws("SQS.SendMessage", e))?;
+    app.sqs
+        .send_message()
+        .queue_url(&app.queue_url)
+        .message_body(serde_json::to_string(&message).unwrap_or_default())
+        .message_attributes("event_type", event_type)
+        .send()
+        .await
+        .map_err(|e| ApiError::aws("SQS.SendMessage", e))?;
+
+    tracing::info!(order_id, total_cents = total, "order created");
+    Ok((
+        StatusCode::CREATED,
+        serde_json::json!({ "id": order_id, "status": "created", "total_cents": total }),
+    ))
+}
+
+async fn get(app: &App, id: &str) -> Result<(StatusCode, serde_json::Value), ApiError> {
+    let output = app
+        .dynamodb
+        .get_item()
+        .table_name(&app.table)
+        .key("id", AttributeValue::S(id.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| ApiError::aws("DynamoDB.GetItem", e))?;
+    let item = output
+        .item
+        .ok_or_else(|| ApiError::NotFound(id.to_owned()))?;
+    Ok((StatusCode::OK, order_json(&item)))
+}
+
+/// The stored order as the API shows it.
+fn order_json(item: &HashMap<String, AttributeValue>) -> serde_json::Value {
+    let string = |key: &str| item.get(key).and_then(|v| v.as_s().ok()).cloned();
+    let number = |key: &str| {
+        item.get(key)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    let items: serde_json::Value = string("items")
+        .and_then(|items| serde_json::from_str(&items).ok())
+        .unwrap_or_default();
+    serde_json::json!({
+        "id": string("id"),
+        "customer": string("customer"),
+        "items": items,
+        "total_cents": number("total_cents"),
+        "status": string("status"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_bodies_are_rejected_with_a_reason() {
+        // (body, what the reason must mention)
+        let cases: [(&str, &str); 7] = [
+            ("", "not an order"),
+            ("{not json", "not an order"),
+            (r#"{"customer":"ada"}"#, "missing field `items`"),
+            (
+                r#"{"customer":" ","items":[{"sku":"a","quantity":1,"unit_price_cents":1}]}"#,
+                "customer",
+            ),
+            (r#"{"customer":"ada","items":[]}"#, "1 to 100 items"),
+            (
+                r#"{"customer":"ada","items":[{"sku":"a","quantity":0,"unit_price_cents":1}]}"#,
+                "quantity",
+            ),
+            (
+                r#"{"customer":"ada","items":[],"admin":true}"#,
+                "unknown field `admin`",
+            ),
+        ];
+        for (body, reason) in cases {
+            match validate(body.as_bytes()) {
+                Err(ApiError::InvalidOrder(message)) => {
+                    assert!(message.contains(reason), "{body:?}: {message}");
+                }
+                other => panic!("{body:?} should be rejected, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_good_body_is_an_order_with_its_total() {
+        let body = r#"{"customer":"ada","items":[{"sku":"tea","quantity":3,"unit_price_cents":250},{"sku":"cup","quantity":1,"unit_price_cents":900}]}"#;
+        let order = validate(body.as_bytes()).expect("valid");
+        assert_eq!(order.customer, "ada");
+        assert_eq!(total_cents(&order.items), Some(1650));
+        let huge = Item {
+            sku: "x".into(),
+            quantity: u32::MAX,
+            unit_price_cents: u64::MAX,
+        };
+        assert_eq!(
+            total_cents(&[huge]),
+            None,
+            "overflow is caught, not wrapped"
+        );
+    }
+
+    #[test]
+    fn errors_map_to_statuses() {
+        assert_eq!(
+            ApiError::InvalidOrder("x".into()).status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            ApiError::NotFound("1".into()).status(),
+            StatusCode::NOT_FOUND
+        );
+        let aws = ApiError::Aws {
+            operation: "S3.PutObject",
+            message: "AccessDenied".into(),
+        };
+        assert_eq!(aws.status(), StatusCode::BAD_GATEWAY);
+    }
+}

@@ -1,0 +1,239 @@
+//! The orders worker: one `order.created` message at a time, read the receipt from S3, then mark the
+//! order processed in DynamoDB.
+//!
+//! The update is conditional (`status <> processed`), so a redelivered message changes nothing and
+//! still succeeds: SQS delivers at least once. A message that cannot succeed (a body that is not an
+//! `order.created`, a missing receipt or order) fails on its own; after the queue's `maxReceiveCount`
+//! it moves to the dead-letter queue.
+//!
+//! Tracing is all tracekit's: the `process` span per message comes from
+//! `tracekit::sqs::BatchProcessor`, the S3 and DynamoDB spans from the traced clients.
+
+use aws_sdk_dynamodb::{
+    operation::update_item::UpdateItemError,
+    types::{AttributeValue, ReturnValuesOnConditionCheckFailure},
+};
+use lambda_runtime::Diagnostic;
+use serde::Deserialize;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tracekit::sqs::SqsMessage;
+
+/// The message type this worker handles.
+pub const ORDER_CREATED: &str = "order.created";
+/// The status an order reaches here.
+pub const PROCESSED: &str = "processed";
+
+/// The clients and resource names, built once in `main`.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// Traced DynamoDB client.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Traced S3 client.
+    pub s3: aws_sdk_s3::Client,
+    /// `ORDERS_TABLE`.
+    pub table: String,
+    /// `RECEIPTS_BUCKET`.
+    pub bucket: String,
+}
+
+/// The `order.created` message body the api sends.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct OrderCreated {
+    /// The message type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The order id.
+    pub order_id: String,
+    /// The receipt's S3 key.
+    pub receipt_key: String,
+}
+
+/// The receipt fields the worker checks.
+#[derive(Debug, Deserialize)]
+struct Receipt {
+    id: String,
+    total_cents: u64,
+}
+
+/// Why a message failed. Each variant is an `error.type` on the message's span.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkerError {
+    /// The body is not an `order.created` message.
+    #[error("the message body is not an order.created event: {0}")]
+    MalformedBody(String),
+    /// The receipt is missing, unreadable or names another order.
+    #[error("receipt {key}: {reason}")]
+    BadReceipt {
+        /// The receipt's key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The order is not in the table.
+    #[error("order {0} does not exist")]
+    OrderMissing(String),
+    /// An AWS call failed.
+    #[error("{operation} failed: {message}")]
+    Aws {
+        /// The operation, e.g. `DynamoDB.UpdateItem`.
+        operation: &'static str,
+        /// The SDK's description, with the error code.
+        message: String,
+    },
+}
+
+impl From<WorkerError> for Diagnostic {
+    fn from(error: WorkerError) -> Diagnostic {
+        let error_type = match &error {
+            WorkerError::MalformedBody(_) => "MalformedBody",
+            WorkerError::BadReceipt { .. } => "BadReceipt",
+            WorkerError::OrderMissing(_) => "OrderMissing",
+            WorkerError::Aws { .. } => "AwsError",
+        };
+        Diagnostic {
+            error_type: error_type.to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// Reads a message body.
+pub fn parse(body: Option<&str>) -> Result<OrderCreated, WorkerError> {
+    let body = body.ok_or_else(|| WorkerError::MalformedBody("no body".into()))?;
+    let event: OrderCreated =
+        serde_json::from_str(body).map_err(|e| WorkerError::MalformedBody(e.to_string()))?;
+    if event.kind != ORDER_CREATED {
+        return Err(WorkerError::MalformedBody(format!(
+            "type {:?}, expected {ORDER_CREATED}",
+            event.kind
+        )));
+    }
+    Ok(event)
+}
+
+/// Processes one message.
+pub async fn process(app: &App, message: SqsMessage) -> Result<(), WorkerError> {
+    let event = parse(message.body.as_deref())?;
+    let receipt = read_receipt(app, &event).await?;
+    let processed_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    let update = app
+        .dynamodb
+        .update_item()
+        .table_name(&app.table)
+        .key("id", AttributeValue::S(event.order_id.clone()))
+        .update_expression("SET #status = :processed, processed_at = :at")
+        .condition_expression("attribute_exists(id) AND #status <> :processed")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_values(":processed", AttributeValue::S(PROCESSED.into()))
+        .expression_attribute_values(":at", AttributeValue::N(processed_at.to_string()))
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .send()
+        .await;
+    match update {
+        Ok(_) => {
+            tracing::info!(order_id = %event.order_id, total_cents = receipt.total_cents, "order processed");
+            Ok(())
+        }
+        Err(error) => match error.as_service_error() {
+            Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                let status = failed
+                    .item()
+                    .and_then(|item| item.get("status"))
+                    .and_then(|status| status.as_s().ok());
+                match status {
+                    Some(status) if status == PROCESSED => {
+                        tracing::info!(order_id = %event.order_id, "order already processed; redelivery ignored");
+                        Ok(())
+                    }
+                    _ => Err(WorkerError::OrderMissing(event.order_id)),
+                }
+            }
+            _ => Err(WorkerError::Aws {
+                operation: "DynamoDB.UpdateItem",
+                message: aws_sdk_dynamodb::error::DisplayErrorContext(error).to_string(),
+            }),
+        },
+    }
+}
+
+async fn read_receipt(app: &App, event: &OrderCreated) -> Result<Receipt, WorkerError> {
+    let bad = |reason: String| WorkerError::BadReceipt {
+        key: event.receipt_key.clone(),
+        reason,
+    };
+    let object = app
+        .s3
+        .get_object()
+        .bucket(&app.bucket)
+        .key(&event.receipt_key)
+        .send()
+        .await
+        .map_err(|e| bad(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .map_err(|e| bad(e.to_string()))?
+        .into_bytes();
+    let receipt: Receipt =
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a receipt: {e}")))?;
+    if receipt.id != event.order_id {
+        return Err(bad(format!(
+            "names order {}, the message names {}",
+            receipt.id, event.order_id
+        )));
+    }
+    Ok(receipt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_order_created_bodies_are_accepted() {
+        let good = r#"{"type":"order.created","order_id":"o-1","receipt_key":"receipts/o-1.json"}"#;
+        assert_eq!(
+            parse(Some(good)).expect("valid").receipt_key,
+            "receipts/o-1.json"
+        );
+        // (body, reason)
+        let cases = [
+            (None, "no body"),
+            (Some("{not json"), "not JSON"),
+            (Some(r#"{"type":"order.created"}"#), "fields missing"),
+            (
+                Some(r#"{"type":"order.deleted","order_id":"o","receipt_key":"k"}"#),
+                "another event type",
+            ),
+        ];
+        for (body, reason) in cases {
+            assert!(
+                matches!(parse(body), Err(WorkerError::MalformedBody(_))),
+                "{reason}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_failure_has_its_own_error_type() {
+        let cases = [
+            (WorkerError::MalformedBody("x".into()), "MalformedBody"),
+            (
+                WorkerError::BadReceipt {
+                    key: "k".into(),
+                    reason: "gone".into(),
+                },
+                "BadReceipt",
+            ),
+            (WorkerError::OrderMissing("o".into()), "OrderMissing"),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(Diagnostic::from(error).error_type, expected);
+        }
+    }
+}
