@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: demo test check lint fmt clippy doc unit integration bench devstack-up devstack-down devstack-status infra-check
+.PHONY: demo test check lint fmt clippy doc unit integration bench devstack-up devstack-down devstack-status infra-check lambda-build
 
 ## demo: run a traced function under a local Lambda Runtime API and show its trace
 demo:
@@ -12,7 +12,7 @@ demo:
 	$(CARGO) run -q -p integration-tests --bin demo
 
 ## test: everything — infrastructure checks, unit tests, doc tests, and the integration tests against LocalStack and moto
-test: infra-check
+test: infra-check lambda-build
 	$(CARGO) test --workspace --all-features --no-run
 	scripts/with-devstack $(CARGO) test --workspace --all-features
 
@@ -39,6 +39,10 @@ devstack-down:
 
 devstack-status:
 	scripts/devstack status
+
+## lambda-build: cargo lambda build --release of api and worker for x86_64 (zips for infra/terraform)
+lambda-build:
+	scripts/infra-check lambda-build
 
 ## infra-check: offline checks of template.yaml and infra/ (SAM, cfn-lint, checkov, terraform fmt/validate)
 infra-check:
