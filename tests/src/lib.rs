@@ -4,6 +4,8 @@
 //! - [`runtime_api`]: a Lambda Runtime API server that spawns a function binary as a child process and
 //!   drives it the way Lambda does, with the trace header, deadline and ARN a test chooses; timing marks
 //!   are taken where the server sees the requests, so benchmarks can use them too.
+//! - [`flow`]: the orders flow end to end: the `api` and `worker` binaries, and the SQS event source
+//!   mapping's part played by the harness.
 //! - [`otlp`]: an OTLP/HTTP receiver standing in for the ADOT collector layer.
 //! - [`xray`]: an X-Ray daemon stand-in (UDP) that forwards segment documents to the X-Ray API (moto),
 //!   and [`xray::batch_get_traces`] to read them back.
@@ -38,6 +40,7 @@
 //! killed on drop. Everything here must be used inside a Tokio runtime.
 
 mod error;
+pub mod flow;
 mod http;
 pub mod otlp;
 pub mod runtime_api;

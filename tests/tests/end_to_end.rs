@@ -1,0 +1,337 @@
+//! One trace from the HTTP request to the worker: the real `api` and `worker` binaries under the
+//! Runtime API harness, against LocalStack and moto, on both export paths.
+
+use integration_tests::flow::Flow;
+use integration_tests::otlp::{ReceivedSpan, SpanKind, SpanStatusCode};
+use integration_tests::xray::{self, XrayDaemon};
+use integration_tests::{InvocationOutcome, OtlpReceiver, stack};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn order() -> Value {
+    json!({"customer": "ada", "items": [{"sku": "tea-assam", "quantity": 3, "unit_price_cents": 250}]})
+}
+
+/// A Lambda-style header: a fresh X-Ray trace, Lambda's segment as the parent.
+fn lambda_header() -> (String, String, String) {
+    let trace = xray::new_trace_id();
+    let parent = xray::new_segment_id();
+    let header = format!("Root={trace};Parent={parent};Sampled=1");
+    (trace, parent, header)
+}
+
+fn status_code(outcome: &InvocationOutcome) -> i64 {
+    let InvocationOutcome::Response(body) = outcome else {
+        panic!("the api answered with an error: {outcome:?}");
+    };
+    let response: Value = serde_json::from_slice(body).expect("a JSON response");
+    response["statusCode"].as_i64().expect("statusCode")
+}
+
+fn one<'a>(spans: &'a [ReceivedSpan], name: &str, service: &str) -> &'a ReceivedSpan {
+    let found: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == name && s.resource_str("service.name") == Some(service))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "exactly one {name} from {service}: {:#?}",
+        spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
+    found[0]
+}
+
+#[tokio::test]
+async fn otlp_one_trace_from_the_request_to_the_worker() {
+    let otlp = OtlpReceiver::start().expect("receiver");
+    let flow = Flow::start(
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.endpoint())],
+        Duration::from_secs(1),
+    )
+    .await
+    .expect("flow");
+    let (trace, parent, header) = lambda_header();
+    let posted = flow.post_order(&order(), &header).await.expect("post");
+    assert_eq!(status_code(&posted), 201);
+    let (_, _, worker_header) = lambda_header();
+    let delivery = flow
+        .deliver(&worker_header, WAIT)
+        .await
+        .expect("deliver")
+        .expect("the order.created message");
+    assert!(delivery.failed.is_empty(), "{:?}", delivery.outcome);
+
+    // api: invocation, validate, PutItem, PutObject, SendMessage; worker: invocation, process,
+    // GetObject, UpdateItem.
+    let spans = otlp.wait_for_spans(9, WAIT).await.expect("spans");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let spans_after = otlp.spans();
+    assert_eq!(
+        spans_after.len(),
+        9,
+        "nothing exported twice, nothing extra"
+    );
+    let ids: HashSet<&str> = spans_after.iter().map(|s| s.span_id.as_str()).collect();
+    assert_eq!(ids.len(), 9, "span ids are unique");
+
+    let trace_id = xray::otel_trace_id(&trace);
+    let api = one(&spans, "POST /orders", "tracekit-api");
+    assert_eq!(api.kind, SpanKind::Server);
+    assert_eq!(api.trace_id, trace_id);
+    assert_eq!(api.parent_span_id.as_deref(), Some(parent.as_str()));
+    assert_eq!(api.attr_i64("http.response.status_code"), Some(201));
+    for span in spans
+        .iter()
+        .filter(|s| s.resource_str("service.name") == Some("tracekit-api"))
+    {
+        assert_eq!(
+            span.trace_id, trace_id,
+            "{} is in the given trace",
+            span.name
+        );
+    }
+    let put = one(&spans, "DynamoDB.PutItem", "tracekit-api");
+    let receipt = one(&spans, "S3.PutObject", "tracekit-api");
+    let send = one(&spans, "SQS.SendMessage", "tracekit-api");
+    for (span, kind) in [
+        (put, SpanKind::Client),
+        (receipt, SpanKind::Client),
+        (send, SpanKind::Producer),
+    ] {
+        assert_eq!(span.kind, kind, "{}", span.name);
+        assert_eq!(span.parent_span_id.as_deref(), Some(api.span_id.as_str()));
+    }
+    assert_eq!(
+        put.attr("aws.dynamodb.table_names")
+            .and_then(|v| v.as_str_array())
+            .map(|v| v.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+        Some(vec![stack::resource("ORDERS_TABLE")])
+    );
+    assert_eq!(
+        receipt.attr_str("aws.s3.bucket"),
+        Some(stack::resource("RECEIPTS_BUCKET").as_str())
+    );
+    assert_eq!(
+        send.attr_str("aws.sqs.queue.url"),
+        Some(flow.queue_url.as_str())
+    );
+    assert!(send.attr_str("messaging.message.id").is_some());
+
+    let worker = spans
+        .iter()
+        .find(|s| {
+            s.resource_str("service.name") == Some("tracekit-worker") && s.kind == SpanKind::Server
+        })
+        .expect("the worker's invocation span");
+    assert_eq!(worker.attr_str("faas.trigger"), Some("pubsub"));
+    let queue_name = flow.queue_url.rsplit('/').next().unwrap_or_default();
+    let process = one(&spans, &format!("process {queue_name}"), "tracekit-worker");
+    assert_eq!(process.kind, SpanKind::Consumer);
+    assert_eq!(process.links.len(), 1);
+    assert_eq!(
+        process.links[0].span_id, send.span_id,
+        "linked to the SendMessage span"
+    );
+    assert_eq!(
+        process.links[0]
+            .attributes
+            .get("messaging.message.id")
+            .map(ToString::to_string),
+        send.attr_str("messaging.message.id").map(str::to_owned)
+    );
+    assert_eq!(
+        process.parent_span_id.as_deref(),
+        Some(send.span_id.as_str()),
+        "parent-if-single: a batch of one continues the producer's trace"
+    );
+    assert_eq!(process.trace_id, trace_id);
+    for name in ["S3.GetObject", "DynamoDB.UpdateItem"] {
+        let span = one(&spans, name, "tracekit-worker");
+        assert_eq!(
+            span.parent_span_id.as_deref(),
+            Some(process.span_id.as_str()),
+            "{name}"
+        );
+        assert_eq!(span.trace_id, trace_id, "{name}");
+    }
+    flow.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn xray_one_trace_with_the_segments_xray_needs() {
+    let client = stack::xray_client().await;
+    let daemon = XrayDaemon::start(client.clone()).expect("daemon stand-in");
+    let flow = Flow::start(
+        &[
+            ("OTEL_TRACES_EXPORTER", "xray".to_owned()),
+            ("AWS_XRAY_DAEMON_ADDRESS", daemon.address().to_owned()),
+        ],
+        Duration::from_secs(1),
+    )
+    .await
+    .expect("flow");
+    let (trace, parent, header) = lambda_header();
+    assert_eq!(
+        status_code(&flow.post_order(&order(), &header).await.expect("post")),
+        201
+    );
+    let (_, _, worker_header) = lambda_header();
+    let delivery = flow
+        .deliver(&worker_header, WAIT)
+        .await
+        .expect("deliver")
+        .expect("message");
+    assert!(delivery.failed.is_empty(), "{:?}", delivery.outcome);
+    daemon
+        .wait_for_forwarded(9, WAIT)
+        .await
+        .expect("documents forwarded");
+    assert!(
+        daemon.forward_errors().is_empty(),
+        "{:?}",
+        daemon.forward_errors()
+    );
+
+    let documents = xray::batch_get_traces(&client, &[trace.as_str()], WAIT)
+        .await
+        .expect("the trace");
+    let by_id = |id: &Value| documents.iter().find(|d| &d["id"] == id);
+    let segment = documents
+        .iter()
+        .find(|d| d["origin"] == "AWS::Lambda::Function" && d["parent_id"] == parent.as_str())
+        .unwrap_or_else(|| panic!("the api's function segment: {documents:#?}"));
+    assert_eq!(segment["trace_id"], trace.as_str());
+    for (operation, key) in [
+        ("PutItem", "table_name"),
+        ("PutObject", "bucket_name"),
+        ("SendMessage", "queue_url"),
+    ] {
+        let sub = documents
+            .iter()
+            .find(|d| d["aws"]["operation"] == operation)
+            .unwrap_or_else(|| panic!("a subsegment for {operation}: {documents:#?}"));
+        assert_eq!(sub["namespace"], "aws", "{operation}");
+        assert_eq!(sub["trace_id"], trace.as_str(), "{operation}");
+        assert_eq!(
+            sub["parent_id"], segment["id"],
+            "{operation} hangs under the function"
+        );
+        if operation != "PutObject" {
+            assert!(
+                !sub["aws"][key].is_null(),
+                "{operation} carries aws.{key}: {sub}"
+            );
+        }
+    }
+    let send = documents
+        .iter()
+        .find(|d| d["aws"]["operation"] == "SendMessage")
+        .expect("send");
+    let process = documents
+        .iter()
+        .find(|d| d["parent_id"] == send["id"])
+        .unwrap_or_else(|| panic!("the worker's process span in the same trace: {documents:#?}"));
+    assert!(
+        process["name"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("tracekit-worker")
+            || process["name"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("process"),
+        "{process}"
+    );
+    let worker_calls: Vec<_> = documents
+        .iter()
+        .filter(|d| d["parent_id"] == process["id"])
+        .filter_map(|d| d["aws"]["operation"].as_str())
+        .collect();
+    for operation in ["GetObject", "UpdateItem"] {
+        assert!(
+            worker_calls.contains(&operation),
+            "{operation} under process: {worker_calls:?}"
+        );
+    }
+    assert!(by_id(&segment["id"]).is_some());
+    flow.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_bad_body_and_a_failing_message_are_errors_and_nothing_is_lost() {
+    let otlp = OtlpReceiver::start().expect("receiver");
+    let flow = Flow::start(
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.endpoint())],
+        Duration::from_secs(1),
+    )
+    .await
+    .expect("flow");
+    let (_, _, header) = lambda_header();
+    let rejected = flow
+        .post_order(&json!({"customer": "ada", "items": []}), &header)
+        .await
+        .expect("post");
+    assert_eq!(status_code(&rejected), 400);
+    let spans = otlp.wait_for_spans(2, WAIT).await.expect("spans");
+    let validate = one(&spans, "validate order", "tracekit-api");
+    assert_eq!(validate.status_code, SpanStatusCode::Error);
+    assert_eq!(validate.attr_str("error.type"), Some("InvalidOrder"));
+    assert_eq!(
+        one(&spans, "POST /orders", "tracekit-api").attr_i64("http.response.status_code"),
+        Some(400)
+    );
+
+    // A valid order whose receipt disappears before the worker runs: that message fails.
+    let posted = flow.post_order(&order(), &header).await.expect("post");
+    assert_eq!(status_code(&posted), 201);
+    let InvocationOutcome::Response(body) = &posted else {
+        unreachable!()
+    };
+    let response: Value = serde_json::from_slice(body).expect("json");
+    let created: Value =
+        serde_json::from_str(response["body"].as_str().expect("body")).expect("json");
+    let order_id = created["id"].as_str().expect("id").to_owned();
+    stack::s3_client()
+        .await
+        .delete_object()
+        .bucket(stack::resource("RECEIPTS_BUCKET"))
+        .key(format!("receipts/{order_id}.json"))
+        .send()
+        .await
+        .expect("delete the receipt");
+    otlp.clear();
+    let (_, _, worker_header) = lambda_header();
+    let first = flow
+        .deliver(&worker_header, WAIT)
+        .await
+        .expect("deliver")
+        .expect("message");
+    assert_eq!(first.failed.len(), 1, "{:?}", first.outcome);
+    // invocation, process, the failed GetObject; no UpdateItem without a receipt.
+    let spans = otlp.wait_for_spans(3, WAIT).await.expect("worker spans");
+    let process = spans
+        .iter()
+        .find(|s| s.kind == SpanKind::Consumer)
+        .expect("process span");
+    assert_eq!(process.status_code, SpanStatusCode::Error);
+    assert_eq!(process.attr_str("error.type"), Some("BadReceipt"));
+
+    // Not deleted: after the visibility timeout the same message comes back.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let again = flow
+        .deliver(&worker_header, WAIT)
+        .await
+        .expect("deliver")
+        .expect("redelivered");
+    assert_eq!(again.failed, first.failed, "the same message, redelivered");
+    let receive_count = again.event["Records"][0]["attributes"]["ApproximateReceiveCount"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(receive_count, "2");
+    flow.shutdown().await.expect("shutdown");
+}
