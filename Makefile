@@ -6,10 +6,10 @@ export CARGO_TERM_COLOR ?= never
 
 .PHONY: demo test check lint fmt clippy doc unit integration bench devstack-up devstack-down devstack-status infra-check lambda-build
 
-## demo: run a traced function under a local Lambda Runtime API and show its trace
+## demo: the orders flow end to end (api → SQS → worker) on the local stack, and the trace it produced
 demo:
-	$(CARGO) build -q -p integration-tests --bins
-	$(CARGO) run -q -p integration-tests --bin demo
+	$(CARGO) build -q -p api -p worker -p integration-tests --bins
+	scripts/with-devstack $(CARGO) run -q -p integration-tests --bin demo
 
 ## test: everything — infrastructure checks, unit tests, doc tests, and the integration tests against LocalStack and moto
 test: infra-check lambda-build

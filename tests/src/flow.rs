@@ -173,10 +173,16 @@ impl Flow {
         }))
     }
 
-    /// Stops both functions.
+    /// Stops both functions and deletes the flow's queue.
     pub async fn shutdown(&self) -> Result<()> {
         self.api.shutdown().await?;
         self.worker.shutdown().await?;
+        self.sqs
+            .delete_queue()
+            .queue_url(&self.queue_url)
+            .send()
+            .await
+            .map_err(|e| Error::Invalid(format!("deleting the flow's queue: {e:?}")))?;
         Ok(())
     }
 }

@@ -1,92 +1,147 @@
-//! `make demo`: a tracekit function under a local Lambda Runtime API, and the trace it produced.
+//! `make demo`: the orders flow end to end on this machine, and the trace it produced.
 //!
-//! The function is a real process speaking the Runtime API; its spans leave it over OTLP/HTTP to a
-//! local receiver standing in for the ADOT collector layer. The demo invokes it twice under one fresh
-//! X-Ray trace header (as Lambda sets it with active tracing) — once successfully, once failing — and
-//! prints the trace as a tree with durations, kinds and key attributes.
+//! The real `api` and `worker` binaries run as Lambda processes under the harness's Runtime API,
+//! against LocalStack (S3, SQS) and moto (DynamoDB). The api is invoked with `POST /orders` under a
+//! fresh X-Ray trace header, as Lambda sets it with active tracing; the harness then does what the
+//! SQS event source mapping does and invokes the worker with the message. Spans leave both processes
+//! over OTLP/HTTP to a local receiver standing in for the ADOT collector layer. The demo prints the
+//! trace as a tree (durations, kinds, key attributes), the worker's links, and the service map edges.
 
-use integration_tests::otlp::{ReceivedSpan, SpanStatusCode};
-use integration_tests::{
-    FunctionProcess, Invocation, InvocationOutcome, OtlpReceiver, stack, xray,
-};
+use integration_tests::flow::Flow;
+use integration_tests::otlp::{ReceivedSpan, SpanKind, SpanStatusCode};
+use integration_tests::{InvocationOutcome, OtlpReceiver, xray};
 use serde_json::json;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-const FUNCTION: &str = "traced-function";
 const KEY_ATTRIBUTES: &[&str] = &[
     "faas.trigger",
-    "faas.invocation_id",
     "faas.coldstart",
-    "cloud.resource_id",
+    "http.response.status_code",
+    "aws.dynamodb.table_names",
+    "aws.s3.key",
+    "messaging.destination.name",
+    "messaging.message.id",
     "error.type",
-    "step",
 ];
+const WAIT: Duration = Duration::from_secs(15);
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let otlp = OtlpReceiver::start()?;
-    let binary = stack::function_binary(FUNCTION);
-    let function = FunctionProcess::spawn(
-        &binary,
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.endpoint()),
-            ("OTEL_SERVICE_NAME", "tracekit-demo".to_owned()),
-        ],
-    )?;
+    let flow = Flow::start(
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.endpoint())],
+        Duration::from_secs(5),
+    )
+    .await?;
 
     let trace_id = xray::new_trace_id();
     let lambda_segment = xray::new_segment_id();
     let header = format!("Root={trace_id};Parent={lambda_segment};Sampled=1");
-    let ok = function
-        .invoke_timed(Invocation::json(json!({"children": 3})).trace_header(header.clone()))
-        .await?;
-    let failed = function
-        .invoke_timed(
-            Invocation::json(json!({"fail": "order 42 is out of stock"})).trace_header(header),
-        )
-        .await?;
-    let spans = otlp.wait_for_spans(5, Duration::from_secs(10)).await?;
-    function.shutdown().await?;
+    let order = json!({"customer": "ada", "items": [{"sku": "tea-assam", "quantity": 3, "unit_price_cents": 250}]});
+    let posted = flow.post_order(&order, &header).await?;
+    let worker_header = format!(
+        "Root={};Parent={};Sampled=1",
+        xray::new_trace_id(),
+        xray::new_segment_id()
+    );
+    let delivery = flow
+        .deliver(&worker_header, WAIT)
+        .await?
+        .ok_or("the api sent no message to the queue")?;
+    let spans = otlp.wait_for_spans(9, WAIT).await?;
+    flow.shutdown().await?;
 
     let mut out = String::new();
     out.push_str(&format!(
-        "trace {trace_id}  (Lambda-Runtime-Trace-Id parent {lambda_segment})\n"
+        "POST /orders  → {}\nworker batch  → {}\n\n",
+        describe(&posted),
+        describe(&delivery.outcome)
     ));
-    for (label, outcome) in [("invocation 1", &ok), ("invocation 2", &failed)] {
-        let answer = match &outcome.outcome {
-            InvocationOutcome::Response(body) => {
-                format!("response {}", String::from_utf8_lossy(body))
-            }
-            InvocationOutcome::Error {
-                error_type,
-                error_message,
-                ..
-            } => {
-                format!("error {error_type}: {error_message}")
-            }
-        };
-        out.push_str(&format!(
-            "{label}: {answer}  (caller waited {} µs)\n",
-            outcome.latency().as_micros()
-        ));
-    }
     out.push_str(&format!(
-        "\nLambda segment {lambda_segment} (written by Lambda with active tracing)\n"
+        "trace {trace_id}\nLambda segment {lambda_segment} (the api's parent, written by Lambda with active tracing)\n"
     ));
     print_children(&spans, Some(&lambda_segment), 1, &mut out);
+    // The worker's invocation has a trace of its own (Lambda's); its process span continues ours.
+    for root in spans
+        .iter()
+        .filter(|s| s.kind == SpanKind::Server && s.trace_id != xray::otel_trace_id(&trace_id))
+    {
+        out.push_str(&format!(
+            "\nworker invocation (trace {}), whose process span joined the trace above:\n",
+            root.trace_id
+        ));
+        print_span(root, 1, &mut out);
+    }
+
+    out.push_str("\nlinks\n");
+    for span in spans.iter().filter(|s| !s.links.is_empty()) {
+        for link in &span.links {
+            let target = spans
+                .iter()
+                .find(|s| s.span_id == link.span_id)
+                .map_or("?", |s| s.name.as_str());
+            out.push_str(&format!(
+                "   {} ──link──▶ {target} ({})\n",
+                span.name, link.span_id
+            ));
+        }
+    }
+
+    out.push_str("\nservice map\n");
+    for edge in service_map(&spans) {
+        out.push_str(&format!("   {edge}\n"));
+    }
     let outside = spans
         .iter()
-        .filter(|s| s.trace_id != xray::otel_trace_id(&trace_id))
+        .filter(|s| s.trace_id != xray::otel_trace_id(&trace_id) && s.kind != SpanKind::Server)
         .count();
     out.push_str(&format!(
-        "\n{} spans received over OTLP by the local receiver; {outside} outside the trace\n",
+        "\n{} spans received over OTLP; {outside} outside the request's trace (besides the worker's invocation)\n",
         spans.len()
     ));
     std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes())?;
     if outside > 0 {
-        return Err("spans escaped the invocation's trace".into());
+        return Err("spans escaped the request's trace".into());
     }
     Ok(())
+}
+
+fn describe(outcome: &InvocationOutcome) -> String {
+    match outcome {
+        InvocationOutcome::Response(body) => String::from_utf8_lossy(body).into_owned(),
+        InvocationOutcome::Error {
+            error_type,
+            error_message,
+            ..
+        } => format!("error {error_type}: {error_message}"),
+    }
+}
+
+fn service(span: &ReceivedSpan) -> &str {
+    span.resource_str("service.name").unwrap_or("?")
+}
+
+/// X-Ray's nodes: client → api; each function → the AWS services it calls; SQS → worker.
+fn service_map(spans: &[ReceivedSpan]) -> BTreeSet<String> {
+    let mut edges = BTreeSet::new();
+    for span in spans {
+        match span.kind {
+            SpanKind::Server if span.attr_str("faas.trigger") == Some("http") => {
+                edges.insert(format!("client → {}", service(span)));
+            }
+            SpanKind::Client | SpanKind::Producer => {
+                if let Some(remote) = span.attr_str("rpc.service") {
+                    edges.insert(format!("{} → {remote}", service(span)));
+                }
+            }
+            SpanKind::Consumer => {
+                edges.insert(format!("SQS → {}", service(span)));
+            }
+            _ => {}
+        }
+    }
+    edges
 }
 
 fn print_children(spans: &[ReceivedSpan], parent: Option<&str>, depth: usize, out: &mut String) {
@@ -96,23 +151,28 @@ fn print_children(spans: &[ReceivedSpan], parent: Option<&str>, depth: usize, ou
         .collect();
     children.sort_by_key(|s| s.start_unix_nanos);
     for span in children {
-        let status = match span.status_code {
-            SpanStatusCode::Error => format!("  ERROR {}", span.status_message),
-            _ => String::new(),
-        };
-        let attributes: Vec<String> = KEY_ATTRIBUTES
-            .iter()
-            .filter_map(|key| span.attr(key).map(|value| format!("{key}={value}")))
-            .collect();
-        out.push_str(&format!(
-            "{:indent$}└─ {} [{:?}] {:.3} ms {}{status}\n",
-            "",
-            span.name,
-            span.kind,
-            span.duration().as_secs_f64() * 1000.0,
-            attributes.join(" "),
-            indent = depth * 3
-        ));
+        print_span(span, depth, out);
         print_children(spans, Some(&span.span_id), depth + 1, out);
     }
+}
+
+fn print_span(span: &ReceivedSpan, depth: usize, out: &mut String) {
+    let status = match span.status_code {
+        SpanStatusCode::Error => format!("  ERROR {}", span.status_message),
+        _ => String::new(),
+    };
+    let attributes: Vec<String> = KEY_ATTRIBUTES
+        .iter()
+        .filter_map(|key| span.attr(key).map(|value| format!("{key}={value}")))
+        .collect();
+    out.push_str(&format!(
+        "{:indent$}└─ {} [{:?}, {}] {:.3} ms {}{status}\n",
+        "",
+        span.name,
+        span.kind,
+        service(span),
+        span.duration().as_secs_f64() * 1000.0,
+        attributes.join(" "),
+        indent = depth * 3
+    ));
 }
