@@ -41,10 +41,7 @@ use aws_smithy_runtime_api::{
     },
 };
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
-use opentelemetry::{
-    KeyValue,
-    trace::{Status, TraceContextExt},
-};
+use opentelemetry::{KeyValue, trace::TraceContextExt};
 use std::sync::{
     Arc, Mutex,
     atomic::{AtomicU32, Ordering},
@@ -71,7 +68,6 @@ mod attr {
     pub(super) const CLOUD_REGION: &str = "cloud.region";
     pub(super) const SERVER_ADDRESS: &str = "server.address";
     pub(super) const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
-    pub(super) const ERROR_TYPE: &str = "error.type";
     pub(super) const ATTEMPTS: &str = "aws.attempts";
     pub(super) const DB_SYSTEM_NAME: &str = "db.system.name";
     pub(super) const DYNAMODB_TABLE_NAMES: &str = "aws.dynamodb.table_names";
@@ -276,20 +272,11 @@ impl Intercept for TracingInterceptor {
                 dynamodb::record_output(span, output);
                 #[cfg(feature = "sqs")]
                 sqs::record_output(span, output);
-                let _ = output;
+                let _ = output; // unused when no service feature is on
             }
             Some(Err(error)) => {
                 let message = error_message(error);
-                let code = error_code(&message).to_owned();
-                span.set_status(Status::error(message.clone()));
-                span.set_attribute(attr::ERROR_TYPE, code.clone());
-                span.add_event(
-                    "exception",
-                    vec![
-                        KeyValue::new("exception.type", code),
-                        KeyValue::new("exception.message", message),
-                    ],
-                );
+                crate::lambda::record_error(span, error_code(&message), &message);
             }
             None => {}
         }

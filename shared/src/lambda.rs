@@ -226,7 +226,9 @@ impl Finish {
     }
 }
 
-fn record_error(span: &Span, error_type: &str, message: &str) {
+/// Status ERROR, `error.type` and an `exception` event: how every tracekit span records a failure
+/// (invocations, SDK calls, SQS messages).
+pub(crate) fn record_error(span: &Span, error_type: &str, message: &str) {
     span.set_status(Status::error(message.to_owned()));
     span.set_attribute(attr::ERROR_TYPE, error_type.to_owned());
     span.add_event(

@@ -51,12 +51,13 @@
 //! the batch is reported failed without being processed, so that the group's order holds on retry.
 
 use crate::config::{Config, SqsParentPolicy};
+use crate::lambda::record_error;
 use futures_util::StreamExt;
 use lambda_runtime::Diagnostic;
 use opentelemetry::{
     Context, KeyValue,
     propagation::Extractor,
-    trace::{SpanContext, Status, TraceContextExt, TraceFlags},
+    trace::{SpanContext, TraceContextExt, TraceFlags},
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -72,9 +73,6 @@ mod attr {
     pub(super) const MESSAGING_OPERATION_TYPE: &str = "messaging.operation.type";
     pub(super) const MESSAGING_DESTINATION_NAME: &str = "messaging.destination.name";
     pub(super) const MESSAGING_MESSAGE_ID: &str = "messaging.message.id";
-    pub(super) const ERROR_TYPE: &str = "error.type";
-    pub(super) const EXCEPTION_TYPE: &str = "exception.type";
-    pub(super) const EXCEPTION_MESSAGE: &str = "exception.message";
 }
 
 /// `messaging.system` for SQS.
@@ -294,18 +292,6 @@ fn process_span(queue: &str, message_id: Option<&str>) -> Span {
     span
 }
 
-fn record_error(span: &Span, error_type: &str, message: &str) {
-    span.set_status(Status::error(message.to_owned()));
-    span.set_attribute(attr::ERROR_TYPE, error_type.to_owned());
-    span.add_event(
-        "exception",
-        vec![
-            KeyValue::new(attr::EXCEPTION_TYPE, error_type.to_owned()),
-            KeyValue::new(attr::EXCEPTION_MESSAGE, message.to_owned()),
-        ],
-    );
-}
-
 /// Where a message's producer context came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -429,7 +415,7 @@ fn from_attributes(
 mod tests {
     use super::*;
     use crate::testing::TestTelemetry;
-    use opentelemetry::trace::{SpanId, SpanKind, TraceId};
+    use opentelemetry::trace::{SpanId, SpanKind, Status, TraceId};
     use opentelemetry_sdk::trace::SpanData;
     use serde_json::json;
 
@@ -539,12 +525,10 @@ mod tests {
         records: Vec<serde_json::Value>,
         fail: &[&str],
     ) -> (SqsBatchResponse, Vec<SpanData>) {
-        let seen = std::sync::Mutex::new(Vec::new());
         let invocation = tracing::info_span!("invocation", otel.kind = "server");
         let response = processor
             .process(SqsBatch { records }, |message| {
                 let id = message.message_id.clone().unwrap_or_default();
-                seen.lock().expect("lock").push(id.clone());
                 let fails = fail.contains(&id.as_str());
                 async move {
                     tracing::info!("working on it");

@@ -57,6 +57,19 @@ async fn get_item(client: &aws_sdk_dynamodb::Client) -> Result<(), String> {
         .map_err(|error| format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(error)))
 }
 
+/// One traced GetItem, under a handler span, against an endpoint answering `script`.
+async fn scripted_get_item(
+    script: Vec<Scripted>,
+) -> (ScriptedEndpoint, TestTelemetry, Result<(), String>) {
+    let endpoint = ScriptedEndpoint::start(script).expect("endpoint");
+    let test = TestTelemetry::new();
+    let client = dynamodb_at(&endpoint.url()).await;
+    let result = get_item(&client)
+        .instrument(tracing::info_span!("handler"))
+        .await;
+    (endpoint, test, result)
+}
+
 /// The one `DynamoDB.GetItem` span after a flush.
 async fn the_get_item_span(test: &TestTelemetry) -> SpanData {
     test.telemetry().force_flush(Duration::from_secs(5)).await;
@@ -84,17 +97,12 @@ fn as_xray(span: &SpanData) -> Value {
 
 #[tokio::test]
 async fn a_retried_server_error_is_one_span_with_its_attempts_and_a_retry_event() {
-    let endpoint = ScriptedEndpoint::start(vec![
+    let (endpoint, test, result) = scripted_get_item(vec![
         Scripted::dynamodb_error(500, "InternalServerError"),
         Scripted::json(200, "{}").header("x-amzn-requestid", "req-after-retry"),
     ])
-    .expect("endpoint");
-    let test = TestTelemetry::new();
-    let client = dynamodb_at(&endpoint.url()).await;
-    get_item(&client)
-        .instrument(tracing::info_span!("handler"))
-        .await
-        .expect("the retry succeeds");
+    .await;
+    result.expect("the retry succeeds");
 
     let span = the_get_item_span(&test).await;
     assert_eq!(attr_i64(&span, "aws.attempts"), Some(2));
@@ -144,13 +152,8 @@ async fn throttling_client_errors_and_server_errors_are_told_apart_as_xray_reads
     ];
     for (answer, attempts, error_type, flags) in cases {
         let status = answer.clone();
-        let endpoint = ScriptedEndpoint::start(vec![answer]).expect("endpoint");
-        let test = TestTelemetry::new();
-        let client = dynamodb_at(&endpoint.url()).await;
-        let error = get_item(&client)
-            .instrument(tracing::info_span!("handler"))
-            .await
-            .expect_err("the scripted endpoint always fails");
+        let (endpoint, test, result) = scripted_get_item(vec![answer]).await;
+        let error = result.expect_err("the scripted endpoint always fails");
         assert!(
             error.contains(error_type),
             "the caller's error is the SDK's own: {error}"
@@ -184,17 +187,12 @@ async fn throttling_client_errors_and_server_errors_are_told_apart_as_xray_reads
 
 #[tokio::test]
 async fn every_attempt_carries_the_client_span_in_x_amzn_trace_id_outside_the_signature() {
-    let endpoint = ScriptedEndpoint::start(vec![
+    let (endpoint, test, result) = scripted_get_item(vec![
         Scripted::dynamodb_error(500, "InternalServerError"),
         Scripted::json(200, "{}"),
     ])
-    .expect("endpoint");
-    let test = TestTelemetry::new();
-    let client = dynamodb_at(&endpoint.url()).await;
-    get_item(&client)
-        .instrument(tracing::info_span!("handler"))
-        .await
-        .expect("get");
+    .await;
+    result.expect("get");
     let span = the_get_item_span(&test).await;
     let trace_id = span.span_context.trace_id().to_string();
     let expected = format!(
