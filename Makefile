@@ -8,11 +8,13 @@ export CARGO_TERM_COLOR ?= never
 
 ## demo: the orders flow end to end (api → SQS → worker) on the local stack, and the trace it produced
 demo:
+	scripts/browser install
 	$(CARGO) build -q -p api -p worker -p integration-tests --bins
 	scripts/with-devstack $(CARGO) run -q -p integration-tests --bin demo
 
 ## test: everything — infrastructure checks, unit tests, doc tests, and the integration tests against LocalStack and moto
 test: infra-check lambda-build
+	scripts/browser install
 	$(CARGO) test --workspace --all-features --no-run
 	scripts/with-devstack $(CARGO) test --workspace --all-features
 

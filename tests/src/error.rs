@@ -14,6 +14,9 @@ pub enum Error {
     /// The caller asked for something the harness cannot do (a header value HTTP cannot carry, ...).
     #[error("{0}")]
     Invalid(String),
+    /// The trace page did not render in the browser as it should; the message lists every problem.
+    #[error("{0}")]
+    Browser(String),
     /// A socket, pipe or child-process operation failed.
     #[error("{what}: {source}")]
     Io {

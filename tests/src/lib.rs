@@ -7,6 +7,8 @@
 //! - [`flow`]: the orders flow end to end: the `api` and `worker` binaries, and the SQS event source
 //!   mapping's part played by the harness.
 //! - [`otlp`]: an OTLP/HTTP receiver standing in for the ADOT collector layer.
+//! - [`page`]: the trace page (waterfall and service map in one HTML file) and its check in headless
+//!   Chromium.
 //! - [`xray`]: an X-Ray daemon stand-in (UDP) that forwards segment documents to the X-Ray API (moto),
 //!   and [`xray::batch_get_traces`] to read them back.
 //! - [`scripted`]: an AWS endpoint answering from a script (500, 429, modeled errors) that records
@@ -43,6 +45,7 @@ mod error;
 pub mod flow;
 mod http;
 pub mod otlp;
+pub mod page;
 pub mod runtime_api;
 pub mod scripted;
 pub mod stack;

@@ -3,10 +3,12 @@
 
 use integration_tests::flow::Flow;
 use integration_tests::otlp::{ReceivedSpan, SpanKind, SpanStatusCode};
+use integration_tests::page::{self, PageSpan};
 use integration_tests::xray::{self, XrayDaemon};
 use integration_tests::{InvocationOutcome, OtlpReceiver, stack};
 use serde_json::{Value, json};
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -159,6 +161,17 @@ async fn otlp_one_trace_from_the_request_to_the_worker() {
         assert_eq!(span.trace_id, trace_id, "{name}");
     }
     flow.shutdown().await.expect("shutdown");
+
+    // The trace page of this run, in headless Chromium: every span drawn, every service-map edge.
+    let edges = page::service_map(&spans_after);
+    assert_eq!(edges.len(), 7, "{edges:?}");
+    let html = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("end-to-end-trace.html");
+    std::fs::write(&html, page::render("end to end", &spans_after)).expect("write the page");
+    let page_spans: Vec<PageSpan> = spans_after.iter().map(PageSpan::from).collect();
+    let rendered = page::check_in_browser(&html, &html.with_extension("png"), &page_spans, &edges)
+        .await
+        .expect("the page renders every span");
+    assert_eq!(rendered.spans, 9);
 }
 
 #[tokio::test]

@@ -5,25 +5,17 @@
 //! fresh X-Ray trace header, as Lambda sets it with active tracing; the harness then does what the
 //! SQS event source mapping does and invokes the worker with the message. Spans leave both processes
 //! over OTLP/HTTP to a local receiver standing in for the ADOT collector layer. The demo prints the
-//! trace as a tree (durations, kinds, key attributes), the worker's links, and the service map edges.
+//! trace as a tree (durations, kinds, key attributes), the worker's links, and the service map edges,
+//! then writes the trace page (`demo-output/trace-<id>.html`, waterfall and service map in one file),
+//! checks in headless Chromium that it renders every span, and keeps the screenshot beside it.
 
 use integration_tests::flow::Flow;
 use integration_tests::otlp::{ReceivedSpan, SpanKind, SpanStatusCode};
-use integration_tests::{InvocationOutcome, OtlpReceiver, xray};
+use integration_tests::page::{self, KEY_ATTRIBUTES, PageSpan, service, service_map};
+use integration_tests::{InvocationOutcome, OtlpReceiver, stack, xray};
 use serde_json::json;
-use std::collections::BTreeSet;
 use std::time::Duration;
 
-const KEY_ATTRIBUTES: &[&str] = &[
-    "faas.trigger",
-    "faas.coldstart",
-    "http.response.status_code",
-    "aws.dynamodb.table_names",
-    "aws.s3.key",
-    "messaging.destination.name",
-    "messaging.message.id",
-    "error.type",
-];
 const WAIT: Duration = Duration::from_secs(15);
 
 #[tokio::main]
@@ -89,8 +81,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     out.push_str("\nservice map\n");
-    for edge in service_map(&spans) {
-        out.push_str(&format!("   {edge}\n"));
+    let edges = service_map(&spans);
+    for (from, to) in &edges {
+        out.push_str(&format!("   {from} → {to}\n"));
     }
     let outside = spans
         .iter()
@@ -104,6 +97,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if outside > 0 {
         return Err("spans escaped the request's trace".into());
     }
+
+    let dir = stack::workspace_root().join("demo-output");
+    std::fs::create_dir_all(&dir)?;
+    let html = dir.join(format!("trace-{trace_id}.html"));
+    let screenshot = dir.join(format!("trace-{trace_id}.png"));
+    std::fs::write(
+        &html,
+        page::render(
+            &format!("tracekit demo: POST /orders, trace {trace_id}"),
+            &spans,
+        ),
+    )?;
+    let page_spans: Vec<PageSpan> = spans.iter().map(PageSpan::from).collect();
+    let rendered = page::check_in_browser(&html, &screenshot, &page_spans, &edges).await?;
+    let summary = format!(
+        "\ntrace page: {}\n   headless Chromium drew {} of {} spans and {} service-map edges; screenshot {}\n",
+        html.display(),
+        rendered.spans,
+        spans.len(),
+        rendered.edges,
+        rendered.screenshot.display()
+    );
+    std::io::Write::write_all(&mut std::io::stdout(), summary.as_bytes())?;
     Ok(())
 }
 
@@ -116,32 +132,6 @@ fn describe(outcome: &InvocationOutcome) -> String {
             ..
         } => format!("error {error_type}: {error_message}"),
     }
-}
-
-fn service(span: &ReceivedSpan) -> &str {
-    span.resource_str("service.name").unwrap_or("?")
-}
-
-/// X-Ray's nodes: client → api; each function → the AWS services it calls; SQS → worker.
-fn service_map(spans: &[ReceivedSpan]) -> BTreeSet<String> {
-    let mut edges = BTreeSet::new();
-    for span in spans {
-        match span.kind {
-            SpanKind::Server if span.attr_str("faas.trigger") == Some("http") => {
-                edges.insert(format!("client → {}", service(span)));
-            }
-            SpanKind::Client | SpanKind::Producer => {
-                if let Some(remote) = span.attr_str("rpc.service") {
-                    edges.insert(format!("{} → {remote}", service(span)));
-                }
-            }
-            SpanKind::Consumer => {
-                edges.insert(format!("SQS → {}", service(span)));
-            }
-            _ => {}
-        }
-    }
-    edges
 }
 
 fn print_children(spans: &[ReceivedSpan], parent: Option<&str>, depth: usize, out: &mut String) {

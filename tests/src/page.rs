@@ -1,0 +1,255 @@
+//! The trace page: one self-contained HTML file (inline CSS and JavaScript, nothing fetched) with the
+//! waterfall and the service map of the spans a run exported, and [`check_in_browser`], which opens it
+//! in headless Chromium and checks, on a screenshot, that every span rendered.
+//!
+//! The page shows what the X-Ray console would: one row per span under its parent, a bar placed on
+//! the trace's timeline, the span kind and service, its key attributes and links, errors in red; and
+//! the service map's edges (client → function → the AWS services it calls, SQS → the consumer).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde_json::{Value, json};
+
+use crate::otlp::{ReceivedSpan, SpanKind, SpanStatusCode};
+use crate::{Error, Result};
+
+/// The attributes a row shows inline; every attribute is in the row's details.
+pub const KEY_ATTRIBUTES: &[&str] = &[
+    "faas.trigger",
+    "faas.coldstart",
+    "http.response.status_code",
+    "aws.dynamodb.table_names",
+    "aws.s3.key",
+    "messaging.destination.name",
+    "messaging.message.id",
+    "error.type",
+];
+
+/// One span as the page draws it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageSpan {
+    /// 16 hex digits.
+    pub span_id: String,
+    /// The parent's span id; a span whose parent is not on the page is a root.
+    pub parent_span_id: Option<String>,
+    /// 32 hex digits.
+    pub trace_id: String,
+    /// The span name.
+    pub name: String,
+    /// `SERVER`, `CLIENT`, `PRODUCER`, `CONSUMER` or `INTERNAL`.
+    pub kind: String,
+    /// The resource's `service.name`.
+    pub service: String,
+    /// Start and end, in nanoseconds since the Unix epoch.
+    pub start_unix_nanos: u64,
+    /// End, in nanoseconds since the Unix epoch.
+    pub end_unix_nanos: u64,
+    /// The status message when the status is ERROR.
+    pub error: Option<String>,
+    /// Every span attribute, rendered as text.
+    pub attributes: BTreeMap<String, String>,
+    /// Linked span ids.
+    pub links: Vec<String>,
+}
+
+impl From<&ReceivedSpan> for PageSpan {
+    fn from(span: &ReceivedSpan) -> PageSpan {
+        let kind = match span.kind {
+            SpanKind::Server => "SERVER",
+            SpanKind::Client => "CLIENT",
+            SpanKind::Producer => "PRODUCER",
+            SpanKind::Consumer => "CONSUMER",
+            SpanKind::Internal | SpanKind::Unspecified => "INTERNAL",
+        };
+        PageSpan {
+            span_id: span.span_id.clone(),
+            parent_span_id: span.parent_span_id.clone(),
+            trace_id: span.trace_id.clone(),
+            name: span.name.clone(),
+            kind: kind.to_owned(),
+            service: service(span).to_owned(),
+            start_unix_nanos: span.start_unix_nanos,
+            end_unix_nanos: span.end_unix_nanos,
+            error: (span.status_code == SpanStatusCode::Error).then(|| span.status_message.clone()),
+            attributes: span
+                .attributes
+                .iter()
+                .map(|(key, value)| (key.clone(), value.to_string()))
+                .collect(),
+            links: span.links.iter().map(|link| link.span_id.clone()).collect(),
+        }
+    }
+}
+
+/// The span's `service.name`, or `?`.
+pub fn service(span: &ReceivedSpan) -> &str {
+    span.resource_str("service.name").unwrap_or("?")
+}
+
+/// The service map's edges, as X-Ray draws its nodes: client → each HTTP-triggered function; each
+/// function → the AWS services it calls (`rpc.service`); SQS → each function that processes messages.
+pub fn service_map(spans: &[ReceivedSpan]) -> BTreeSet<(String, String)> {
+    let mut edges = BTreeSet::new();
+    for span in spans {
+        let from_to = match span.kind {
+            SpanKind::Server if span.attr_str("faas.trigger") == Some("http") => {
+                Some(("client".to_owned(), service(span).to_owned()))
+            }
+            SpanKind::Client | SpanKind::Producer => span
+                .attr_str("rpc.service")
+                .map(|remote| (service(span).to_owned(), remote.to_owned())),
+            SpanKind::Consumer => Some(("SQS".to_owned(), service(span).to_owned())),
+            _ => None,
+        };
+        edges.extend(from_to);
+    }
+    edges
+}
+
+/// The page for these spans: a standalone HTML document.
+pub fn render(title: &str, spans: &[ReceivedSpan]) -> String {
+    let page_spans: Vec<PageSpan> = spans.iter().map(PageSpan::from).collect();
+    render_spans(title, &page_spans, &service_map(spans))
+}
+
+/// The page for spans already in the page's model (what [`render`] does after converting).
+pub fn render_spans(title: &str, spans: &[PageSpan], edges: &BTreeSet<(String, String)>) -> String {
+    let data = json!({
+        "title": title,
+        "keyAttributes": KEY_ATTRIBUTES,
+        "spans": spans.iter().map(|span| json!({
+            "id": span.span_id,
+            "parent": span.parent_span_id,
+            "trace": span.trace_id,
+            "name": span.name,
+            "kind": span.kind,
+            "service": span.service,
+            // Microseconds since the Unix epoch fit an f64 exactly; nanoseconds would not.
+            "startUs": span.start_unix_nanos / 1_000,
+            "endUs": span.end_unix_nanos.max(span.start_unix_nanos) / 1_000,
+            "error": span.error,
+            "attributes": span.attributes,
+            "links": span.links,
+        })).collect::<Vec<Value>>(),
+        "edges": edges.iter().map(|(from, to)| json!([from, to])).collect::<Vec<Value>>(),
+    });
+    TEMPLATE
+        .replace("{{TITLE}}", &escape_html(title))
+        .replace("{{DATA}}", &script_safe_json(&data))
+}
+
+/// JSON that cannot end the `<script>` element it sits in: `<`, `>` and `&` become `\u` escapes,
+/// which JSON reads back as the same characters.
+fn script_safe_json(data: &Value) -> String {
+    data.to_string()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// What the browser saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// Span rows drawn, each with its bar's colour found at the bar's place in the screenshot.
+    pub spans: usize,
+    /// Service map nodes drawn.
+    pub nodes: usize,
+    /// Service map edges drawn.
+    pub edges: usize,
+    /// The screenshot (PNG) the pixel checks read.
+    pub screenshot: PathBuf,
+}
+
+/// Opens `page` in headless Chromium (Debian's, driven by playwright-core: `scripts/browser install`)
+/// and checks that each of `span_ids` has a visible row with its name and a bar whose colour is in the
+/// screenshot where the bar is, and that the service map drew `edges`. Saves the screenshot at
+/// `screenshot`. Fails, saying what is missing, when the browser or playwright-core is not installed.
+pub async fn check_in_browser(
+    page: &Path,
+    screenshot: &Path,
+    spans: &[PageSpan],
+    edges: &BTreeSet<(String, String)>,
+) -> Result<Rendered> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/check-page.mjs");
+    let expected = json!({
+        "spans": spans.iter().map(|span| json!({"id": span.span_id, "name": span.name})).collect::<Vec<Value>>(),
+        "edges": edges.iter().map(|(from, to)| json!([from, to])).collect::<Vec<Value>>(),
+    });
+    let output = tokio::process::Command::new("node")
+        .arg(&script)
+        .arg(page)
+        .arg(screenshot)
+        .arg(expected.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(Error::io(format!(
+            "running node {} (Node.js 20+ is needed; scripts/browser install)",
+            script.display()
+        )))?;
+    if !output.status.success() {
+        return Err(Error::Browser(format!(
+            "the page check failed ({}):\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    let seen: Value = serde_json::from_slice(&output.stdout).map_err(Error::json(
+        "the page check's report (tests/browser/check-page.mjs stdout)",
+    ))?;
+    let count = |key: &str| {
+        seen[key]
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| Error::Browser(format!("the page check's report has no {key}: {seen}")))
+    };
+    Ok(Rendered {
+        spans: count("spans")?,
+        nodes: count("nodes")?,
+        edges: count("edges")?,
+        screenshot: screenshot.to_owned(),
+    })
+}
+
+const TEMPLATE: &str = include_str!("page.html");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn span_names_cannot_end_the_data_script() {
+        let spans = [PageSpan {
+            span_id: "00000000000000a1".to_owned(),
+            parent_span_id: None,
+            trace_id: "6920f6a01a06d4c81cff9d6687c0176c".to_owned(),
+            name: "</script><b>&amp;".to_owned(),
+            kind: "SERVER".to_owned(),
+            service: "svc".to_owned(),
+            start_unix_nanos: 1,
+            end_unix_nanos: 2,
+            error: None,
+            attributes: BTreeMap::new(),
+            links: Vec::new(),
+        }];
+        let html = render_spans("<title>", &spans, &BTreeSet::new());
+        let data = html
+            .split(r#"<script type="application/json" id="trace-data">"#)
+            .nth(1)
+            .and_then(|rest| rest.split("</script>").next())
+            .expect("the data script");
+        let parsed: Value = serde_json::from_str(data).expect("the data is JSON");
+        assert_eq!(parsed["spans"][0]["name"], "</script><b>&amp;");
+        assert!(html.contains("<title>&lt;title&gt;</title>"));
+    }
+}
