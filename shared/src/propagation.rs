@@ -476,4 +476,117 @@ mod tests {
         none.inject_context(&cx, &mut empty);
         assert!(empty.is_empty(), "`none` injects nothing");
     }
+
+    mod round_trips {
+        use super::*;
+        use opentelemetry::baggage::BaggageExt;
+        use proptest::prelude::*;
+
+        fn span_context(trace: u128, span: u64, sampled: bool, state: TraceState) -> SpanContext {
+            let flags = if sampled {
+                TraceFlags::SAMPLED
+            } else {
+                TraceFlags::default()
+            };
+            SpanContext::new(
+                TraceId::from_bytes(trace.to_be_bytes()),
+                SpanId::from_bytes(span.to_be_bytes()),
+                flags,
+                true,
+                state,
+            )
+        }
+
+        fn round_trip(
+            propagators: &[Propagator],
+            cx: &Context,
+        ) -> (HashMap<String, String>, Context) {
+            let propagator = composite(propagators);
+            let mut carrier = HashMap::new();
+            propagator.inject_context(cx, &mut carrier);
+            let extracted = propagator.extract(&carrier);
+            (carrier, extracted)
+        }
+
+        /// W3C `tracestate` members: a lowercase key and a printable value without `,` or `=`.
+        fn trace_state() -> impl Strategy<Value = TraceState> {
+            proptest::collection::btree_map("[a-z][a-z0-9_*/-]{0,15}", "[!-+--<>-~]{1,16}", 0..6)
+                .prop_map(|members| TraceState::from_key_value(members).unwrap_or_default())
+        }
+
+        proptest! {
+            #[test]
+            fn xray_inject_then_extract_keeps_ids_and_decision(
+                trace in 1u128.., span in 1u64.., sampled: bool,
+            ) {
+                let cx = Context::new()
+                    .with_remote_span_context(span_context(trace, span, sampled, TraceState::default()));
+                let (carrier, extracted) = round_trip(&[Propagator::Xray], &cx);
+                let header = carrier.get("x-amzn-trace-id").expect("x-amzn-trace-id injected");
+                let expected = cx.span().span_context().clone();
+                let got = extracted.span().span_context().clone();
+                prop_assert_eq!(got.trace_id(), expected.trace_id());
+                prop_assert_eq!(got.span_id(), expected.span_id());
+                prop_assert_eq!(got.is_sampled(), sampled);
+                // tracekit's own strict parser reads what the propagator writes.
+                let parsed = XrayHeader::parse(header).expect("the injected header parses");
+                prop_assert_eq!(parsed.trace_id, expected.trace_id());
+                prop_assert_eq!(parsed.parent_id, expected.span_id());
+                prop_assert_eq!(parsed.sampled, if sampled { XraySampled::Yes } else { XraySampled::No });
+            }
+
+            #[test]
+            fn w3c_inject_then_extract_keeps_ids_flags_and_trace_state(
+                trace in 1u128.., span in 1u64.., sampled: bool, state in trace_state(),
+            ) {
+                let expected = span_context(trace, span, sampled, state);
+                let cx = Context::new().with_remote_span_context(expected.clone());
+                let (_, extracted) = round_trip(&[Propagator::TraceContext], &cx);
+                let got = extracted.span().span_context().clone();
+                prop_assert_eq!(got, expected);
+            }
+
+            #[test]
+            fn baggage_inject_then_extract_keeps_every_entry(
+                entries in proptest::collection::btree_map(
+                    "[A-Za-z0-9!#$&'*+.^_`|~-]{1,16}",
+                    "[^\\s,;=%]{0,16}|[a-z]{1,4}( [a-z]{1,4}){0,2}|[\\p{L}\\p{N}]{1,8}",
+                    1..8,
+                ),
+            ) {
+                let cx = Context::new().with_baggage(
+                    entries.iter().map(|(k, v)| opentelemetry::KeyValue::new(k.clone(), v.clone())),
+                );
+                let (_, extracted) = round_trip(&[Propagator::Baggage], &cx);
+                for (key, value) in &entries {
+                    let got = extracted.baggage().get(key.as_str()).map(|v| v.as_str().to_owned());
+                    prop_assert_eq!(got.as_deref(), Some(value.as_str()), "baggage key {}", key);
+                }
+            }
+
+            #[test]
+            fn every_format_together_round_trips(
+                trace in 1u128.., span in 1u64.., sampled: bool, state in trace_state(),
+                value in "[a-z0-9]{1,12}",
+            ) {
+                let expected = span_context(trace, span, sampled, state);
+                let cx = Context::new()
+                    .with_remote_span_context(expected.clone())
+                    .with_baggage([opentelemetry::KeyValue::new("tenant", value.clone())]);
+                let (carrier, extracted) = round_trip(
+                    &[Propagator::TraceContext, Propagator::Baggage, Propagator::Xray],
+                    &cx,
+                );
+                prop_assert!(carrier.contains_key("traceparent") && carrier.contains_key("x-amzn-trace-id"));
+                let got = extracted.span().span_context().clone();
+                prop_assert_eq!(got.trace_id(), expected.trace_id());
+                prop_assert_eq!(got.span_id(), expected.span_id());
+                prop_assert_eq!(got.is_sampled(), sampled);
+                prop_assert_eq!(
+                    extracted.baggage().get("tenant").map(|v| v.as_str().to_owned()),
+                    Some(value)
+                );
+            }
+        }
+    }
 }

@@ -747,4 +747,60 @@ mod tests {
             4
         );
     }
+
+    /// How a generated record behaves.
+    #[derive(Debug, Clone, Copy)]
+    enum Fate {
+        Succeeds,
+        Fails,
+        /// `messageAttributes` is not a map: the record cannot be read as a message.
+        Malformed,
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Whatever mix of successes, handler failures and unreadable records a batch holds, and
+        /// however many run at once, the response names exactly the failed and unreadable records, in
+        /// batch order, and every record gets its span.
+        #[test]
+        fn the_batch_response_names_exactly_the_failed_records(
+            fates in proptest::collection::vec(
+                proptest::prop_oneof![
+                    3 => proptest::strategy::Just(Fate::Succeeds),
+                    2 => proptest::strategy::Just(Fate::Fails),
+                    1 => proptest::strategy::Just(Fate::Malformed),
+                ],
+                0..24,
+            ),
+            concurrency in 1usize..8,
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let test = TestTelemetry::new();
+            let ids: Vec<String> = (0..fates.len()).map(|i| format!("m-{i:02}")).collect();
+            let records = fates.iter().zip(&ids).map(|(fate, id)| {
+                let mut r = record(id);
+                if let Fate::Malformed = fate {
+                    r["messageAttributes"] = json!(["not", "a", "map"]);
+                }
+                r
+            }).collect();
+            let fail: Vec<&str> = fates.iter().zip(&ids)
+                .filter(|(fate, _)| matches!(fate, Fate::Fails))
+                .map(|(_, id)| id.as_str())
+                .collect();
+            let (response, spans) = runtime.block_on(run(
+                &test,
+                BatchProcessor::default().concurrency(concurrency),
+                records,
+                &fail,
+            ));
+            let expected: Vec<&str> = fates.iter().zip(&ids)
+                .filter(|(fate, _)| !matches!(fate, Fate::Succeeds))
+                .map(|(_, id)| id.as_str())
+                .collect();
+            proptest::prop_assert_eq!(failed_ids(&response), expected);
+            proptest::prop_assert_eq!(process_spans(&spans).len(), fates.len());
+        }
+    }
 }
