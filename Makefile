@@ -4,7 +4,9 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: demo test check lint fmt clippy doc unit integration bench devstack-up devstack-down devstack-status infra-check lambda-build
+FUZZ_SECONDS ?= 60
+
+.PHONY: demo test check lint fmt clippy doc unit integration bench fuzz devstack-up devstack-down devstack-status infra-check lambda-build
 
 ## demo: the orders flow end to end (api → SQS → worker) on the local stack, and the trace it produced
 demo:
@@ -17,6 +19,10 @@ test: infra-check lambda-build
 	scripts/browser install
 	$(CARGO) test --workspace --all-features --no-run
 	scripts/with-devstack $(CARGO) test --workspace --all-features
+
+## fuzz: every cargo-fuzz target for FUZZ_SECONDS each (default 60), after replaying seeds and regressions
+fuzz:
+	scripts/fuzz run $(FUZZ_SECONDS)
 
 ## check: formatting, lints, docs, then every test
 check: lint test

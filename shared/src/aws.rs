@@ -653,6 +653,15 @@ pub mod sqs {
             if attributes.len() >= MAX_MESSAGE_ATTRIBUTES || attributes.contains_key(*key) {
                 continue;
             }
+            // Baggage read from an incoming request may hold characters SQS refuses, which would
+            // fail the user's send: such a value does not travel.
+            if !value.chars().all(sqs_allows) {
+                tracing::debug!(
+                    key,
+                    "a propagation value has characters SQS refuses; not sent"
+                );
+                continue;
+            }
             let Ok(attribute) = MessageAttributeValue::builder()
                 .data_type(STRING)
                 .string_value(value.clone())
@@ -664,6 +673,13 @@ pub mod sqs {
             added += 1;
         }
         added
+    }
+
+    /// The characters SQS accepts in a message attribute value: `#x9 | #xA | #xD | #x20-#xD7FF |
+    /// #xE000-#xFFFD | #x10000-#x10FFFF`.
+    /// [SendMessage](https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html)
+    fn sqs_allows(c: char) -> bool {
+        matches!(c, '\t' | '\n' | '\r' | ' '..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
     }
 
     /// Sets `AWSTraceHeader` unless the user set one.
@@ -795,6 +811,29 @@ mod tests {
                 proptest::prop_assert!(attributes.contains_key("traceparent"), "traceparent goes first where it fits");
             }
         }
+    }
+
+    #[cfg(feature = "sqs")]
+    #[test]
+    fn a_value_sqs_would_refuse_is_not_injected() {
+        // Baggage metadata keeps raw characters (found by fuzzing); SQS refuses NUL and would fail
+        // the user's send.
+        let mut attributes = std::collections::HashMap::new();
+        let context = [
+            (
+                "traceparent",
+                "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01".to_owned(),
+            ),
+            ("baggage", "congo=t61;\0\0494bd88".to_owned()),
+            ("tracestate", "vendor=\u{FFFE}".to_owned()),
+        ];
+        assert_eq!(sqs::inject_pairs(&mut attributes, &context), 1);
+        assert_eq!(attributes.keys().collect::<Vec<_>>(), vec!["traceparent"]);
+        let mut tab_ok = std::collections::HashMap::new();
+        assert_eq!(
+            sqs::inject_pairs(&mut tab_ok, &[("baggage", "k=v;\tnote=é😀".to_owned())]),
+            1
+        );
     }
 
     #[test]

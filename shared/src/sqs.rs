@@ -191,8 +191,21 @@ impl BatchProcessor {
         Fut: Future<Output = Result<(), E>>,
         E: Into<Diagnostic>,
     {
+        // serde reads a struct from a JSON array too (field by position); a record is an object.
         let message = match SqsMessage::deserialize(&record) {
-            Ok(message) => message,
+            Ok(message) if record.is_object() => message,
+            Ok(_) => {
+                let span = process_span(&queue_of(&record), None);
+                let error = "an SQS record is a JSON object";
+                record_error(&span, MALFORMED_RECORD, error);
+                span.in_scope(|| {
+                    tracing::warn!(
+                        error,
+                        "an SQS record is not an SQS message; reported as failed"
+                    )
+                });
+                return Err(String::new());
+            }
             Err(error) => {
                 let id = record_id(&record);
                 let span = process_span(&queue_of(&record), Some(&id));
@@ -746,6 +759,29 @@ mod tests {
                 .count(),
             4
         );
+    }
+
+    #[tokio::test]
+    async fn a_record_that_is_not_an_object_is_malformed_not_read_by_position() {
+        // serde would read this array as a message whose id is the first element (found by fuzzing).
+        let test = TestTelemetry::new();
+        let records = vec![
+            record("a"),
+            json!(["m-1", "handle", "{}"]),
+            json!("m-2"),
+            json!(null),
+        ];
+        let (response, spans) = run(&test, BatchProcessor::default(), records, &["m-1"]).await;
+        assert_eq!(failed_ids(&response), vec!["", "", ""]);
+        let malformed = spans
+            .iter()
+            .filter(|s| {
+                s.attributes.iter().any(|kv| {
+                    kv.key.as_str() == "error.type" && kv.value.as_str() == MALFORMED_RECORD
+                })
+            })
+            .count();
+        assert_eq!(malformed, 3);
     }
 
     /// How a generated record behaves.

@@ -96,8 +96,19 @@ impl Flow {
 
     /// Invokes the api with `POST /orders` and `body` (any JSON, valid or not) under `trace_header`.
     pub async fn post_order(&self, body: &Value, trace_header: &str) -> Result<InvocationOutcome> {
+        self.post_event(Self::order_event(body)?, trace_header)
+            .await
+    }
+
+    /// The `POST /orders` API Gateway event with `body`, for a test to add headers or a query to.
+    pub fn order_event(body: &Value) -> Result<Value> {
         let mut event = sample_event("apigw-v2-post-order.json")?;
         event["body"] = Value::from(body.to_string());
+        Ok(event)
+    }
+
+    /// Invokes the api with an API Gateway event under `trace_header`.
+    pub async fn post_event(&self, event: Value, trace_header: &str) -> Result<InvocationOutcome> {
         self.api
             .invoke(Invocation::json(event).trace_header(trace_header))
             .await

@@ -1,0 +1,172 @@
+//! No payload leaves a function through tracing: the whole orders flow runs with recognisable secrets
+//! in the request (body, headers, query), in the item written to DynamoDB, in the receipt object in
+//! S3, and in an SQS message's body and user attributes; none of them appears in any exported span
+//! (name, attributes, events, links, resource), X-Ray segment document, or log line of either function.
+//! tracekit has no switch that records payloads: a user who wants a value on a span records it.
+
+use integration_tests::flow::Flow;
+use integration_tests::{OtlpReceiver, XrayDaemon, stack, xray};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+struct Secrets {
+    customer: String,
+    sku: String,
+    token: String,
+    query: String,
+    body: String,
+    attribute: String,
+}
+
+impl Secrets {
+    fn new() -> Secrets {
+        let tag = stack::unique_name("s");
+        let secret = |what: &str| format!("PRIVACY{what}{}", tag.replace('-', ""));
+        Secrets {
+            customer: secret("CUSTOMER"),
+            sku: secret("SKU"),
+            token: secret("TOKEN"),
+            query: secret("QUERY"),
+            body: secret("BODY"),
+            attribute: secret("ATTRIBUTE"),
+        }
+    }
+
+    fn all(&self) -> [&str; 6] {
+        [
+            &self.customer,
+            &self.sku,
+            &self.token,
+            &self.query,
+            &self.body,
+            &self.attribute,
+        ]
+    }
+
+    /// Each secret found in `text`, with where it was found.
+    fn found_in(&self, what: &str, text: &str) -> Vec<String> {
+        self.all()
+            .into_iter()
+            .filter(|secret| text.contains(secret))
+            .map(|secret| format!("{secret} in {what}: {text}"))
+            .collect()
+    }
+}
+
+/// Runs the flow with the secrets everywhere a user's data goes, and returns the secrets and the
+/// flow (still running, so its logs can be read).
+async fn run_with_secrets(export_env: &[(&str, String)]) -> (Secrets, Flow) {
+    let secrets = Secrets::new();
+    let flow = Flow::start(export_env, Duration::from_secs(1))
+        .await
+        .expect("flow");
+
+    // A message of the user's own: a body the worker cannot read, and a user attribute.
+    stack::sqs_client()
+        .await
+        .send_message()
+        .queue_url(&flow.queue_url)
+        .message_body(format!("{} is not an order", secrets.body))
+        .message_attributes(
+            "note",
+            aws_sdk_sqs::types::MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(&secrets.attribute)
+                .build()
+                .expect("attribute"),
+        )
+        .send()
+        .await
+        .expect("send the user's message");
+
+    let order = json!({"customer": secrets.customer, "items": [{"sku": secrets.sku, "quantity": 2, "unit_price_cents": 999}]});
+    let mut event = Flow::order_event(&order).expect("event");
+    event["headers"]["authorization"] = Value::from(format!("Bearer {}", secrets.token));
+    event["cookies"] = json!([format!("session={}", secrets.token)]);
+    event["rawQueryString"] = Value::from(format!("coupon={}", secrets.query));
+    event["queryStringParameters"] = json!({"coupon": secrets.query});
+    let header = format!(
+        "Root={};Parent={};Sampled=1",
+        xray::new_trace_id(),
+        xray::new_segment_id()
+    );
+    flow.post_event(event, &header).await.expect("post");
+
+    // Both messages reach the worker: the order (processed) and the user's (reported failed).
+    let mut delivered = 0;
+    let mut failed = 0;
+    while delivered < 2 {
+        let delivery = flow
+            .deliver(&header, WAIT)
+            .await
+            .expect("deliver")
+            .expect("both messages arrive");
+        delivered += delivery.event["Records"].as_array().map_or(0, Vec::len);
+        failed += delivery.failed.len();
+    }
+    assert!(failed >= 1, "the unreadable message is reported failed");
+
+    // The secrets did reach the stack: the item and the receipt hold them.
+    let item = stack::dynamodb_client()
+        .await
+        .scan()
+        .table_name(stack::resource("ORDERS_TABLE"))
+        .send()
+        .await
+        .expect("scan");
+    assert!(
+        format!("{item:?}").contains(&secrets.customer),
+        "the item holds the customer"
+    );
+    (secrets, flow)
+}
+
+fn leaks_in_logs(secrets: &Secrets, flow: &Flow) -> Vec<String> {
+    let mut leaks = Vec::new();
+    for (name, process) in [("api", &flow.api), ("worker", &flow.worker)] {
+        for line in process.stdout().iter().chain(process.stderr().iter()) {
+            leaks.extend(secrets.found_in(&format!("a log line of {name}"), line));
+        }
+    }
+    leaks
+}
+
+#[tokio::test]
+async fn no_payload_reaches_an_otlp_span_or_a_log_line() {
+    let otlp = OtlpReceiver::start().expect("receiver");
+    let (secrets, flow) =
+        run_with_secrets(&[("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.endpoint())]).await;
+    // api: 5 spans; worker: 2 invocations (or 1), 2 process spans, GetObject, UpdateItem.
+    let spans = otlp.wait_for_spans(10, WAIT).await.expect("spans");
+    let mut leaks = leaks_in_logs(&secrets, &flow);
+    for span in &spans {
+        // Debug output holds every field of the span, its events, links and resource.
+        leaks.extend(secrets.found_in(&format!("span {}", span.name), &format!("{span:?}")));
+    }
+    flow.shutdown().await.expect("shutdown");
+    assert!(leaks.is_empty(), "{leaks:#?}");
+    assert!(
+        spans.iter().any(|s| s.name == "S3.PutObject")
+            && spans.iter().any(|s| s.attr_str("error.type").is_some()),
+        "the spans that handled the secrets were exported (one with an error)"
+    );
+}
+
+#[tokio::test]
+async fn no_payload_reaches_an_xray_segment() {
+    let daemon = XrayDaemon::recording().expect("daemon");
+    let (secrets, flow) = run_with_secrets(&[
+        ("OTEL_TRACES_EXPORTER", "xray".to_owned()),
+        ("AWS_XRAY_DAEMON_ADDRESS", daemon.address().to_owned()),
+    ])
+    .await;
+    let documents = daemon.wait_for_documents(10, WAIT).await.expect("segments");
+    let mut leaks = leaks_in_logs(&secrets, &flow);
+    for document in &documents {
+        leaks.extend(secrets.found_in("a segment document", &document.to_string()));
+    }
+    flow.shutdown().await.expect("shutdown");
+    assert!(leaks.is_empty(), "{leaks:#?}");
+}
