@@ -24,6 +24,9 @@ use std::{
 
 /// Spans kept at most while waiting for a flush (the SDK batch processor's default queue size).
 pub(crate) const DEFAULT_MAX_BUFFERED_SPANS: usize = 2048;
+/// Room only entry spans (the invocation's SERVER span, SQS CONSUMER spans) may use. They end after
+/// their children, so a burst of child spans would otherwise cost the trace its root.
+const ENTRY_SPAN_RESERVE: usize = 64;
 /// Spans sent in one export request (the SDK batch processor's default batch size).
 const MAX_EXPORT_BATCH: usize = 512;
 
@@ -44,7 +47,8 @@ impl SpanBuffer {
 }
 
 /// A span processor for Lambda: ended, sampled spans go into a bounded buffer that the invocation
-/// layer drains after each response. A full buffer drops the new span and counts it.
+/// layer drains after each response. A full buffer drops the new span and counts it; the last
+/// places are kept for entry spans (SERVER, CONSUMER), so an overflowing invocation keeps its root.
 #[derive(Debug, Clone)]
 pub struct LambdaSpanProcessor {
     buffer: Arc<SpanBuffer>,
@@ -69,8 +73,14 @@ impl SpanProcessor for LambdaSpanProcessor {
         if !span.span_context.is_sampled() {
             return;
         }
+        let limit = match span.span_kind {
+            opentelemetry::trace::SpanKind::Server | opentelemetry::trace::SpanKind::Consumer => {
+                self.buffer.capacity
+            }
+            _ => self.buffer.capacity - ENTRY_SPAN_RESERVE.min(self.buffer.capacity / 8),
+        };
         let mut spans = self.buffer.lock();
-        if spans.len() < self.buffer.capacity {
+        if spans.len() < limit {
             spans.push(span);
         } else {
             drop(spans);
@@ -219,6 +229,9 @@ impl Flusher {
             report.deferred = self.pending();
             return report;
         };
+        // At most one failed export per flush: a collector that refused one batch would only cost
+        // the rest of the bound for the next; what is left waits for the next flush.
+        let mut failure: Option<String> = None;
         loop {
             let batch: Vec<SpanData> = {
                 let mut spans = self.buffer.lock();
@@ -233,27 +246,33 @@ impl Flusher {
                 Ok(Ok(())) => report.exported += size,
                 Ok(Err(error)) => {
                     report.dropped += size as u64;
-                    tracing::warn!(target: "tracekit", %error, spans = size, "span export failed");
+                    failure = Some(error.to_string());
+                    break;
                 }
                 Err(_elapsed) => {
                     report.dropped += size as u64;
-                    tracing::warn!(
-                        target: "tracekit",
-                        spans = size,
-                        timeout_ms = bound.as_millis() as u64,
-                        "span export timed out"
-                    );
+                    failure = Some(format!("timed out after {} ms", bound.as_millis()));
                     break;
                 }
             }
         }
         report.deferred = self.pending();
         let overflowed = self.buffer.dropped.swap(0, Ordering::Relaxed);
-        if overflowed > 0 {
-            report.dropped += overflowed;
+        report.dropped += overflowed;
+        // One line per flush, whatever went wrong.
+        if let Some(error) = failure {
             tracing::warn!(
                 target: "tracekit",
-                spans = overflowed,
+                %error,
+                dropped = report.dropped,
+                overflowed,
+                deferred = report.deferred,
+                "span export failed"
+            );
+        } else if overflowed > 0 {
+            tracing::warn!(
+                target: "tracekit",
+                dropped = report.dropped,
                 capacity = self.buffer.capacity,
                 "span buffer full: spans dropped"
             );
@@ -428,10 +447,20 @@ mod tests {
         for _ in 0..DEFAULT_MAX_BUFFERED_SPANS + 5 {
             processor.on_end(span(true));
         }
-        assert_eq!(flusher.pending(), DEFAULT_MAX_BUFFERED_SPANS);
+        let children = DEFAULT_MAX_BUFFERED_SPANS - ENTRY_SPAN_RESERVE;
+        assert_eq!(
+            flusher.pending(),
+            children,
+            "the last places are kept for entry spans"
+        );
+        // The invocation's span ends last and still finds room.
+        let mut invocation = span(true);
+        invocation.span_kind = SpanKind::Server;
+        processor.on_end(invocation);
+        assert_eq!(flusher.pending(), children + 1);
         let report = flusher.flush(Duration::from_secs(5)).await;
-        assert_eq!(report.exported, DEFAULT_MAX_BUFFERED_SPANS);
-        assert_eq!(report.dropped, 5);
+        assert_eq!(report.exported, children + 1);
+        assert_eq!(report.dropped, (ENTRY_SPAN_RESERVE + 5) as u64);
         let again = flusher.flush(Duration::from_secs(1)).await;
         assert_eq!(again.dropped, 0, "drops are reported once");
     }

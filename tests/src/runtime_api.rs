@@ -367,6 +367,20 @@ impl FunctionProcess {
         })
     }
 
+    /// The process's resident memory now and at its peak (`VmRSS`, `VmHWM` from `/proc`), in KiB.
+    pub fn memory_kib(&self) -> Result<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .map_err(Error::io(format!("reading /proc/{}/status", self.pid)))?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+                .ok_or_else(|| Error::Function(format!("no {name} in /proc/{}/status", self.pid)))
+        };
+        Ok((field("VmRSS:")?, field("VmHWM:")?))
+    }
+
     /// The function name (`AWS_LAMBDA_FUNCTION_NAME`).
     pub fn name(&self) -> &str {
         &self.name

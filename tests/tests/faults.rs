@@ -1,0 +1,265 @@
+//! Faults on the export path never fail or stall an invocation: an OTLP collector that refuses, fails,
+//! hangs or answers late; an X-Ray daemon that cannot be resolved or reached; an invocation whose
+//! deadline is nearly spent; a burst of spans larger than the buffer. In each case the function
+//! answers with its handler's result, the time it spends after answering stays within the flush
+//! bound, and what was lost is counted and logged once per invocation.
+//!
+//! AWS services answering 500, 503 or 429 to SDK calls are in `aws_wire.rs`.
+
+use integration_tests::otlp::Mode;
+use integration_tests::{
+    FunctionProcess, Invocation, InvocationOutcome, OtlpReceiver, stack, xray,
+};
+use serde_json::json;
+use std::time::{Duration, SystemTime};
+
+const FLUSH_TIMEOUT: Duration = Duration::from_millis(200);
+/// What this shared two-core machine may add to a measured turnaround (scheduling, the harness).
+const SLACK: Duration = Duration::from_millis(150);
+const INVOCATIONS: usize = 3;
+const WAIT: Duration = Duration::from_secs(15);
+
+fn spawn(env: &[(&str, String)]) -> FunctionProcess {
+    let mut env = env.to_vec();
+    env.push((
+        "TRACEKIT_FLUSH_TIMEOUT_MS",
+        FLUSH_TIMEOUT.as_millis().to_string(),
+    ));
+    FunctionProcess::spawn(&stack::function_binary("traced-function"), &env).expect("spawn")
+}
+
+fn header() -> String {
+    format!(
+        "Root={};Parent={};Sampled=1",
+        xray::new_trace_id(),
+        xray::new_segment_id()
+    )
+}
+
+fn closed_port() -> u16 {
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    socket.local_addr().expect("address").port()
+}
+
+fn count_lines(function: &FunctionProcess, text: &str) -> usize {
+    function
+        .stdout()
+        .iter()
+        .chain(function.stderr().iter())
+        .filter(|l| l.contains(text))
+        .count()
+}
+
+/// Invokes `INVOCATIONS` times (10 child spans each) and checks each answer and turnaround; returns
+/// the turnarounds.
+async fn invoke_through(function: &FunctionProcess, what: &str) -> Vec<Duration> {
+    let mut turnarounds = Vec::new();
+    for _ in 0..INVOCATIONS {
+        let timed = function
+            .invoke_timed(Invocation::json(json!({"children": 10})).trace_header(header()))
+            .await
+            .expect("invocation");
+        let InvocationOutcome::Response(body) = &timed.outcome else {
+            panic!(
+                "{what}: the handler's response is lost: {:?}",
+                timed.outcome
+            );
+        };
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(body).expect("JSON")["ok"],
+            true,
+            "{what}"
+        );
+        let turnaround = timed.turnaround().await.expect("next poll");
+        assert!(
+            turnaround < FLUSH_TIMEOUT + SLACK,
+            "{what}: {turnaround:?} after answering, bound {FLUSH_TIMEOUT:?}"
+        );
+        turnarounds.push(turnaround);
+    }
+    assert_eq!(
+        count_lines(function, "panicked"),
+        0,
+        "{what}: {:?}",
+        function.stderr()
+    );
+    turnarounds
+}
+
+#[tokio::test]
+async fn a_failing_otlp_collector_costs_at_most_the_flush_timeout_and_one_warning() {
+    // (what, collector mode or a refused connection, warnings expected per invocation)
+    let cases: [(&str, Option<Mode>); 4] = [
+        ("connection refused", None),
+        (
+            "answers 500",
+            Some(Mode::Fail(http::StatusCode::INTERNAL_SERVER_ERROR)),
+        ),
+        ("accepts, never answers", Some(Mode::Hang)),
+        (
+            "answers after 1 s",
+            Some(Mode::Delay(Duration::from_secs(1))),
+        ),
+    ];
+    for (what, mode) in cases {
+        let receiver = OtlpReceiver::start().expect("receiver");
+        let endpoint = match mode {
+            Some(mode) => {
+                receiver.set_mode(mode);
+                receiver.endpoint()
+            }
+            None => format!("http://127.0.0.1:{}", closed_port()),
+        };
+        let function = spawn(&[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)]);
+        let turnarounds = invoke_through(&function, what).await;
+        function
+            .wait_for_stdout(
+                |_| count_lines(&function, "span export failed") >= INVOCATIONS,
+                WAIT,
+            )
+            .await
+            .expect("a warning per invocation");
+        assert_eq!(
+            count_lines(&function, "span export failed"),
+            INVOCATIONS,
+            "{what}: one warning per invocation"
+        );
+        let warning = function
+            .stdout()
+            .into_iter()
+            .find(|l| l.contains("span export failed"))
+            .unwrap_or_default();
+        assert!(
+            warning.contains("\"dropped\":11"),
+            "{what}: the loss is counted: {warning}"
+        );
+        eprintln!("{what}: turnarounds {turnarounds:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_collector_answering_within_the_timeout_gets_every_span() {
+    let receiver = OtlpReceiver::start().expect("receiver");
+    receiver.set_mode(Mode::Delay(Duration::from_millis(50)));
+    let function = spawn(&[("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())]);
+    invoke_through(&function, "answers after 50 ms").await;
+    let spans = receiver
+        .wait_for_spans(11 * INVOCATIONS, WAIT)
+        .await
+        .expect("spans");
+    assert_eq!(spans.len(), 11 * INVOCATIONS);
+    assert_eq!(count_lines(&function, "span export failed"), 0);
+}
+
+#[tokio::test]
+async fn an_xray_daemon_that_cannot_be_resolved_or_reached_costs_nothing_more() {
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let unreachable = udp.local_addr().expect("address").to_string();
+    drop(udp);
+    // (what, AWS_XRAY_DAEMON_ADDRESS)
+    let cases = [
+        ("unresolvable", "xray-daemon.invalid:2000".to_owned()),
+        ("nothing listening", unreachable),
+    ];
+    for (what, address) in cases {
+        let function = spawn(&[
+            ("OTEL_TRACES_EXPORTER", "xray".to_owned()),
+            ("AWS_XRAY_DAEMON_ADDRESS", address),
+        ]);
+        invoke_through(&function, what).await;
+        let warnings = count_lines(&function, "span export failed");
+        assert!(
+            warnings <= INVOCATIONS,
+            "{what}: at most one warning per invocation, saw {warnings}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_nearly_spent_deadline_cuts_the_flush_short() {
+    let receiver = OtlpReceiver::start().expect("receiver");
+    receiver.set_mode(Mode::Hang);
+    let function = FunctionProcess::spawn(
+        &stack::function_binary("traced-function"),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()),
+            // A flush timeout far beyond what the deadline leaves.
+            ("TRACEKIT_FLUSH_TIMEOUT_MS", "5000".to_owned()),
+        ],
+    )
+    .expect("spawn");
+    let left = Duration::from_millis(80);
+    let timed = function
+        .invoke_timed(
+            Invocation::json(json!({"children": 10}))
+                .trace_header(header())
+                .deadline(SystemTime::now() + left),
+        )
+        .await
+        .expect("invocation");
+    assert!(
+        matches!(timed.outcome, InvocationOutcome::Response(_)),
+        "{:?}",
+        timed.outcome
+    );
+    let turnaround = timed.turnaround().await.expect("next poll");
+    // The flush ends 10 ms before the deadline; the answer came some ms after the invocation began.
+    assert!(
+        turnaround < left + SLACK,
+        "{turnaround:?} after answering with {left:?} left"
+    );
+    assert!(
+        turnaround < Duration::from_secs(1),
+        "the 5 s flush timeout did not apply"
+    );
+    // The collector recovers; the next invocation, with time to spare, exports as usual.
+    receiver.set_mode(Mode::Accept);
+    invoke_through(&function, "after a cut-short flush").await;
+    receiver
+        .wait_for_spans(11 * INVOCATIONS, WAIT)
+        .await
+        .expect("spans after recovery");
+}
+
+#[tokio::test]
+async fn ten_thousand_spans_overflow_a_bounded_buffer_without_blocking_the_handler() {
+    let receiver = OtlpReceiver::start().expect("receiver");
+    let function = spawn(&[("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())]);
+    // Warm up with an invocation that fits, and note the memory it took.
+    invoke_through(&function, "warm-up").await;
+    let (_, warm_peak) = function.memory_kib().expect("memory");
+    receiver.clear();
+
+    let timed = function
+        .invoke_timed(Invocation::json(json!({"children": 10_000})).trace_header(header()))
+        .await
+        .expect("invocation");
+    let InvocationOutcome::Response(body) = &timed.outcome else {
+        panic!("{:?}", timed.outcome);
+    };
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(body).expect("JSON")["children"],
+        10_000
+    );
+    let turnaround = timed.turnaround().await.expect("next poll");
+    assert!(turnaround < FLUSH_TIMEOUT + SLACK, "{turnaround:?}");
+    function
+        .wait_for_stdout(|l| l.contains("span buffer full"), WAIT)
+        .await
+        .expect("the overflow is logged");
+    assert_eq!(count_lines(&function, "span buffer full"), 1, "logged once");
+    let (_, peak) = function.memory_kib().expect("memory");
+    let delivered = receiver.spans();
+    eprintln!(
+        "10,000 spans: {} delivered, peak RSS {warm_peak} KiB before, {peak} KiB after, turnaround {turnaround:?}",
+        delivered.len()
+    );
+    assert!(
+        delivered.len() <= 2048,
+        "the buffer holds at most 2048 spans"
+    );
+    assert!(
+        peak.saturating_sub(warm_peak) < 16 * 1024,
+        "memory stays bounded: {warm_peak} KiB → {peak} KiB"
+    );
+}
