@@ -824,7 +824,7 @@ mod tests {
                 "traceparent",
                 "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01".to_owned(),
             ),
-            ("baggage", "congo=t61;\0\0494bd88".to_owned()),
+            ("baggage", "congo=t61;\u{0}\u{0}494bd88".to_owned()),
             ("tracestate", "vendor=\u{FFFE}".to_owned()),
         ];
         assert_eq!(sqs::inject_pairs(&mut attributes, &context), 1);

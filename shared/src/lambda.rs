@@ -411,10 +411,8 @@ where
     D: Into<bytes::Bytes> + Send,
     E: Into<lambda_runtime::Error> + Send + fmt::Debug,
 {
-    lambda_runtime::Runtime::new(traced(handler))
-        .layer(telemetry.layer())
-        .run()
-        .await
+    let runtime = lambda_runtime::Runtime::new(traced(handler)).layer(telemetry.layer());
+    run_until_terminated(telemetry, runtime.run()).await
 }
 
 /// [`run`] for `lambda_http` handlers (API Gateway REST and HTTP APIs, ALB, function URLs).
@@ -429,10 +427,52 @@ where
     R: lambda_http::IntoResponse,
     E: fmt::Debug + Into<Diagnostic>,
 {
-    lambda_runtime::Runtime::new(traced(lambda_http::Adapter::from(handler)))
-        .layer(telemetry.layer())
-        .run()
-        .await
+    let runtime = lambda_runtime::Runtime::new(traced(lambda_http::Adapter::from(handler)))
+        .layer(telemetry.layer());
+    run_until_terminated(telemetry, runtime.run()).await
+}
+
+/// How long the flush on SIGTERM may take. Lambda waits 500 ms between SIGTERM and SIGKILL when
+/// external extensions (such as the ADOT collector layer) run, 300 ms with internal ones only.
+/// [Lambda execution environment: shutdown](https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html#runtimes-lifecycle-shutdown)
+const SHUTDOWN_FLUSH: Duration = Duration::from_millis(250);
+
+/// Runs `runtime` until it ends or the process gets SIGTERM. On SIGTERM, an invocation cut short
+/// is dropped (which ends its spans), what is buffered is exported within [`SHUTDOWN_FLUSH`], and
+/// the function returns `Ok`, so `main` exits cleanly.
+async fn run_until_terminated(
+    telemetry: &Telemetry,
+    runtime: impl Future<Output = Result<(), lambda_runtime::Error>>,
+) -> Result<(), lambda_runtime::Error> {
+    let mut runtime = Box::pin(runtime);
+    tokio::select! {
+        result = &mut runtime => return result,
+        () = terminated() => {}
+    }
+    drop(runtime);
+    let report = telemetry.shutdown(SHUTDOWN_FLUSH).await;
+    tracing::info!(
+        target: "tracekit",
+        exported = report.exported,
+        dropped = report.dropped,
+        "SIGTERM: buffered spans flushed, exiting"
+    );
+    Ok(())
+}
+
+/// Resolves when the process gets SIGTERM; never, where that signal cannot be watched.
+async fn terminated() {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut sigterm) => {
+            sigterm.recv().await;
+            return;
+        }
+        Err(error) => {
+            tracing::warn!(target: "tracekit", %error, "cannot watch SIGTERM; spans buffered at shutdown may be lost");
+        }
+    }
+    std::future::pending::<()>().await;
 }
 
 #[cfg(test)]

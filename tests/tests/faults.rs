@@ -4,6 +4,9 @@
 //! answers with its handler's result, the time it spends after answering stays within the flush
 //! bound, and what was lost is counted and logged once per invocation.
 //!
+//! SIGTERM, which Lambda sends at shutdown when an extension (such as the ADOT collector layer) runs,
+//! flushes what is buffered before the process exits.
+//!
 //! AWS services answering 500, 503 or 429 to SDK calls are in `aws_wire.rs`.
 
 use integration_tests::otlp::Mode;
@@ -261,5 +264,49 @@ async fn ten_thousand_spans_overflow_a_bounded_buffer_without_blocking_the_handl
     assert!(
         peak.saturating_sub(warm_peak) < 16 * 1024,
         "memory stays bounded: {warm_peak} KiB → {peak} KiB"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_during_a_burst_flushes_buffered_spans_before_exit() {
+    let receiver = OtlpReceiver::start().expect("receiver");
+    let function = spawn(&[("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())]);
+    invoke_through(&function, "burst").await;
+    receiver
+        .wait_for_spans(11 * INVOCATIONS, WAIT)
+        .await
+        .expect("the burst's spans");
+
+    // One more invocation is in its handler, its 10 child spans ended and buffered, when SIGTERM
+    // arrives.
+    let working = |function: &FunctionProcess| count_lines(function, "\"working\"");
+    let in_flight = function.invoke(
+        Invocation::json(json!({"children": 10, "sleep_ms": 10_000})).trace_header(header()),
+    );
+    let terminate = async {
+        function
+            .wait_for_stdout(|_| working(&function) >= 10 * (INVOCATIONS + 1), WAIT)
+            .await
+            .expect("the last invocation's child spans");
+        function.shutdown().await.expect("exit status")
+    };
+    let (answer, status) = tokio::join!(in_flight, terminate);
+    assert!(
+        answer.is_err(),
+        "the invocation cut short has no answer: {answer:?}"
+    );
+    assert!(status.success(), "exits cleanly on SIGTERM: {status:?}");
+    assert_eq!(count_lines(&function, "SIGTERM: buffered spans flushed"), 1);
+    let spans = receiver.spans();
+    let steps = spans.iter().filter(|s| s.name == "step").count();
+    assert_eq!(
+        steps,
+        10 * (INVOCATIONS + 1),
+        "every child span of the cut invocation was flushed"
+    );
+    assert_eq!(
+        spans.len(),
+        11 * (INVOCATIONS + 1),
+        "and its invocation span, ended by the cut"
     );
 }

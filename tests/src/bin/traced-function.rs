@@ -4,6 +4,7 @@
 //! - `{"fail": "message"}` returns an error of type `OrderError` with that message;
 //! - `{"panic": true}` panics inside the handler;
 //! - `{"sdk_call": "http://…"}` makes one DynamoDB GetItem with a traced client at that endpoint;
+//! - `{"sleep_ms": N}` sleeps N ms after the child spans, still inside the invocation;
 //! - the response echoes `{"ok": true, "children": N}`.
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
@@ -55,6 +56,9 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, OrderError> {
         let span = tracing::info_span!("step", step);
         let _entered = span.enter();
         tracing::info!(step, "working");
+    }
+    if let Some(ms) = payload.get("sleep_ms").and_then(Value::as_u64) {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
     Ok(json!({"ok": true, "children": children}))
 }
