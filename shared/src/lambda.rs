@@ -412,7 +412,7 @@ where
     E: Into<lambda_runtime::Error> + Send + fmt::Debug,
 {
     let runtime = lambda_runtime::Runtime::new(traced(handler)).layer(telemetry.layer());
-    run_until_terminated(telemetry, runtime.run()).await
+    run_until_terminated(telemetry, Box::pin(runtime.run())).await
 }
 
 /// [`run`] for `lambda_http` handlers (API Gateway REST and HTTP APIs, ALB, function URLs).
@@ -429,7 +429,7 @@ where
 {
     let runtime = lambda_runtime::Runtime::new(traced(lambda_http::Adapter::from(handler)))
         .layer(telemetry.layer());
-    run_until_terminated(telemetry, runtime.run()).await
+    run_until_terminated(telemetry, Box::pin(runtime.run())).await
 }
 
 /// How long the flush on SIGTERM may take. Lambda waits 500 ms between SIGTERM and SIGKILL when
@@ -440,11 +440,13 @@ const SHUTDOWN_FLUSH: Duration = Duration::from_millis(250);
 /// Runs `runtime` until it ends or the process gets SIGTERM. On SIGTERM, an invocation cut short
 /// is dropped (which ends its spans), what is buffered is exported within [`SHUTDOWN_FLUSH`], and
 /// the function returns `Ok`, so `main` exits cleanly.
+///
+/// The runtime arrives boxed as a trait object: nested inline, its future type made the layout of a
+/// user's `main` deeper than the compiler's default recursion limit.
 async fn run_until_terminated(
     telemetry: &Telemetry,
-    runtime: impl Future<Output = Result<(), lambda_runtime::Error>>,
+    mut runtime: Pin<Box<dyn Future<Output = Result<(), lambda_runtime::Error>> + '_>>,
 ) -> Result<(), lambda_runtime::Error> {
-    let mut runtime = Box::pin(runtime);
     tokio::select! {
         result = &mut runtime => return result,
         () = terminated() => {}
