@@ -192,24 +192,17 @@ impl BatchProcessor {
         E: Into<Diagnostic>,
     {
         // serde reads a struct from a JSON array too (field by position); a record is an object.
-        let message = match SqsMessage::deserialize(&record) {
-            Ok(message) if record.is_object() => message,
-            Ok(_) => {
-                let span = process_span(&queue_of(&record), None);
-                let error = "an SQS record is a JSON object";
-                record_error(&span, MALFORMED_RECORD, error);
-                span.in_scope(|| {
-                    tracing::warn!(
-                        error,
-                        "an SQS record is not an SQS message; reported as failed"
-                    )
-                });
-                return Err(String::new());
-            }
+        let parsed = if record.is_object() {
+            SqsMessage::deserialize(&record).map_err(|error| error.to_string())
+        } else {
+            Err("an SQS record is a JSON object".to_owned())
+        };
+        let message = match parsed {
+            Ok(message) => message,
             Err(error) => {
                 let id = record_id(&record);
                 let span = process_span(&queue_of(&record), Some(&id));
-                record_error(&span, MALFORMED_RECORD, &error.to_string());
+                record_error(&span, MALFORMED_RECORD, &error);
                 span.in_scope(|| {
                     tracing::warn!(message_id = %id, %error, "an SQS record is not an SQS message; reported as failed");
                 });

@@ -108,14 +108,9 @@ pub fn service_map(spans: &[ReceivedSpan]) -> BTreeSet<(String, String)> {
     edges
 }
 
-/// The page for these spans: a standalone HTML document.
-pub fn render(title: &str, spans: &[ReceivedSpan]) -> String {
-    let page_spans: Vec<PageSpan> = spans.iter().map(PageSpan::from).collect();
-    render_spans(title, &page_spans, &service_map(spans))
-}
-
-/// The page for spans already in the page's model (what [`render`] does after converting).
-pub fn render_spans(title: &str, spans: &[PageSpan], edges: &BTreeSet<(String, String)>) -> String {
+/// The page for these spans and service-map edges: a standalone HTML document. Convert received
+/// spans with `PageSpan::from`, and take the edges from [`service_map`].
+pub fn render(title: &str, spans: &[PageSpan], edges: &BTreeSet<(String, String)>) -> String {
     let data = json!({
         "title": title,
         "keyAttributes": KEY_ATTRIBUTES,
@@ -242,7 +237,7 @@ mod tests {
             attributes: BTreeMap::new(),
             links: Vec::new(),
         }];
-        let html = render_spans("<title>", &spans, &BTreeSet::new());
+        let html = render("<title>", &spans, &BTreeSet::new());
         let data = html
             .split(r#"<script type="application/json" id="trace-data">"#)
             .nth(1)

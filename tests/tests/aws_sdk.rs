@@ -279,11 +279,7 @@ async fn dynamodb_calls_are_client_spans_with_table_names_and_modeled_errors() {
 async fn s3_calls_record_bucket_and_key_and_a_missing_key_is_an_error() {
     stack::require_localstack().await;
     let test = TestTelemetry::new();
-    let sdk = stack::sdk_config().await;
-    let client = aws_sdk_s3::Client::from_conf(
-        tracekit::aws::traced(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true))
-            .build(),
-    );
+    let client = stack::traced_s3_client().await;
     let bucket = stack::unique_name("receipts");
     client
         .create_bucket()

@@ -166,8 +166,8 @@ async fn otlp_one_trace_from_the_request_to_the_worker() {
     let edges = page::service_map(&spans_after);
     assert_eq!(edges.len(), 7, "{edges:?}");
     let html = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("end-to-end-trace.html");
-    std::fs::write(&html, page::render("end to end", &spans_after)).expect("write the page");
     let page_spans: Vec<PageSpan> = spans_after.iter().map(PageSpan::from).collect();
+    std::fs::write(&html, page::render("end to end", &page_spans, &edges)).expect("write the page");
     let rendered = page::check_in_browser(&html, &html.with_extension("png"), &page_spans, &edges)
         .await
         .expect("the page renders every span");

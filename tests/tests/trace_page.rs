@@ -148,11 +148,8 @@ fn out(name: &str) -> PathBuf {
 async fn every_span_is_drawn_where_the_screenshot_shows_its_bar() {
     let spans = spans();
     let html = out("trace-page.html");
-    std::fs::write(
-        &html,
-        page::render_spans("tracekit page test", &spans, &edges()),
-    )
-    .expect("write page");
+    std::fs::write(&html, page::render("tracekit page test", &spans, &edges()))
+        .expect("write page");
     let rendered = page::check_in_browser(&html, &out("trace-page.png"), &spans, &edges())
         .await
         .expect("the page renders every span");
@@ -170,7 +167,7 @@ async fn the_check_fails_when_a_span_is_not_on_the_page() {
     // The page lacks the last span; the check is still asked for it.
     std::fs::write(
         &html,
-        page::render_spans("tracekit page test", &spans[..spans.len() - 1], &edges()),
+        page::render("tracekit page test", &spans[..spans.len() - 1], &edges()),
     )
     .expect("write page");
     let error = page::check_in_browser(&html, &out("trace-page-missing.png"), &spans, &edges())
@@ -190,11 +187,7 @@ async fn the_check_fails_when_the_service_map_misses_an_edge() {
     let mut drawn = edges();
     drawn.remove(&("SQS".to_owned(), "tracekit-worker".to_owned()));
     let html = out("trace-page-edge.html");
-    std::fs::write(
-        &html,
-        page::render_spans("tracekit page test", &spans, &drawn),
-    )
-    .expect("write page");
+    std::fs::write(&html, page::render("tracekit page test", &spans, &drawn)).expect("write page");
     let error = page::check_in_browser(&html, &out("trace-page-edge.png"), &spans, &edges())
         .await
         .expect_err("an edge the page does not draw fails the check");

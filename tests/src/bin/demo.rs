@@ -102,14 +102,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&dir)?;
     let html = dir.join(format!("trace-{trace_id}.html"));
     let screenshot = dir.join(format!("trace-{trace_id}.png"));
-    std::fs::write(
-        &html,
-        page::render(
-            &format!("tracekit demo: POST /orders, trace {trace_id}"),
-            &spans,
-        ),
-    )?;
     let page_spans: Vec<PageSpan> = spans.iter().map(PageSpan::from).collect();
+    let title = format!("tracekit demo: POST /orders, trace {trace_id}");
+    std::fs::write(&html, page::render(&title, &page_spans, &edges))?;
     let rendered = page::check_in_browser(&html, &screenshot, &page_spans, &edges).await?;
     let summary = format!(
         "\ntrace page: {}\n   headless Chromium drew {} of {} spans and {} service-map edges; screenshot {}\n",
