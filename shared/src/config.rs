@@ -19,6 +19,9 @@
 //! | `OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT` | milliseconds | `10000` |
 //! | `AWS_XRAY_DAEMON_ADDRESS` | `host:port` | `127.0.0.1:2000` |
 //! | `TRACEKIT_FLUSH_TIMEOUT_MS` | milliseconds, at most the time left before the invocation deadline | `500` |
+//! | `TRACEKIT_FLUSH` | `end-of-invocation`, `amortized` ([`FlushStrategy`]) | `end-of-invocation` |
+//! | `TRACEKIT_FLUSH_MAX_SPANS` | spans buffered before an `amortized` flush, 1 to 1984 | `512` |
+//! | `TRACEKIT_FLUSH_MAX_AGE_MS` | milliseconds the oldest span may wait under `amortized` | `10000` |
 //! | `TRACEKIT_SAMPLED_ZERO` | `defer`, `honor`, `sample` | `defer` |
 //! | `TRACEKIT_SQS_PARENT` | `parent-if-single`, `link` | `parent-if-single` |
 //! | `RUST_LOG`, else `AWS_LAMBDA_LOG_LEVEL` | an `EnvFilter` directive / `TRACE`..`FATAL` | `INFO` |
@@ -68,6 +71,12 @@ pub mod env {
     pub const AWS_XRAY_DAEMON_ADDRESS: &str = "AWS_XRAY_DAEMON_ADDRESS";
     /// Upper bound of the end-of-invocation flush.
     pub const TRACEKIT_FLUSH_TIMEOUT_MS: &str = "TRACEKIT_FLUSH_TIMEOUT_MS";
+    /// When spans are exported: `end-of-invocation` or `amortized`.
+    pub const TRACEKIT_FLUSH: &str = "TRACEKIT_FLUSH";
+    /// Spans buffered before an `amortized` flush.
+    pub const TRACEKIT_FLUSH_MAX_SPANS: &str = "TRACEKIT_FLUSH_MAX_SPANS";
+    /// How long the oldest buffered span may wait under `amortized`, in milliseconds.
+    pub const TRACEKIT_FLUSH_MAX_AGE_MS: &str = "TRACEKIT_FLUSH_MAX_AGE_MS";
     /// What `Sampled=0` in the invocation's trace header means.
     pub const TRACEKIT_SAMPLED_ZERO: &str = "TRACEKIT_SAMPLED_ZERO";
     /// Whether an SQS message's `process` span continues the producer's trace
@@ -90,6 +99,9 @@ const OTLP_TRACES_PATH: &str = "/v1/traces";
 const DEFAULT_OTLP_TIMEOUT: Duration = Duration::from_millis(10_000);
 const DEFAULT_XRAY_DAEMON_ADDRESS: &str = "127.0.0.1:2000";
 const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_millis(500);
+/// One export request's worth (the SDK batch processor's batch size).
+const DEFAULT_AMORTIZED_MAX_SPANS: usize = 512;
+const DEFAULT_AMORTIZED_MAX_AGE: Duration = Duration::from_secs(10);
 
 /// A setting that is present but not understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -232,6 +244,43 @@ pub enum SqsParentPolicy {
     Link,
 }
 
+/// When buffered spans leave the process (`TRACEKIT_FLUSH`).
+///
+/// Both export after the response has been posted, so the caller never waits; they differ in how much
+/// billed time each invocation spends exporting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FlushStrategy {
+    /// Export after every invocation, bounded by the flush timeout and the deadline (default). Every
+    /// invocation's spans are at the collector before the next invocation starts.
+    #[default]
+    EndOfInvocation,
+    /// Export only when `max_spans` are buffered or the oldest buffered span has waited `max_age`
+    /// (checked after each response), and always when the sandbox shuts down. Most invocations pay
+    /// no export at all.
+    ///
+    /// Lambda tells a function process that it is shutting down (SIGTERM) only when an extension is
+    /// registered, so [`crate::lambda::run`] registers an internal extension named `tracekit` before
+    /// the first invocation. Where that registration fails, tracekit warns and flushes at the end of
+    /// each invocation instead: buffered spans would otherwise be lost with the sandbox.
+    Amortized {
+        /// Spans buffered before a flush.
+        max_spans: usize,
+        /// Longest a buffered span waits for the next flush (measured when an invocation ends).
+        max_age: Duration,
+    },
+}
+
+impl FlushStrategy {
+    /// `amortized` with the default thresholds: 512 spans or 10 s.
+    pub const fn amortized() -> Self {
+        FlushStrategy::Amortized {
+            max_spans: DEFAULT_AMORTIZED_MAX_SPANS,
+            max_age: DEFAULT_AMORTIZED_MAX_AGE,
+        }
+    }
+}
+
 /// Log line format (`AWS_LAMBDA_LOG_FORMAT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -257,8 +306,10 @@ pub struct Config {
     pub sampler: SamplerConfig,
     /// Exporter.
     pub exporter: ExporterConfig,
-    /// Upper bound of the end-of-invocation flush.
+    /// Upper bound of each flush.
     pub flush_timeout: Duration,
+    /// When spans are exported.
+    pub flush: FlushStrategy,
     /// Meaning of `Sampled=0`.
     pub sampled_zero: SampledZeroPolicy,
     /// Parent of SQS `process` spans.
@@ -306,6 +357,7 @@ impl Config {
             Some(value) => parse_millis(env::TRACEKIT_FLUSH_TIMEOUT_MS, &value)?,
             None => DEFAULT_FLUSH_TIMEOUT,
         };
+        let flush = parse_flush_strategy(&get)?;
         let sampled_zero = match get(env::TRACEKIT_SAMPLED_ZERO).as_deref().map(str::trim) {
             None => SampledZeroPolicy::default(),
             Some("defer") => SampledZeroPolicy::Defer,
@@ -361,6 +413,7 @@ impl Config {
             sampler,
             exporter,
             flush_timeout,
+            flush,
             sampled_zero,
             sqs_parent,
             log_filter,
@@ -568,6 +621,41 @@ fn parse_daemon_address(value: &str) -> Result<String, ConfigError> {
     }
 }
 
+fn parse_flush_strategy(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<FlushStrategy, ConfigError> {
+    let max_spans = match get(env::TRACEKIT_FLUSH_MAX_SPANS) {
+        Some(value) => value
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=crate::flush::MAX_AMORTIZED_SPANS).contains(n))
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    env::TRACEKIT_FLUSH_MAX_SPANS,
+                    &value,
+                    "a whole number from 1 to 1984 (the buffer keeps 2048 spans, 64 of them for entry spans)",
+                )
+            })?,
+        None => DEFAULT_AMORTIZED_MAX_SPANS,
+    };
+    let max_age = match get(env::TRACEKIT_FLUSH_MAX_AGE_MS) {
+        Some(value) => parse_millis(env::TRACEKIT_FLUSH_MAX_AGE_MS, &value)?,
+        None => DEFAULT_AMORTIZED_MAX_AGE,
+    };
+    // The thresholds are read (and validated) whatever the strategy, so a typo fails the init
+    // even before someone switches to `amortized`.
+    match get(env::TRACEKIT_FLUSH).as_deref().map(str::trim) {
+        None | Some("end-of-invocation") => Ok(FlushStrategy::EndOfInvocation),
+        Some("amortized") => Ok(FlushStrategy::Amortized { max_spans, max_age }),
+        Some(other) => Err(ConfigError::invalid(
+            env::TRACEKIT_FLUSH,
+            other,
+            "end-of-invocation or amortized",
+        )),
+    }
+}
+
 fn parse_millis(variable: &'static str, value: &str) -> Result<Duration, ConfigError> {
     value
         .trim()
@@ -656,6 +744,7 @@ mod tests {
             SamplerConfig::ParentBased(RootSampler::AlwaysOn)
         );
         assert_eq!(config.flush_timeout, Duration::from_millis(500));
+        assert_eq!(config.flush, FlushStrategy::EndOfInvocation);
         assert_eq!(config.sampled_zero, SampledZeroPolicy::Defer);
         assert_eq!(config.sqs_parent, SqsParentPolicy::ParentIfSingle);
         assert_eq!(config.log_filter, "info");
@@ -814,6 +903,31 @@ mod tests {
                 "flush timeout",
             ),
             (
+                &[("TRACEKIT_FLUSH", "amortized")],
+                |c| c.flush == FlushStrategy::amortized(),
+                "amortized flush, default thresholds",
+            ),
+            (
+                &[
+                    ("TRACEKIT_FLUSH", " amortized "),
+                    ("TRACEKIT_FLUSH_MAX_SPANS", "100"),
+                    ("TRACEKIT_FLUSH_MAX_AGE_MS", "2500"),
+                ],
+                |c| {
+                    c.flush
+                        == FlushStrategy::Amortized {
+                            max_spans: 100,
+                            max_age: Duration::from_millis(2500),
+                        }
+                },
+                "amortized flush thresholds",
+            ),
+            (
+                &[("TRACEKIT_FLUSH_MAX_SPANS", "100")],
+                |c| c.flush == FlushStrategy::EndOfInvocation,
+                "thresholds alone do not change the strategy",
+            ),
+            (
                 &[("TRACEKIT_SAMPLED_ZERO", "honor")],
                 |c| c.sampled_zero == SampledZeroPolicy::Honor,
                 "honor",
@@ -944,6 +1058,26 @@ mod tests {
                 )],
                 "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
                 "https is not built in",
+            ),
+            (
+                &[("TRACEKIT_FLUSH", "lazy")],
+                "TRACEKIT_FLUSH",
+                "unknown strategy",
+            ),
+            (
+                &[("TRACEKIT_FLUSH_MAX_SPANS", "0")],
+                "TRACEKIT_FLUSH_MAX_SPANS",
+                "zero spans",
+            ),
+            (
+                &[("TRACEKIT_FLUSH_MAX_SPANS", "1985")],
+                "TRACEKIT_FLUSH_MAX_SPANS",
+                "more than the buffer holds for child spans",
+            ),
+            (
+                &[("TRACEKIT_FLUSH_MAX_AGE_MS", "10s")],
+                "TRACEKIT_FLUSH_MAX_AGE_MS",
+                "unit suffix on the age",
             ),
             (
                 &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")],

@@ -27,6 +27,8 @@ pub(crate) const DEFAULT_MAX_BUFFERED_SPANS: usize = 2048;
 /// Room only entry spans (the invocation's SERVER span, SQS CONSUMER spans) may use. They end after
 /// their children, so a burst of child spans would otherwise cost the trace its root.
 const ENTRY_SPAN_RESERVE: usize = 64;
+/// Most spans an `amortized` flush may wait for: the places child spans can fill.
+pub(crate) const MAX_AMORTIZED_SPANS: usize = DEFAULT_MAX_BUFFERED_SPANS - ENTRY_SPAN_RESERVE;
 /// Spans sent in one export request (the SDK batch processor's default batch size).
 const MAX_EXPORT_BATCH: usize = 512;
 
@@ -216,6 +218,23 @@ impl Flusher {
     /// Number of spans waiting.
     pub(crate) fn pending(&self) -> usize {
         self.buffer.lock().len()
+    }
+
+    /// Whether an `amortized` flush is due: `max_spans` are waiting, the oldest waiting span ended
+    /// `max_age` ago or more, or spans have been dropped (a full buffer is reported without delay).
+    pub(crate) fn is_due(&self, max_spans: usize, max_age: Duration) -> bool {
+        if self.buffer.dropped.load(Ordering::Relaxed) > 0 {
+            return true;
+        }
+        let spans = self.buffer.lock();
+        // Spans are pushed as they end, so the first is the oldest.
+        spans.len() >= max_spans
+            || spans.first().is_some_and(|oldest| {
+                oldest
+                    .end_time
+                    .elapsed()
+                    .is_ok_and(|waited| waited >= max_age)
+            })
     }
 
     /// Exports what is buffered, within `bound`. Never fails: losses are counted in the report and

@@ -178,7 +178,7 @@ impl<F: Future> Future for InvocationFuture<F> {
             let output = ready!(this.inner.as_mut().poll(cx));
             *this.output = Some(output);
             if let Some(finish) = this.finish.take() {
-                *this.flush = Some(finish.end_and_flush());
+                *this.flush = finish.end_and_flush();
             }
         }
         if let Some(flush) = this.flush.as_mut() {
@@ -194,7 +194,8 @@ impl<F: Future> Future for InvocationFuture<F> {
 }
 
 impl Finish {
-    fn end_and_flush(self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    /// Ends the invocation span; the flush this invocation owes, if any.
+    fn end_and_flush(self) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
         let Finish {
             span,
             state,
@@ -215,14 +216,17 @@ impl Finish {
         }
         // Closing the span ends it and hands it to the span buffer, in time for this flush.
         drop(span);
+        if !telemetry.flush_due() {
+            return None;
+        }
         let bound = flush_bound(telemetry.config().flush_timeout, deadline_ms, now_ms());
-        Box::pin(async move {
-            if bound.is_zero() {
-                tracing::debug!(target: "tracekit", "no time left before the deadline: flush deferred");
-                return;
-            }
+        if bound.is_zero() {
+            tracing::debug!(target: "tracekit", "no time left before the deadline: flush deferred");
+            return None;
+        }
+        Some(Box::pin(async move {
             telemetry.inner.flusher.flush(bound).await;
-        })
+        }))
     }
 }
 
@@ -411,6 +415,7 @@ where
     D: Into<bytes::Bytes> + Send,
     E: Into<lambda_runtime::Error> + Send + fmt::Debug,
 {
+    start_extension(telemetry).await;
     let runtime = lambda_runtime::Runtime::new(traced(handler)).layer(telemetry.layer());
     run_until_terminated(telemetry, Box::pin(runtime.run())).await
 }
@@ -427,9 +432,50 @@ where
     R: lambda_http::IntoResponse,
     E: fmt::Debug + Into<Diagnostic>,
 {
+    start_extension(telemetry).await;
     let runtime = lambda_runtime::Runtime::new(traced(lambda_http::Adapter::from(handler)))
         .layer(telemetry.layer());
     run_until_terminated(telemetry, Box::pin(runtime.run())).await
+}
+
+/// Name of tracekit's internal extension (internal extension names are unique per function).
+const EXTENSION_NAME: &str = "tracekit";
+
+/// Under the `amortized` strategy, registers tracekit's internal extension with the Extensions API,
+/// which must happen before the runtime's first `/next`. The extension subscribes to no event: it
+/// exists so that Lambda sends SIGTERM, and waits, before shutting the sandbox down, and the spans
+/// still buffered are exported then. Its `/event/next` request waits for the life of the process and
+/// costs no wake-up.
+///
+/// If the registration fails (an emulator without the Extensions API, say), tracekit warns and
+/// flushes at the end of each invocation instead, so no span waits for a shutdown it would not see.
+async fn start_extension(telemetry: &Telemetry) {
+    if !matches!(
+        telemetry.config().flush,
+        crate::config::FlushStrategy::Amortized { .. }
+    ) {
+        return;
+    }
+    let registered = lambda_extension::Extension::new()
+        .with_events(&[])
+        .with_extension_name(EXTENSION_NAME)
+        .register()
+        .await;
+    match registered {
+        Ok(extension) => {
+            tokio::spawn(async move {
+                if let Err(error) = extension.run().await {
+                    tracing::warn!(target: "tracekit", %error, "tracekit's extension stopped");
+                }
+            });
+            telemetry.inner.amortize.store(true, Ordering::Release);
+        }
+        Err(error) => tracing::warn!(
+            target: "tracekit",
+            %error,
+            "cannot register tracekit's extension: spans are flushed at the end of each invocation"
+        ),
+    }
 }
 
 /// How long the flush on SIGTERM may take. Lambda waits 500 ms between SIGTERM and SIGKILL when
@@ -553,6 +599,65 @@ mod tests {
             .call(invocation.into_invocation())
             .await
             .expect("invocation succeeds");
+    }
+
+    fn amortized(max_spans: usize, max_age: Duration) -> TestTelemetry {
+        let mut config = crate::Config::from_lookup(|_| None).expect("defaults are valid");
+        config.flush = crate::FlushStrategy::Amortized { max_spans, max_age };
+        TestTelemetry::with_config(config)
+    }
+
+    #[tokio::test]
+    async fn amortized_flush_waits_until_enough_spans_are_buffered() {
+        let test = amortized(7, Duration::from_secs(3600));
+        let runtime = service_fn(|_: LambdaInvocation| async {
+            for _ in 0..2 {
+                let _child = tracing::info_span!("child").entered();
+            }
+            Ok::<(), BoxError>(())
+        });
+        let mut service = test.telemetry().layer().layer(runtime);
+        // 3 spans per invocation: 3, then 6 are below the threshold of 7.
+        for _ in 0..2 {
+            invoke(&mut service, FakeInvocation::new(serde_json::json!({}))).await;
+        }
+        assert_eq!(test.flush_count(), 0, "no flush below the threshold");
+        assert!(test.spans().is_empty());
+        invoke(&mut service, FakeInvocation::new(serde_json::json!({}))).await;
+        assert_eq!(test.flush_count(), 1, "9 spans buffered: one flush");
+        assert_eq!(
+            test.spans().len(),
+            9,
+            "every buffered span exported at once"
+        );
+        invoke(&mut service, FakeInvocation::new(serde_json::json!({}))).await;
+        assert_eq!(test.flush_count(), 1, "the buffer starts filling again");
+    }
+
+    #[tokio::test]
+    async fn amortized_flush_exports_spans_that_waited_too_long() {
+        let test = amortized(1_000, Duration::from_millis(50));
+        let mut service = test.telemetry().layer().layer(ok_runtime());
+        invoke(&mut service, FakeInvocation::new(serde_json::json!({}))).await;
+        assert_eq!(test.flush_count(), 0, "the span is fresh");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        invoke(&mut service, FakeInvocation::new(serde_json::json!({}))).await;
+        assert_eq!(test.flush_count(), 1, "the first span waited past 50 ms");
+        assert_eq!(test.spans().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn amortized_without_its_extension_flushes_every_invocation() {
+        let test = amortized(1_000, Duration::from_secs(3600));
+        // As when the Extensions API refused the registration.
+        test.telemetry()
+            .inner
+            .amortize
+            .store(false, Ordering::Release);
+        let mut service = test.telemetry().layer().layer(ok_runtime());
+        invoke(&mut service, FakeInvocation::new(serde_json::json!({}))).await;
+        assert_eq!(test.flush_count(), 1);
+        assert_eq!(test.spans().len(), 1);
     }
 
     #[tokio::test]

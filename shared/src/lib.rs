@@ -62,7 +62,7 @@ mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use config::{Config, ConfigError, SqsParentPolicy};
+pub use config::{Config, ConfigError, FlushStrategy, SqsParentPolicy};
 pub use flush::{ExporterError, FlushReport, LambdaSpanProcessor};
 #[cfg(feature = "http")]
 pub use lambda::run_http;

@@ -4,7 +4,7 @@
 //! exporter connects at the first flush, after the first response.
 
 use crate::{
-    config::{Config, ConfigError, LogFormat, RootSampler, SamplerConfig},
+    config::{Config, ConfigError, FlushStrategy, LogFormat, RootSampler, SamplerConfig},
     flush::{ExporterError, FlushReport, Flusher},
     lambda::InvocationLayer,
     log_format::JsonFormat,
@@ -17,7 +17,13 @@ use opentelemetry_sdk::{
     trace::{Sampler, SdkTracerProvider},
 };
 use opentelemetry_semantic_conventions::resource as semres;
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 use tracing::{Subscriber, level_filters::LevelFilter};
 use tracing_subscriber::{
     EnvFilter, Layer as _, filter::Targets, layer::SubscriberExt, registry::LookupSpan,
@@ -89,6 +95,7 @@ impl Parts {
                 provider,
                 flusher,
                 config: config.clone(),
+                amortize: AtomicBool::new(false),
             }),
         };
         Parts {
@@ -209,6 +216,8 @@ pub(crate) struct Inner {
     pub(crate) provider: SdkTracerProvider,
     pub(crate) flusher: Flusher,
     pub(crate) config: Config,
+    /// The `amortized` strategy is in force: configured, and its extension registered.
+    pub(crate) amortize: AtomicBool,
 }
 
 /// Handle on tracekit's tracing: the invocation layer, flush and shutdown. Cheap to clone.
@@ -226,6 +235,19 @@ impl Telemetry {
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// Whether the invocation that just ended should flush: always under `end-of-invocation`; under
+    /// `amortized`, only past a threshold.
+    pub(crate) fn flush_due(&self) -> bool {
+        match self.inner.config.flush {
+            FlushStrategy::Amortized { max_spans, max_age }
+                if self.inner.amortize.load(Ordering::Acquire) =>
+            {
+                self.inner.flusher.is_due(max_spans, max_age)
+            }
+            _ => true,
+        }
     }
 
     /// Exports every buffered span, waiting at most `timeout`. Never fails: what could not be

@@ -60,7 +60,8 @@ impl TestTelemetry {
         Self::with_config(config)
     }
 
-    /// A chosen configuration; its exporter is replaced by the in-memory one.
+    /// A chosen configuration; its exporter is replaced by the in-memory one. An `amortized` flush
+    /// strategy is in force as in a sandbox where tracekit's extension has registered.
     pub fn with_config(mut config: Config) -> Self {
         config.exporter = ExporterConfig::None;
         let exporter = InMemorySpanExporter::default();
@@ -69,6 +70,11 @@ impl TestTelemetry {
         let parts = Parts::new(config, resource, flusher, processor);
         // The propagator is process-wide (SDK calls inject through it); the subscriber stays per thread.
         parts.install_propagator();
+        parts
+            .telemetry
+            .inner
+            .amortize
+            .store(true, std::sync::atomic::Ordering::Release);
         let logs = CapturedLogs::default();
         let guard = tracing::subscriber::set_default(parts.subscriber_with_writer(logs.clone()));
         TestTelemetry {
@@ -108,7 +114,7 @@ impl TestTelemetry {
             .collect()
     }
 
-    /// How many end-of-invocation flushes have started.
+    /// How many flushes have started.
     pub fn flush_count(&self) -> u64 {
         self.telemetry.inner.flusher.flush_count()
     }

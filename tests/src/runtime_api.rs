@@ -32,6 +32,12 @@ use crate::{Error, Result};
 const NEXT_PATH: &str = "/2018-06-01/runtime/invocation/next";
 const INVOCATION_PATH: &str = "/2018-06-01/runtime/invocation/";
 const INIT_ERROR_PATH: &str = "/2018-06-01/runtime/init/error";
+// The Extensions API, as far as internal extensions use it:
+// https://docs.aws.amazon.com/lambda/latest/dg/runtimes-extensions-api.html
+const EXTENSION_REGISTER_PATH: &str = "/2020-01-01/extension/register";
+const EXTENSION_NEXT_PATH: &str = "/2020-01-01/extension/event/next";
+const EXTENSION_NAME: HeaderName = HeaderName::from_static("lambda-extension-name");
+const EXTENSION_ID: HeaderName = HeaderName::from_static("lambda-extension-identifier");
 
 // Headers of the `/next` response and of error posts, as Lambda names them:
 // https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html#runtimes-api-next
@@ -289,6 +295,8 @@ impl FunctionProcess {
             polls: watch::Sender::new(Vec::new()),
             init_error: watch::Sender::new(None),
             violations: Mutex::default(),
+            extensions: Mutex::default(),
+            function_name: name.clone(),
         });
         let server = Server::start("Lambda Runtime API", {
             let runtime = Arc::clone(&runtime);
@@ -544,6 +552,14 @@ impl FunctionProcess {
         }
     }
 
+    /// Names of the extensions the function registered through the Extensions API, in order.
+    pub fn extensions(&self) -> Vec<String> {
+        lock(&self.runtime.extensions)
+            .iter()
+            .map(|extension| extension.name.clone())
+            .collect()
+    }
+
     /// Requests to the Runtime API that Lambda would reject: unknown paths, wrong methods, answers for
     /// request ids that are not in flight. Each entry is `METHOD /path: reason`.
     pub fn protocol_violations(&self) -> Vec<String> {
@@ -670,6 +686,8 @@ enum Route {
     Next,
     Answer { request_id: String, is_error: bool },
     InitError,
+    ExtensionRegister,
+    ExtensionNext,
 }
 
 impl Route {
@@ -679,6 +697,12 @@ impl Route {
         }
         if path == INIT_ERROR_PATH {
             return Some(Route::InitError);
+        }
+        if path == EXTENSION_REGISTER_PATH {
+            return Some(Route::ExtensionRegister);
+        }
+        if path == EXTENSION_NEXT_PATH {
+            return Some(Route::ExtensionNext);
         }
         let (request_id, kind) = path.strip_prefix(INVOCATION_PATH)?.split_once('/')?;
         let is_error = match kind {
@@ -703,6 +727,15 @@ struct RuntimeState {
     /// `errorType: errorMessage` from `/runtime/init/error`.
     init_error: watch::Sender<Option<String>>,
     violations: Mutex<Vec<String>>,
+    extensions: Mutex<Vec<RegisteredExtension>>,
+    function_name: String,
+}
+
+/// An extension registered by the function process (an internal extension).
+#[derive(Debug)]
+struct RegisteredExtension {
+    id: String,
+    name: String,
 }
 
 impl RuntimeState {
@@ -713,7 +746,7 @@ impl RuntimeState {
             let reason = "not a Runtime API path";
             return self.violation(&method, &path, StatusCode::NOT_FOUND, reason);
         };
-        let expected = if route == Route::Next {
+        let expected = if matches!(route, Route::Next | Route::ExtensionNext) {
             Method::GET
         } else {
             Method::POST
@@ -729,7 +762,94 @@ impl RuntimeState {
                 is_error,
             } => self.answer(&request_id, is_error, request).await,
             Route::InitError => self.init_error(request).await,
+            Route::ExtensionRegister => self.register_extension(request).await,
+            Route::ExtensionNext => self.extension_next(request).await,
         }
+    }
+
+    /// `POST /extension/register`. Every extension here runs inside the function process, so the
+    /// rules of internal extensions apply: register before the runtime's first `/next`, and no
+    /// `SHUTDOWN` subscription. Subscribing to `INVOKE` is refused too, loudly: this harness does not
+    /// deliver extension events.
+    async fn register_extension(&self, request: Request<Incoming>) -> Response<Body> {
+        let path = EXTENSION_REGISTER_PATH;
+        let name = header_str(request.headers(), &EXTENSION_NAME).unwrap_or_default();
+        let Some(body) = read_body(request).await else {
+            return respond(StatusCode::BAD_REQUEST, "");
+        };
+        if name.is_empty() {
+            return self.violation(
+                &Method::POST,
+                path,
+                StatusCode::BAD_REQUEST,
+                "no Lambda-Extension-Name",
+            );
+        }
+        if !self.polls.borrow().is_empty() {
+            let reason = format!("extension {name} registered after the runtime's first /next");
+            return self.violation(&Method::POST, path, StatusCode::FORBIDDEN, &reason);
+        }
+        let events = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|body| body.get("events").cloned())
+            .and_then(|events| serde_json::from_value::<Vec<String>>(events).ok());
+        let Some(events) = events else {
+            return self.violation(
+                &Method::POST,
+                path,
+                StatusCode::BAD_REQUEST,
+                "body is not {\"events\": [...]}",
+            );
+        };
+        if let Some(event) = events.first() {
+            let reason = format!(
+                "extension {name} subscribes to {event}: internal extensions here may subscribe to no event"
+            );
+            return self.violation(&Method::POST, path, StatusCode::FORBIDDEN, &reason);
+        }
+        let id = uuid();
+        {
+            let mut extensions = lock(&self.extensions);
+            if extensions.iter().any(|extension| extension.name == name) {
+                let reason = format!("extension {name} is already registered");
+                drop(extensions);
+                return self.violation(&Method::POST, path, StatusCode::CONFLICT, &reason);
+            }
+            extensions.push(RegisteredExtension {
+                id: id.clone(),
+                name,
+            });
+        }
+        let body = serde_json::json!({
+            "functionName": self.function_name,
+            "functionVersion": "$LATEST",
+            "handler": "bootstrap",
+            "accountId": ACCOUNT_ID,
+        });
+        let mut response = respond(StatusCode::OK, body.to_string());
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            response.headers_mut().insert(EXTENSION_ID, value);
+        }
+        response
+    }
+
+    /// `GET /extension/event/next`: an extension with no subscription waits for the life of the
+    /// process, as in Lambda.
+    async fn extension_next(&self, request: Request<Incoming>) -> Response<Body> {
+        let id = header_str(request.headers(), &EXTENSION_ID).unwrap_or_default();
+        let known = lock(&self.extensions)
+            .iter()
+            .any(|extension| extension.id == id);
+        if !known {
+            let reason = format!("unknown Lambda-Extension-Identifier {id:?}");
+            return self.violation(
+                &Method::GET,
+                EXTENSION_NEXT_PATH,
+                StatusCode::FORBIDDEN,
+                &reason,
+            );
+        }
+        std::future::pending().await
     }
 
     /// `GET /next`: waits for an invocation and hands it over.

@@ -1,0 +1,601 @@
+//! `make bench`: the whole-process benchmark. The Runtime API harness drives the same function built
+//! as separate binaries (`bench/`), untraced and traced in each way a Rust Lambda can be, and writes
+//! what each costs against the untraced baseline of the same run to `BENCHMARKS.md`.
+//!
+//! Each round spawns every variant once, in an order that rotates from round to round, and invokes
+//! it `--invocations` times with a fresh `Lambda-Runtime-Trace-Id` each time. The handler creates 10
+//! child spans under the invocation span. Spans go to the OTLP receiver (the ADOT layer's stand-in)
+//! or, for the X-Ray exporter, to the UDP daemon stand-in.
+//!
+//! ```text
+//! bench --functions DIR [--rounds 30] [--invocations 1000] [--variants a,b,...] [--out BENCHMARKS.md]
+//! ```
+
+use integration_tests::{FunctionProcess, Invocation, OtlpReceiver, XrayDaemon, xray};
+use serde_json::json;
+use std::{
+    collections::HashSet,
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+/// Spans each traced invocation should deliver: the invocation span and 10 children.
+const SPANS_PER_INVOCATION: usize = 11;
+/// How long the sink waits for late spans after a process has exited.
+const DELIVERY_WAIT: Duration = Duration::from_secs(3);
+/// When the resident set is read for the first time.
+const EARLY_RSS_AT: usize = 100;
+
+/// Where a variant's spans go.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Sink {
+    None,
+    Otlp,
+    Xray,
+}
+
+#[derive(Debug)]
+struct Variant {
+    /// Name on the command line and in the table.
+    name: &'static str,
+    /// What it is, in the table.
+    label: &'static str,
+    /// Binary in `--functions`.
+    binary: &'static str,
+    env: &'static [(&'static str, &'static str)],
+    sink: Sink,
+}
+
+const VARIANTS: &[Variant] = &[
+    Variant {
+        name: "baseline",
+        label: "untraced baseline (lambda_runtime 1.5)",
+        binary: "bench-baseline",
+        env: &[],
+        sink: Sink::None,
+    },
+    Variant {
+        name: "tracekit",
+        label: "**tracekit, `end-of-invocation`** (OTLP/HTTP)",
+        binary: "bench-tracekit",
+        env: &[("TRACEKIT_FLUSH", "end-of-invocation")],
+        sink: Sink::Otlp,
+    },
+    Variant {
+        name: "tracekit-amortized",
+        label: "**tracekit, `amortized`** (OTLP/HTTP)",
+        binary: "bench-tracekit",
+        env: &[("TRACEKIT_FLUSH", "amortized")],
+        sink: Sink::Otlp,
+    },
+    Variant {
+        name: "tracekit-xray",
+        label: "**tracekit, `end-of-invocation`** (X-Ray daemon, UDP)",
+        binary: "bench-tracekit",
+        env: &[
+            ("TRACEKIT_FLUSH", "end-of-invocation"),
+            ("OTEL_TRACES_EXPORTER", "xray"),
+        ],
+        sink: Sink::Xray,
+    },
+    Variant {
+        name: "lambda-runtime-otel",
+        label: "lambda_runtime `OpenTelemetryLayer` + OTLP/HTTP, force_flush after the response",
+        binary: "bench-lambda-runtime-otel",
+        env: &[],
+        sink: Sink::Otlp,
+    },
+    Variant {
+        name: "otel-lite",
+        label: "lambda-otel-lite → OTLP/HTTP, `AWS_LAMBDA_LOG_LEVEL=INFO`",
+        binary: "bench-otel-lite",
+        env: &[("AWS_LAMBDA_LOG_LEVEL", "INFO")],
+        sink: Sink::Otlp,
+    },
+    Variant {
+        name: "otel-xray",
+        label: "OTel SDK + opentelemetry-aws X-Ray exporter (UDP)",
+        binary: "bench-otel-xray",
+        env: &[],
+        sink: Sink::Xray,
+    },
+];
+
+/// What one fresh process did.
+#[derive(Debug, Default)]
+struct Sample {
+    init: Duration,
+    latencies: Vec<Duration>,
+    turnarounds: Vec<Duration>,
+    rss_early_kib: u64,
+    rss_end_kib: u64,
+    peak_rss_kib: u64,
+    /// Requests or datagrams the sink got before the first invocation.
+    sink_traffic_during_init: usize,
+    delivered: usize,
+    /// Spans whose trace id is the one the invocation was given.
+    under_given_trace: usize,
+}
+
+#[derive(Debug)]
+struct Args {
+    functions: PathBuf,
+    rounds: usize,
+    invocations: usize,
+    variants: Vec<&'static Variant>,
+    out: PathBuf,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        functions: PathBuf::from("bench/target/release"),
+        rounds: 30,
+        invocations: 1000,
+        variants: VARIANTS.iter().collect(),
+        out: PathBuf::from("BENCHMARKS.md"),
+    };
+    let mut argv = std::env::args().skip(1);
+    while let Some(flag) = argv.next() {
+        let mut value = || argv.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--functions" => args.functions = PathBuf::from(value()?),
+            "--rounds" => args.rounds = value()?.parse().map_err(|_| "--rounds: a number")?,
+            "--invocations" => {
+                args.invocations = value()?.parse().map_err(|_| "--invocations: a number")?;
+            }
+            "--variants" => {
+                let wanted = value()?;
+                args.variants = wanted
+                    .split(',')
+                    .map(|name| {
+                        VARIANTS
+                            .iter()
+                            .find(|v| v.name == name)
+                            .ok_or(format!("unknown variant {name}"))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--out" => args.out = PathBuf::from(value()?),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if args.invocations <= EARLY_RSS_AT || args.rounds == 0 {
+        return Err(format!(
+            "need at least 1 round and more than {EARLY_RSS_AT} invocations"
+        ));
+    }
+    if args.variants.first().map(|v| v.name) != Some("baseline") {
+        return Err("the variants must start with baseline: every figure is relative to it".into());
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(error) => {
+            eprintln!("bench: {error}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(error) = run(&args).await {
+        eprintln!("bench: {error}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: &Args) -> Result<(), String> {
+    for variant in &args.variants {
+        let binary = args.functions.join(variant.binary);
+        if !binary.is_file() {
+            return Err(format!(
+                "{} is missing: build bench/ first (make bench does)",
+                binary.display()
+            ));
+        }
+    }
+    let receiver = OtlpReceiver::start().map_err(|e| e.to_string())?;
+    let mut samples: Vec<Vec<Sample>> = args.variants.iter().map(|_| Vec::new()).collect();
+    let started = Instant::now();
+    let count = args.variants.len();
+    for round in 0..args.rounds {
+        for offset in 0..count {
+            let index = (offset + round) % count;
+            let variant = args.variants[index];
+            let sample = run_process(args, variant, &receiver)
+                .await
+                .map_err(|e| format!("{} (round {round}): {e}", variant.name))?;
+            samples[index].push(sample);
+        }
+        eprintln!(
+            "bench: round {}/{} done after {:.0?}",
+            round + 1,
+            args.rounds,
+            started.elapsed()
+        );
+    }
+    let report = report(args, &samples, started.elapsed())?;
+    std::fs::write(&args.out, report)
+        .map_err(|e| format!("writing {}: {e}", args.out.display()))?;
+    eprintln!("bench: wrote {}", args.out.display());
+    Ok(())
+}
+
+async fn run_process(
+    args: &Args,
+    variant: &Variant,
+    receiver: &OtlpReceiver,
+) -> Result<Sample, String> {
+    let err = |e: integration_tests::Error| e.to_string();
+    receiver.clear();
+    let requests_before = receiver.request_count();
+    let daemon = XrayDaemon::recording().map_err(err)?;
+    let mut env: Vec<(&str, String)> = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()),
+        ("AWS_XRAY_DAEMON_ADDRESS", daemon.address().to_owned()),
+        ("OTEL_SERVICE_NAME", "bench".to_owned()),
+    ];
+    env.extend(variant.env.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let function =
+        FunctionProcess::spawn(&args.functions.join(variant.binary), &env).map_err(err)?;
+
+    let mut sample = Sample {
+        init: function.init_duration().await.map_err(err)?,
+        ..Sample::default()
+    };
+    // What reached the sinks while the process initialised (the first `/next` has been polled).
+    sample.sink_traffic_during_init =
+        receiver.request_count() - requests_before + daemon.documents().len();
+
+    let mut given = HashSet::with_capacity(args.invocations);
+    for n in 0..args.invocations {
+        let trace_id = xray::new_trace_id();
+        let header = format!(
+            "Root={trace_id};Parent={};Sampled=1",
+            xray::new_segment_id()
+        );
+        given.insert(xray::otel_trace_id(&trace_id));
+        let timed = function
+            .invoke_timed(Invocation::json(json!({ "n": n })).trace_header(header))
+            .await
+            .map_err(err)?;
+        timed.outcome.json().map_err(err)?;
+        sample.latencies.push(timed.latency());
+        sample
+            .turnarounds
+            .push(timed.turnaround().await.map_err(err)?);
+        if n + 1 == EARLY_RSS_AT {
+            sample.rss_early_kib = function.memory_kib().map_err(err)?.0;
+        }
+    }
+    let (rss, peak) = function.memory_kib().map_err(err)?;
+    sample.rss_end_kib = rss;
+    sample.peak_rss_kib = peak;
+    let status = function.shutdown().await.map_err(err)?;
+    if !status.success() {
+        return Err(format!("exited with {status} after SIGTERM"));
+    }
+    let violations = function.protocol_violations();
+    if !violations.is_empty() {
+        return Err(format!("Runtime API violations: {violations:?}"));
+    }
+
+    let expected = args.invocations * SPANS_PER_INVOCATION;
+    let trace_ids: Vec<String> = match variant.sink {
+        Sink::None => Vec::new(),
+        Sink::Otlp => {
+            // Some variants may deliver fewer: what arrived within the wait is what counts.
+            let _ = receiver.wait_for_spans(expected, DELIVERY_WAIT).await;
+            receiver.spans().into_iter().map(|s| s.trace_id).collect()
+        }
+        Sink::Xray => {
+            let _ = daemon.wait_for_documents(expected, DELIVERY_WAIT).await;
+            xray_span_trace_ids(&daemon.documents())
+        }
+    };
+    sample.delivered = trace_ids.len();
+    sample.under_given_trace = trace_ids.iter().filter(|id| given.contains(*id)).count();
+    Ok(sample)
+}
+
+/// One OTel trace id per span in the X-Ray documents: segments and their subsegments, embedded or
+/// sent on their own.
+fn xray_span_trace_ids(documents: &[serde_json::Value]) -> Vec<String> {
+    fn count(document: &serde_json::Value) -> usize {
+        1 + document["subsegments"]
+            .as_array()
+            .map_or(0, |subsegments| subsegments.iter().map(count).sum())
+    }
+    documents
+        .iter()
+        .flat_map(|document| {
+            let trace_id = document["trace_id"]
+                .as_str()
+                .map(xray::otel_trace_id)
+                .unwrap_or_default();
+            std::iter::repeat_n(trace_id, count(document))
+        })
+        .collect()
+}
+
+/// Median and 99th percentile.
+fn percentiles(values: &mut [Duration]) -> (Duration, Duration) {
+    values.sort_unstable();
+    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99))
+}
+
+fn median_u64(mut values: Vec<u64>) -> u64 {
+    values.sort_unstable();
+    values[values.len() / 2]
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// What one variant cost, summarised over its rounds.
+#[derive(Debug)]
+struct Summary {
+    init: Duration,
+    latency: (Duration, Duration),
+    turnaround: (Duration, Duration),
+    peak_rss_kib: u64,
+    rss_early_kib: u64,
+    rss_end_kib: u64,
+    sink_traffic_during_init: usize,
+    delivered_per_invocation: f64,
+    under_given_per_invocation: f64,
+    binary: u64,
+    zipped: u64,
+}
+
+fn summarise(args: &Args, variant: &Variant, samples: &[Sample]) -> Result<Summary, String> {
+    let mut inits: Vec<Duration> = samples.iter().map(|s| s.init).collect();
+    let mut latencies: Vec<Duration> = samples.iter().flat_map(|s| s.latencies.clone()).collect();
+    let mut turnarounds: Vec<Duration> =
+        samples.iter().flat_map(|s| s.turnarounds.clone()).collect();
+    let invocations = (samples.len() * args.invocations) as f64;
+    let binary = args.functions.join(variant.binary);
+    Ok(Summary {
+        init: percentiles(&mut inits).0,
+        latency: percentiles(&mut latencies),
+        turnaround: percentiles(&mut turnarounds),
+        peak_rss_kib: median_u64(samples.iter().map(|s| s.peak_rss_kib).collect()),
+        rss_early_kib: median_u64(samples.iter().map(|s| s.rss_early_kib).collect()),
+        rss_end_kib: median_u64(samples.iter().map(|s| s.rss_end_kib).collect()),
+        sink_traffic_during_init: samples.iter().map(|s| s.sink_traffic_during_init).sum(),
+        delivered_per_invocation: samples.iter().map(|s| s.delivered).sum::<usize>() as f64
+            / invocations,
+        under_given_per_invocation: samples.iter().map(|s| s.under_given_trace).sum::<usize>()
+            as f64
+            / invocations,
+        binary: std::fs::metadata(&binary)
+            .map_err(|e| format!("{}: {e}", binary.display()))?
+            .len(),
+        zipped: zipped_size(&binary)?,
+    })
+}
+
+/// Size of `binary` alone in a `zip -9` archive, as a Lambda deployment package holds it.
+fn zipped_size(binary: &Path) -> Result<u64, String> {
+    let dir = std::env::temp_dir().join(format!("tracekit-bench-zip-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let archive = dir.join("function.zip");
+    let _ = std::fs::remove_file(&archive);
+    let status = Command::new("zip")
+        .args(["-9", "-q", "-j"])
+        .arg(&archive)
+        .arg(binary)
+        .status()
+        .map_err(|e| format!("running zip: {e}"))?;
+    if !status.success() {
+        return Err(format!("zip failed on {}", binary.display()));
+    }
+    let size = std::fs::metadata(&archive)
+        .map_err(|e| e.to_string())?
+        .len();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(size)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("model name"))
+                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("MemTotal:"))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+        })
+        .map_or_else(
+            || "?".to_owned(),
+            |kib| format!("{} GiB", kib / 1024 / 1024),
+        );
+    let output = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .output()
+            .ok()
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    format!(
+        "{cpu}, {cores} cores, {memory}; Linux {}; {}",
+        output("uname", &["-r"]),
+        output("rustc", &["--version"])
+    )
+}
+
+fn report(args: &Args, samples: &[Vec<Sample>], elapsed: Duration) -> Result<String, String> {
+    let summaries: Vec<Summary> = args
+        .variants
+        .iter()
+        .zip(samples)
+        .map(|(variant, samples)| summarise(args, variant, samples))
+        .collect::<Result<_, _>>()?;
+    let base = &summaries[0];
+    let delta = |a: Duration, b: Duration| micros(a) - micros(b);
+    let mut out = String::new();
+    let w = &mut out;
+    let _ = writeln!(w, "# Benchmarks\n");
+    let _ = writeln!(
+        w,
+        "What tracing costs a Rust Lambda function, measured side by side in one run of `make bench` \
+         (`{}`), {} rounds × {} invocations per variant, variants in rotation, each round a fresh \
+         process per variant. Run took {:.0} s.\n",
+        std::env::args().collect::<Vec<_>>().join(" "),
+        args.rounds,
+        args.invocations,
+        elapsed.as_secs_f64()
+    );
+    let _ = writeln!(w, "Machine: {}.\n", machine());
+    let _ = writeln!(
+        w,
+        "The handler creates 10 child spans per invocation (11 with the invocation span). \
+         **init**: spawn → first `/next`; **latency**: `/next` served → `/response` received (what the \
+         caller waits for); **turnaround**: `/response` → the next `/next` (billed time spent after \
+         answering). Medians over every invocation of every round, p99 in brackets; Δ against the \
+         baseline of this run. RSS: medians over rounds. Binary: release, lto, stripped; zip: `zip -9`.\n"
+    );
+    let _ = writeln!(
+        w,
+        "| variant | init ms (×base) | latency µs (Δ) [p99] | turnaround µs (Δ) [p99] | latency+turnaround Δ µs | peak RSS KiB (Δ) | RSS @{EARLY_RSS_AT} → @{} KiB | binary / zip KiB (Δ binary) | spans delivered per invocation (under the given trace id) | sink traffic during init |",
+        args.invocations
+    );
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|");
+    for (variant, s) in args.variants.iter().zip(&summaries) {
+        let spans = if variant.sink == Sink::None {
+            "–".to_owned()
+        } else {
+            format!(
+                "{:.2} ({:.2})",
+                s.delivered_per_invocation, s.under_given_per_invocation
+            )
+        };
+        let _ = writeln!(
+            w,
+            "| {} | {:.2} ({:.2}) | {:.0} ({:+.0}) [{:.0}] | {:.0} ({:+.0}) [{:.0}] | {:+.0} | {} ({:+}) | {} → {} | {} / {} ({:+}) | {} | {} |",
+            variant.label,
+            s.init.as_secs_f64() * 1e3,
+            s.init.as_secs_f64() / base.init.as_secs_f64(),
+            micros(s.latency.0),
+            delta(s.latency.0, base.latency.0),
+            micros(s.latency.1),
+            micros(s.turnaround.0),
+            delta(s.turnaround.0, base.turnaround.0),
+            micros(s.turnaround.1),
+            delta(s.latency.0, base.latency.0) + delta(s.turnaround.0, base.turnaround.0),
+            s.peak_rss_kib,
+            s.peak_rss_kib as i64 - base.peak_rss_kib as i64,
+            s.rss_early_kib,
+            s.rss_end_kib,
+            s.binary / 1024,
+            s.zipped / 1024,
+            (s.binary as i64 - base.binary as i64) / 1024,
+            spans,
+            s.sink_traffic_during_init,
+        );
+    }
+    goals(w, args, &summaries);
+    Ok(out)
+}
+
+/// tracekit's goals, each as measured, met or not.
+fn goals(w: &mut String, args: &Args, summaries: &[Summary]) {
+    let find = |name: &str| {
+        args.variants
+            .iter()
+            .position(|v| v.name == name)
+            .map(|i| &summaries[i])
+    };
+    let base = &summaries[0];
+    let _ = writeln!(w, "\n## tracekit's goals in this run\n");
+    let _ = writeln!(w, "| goal | measured | met |");
+    let _ = writeln!(w, "|---|---|---|");
+    let mut row = |goal: String, measured: String, met: bool| {
+        let _ = writeln!(
+            w,
+            "| {goal} | {measured} | {} |",
+            if met { "yes" } else { "**no**" }
+        );
+    };
+    let d = |a: Duration, b: Duration| micros(a) - micros(b);
+    for (name, turnaround_goal) in [("tracekit", 200.0), ("tracekit-amortized", 50.0)] {
+        let Some(s) = find(name) else { continue };
+        let latency = d(s.latency.0, base.latency.0);
+        row(
+            format!("{name}: latency added ≤ 35 µs"),
+            format!("{latency:+.0} µs"),
+            latency <= 35.0,
+        );
+        let turnaround = d(s.turnaround.0, base.turnaround.0);
+        row(
+            format!("{name}: turnaround added ≤ {turnaround_goal:.0} µs"),
+            format!("{turnaround:+.0} µs"),
+            turnaround <= turnaround_goal,
+        );
+        if name == "tracekit-amortized" {
+            row(
+                format!("{name}: latency + turnaround added ≤ 80 µs"),
+                format!("{:+.0} µs", latency + turnaround),
+                latency + turnaround <= 80.0,
+            );
+        }
+        let ratio = s.init.as_secs_f64() / base.init.as_secs_f64();
+        row(
+            format!("{name}: init ≤ 1.25× baseline, no export traffic before the first invocation"),
+            format!("{ratio:.2}×, {} requests", s.sink_traffic_during_init),
+            ratio <= 1.25 && s.sink_traffic_during_init == 0,
+        );
+        let rss = s.peak_rss_kib as i64 - base.peak_rss_kib as i64;
+        row(
+            format!("{name}: peak RSS ≤ +2 MiB"),
+            format!("{rss:+} KiB"),
+            rss <= 2048,
+        );
+        let growth = s.rss_end_kib as i64 - s.rss_early_kib as i64;
+        let base_growth = base.rss_end_kib as i64 - base.rss_early_kib as i64;
+        row(
+            format!(
+                "{name}: no RSS growth beyond the baseline's own (invocation {EARLY_RSS_AT} → {})",
+                args.invocations
+            ),
+            format!("{growth:+} KiB (baseline {base_growth:+} KiB)"),
+            // A page of allocator noise either way is not growth.
+            growth <= base_growth + 64,
+        );
+        let binary = (s.binary as i64 - base.binary as i64) / 1024;
+        row(
+            format!("{name}: binary ≤ +1 MiB"),
+            format!("{binary:+} KiB"),
+            binary <= 1024,
+        );
+        row(
+            format!("{name}: 11 of 11 spans per invocation, under the given trace id"),
+            format!(
+                "{:.2} delivered, {:.2} under the given trace id",
+                s.delivered_per_invocation, s.under_given_per_invocation
+            ),
+            (s.under_given_per_invocation - SPANS_PER_INVOCATION as f64).abs() < f64::EPSILON
+                && (s.delivered_per_invocation - SPANS_PER_INVOCATION as f64).abs() < f64::EPSILON,
+        );
+    }
+}
