@@ -5,6 +5,9 @@ CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
 FUZZ_SECONDS ?= 60
+BENCH_ROUNDS ?= 30
+BENCH_INVOCATIONS ?= 1000
+BENCH_VARIANTS := baseline lambda-runtime-otel otel-lite otel-xray
 
 .PHONY: demo test check lint fmt clippy doc unit integration bench fuzz devstack-up devstack-down devstack-status infra-check lambda-build
 
@@ -19,6 +22,16 @@ test: infra-check lambda-build
 	scripts/browser install
 	$(CARGO) test --workspace --all-features --no-run
 	scripts/with-devstack $(CARGO) test --workspace --all-features
+
+## bench: the whole-process benchmark of tracekit against the peers (writes BENCHMARKS.md), then the
+## criterion micro-benchmarks. Not part of `test`: it takes about half an hour.
+bench:
+	for variant in $(BENCH_VARIANTS); do (cd bench && $(CARGO) build -q --release --locked -p bench-$$variant); done
+	cd bench && $(CARGO) build -q --release --locked -p bench-tracekit --features xray && cp target/release/bench-tracekit target/release/bench-tracekit-xray
+	cd bench && $(CARGO) build -q --release --locked -p bench-tracekit
+	$(CARGO) build -q --profile bench-harness -p integration-tests --bin bench
+	target/bench-harness/bench --functions bench/target/release --rounds $(BENCH_ROUNDS) --invocations $(BENCH_INVOCATIONS) --out BENCHMARKS.md
+	$(CARGO) bench -p tracekit --features testing --bench spans --bench aws_sdk
 
 ## fuzz: every cargo-fuzz target for FUZZ_SECONDS each (default 60), after replaying seeds and regressions
 fuzz:

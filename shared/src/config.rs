@@ -24,7 +24,7 @@
 //! | `TRACEKIT_FLUSH_MAX_AGE_MS` | milliseconds the oldest span may wait under `amortized` | `10000` |
 //! | `TRACEKIT_SAMPLED_ZERO` | `defer`, `honor`, `sample` | `defer` |
 //! | `TRACEKIT_SQS_PARENT` | `parent-if-single`, `link` | `parent-if-single` |
-//! | `RUST_LOG`, else `AWS_LAMBDA_LOG_LEVEL` | an `EnvFilter` directive / `TRACE`..`FATAL` | `INFO` |
+//! | `RUST_LOG`, else `AWS_LAMBDA_LOG_LEVEL` | `level` and `target=level` directives, comma-separated / `TRACE`..`FATAL` | `INFO` |
 //! | `AWS_LAMBDA_LOG_FORMAT` | `JSON`, `Text` | `JSON` |
 //!
 //! The signal-specific `OTEL_EXPORTER_OTLP_TRACES_*` variable wins over the generic one, as the
@@ -82,7 +82,7 @@ pub mod env {
     /// Whether an SQS message's `process` span continues the producer's trace
     /// ([`SqsParentPolicy`](super::SqsParentPolicy)).
     pub const TRACEKIT_SQS_PARENT: &str = "TRACEKIT_SQS_PARENT";
-    /// `tracing` filter for log lines (EnvFilter syntax).
+    /// `tracing` filter for log lines (`level` and `target=level` directives).
     pub const RUST_LOG: &str = "RUST_LOG";
     /// Lambda's advanced logging control level.
     pub const AWS_LAMBDA_LOG_LEVEL: &str = "AWS_LAMBDA_LOG_LEVEL";
@@ -314,7 +314,7 @@ pub struct Config {
     pub sampled_zero: SampledZeroPolicy,
     /// Parent of SQS `process` spans.
     pub sqs_parent: SqsParentPolicy,
-    /// Log filter directives (EnvFilter syntax).
+    /// Log filter directives (`level` and `target=level`, comma-separated).
     pub log_filter: String,
     /// Log format.
     pub log_format: LogFormat,
@@ -665,14 +665,16 @@ fn parse_millis(variable: &'static str, value: &str) -> Result<Duration, ConfigE
 }
 
 fn validate_filter(directives: &str) -> Result<(), ConfigError> {
-    tracing_subscriber::EnvFilter::builder()
-        .parse(directives)
+    // Target filters, not `EnvFilter`: span and field directives are rarely used in a function, and
+    // `EnvFilter`'s regex engine would add more to the binary than the rest of tracekit's logging.
+    directives
+        .parse::<tracing_subscriber::filter::Targets>()
         .map(|_| ())
         .map_err(|_| {
             ConfigError::invalid(
                 env::RUST_LOG,
                 directives,
-                "tracing EnvFilter directives such as `info` or `info,my_crate=debug`",
+                "comma-separated `level` or `target=level` directives such as `info` or `info,my_crate=debug`",
             )
         })
 }
@@ -1135,7 +1137,11 @@ mod tests {
                 "TRACEKIT_SQS_PARENT",
                 "unknown SQS policy",
             ),
-            (&[("RUST_LOG", "info,[[")], "RUST_LOG", "broken filter"),
+            (
+                &[("RUST_LOG", "info,api=loud")],
+                "RUST_LOG",
+                "unknown level in a filter",
+            ),
             (
                 &[("AWS_LAMBDA_LOG_LEVEL", "LOUD")],
                 "AWS_LAMBDA_LOG_LEVEL",

@@ -6,6 +6,15 @@
 //! configured flush timeout and by the time left before the invocation's deadline. Spans that cannot
 //! be exported in time stay buffered for the next flush; spans that do not fit in the buffer, or whose
 //! export failed, are counted and reported once per flush.
+//!
+//! When is set by [`crate::FlushStrategy`]: after every invocation (`end-of-invocation`), or only
+//! once the buffer passes a size or age threshold (`amortized`), with whatever is left exported on
+//! SIGTERM. The SDK's `BatchSpanProcessor` is not used: its worker thread would export while Lambda
+//! freezes the process (or not at all before the freeze), and its `force_flush` blocks the calling
+//! thread on that worker.
+//!
+//! The exporter's connection is opened by the first export, after the first response, and kept for
+//! every later one.
 
 use crate::config::{ExporterConfig, OtlpConfig, OtlpProtocol};
 use opentelemetry::Context;
@@ -102,10 +111,13 @@ impl SpanProcessor for LambdaSpanProcessor {
 }
 
 /// The configured exporter. An enum rather than a trait object: `SpanExporter::export` returns
-/// `impl Future`, which a trait object cannot.
+/// `impl Future`, which a trait object cannot. There is one per process: the size of its largest
+/// variant does not matter.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 enum Exporter {
     Otlp(opentelemetry_otlp::SpanExporter),
+    #[cfg(feature = "xray")]
     Xray(xray::LazyXray),
     Console(opentelemetry_stdout::SpanExporter),
     #[cfg(any(test, feature = "testing"))]
@@ -117,6 +129,7 @@ impl Exporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         match self {
             Exporter::Otlp(exporter) => exporter.export(batch).await,
+            #[cfg(feature = "xray")]
             Exporter::Xray(exporter) => exporter.export(batch).await,
             Exporter::Console(exporter) => exporter.export(batch).await,
             #[cfg(any(test, feature = "testing"))]
@@ -128,6 +141,7 @@ impl Exporter {
     fn set_resource(&mut self, resource: &Resource) {
         match self {
             Exporter::Otlp(exporter) => exporter.set_resource(resource),
+            #[cfg(feature = "xray")]
             Exporter::Xray(exporter) => exporter.set_resource(resource),
             Exporter::Console(exporter) => exporter.set_resource(resource),
             #[cfg(any(test, feature = "testing"))]
@@ -144,6 +158,11 @@ pub enum ExporterError {
     /// The OTLP exporter rejected its settings.
     #[error("cannot build the OTLP exporter: {0}")]
     Otlp(#[source] opentelemetry_otlp::ExporterBuildError),
+    /// `OTEL_TRACES_EXPORTER=xray`, in a build without tracekit's `xray` feature.
+    #[error(
+        "OTEL_TRACES_EXPORTER=xray needs tracekit's `xray` feature, which this build leaves out"
+    )]
+    XrayNotBuilt,
     /// An OTLP header is not a valid HTTP header.
     #[error("OTLP header {0:?} is not a valid HTTP header")]
     Header(String),
@@ -178,9 +197,12 @@ impl Flusher {
     ) -> Result<(Self, LambdaSpanProcessor), ExporterError> {
         let exporter = match config {
             ExporterConfig::Otlp(otlp) => Exporter::Otlp(otlp_exporter(otlp)?),
+            #[cfg(feature = "xray")]
             ExporterConfig::Xray { daemon_address } => {
                 Exporter::Xray(xray::LazyXray::new(daemon_address.clone()))
             }
+            #[cfg(not(feature = "xray"))]
+            ExporterConfig::Xray { .. } => return Err(ExporterError::XrayNotBuilt),
             ExporterConfig::Console => {
                 Exporter::Console(opentelemetry_stdout::SpanExporter::default())
             }
@@ -315,10 +337,8 @@ fn otlp_exporter(config: &OtlpConfig) -> Result<opentelemetry_otlp::SpanExporter
         }
         headers.insert(name.clone(), value.clone());
     }
-    // The hyper client is the one lambda_runtime and the AWS SDK already link: no second HTTP stack.
     // Building it opens no connection; the first export does, after the first response.
-    let client =
-        opentelemetry_http::hyper::HyperClient::with_default_connector(config.timeout, None);
+    let client = http1::Http1Client::new(config.timeout);
     opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_http_client(client)
@@ -333,6 +353,61 @@ fn otlp_exporter(config: &OtlpConfig) -> Result<opentelemetry_otlp::SpanExporter
         .map_err(ExporterError::Otlp)
 }
 
+mod http1 {
+    //! The OTLP exporter's HTTP client: HTTP/1.1 over the hyper client that lambda_runtime already
+    //! links. opentelemetry-http's own hyper client also speaks HTTP/2, which no collector in a
+    //! Lambda sandbox needs and which would add more to the function's binary than all of tracekit.
+    use bytes::Bytes;
+    use http::{Request, Response};
+    use http_body_util::{BodyExt, Full, Limited};
+    use hyper_util::{
+        client::legacy::{Client, connect::HttpConnector},
+        rt::TokioExecutor,
+    };
+    use opentelemetry_http::{HttpClient, HttpError};
+    use std::time::Duration;
+
+    /// A collector's answer is a small status message; anything larger is not read.
+    const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+    /// Keeps one connection pool for the life of the process: the connection opened by the first
+    /// export is reused by every later one.
+    #[derive(Debug, Clone)]
+    pub(super) struct Http1Client {
+        client: Client<HttpConnector, Full<Bytes>>,
+        timeout: Duration,
+    }
+
+    impl Http1Client {
+        pub(super) fn new(timeout: Duration) -> Self {
+            let mut connector = HttpConnector::new();
+            connector.set_nodelay(true);
+            Http1Client {
+                client: Client::builder(TokioExecutor::new()).build(connector),
+                timeout,
+            }
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl HttpClient for Http1Client {
+        async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+            let (parts, body) = request.into_parts();
+            let request = Request::from_parts(parts, Full::new(body));
+            let exchange = async {
+                let (parts, body) = self.client.request(request).await?.into_parts();
+                let body = Limited::new(body, MAX_RESPONSE_BYTES)
+                    .collect()
+                    .await?
+                    .to_bytes();
+                Ok::<_, HttpError>(Response::from_parts(parts, body))
+            };
+            tokio::time::timeout(self.timeout, exchange).await?
+        }
+    }
+}
+
+#[cfg(feature = "xray")]
 mod xray {
     //! The X-Ray daemon exporter, built at the first export so that init resolves no address and
     //! binds no socket.
@@ -484,6 +559,7 @@ mod tests {
         assert_eq!(again.dropped, 0, "drops are reported once");
     }
 
+    #[cfg(feature = "xray")]
     #[tokio::test]
     async fn an_unreachable_daemon_address_drops_the_batch_without_failing() {
         let (flusher, processor) = Flusher::new(

@@ -438,14 +438,10 @@ where
     run_until_terminated(telemetry, Box::pin(runtime.run())).await
 }
 
-/// Name of tracekit's internal extension (internal extension names are unique per function).
-const EXTENSION_NAME: &str = "tracekit";
-
 /// Under the `amortized` strategy, registers tracekit's internal extension with the Extensions API,
 /// which must happen before the runtime's first `/next`. The extension subscribes to no event: it
 /// exists so that Lambda sends SIGTERM, and waits, before shutting the sandbox down, and the spans
-/// still buffered are exported then. Its `/event/next` request waits for the life of the process and
-/// costs no wake-up.
+/// still buffered are exported then.
 ///
 /// If the registration fails (an emulator without the Extensions API, say), tracekit warns and
 /// flushes at the end of each invocation instead, so no span waits for a shutdown it would not see.
@@ -456,25 +452,62 @@ async fn start_extension(telemetry: &Telemetry) {
     ) {
         return;
     }
-    let registered = lambda_extension::Extension::new()
-        .with_events(&[])
-        .with_extension_name(EXTENSION_NAME)
-        .register()
-        .await;
-    match registered {
-        Ok(extension) => {
-            tokio::spawn(async move {
-                if let Err(error) = extension.run().await {
-                    tracing::warn!(target: "tracekit", %error, "tracekit's extension stopped");
-                }
-            });
-            telemetry.inner.amortize.store(true, Ordering::Release);
-        }
+    match extension::register().await {
+        Ok(()) => telemetry.inner.amortize.store(true, Ordering::Release),
         Err(error) => tracing::warn!(
             target: "tracekit",
             %error,
             "cannot register tracekit's extension: spans are flushed at the end of each invocation"
         ),
+    }
+}
+
+mod extension {
+    //! The two Extensions API calls an internal extension with no subscription makes, through the
+    //! Runtime API client lambda_runtime already links.
+    //! [Extensions API](https://docs.aws.amazon.com/lambda/latest/dg/runtimes-extensions-api.html)
+    use lambda_runtime_api_client::{PooledClient, body::Body, build_request};
+
+    /// Internal extension names are unique per function.
+    const NAME: &str = "tracekit";
+    const REGISTER_PATH: &str = "/2020-01-01/extension/register";
+    const NEXT_PATH: &str = "/2020-01-01/extension/event/next";
+    const NAME_HEADER: &str = "Lambda-Extension-Name";
+    const ID_HEADER: &str = "Lambda-Extension-Identifier";
+
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    /// Registers for no event, then parks a `/event/next` request for the life of the process:
+    /// Lambda counts the extension ready once it asks, and never answers it.
+    pub(super) async fn register() -> Result<(), Error> {
+        let client = PooledClient::builder().build();
+        let request = build_request()
+            .method(http::Method::POST)
+            .uri(REGISTER_PATH)
+            .header(NAME_HEADER, NAME)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Body::from(r#"{"events":[]}"#))?;
+        let response = client.call(request).await?;
+        if !response.status().is_success() {
+            return Err(format!("registration answered {}", response.status()).into());
+        }
+        let id = response
+            .headers()
+            .get(ID_HEADER)
+            .cloned()
+            .ok_or("registration answered without an extension identifier")?;
+        let next = build_request()
+            .method(http::Method::GET)
+            .uri(NEXT_PATH)
+            .header(ID_HEADER, id)
+            .body(Body::empty())?;
+        tokio::spawn(async move {
+            // Only an error ends this request; the process goes on either way.
+            if let Err(error) = client.call(next).await {
+                tracing::debug!(target: "tracekit", %error, "tracekit's extension stopped waiting");
+            }
+        });
+        Ok(())
     }
 }
 

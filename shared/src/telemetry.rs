@@ -25,9 +25,7 @@ use std::{
     time::Duration,
 };
 use tracing::{Subscriber, level_filters::LevelFilter};
-use tracing_subscriber::{
-    EnvFilter, Layer as _, filter::Targets, layer::SubscriberExt, registry::LookupSpan,
-};
+use tracing_subscriber::{Layer as _, filter::Targets, layer::SubscriberExt, registry::LookupSpan};
 
 /// Instrumentation scope of tracekit's spans.
 pub(crate) const SCOPE: &str = "tracekit";
@@ -139,9 +137,10 @@ impl Parts {
             .with_level(false)
             .with_target(false)
             .with_filter(span_filter());
-        let log_filter = EnvFilter::builder()
-            .parse(&self.log_filter)
-            .unwrap_or_else(|_| EnvFilter::new("info"));
+        let log_filter = self
+            .log_filter
+            .parse::<Targets>()
+            .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::INFO));
         let logs = match self.log_format {
             LogFormat::Json => tracing_subscriber::fmt::layer()
                 .event_format(JsonFormat)
