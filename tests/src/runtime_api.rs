@@ -1039,8 +1039,18 @@ mod tests {
             ),
             (
                 "/2020-01-01/extension/register",
+                Some(Route::ExtensionRegister),
+                "Extensions API registration",
+            ),
+            (
+                "/2020-01-01/extension/event/next",
+                Some(Route::ExtensionNext),
+                "Extensions API next event",
+            ),
+            (
+                "/2020-01-01/extension/init/error",
                 None,
-                "Extensions API is not served",
+                "extension errors are not served",
             ),
             (
                 "/2018-06-01/runtime/invocation/next/",

@@ -327,7 +327,7 @@ async fn requests_lambda_would_refuse_are_protocol_violations() {
         (
             http::Method::POST,
             "/2020-01-01/extension/register",
-            http::StatusCode::NOT_FOUND,
+            http::StatusCode::BAD_REQUEST,
         ),
         (
             http::Method::POST,
