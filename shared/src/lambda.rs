@@ -415,7 +415,6 @@ where
     D: Into<bytes::Bytes> + Send,
     E: Into<lambda_runtime::Error> + Send + fmt::Debug,
 {
-    start_extension(telemetry).await;
     let runtime = lambda_runtime::Runtime::new(traced(handler)).layer(telemetry.layer());
     run_until_terminated(telemetry, Box::pin(runtime.run())).await
 }
@@ -432,7 +431,6 @@ where
     R: lambda_http::IntoResponse,
     E: fmt::Debug + Into<Diagnostic>,
 {
-    start_extension(telemetry).await;
     let runtime = lambda_runtime::Runtime::new(traced(lambda_http::Adapter::from(handler)))
         .layer(telemetry.layer());
     run_until_terminated(telemetry, Box::pin(runtime.run())).await
@@ -516,9 +514,10 @@ mod extension {
 /// [Lambda execution environment: shutdown](https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html#runtimes-lifecycle-shutdown)
 const SHUTDOWN_FLUSH: Duration = Duration::from_millis(250);
 
-/// Runs `runtime` until it ends or the process gets SIGTERM. On SIGTERM, an invocation cut short
-/// is dropped (which ends its spans), what is buffered is exported within [`SHUTDOWN_FLUSH`], and
-/// the function returns `Ok`, so `main` exits cleanly.
+/// Registers tracekit's extension when the flush is `amortized` (before `runtime` first polls
+/// `/next`), then runs `runtime` until it ends or the process gets SIGTERM. On SIGTERM, an invocation
+/// cut short is dropped (which ends its spans), what is buffered is exported within
+/// [`SHUTDOWN_FLUSH`], and the function returns `Ok`, so `main` exits cleanly.
 ///
 /// The runtime arrives boxed as a trait object: nested inline, its future type made the layout of a
 /// user's `main` deeper than the compiler's default recursion limit.
@@ -526,6 +525,7 @@ async fn run_until_terminated(
     telemetry: &Telemetry,
     mut runtime: Pin<Box<dyn Future<Output = Result<(), lambda_runtime::Error>> + '_>>,
 ) -> Result<(), lambda_runtime::Error> {
+    start_extension(telemetry).await;
     tokio::select! {
         result = &mut runtime => return result,
         () = terminated() => {}

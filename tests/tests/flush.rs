@@ -22,29 +22,30 @@ fn spawn(receiver: &OtlpReceiver, env: &[(&str, &str)]) -> FunctionProcess {
     FunctionProcess::spawn(&stack::function_binary("traced-function"), &env).expect("spawn")
 }
 
+/// Invokes with 10 child spans and returns once the function polls `/next` again: any flush this
+/// invocation owed has then reached the receiver.
 async fn invoke(function: &FunctionProcess) -> String {
     let trace_id = xray::new_trace_id();
     let header = format!(
         "Root={trace_id};Parent={};Sampled=1",
         xray::new_segment_id()
     );
-    let outcome = function
-        .invoke(Invocation::json(json!({"children": 10})).trace_header(header))
+    let timed = function
+        .invoke_timed(Invocation::json(json!({"children": 10})).trace_header(header))
         .await
         .expect("invocation");
-    assert!(outcome.json().is_ok(), "the handler answers: {outcome:?}");
-    trace_id
-}
-
-/// Gives a flush that should not happen the time to show up.
-async fn settle(function: &FunctionProcess) {
-    // The next `/next` comes after any flush: once it is polled, a flush would have been sent.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        timed.outcome.json().is_ok(),
+        "the handler answers: {:?}",
+        timed.outcome
+    );
+    timed.turnaround().await.expect("the next /next");
     assert!(
         function.protocol_violations().is_empty(),
         "{:?}",
         function.protocol_violations()
     );
+    trace_id
 }
 
 #[tokio::test]
@@ -53,10 +54,11 @@ async fn end_of_invocation_exports_every_invocation_and_registers_no_extension()
     let function = spawn(&receiver, &[]);
     for n in 1..=2 {
         invoke(&function).await;
-        receiver
-            .wait_for_spans(SPANS * n, WAIT)
-            .await
-            .expect("each invocation's spans, before the next one");
+        assert_eq!(
+            receiver.spans().len(),
+            SPANS * n,
+            "each invocation's spans, before the next one"
+        );
     }
     assert!(
         function.extensions().is_empty(),
@@ -80,7 +82,6 @@ async fn amortized_exports_past_the_threshold_and_the_rest_on_sigterm() {
     for _ in 0..2 {
         traces.push(invoke(&function).await);
     }
-    settle(&function).await;
     assert_eq!(
         receiver.request_count(),
         0,
@@ -99,7 +100,6 @@ async fn amortized_exports_past_the_threshold_and_the_rest_on_sigterm() {
     for _ in 0..2 {
         traces.push(invoke(&function).await);
     }
-    settle(&function).await;
     assert_eq!(receiver.spans().len(), 3 * SPANS, "22 spans wait again");
 
     let status = function.shutdown().await.expect("exit status");
@@ -132,7 +132,6 @@ async fn amortized_flushes_spans_that_waited_past_the_age_limit() {
         ],
     );
     invoke(&function).await;
-    settle(&function).await;
     assert_eq!(receiver.request_count(), 0, "the spans are fresh");
     tokio::time::sleep(Duration::from_millis(300)).await;
     invoke(&function).await;

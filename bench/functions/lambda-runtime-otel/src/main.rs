@@ -2,24 +2,14 @@
 //! a batch span processor and an OTLP/HTTP exporter, flushed by the layer after each response.
 
 use lambda_runtime::{
-    Error, LambdaEvent, Runtime,
+    Error, Runtime,
     layers::{OpenTelemetryFaasTrigger, OpenTelemetryLayer},
     service_fn,
 };
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig};
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use serde_json::{Value, json};
 use tracing_subscriber::layer::SubscriberExt;
-
-async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
-    let mut sum = 0u64;
-    for step in 0..10u64 {
-        let _span = tracing::info_span!("step", step).entered();
-        sum += std::hint::black_box(step);
-    }
-    Ok(json!({ "ok": true, "n": event.payload["n"], "sum": sum }))
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -37,7 +27,7 @@ async fn main() -> Result<(), Error> {
     tracing::subscriber::set_global_default(subscriber)?;
 
     let flush = provider.clone();
-    Runtime::new(service_fn(handler))
+    Runtime::new(service_fn(bench_handler::handler))
         .layer(
             OpenTelemetryLayer::new(move || {
                 if let Err(error) = flush.force_flush() {

@@ -5,18 +5,8 @@
 use lambda_otel_lite::{
     LambdaSpanProcessor, TelemetryConfig, create_traced_handler, init_telemetry,
 };
-use lambda_runtime::{Error, LambdaEvent, Runtime, service_fn};
+use lambda_runtime::{Error, Runtime, service_fn};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
-use serde_json::{Value, json};
-
-async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
-    let mut sum = 0u64;
-    for step in 0..10u64 {
-        let _span = tracing::info_span!("step", step).entered();
-        sum += std::hint::black_box(step);
-    }
-    Ok(json!({ "ok": true, "n": event.payload["n"], "sum": sum }))
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -29,6 +19,6 @@ async fn main() -> Result<(), Error> {
         .with_span_processor(LambdaSpanProcessor::builder().exporter(exporter).build())
         .build();
     let (_tracer, completion) = init_telemetry(config).await?;
-    let handler = create_traced_handler("bench", completion, handler);
+    let handler = create_traced_handler("bench", completion, bench_handler::handler);
     Runtime::new(service_fn(handler)).run().await
 }
