@@ -1,8 +1,9 @@
 //! What tracekit's per-invocation work costs, piece by piece.
 //!
-//! - `xray/*`: the X-Ray header: tracekit's strict parser (how the invocation's
-//!   `Lambda-Runtime-Trace-Id` is read), and extract / inject through opentelemetry-aws's propagator
-//!   (how SDK calls and SQS messages carry it).
+//! - `xray/*`: the X-Ray header. `parse` is tracekit's strict parser (how the invocation's
+//!   `Lambda-Runtime-Trace-Id` and an SQS record's `AWSTraceHeader` are read); `write` is how tracekit
+//!   writes the header on every SDK request and SQS message; `extract` / `inject` go through
+//!   opentelemetry-aws's propagator and a map carrier, as in any other carrier.
 //! - `w3c/*`: `traceparent` + `tracestate` extract / inject through the W3C propagator.
 //! - `invocation/*`: one invocation through the runtime's service stack, bare and wrapped in
 //!   tracekit's invocation layer (span, attributes, end into the span buffer; no export).
@@ -26,7 +27,7 @@ use opentelemetry_sdk::{propagation::TraceContextPropagator, trace::SdkTracerPro
 use std::{collections::HashMap, hint::black_box};
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tracekit::{
-    propagation::XrayHeader,
+    propagation::{XrayHeader, xray_header_value},
     testing::{FakeInvocation, TestTelemetry},
 };
 
@@ -49,6 +50,17 @@ fn xray(c: &mut Criterion) {
     let mut group = c.benchmark_group("xray");
     group.bench_function("parse", |b| {
         b.iter(|| black_box(XrayHeader::parse(black_box(XRAY))));
+    });
+    // An SDK call's client span under Lambda's header: no trace state.
+    let span_context = SpanContext::new(
+        TraceId::from_hex("5759e988bd862e3fe1be46a994272793").expect("trace id"),
+        SpanId::from_hex("53995c3f42cd8ad8").expect("span id"),
+        TraceFlags::SAMPLED,
+        false,
+        TraceState::NONE,
+    );
+    group.bench_function("write", |b| {
+        b.iter(|| black_box(xray_header_value(black_box(&span_context))));
     });
     let propagator = XrayPropagator::new();
     let carrier = HashMap::from([("x-amzn-trace-id".to_owned(), XRAY.to_owned())]);

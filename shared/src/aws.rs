@@ -113,6 +113,8 @@ struct OperationSpan(Arc<OperationState>);
 #[derive(Debug)]
 struct OperationState {
     span: Span,
+    /// `X-Amzn-Trace-Id` naming the span, written once for every attempt.
+    xray_header: Option<String>,
     attempts: AtomicU32,
     last_attempt: Mutex<Option<String>>,
 }
@@ -151,6 +153,8 @@ impl Intercept for TracingInterceptor {
         if let Some(region) = cfg.load::<aws_types::region::Region>() {
             span.set_attribute(attr::CLOUD_REGION, region.to_string());
         }
+        let cx = span.context();
+        let xray_header = crate::propagation::xray_header_value(cx.span().span_context());
         let input = context.input_mut();
         match service.as_str() {
             #[cfg(feature = "dynamodb")]
@@ -158,13 +162,14 @@ impl Intercept for TracingInterceptor {
             #[cfg(feature = "s3")]
             "S3" => s3::record_input(&span, input),
             #[cfg(feature = "sqs")]
-            "SQS" => sqs::record_and_inject(&span, input),
+            "SQS" => sqs::record_and_inject(&span, &cx, xray_header.as_deref(), input),
             _ => {}
         }
         let _ = input; // unused when no service feature is on
         cfg.interceptor_state()
             .store_put(OperationSpan(Arc::new(OperationState {
                 span,
+                xray_header,
                 attempts: AtomicU32::new(0),
                 last_attempt: Mutex::new(None),
             })));
@@ -210,10 +215,10 @@ impl Intercept for TracingInterceptor {
             state.span.set_attribute(attr::SERVER_ADDRESS, host);
         }
         // Overwrite: the SDK's recursion detection runs first and fills it from the Lambda segment.
-        if let Some(header) = xray_header(&state.span) {
+        if let Some(header) = &state.xray_header {
             request
                 .headers_mut()
-                .insert(crate::propagation::XRAY_TRACE_HEADER, header);
+                .insert(crate::propagation::XRAY_TRACE_HEADER, header.clone());
         }
         Ok(())
     }
@@ -308,22 +313,10 @@ fn error_code(message: &str) -> &str {
     message.split(':').next().unwrap_or(message).trim()
 }
 
-/// The X-Ray header for `span`'s context, when it has a valid one.
-fn xray_header(span: &Span) -> Option<String> {
-    use opentelemetry::propagation::TextMapPropagator;
-    let cx = span.context();
-    if !cx.span().span_context().is_valid() {
-        return None;
-    }
-    let mut carrier = std::collections::HashMap::new();
-    opentelemetry_aws::trace::XrayPropagator::new().inject_context(&cx, &mut carrier);
-    carrier.remove("x-amzn-trace-id")
-}
-
 #[cfg(feature = "sqs")]
-/// The W3C context of `span`, as `(key, value)` pairs in [`W3C_KEYS`] order, through the global
-/// propagator (so `OTEL_PROPAGATORS` decides which formats travel).
-fn w3c_context(span: &Span) -> Vec<(&'static str, String)> {
+/// The W3C context of `cx`, as `(key, value)` pairs in [`W3C_KEYS`] order, in the formats
+/// `OTEL_PROPAGATORS` names.
+fn w3c_context(cx: &opentelemetry::Context) -> Vec<(&'static str, String)> {
     /// Keeps the W3C keys only, without a map: this runs once per message sent.
     #[derive(Default)]
     struct W3cCarrier([Option<String>; 3]);
@@ -335,7 +328,7 @@ fn w3c_context(span: &Span) -> Vec<(&'static str, String)> {
         }
     }
     let mut carrier = W3cCarrier::default();
-    crate::propagation::inject(&span.context(), &mut carrier);
+    crate::propagation::inject_w3c(cx, &mut carrier);
     W3C_KEYS
         .into_iter()
         .zip(carrier.0)
@@ -623,7 +616,7 @@ mod s3 {
 #[cfg(feature = "sqs")]
 pub mod sqs {
     //! SQS send-side propagation, also usable by hand.
-    use super::{MAX_MESSAGE_ATTRIBUTES, Span, attr, w3c_context, xray_header};
+    use super::{MAX_MESSAGE_ATTRIBUTES, Span, attr, w3c_context};
     use aws_sdk_sqs::{
         operation as op,
         types::{
@@ -641,7 +634,7 @@ pub mod sqs {
     /// `attributes`, each only if the key is free and the message keeps at most
     /// [`MAX_MESSAGE_ATTRIBUTES`]. Returns how many were added. Never removes or replaces anything.
     pub fn inject(attributes: &mut HashMap<String, MessageAttributeValue>) -> usize {
-        inject_pairs(attributes, &w3c_context(&Span::current()))
+        inject_pairs(attributes, &w3c_context(&Span::current().context()))
     }
 
     pub(crate) fn inject_pairs(
@@ -718,13 +711,18 @@ pub mod sqs {
         span.set_attribute(attr::MESSAGING_OPERATION_TYPE, name);
     }
 
-    pub(super) fn record_and_inject(span: &Span, input: &mut Input) {
+    pub(super) fn record_and_inject(
+        span: &Span,
+        cx: &opentelemetry::Context,
+        xray_header: Option<&str>,
+        input: &mut Input,
+    ) {
         if let Some(input) = input.downcast_mut::<op::send_message::SendMessageInput>() {
             queue_attributes(span, input.queue_url.as_deref());
             operation(span, "send");
-            let w3c = w3c_context(span);
-            if let Some(header) = xray_header(span) {
-                set_trace_header(&mut input.message_system_attributes, &header);
+            let w3c = w3c_context(cx);
+            if let Some(header) = xray_header {
+                set_trace_header(&mut input.message_system_attributes, header);
             }
             let attributes = input.message_attributes.get_or_insert_with(HashMap::new);
             inject_pairs(attributes, &w3c);
@@ -738,10 +736,9 @@ pub mod sqs {
             operation(span, "send");
             let entries = input.entries.as_deref_mut().unwrap_or_default();
             span.set_attribute(attr::MESSAGING_BATCH_MESSAGE_COUNT, entries.len() as i64);
-            let w3c = w3c_context(span);
-            let header = xray_header(span);
+            let w3c = w3c_context(cx);
             for entry in entries {
-                if let Some(header) = &header {
+                if let Some(header) = xray_header {
                     set_trace_header(&mut entry.message_system_attributes, header);
                 }
                 let attributes = entry.message_attributes.get_or_insert_with(HashMap::new);

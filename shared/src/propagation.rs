@@ -16,6 +16,7 @@ use opentelemetry::{
 };
 use opentelemetry_aws::trace::XrayPropagator;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// The X-Ray trace header, as HTTP and the AWS SDKs carry it.
 /// [X-Ray tracing header](https://docs.aws.amazon.com/xray/latest/devguide/xray-concepts.html#xray-concepts-tracingheader)
@@ -38,6 +39,38 @@ pub fn composite(propagators: &[Propagator]) -> TextMapCompositePropagator {
         })
         .collect();
     TextMapCompositePropagator::new(parts)
+}
+
+/// Which W3C formats `OTEL_PROPAGATORS` names, for carriers that take only those; set with the global
+/// propagator by [`install`].
+static W3C_FORMATS: AtomicU8 = AtomicU8::new(0);
+const TRACE_CONTEXT_FORMAT: u8 = 1;
+const BAGGAGE_FORMAT: u8 = 2;
+
+/// Installs the composite propagator named by `OTEL_PROPAGATORS` as the global propagator.
+pub(crate) fn install(propagators: &[Propagator]) {
+    let formats = propagators
+        .iter()
+        .fold(0, |formats, propagator| match propagator {
+            Propagator::TraceContext => formats | TRACE_CONTEXT_FORMAT,
+            Propagator::Baggage => formats | BAGGAGE_FORMAT,
+            Propagator::Xray | Propagator::XrayLambda => formats,
+        });
+    W3C_FORMATS.store(formats, Ordering::Relaxed);
+    opentelemetry::global::set_text_map_propagator(composite(propagators));
+}
+
+/// Injects only the W3C formats that the installed propagator names (`traceparent` and
+/// `tracestate`, `baggage`): SQS messages carry the X-Ray header in `AWSTraceHeader` instead, and
+/// writing it once more per message only to throw it away would double the cost of a send.
+pub(crate) fn inject_w3c(cx: &Context, carrier: &mut dyn Injector) {
+    let formats = W3C_FORMATS.load(Ordering::Relaxed);
+    if formats & TRACE_CONTEXT_FORMAT != 0 {
+        TraceContextPropagator::new().inject_context(cx, carrier);
+    }
+    if formats & BAGGAGE_FORMAT != 0 {
+        BaggagePropagator::new().inject_context(cx, carrier);
+    }
 }
 
 /// Injects `cx` into `carrier` with the global propagator that [`crate::init`] installed.
@@ -96,7 +129,52 @@ pub struct XrayHeader {
 
 impl XrayHeader {
     /// Parses `Root=1-{8 hex}-{24 hex};Parent={16 hex};Sampled={0|1|?}` with any other keys.
+    ///
+    /// This runs for every invocation and every SQS record, so the header as Lambda writes it is read
+    /// at fixed places, without allocating.
     pub fn parse(header: &str) -> Result<Self, HeaderError> {
+        match Self::parse_canonical(header) {
+            Some(parsed) => Ok(parsed),
+            None => Self::parse_any(header),
+        }
+    }
+
+    /// The header exactly as Lambda writes it (`Root`, `Parent`, `Sampled`, in that order and
+    /// nothing else), read at fixed places; `None` sends anything else, or anything invalid, to
+    /// [`XrayHeader::parse_any`], which has the last word.
+    fn parse_canonical(header: &str) -> Option<Self> {
+        let header = header.as_bytes();
+        if header.len() != CANONICAL.len()
+            || header[..EPOCH.start] != CANONICAL[..EPOCH.start]
+            || header[EPOCH.end..RANDOM.start] != CANONICAL[EPOCH.end..RANDOM.start]
+            || header[RANDOM.end..PARENT.start] != CANONICAL[RANDOM.end..PARENT.start]
+            || header[PARENT.end..SAMPLED] != CANONICAL[PARENT.end..SAMPLED]
+        {
+            return None;
+        }
+        let mut trace = [0u8; 16];
+        let (epoch, random) = trace.split_at_mut(4);
+        hex::decode_to_slice(&header[EPOCH], epoch).ok()?;
+        hex::decode_to_slice(&header[RANDOM], random).ok()?;
+        let mut parent = [0u8; 8];
+        hex::decode_to_slice(&header[PARENT], &mut parent).ok()?;
+        let sampled = match header[SAMPLED] {
+            b'1' => XraySampled::Yes,
+            b'0' => XraySampled::No,
+            b'?' => XraySampled::Undecided,
+            _ => return None,
+        };
+        let (trace_id, parent_id) = (TraceId::from_bytes(trace), SpanId::from_bytes(parent));
+        (trace_id != TraceId::INVALID && parent_id != SpanId::INVALID).then_some(XrayHeader {
+            trace_id,
+            parent_id,
+            sampled,
+            trace_state: TraceState::NONE,
+        })
+    }
+
+    /// Any key order, whitespace, other keys.
+    fn parse_any(header: &str) -> Result<Self, HeaderError> {
         let malformed = |reason| HeaderError::Malformed {
             header: header.to_owned(),
             reason,
@@ -105,43 +183,43 @@ impl XrayHeader {
         let mut parent_id = None;
         let mut sampled = XraySampled::Undecided;
         let mut others = Vec::new();
-        for part in header
-            .trim()
-            .split(';')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-        {
+        for part in header.split(';').map(str::trim).filter(|p| !p.is_empty()) {
             let (key, value) = part
                 .split_once('=')
                 .ok_or_else(|| malformed("a field is not key=value"))?;
+            let value = value.trim();
             match key.trim() {
                 ROOT_KEY => {
                     trace_id = Some(
-                        parse_root(value.trim())
+                        parse_root(value)
                             .ok_or_else(|| malformed("Root is not 1-{8 hex}-{24 hex}"))?,
                     )
                 }
                 PARENT_KEY => {
                     parent_id = Some(
-                        parse_span_id(value.trim())
+                        parse_span_id(value)
                             .ok_or_else(|| malformed("Parent is not 16 hex digits"))?,
                     )
                 }
                 SAMPLED_KEY => {
-                    sampled = match value.trim() {
+                    sampled = match value {
                         "1" => XraySampled::Yes,
                         "0" => XraySampled::No,
                         "?" | "" => XraySampled::Undecided,
                         _ => return Err(malformed("Sampled is not 0, 1 or ?")),
                     }
                 }
-                other => others.push((other.to_ascii_lowercase(), value.trim().to_owned())),
+                other => others.push((other.to_ascii_lowercase(), value.to_owned())),
             }
         }
         let trace_id = trace_id.ok_or_else(|| malformed("there is no Root"))?;
         let parent_id = parent_id.ok_or_else(|| malformed("there is no Parent"))?;
         // Keys that trace state cannot carry are dropped rather than failing the whole header.
-        let trace_state = TraceState::from_key_value(others).unwrap_or_default();
+        let trace_state = if others.is_empty() {
+            TraceState::NONE
+        } else {
+            TraceState::from_key_value(others).unwrap_or_default()
+        };
         Ok(XrayHeader {
             trace_id,
             parent_id,
@@ -217,28 +295,78 @@ fn ratio_decision(ratio: f64, trace_id: TraceId) -> bool {
 fn parse_root(value: &str) -> Option<TraceId> {
     let mut parts = value.split('-');
     let (version, epoch, random) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || version != "1" || epoch.len() != 8 || random.len() != 24 {
+    if parts.next().is_some() || version != "1" {
         return None;
     }
-    if !is_hex(epoch) || !is_hex(random) {
-        return None;
-    }
-    let id = TraceId::from_hex(&format!("{epoch}{random}")).ok()?;
+    // Strict hex of exactly the right length: no sign, no prefix, no truncated id.
+    let mut bytes = [0u8; 16];
+    let (epoch_bytes, random_bytes) = bytes.split_at_mut(4);
+    hex::decode_to_slice(epoch, epoch_bytes).ok()?;
+    hex::decode_to_slice(random, random_bytes).ok()?;
+    let id = TraceId::from_bytes(bytes);
     (id != TraceId::INVALID).then_some(id)
 }
 
 fn parse_span_id(value: &str) -> Option<SpanId> {
-    if value.len() != 16 || !is_hex(value) {
-        return None;
-    }
-    SpanId::from_hex(value)
-        .ok()
-        .filter(|id| *id != SpanId::INVALID)
+    let mut bytes = [0u8; 8];
+    hex::decode_to_slice(value, &mut bytes).ok()?;
+    let id = SpanId::from_bytes(bytes);
+    (id != SpanId::INVALID).then_some(id)
 }
 
-fn is_hex(value: &str) -> bool {
-    value.bytes().all(|b| b.is_ascii_hexdigit())
+/// The X-Ray header naming `span` as the parent, exactly as opentelemetry-aws's propagator writes it
+/// (`Root=1-{8 hex}-{24 hex};Parent={16 hex};Sampled={0|1|?}`, then each trace state entry with its
+/// key capitalised, such as Lambda's `Lineage`), or `None` for an invalid context. tracekit sets this
+/// header on every AWS SDK request and every SQS message it sends, so it is written straight into
+/// one buffer rather than through a propagator and a map; a property test holds the two equal.
+pub fn xray_header_value(span: &SpanContext) -> Option<String> {
+    if !span.is_valid() {
+        return None;
+    }
+    let flags = span.trace_flags();
+    let sampled = if flags & TRACE_FLAG_DEFERRED == TRACE_FLAG_DEFERRED {
+        b'?'
+    } else if flags.is_sampled() {
+        b'1'
+    } else {
+        b'0'
+    };
+    let mut layout = *CANONICAL;
+    let trace = span.trace_id().to_bytes();
+    let (epoch, random) = trace.split_at(4);
+    // Each slot is exactly twice its input's length, which is all `encode_to_slice` checks.
+    hex::encode_to_slice(epoch, &mut layout[EPOCH]).ok()?;
+    hex::encode_to_slice(random, &mut layout[RANDOM]).ok()?;
+    hex::encode_to_slice(span.span_id().to_bytes(), &mut layout[PARENT]).ok()?;
+    layout[SAMPLED] = sampled;
+    let layout = std::str::from_utf8(&layout).ok()?;
+    let state = span.trace_state().header_delimited("=", ";");
+    if state.is_empty() {
+        return Some(layout.to_owned());
+    }
+    let mut header = String::with_capacity(layout.len() + state.len() + 1);
+    header.push_str(layout);
+    for entry in state.split_terminator(';') {
+        let mut chars = entry.chars();
+        if let Some(first) = chars.next() {
+            header.push(';');
+            header.push(first.to_ascii_uppercase());
+            header.push_str(chars.as_str());
+        }
+    }
+    Some(header)
 }
+
+/// The header as Lambda and the AWS SDKs write it, with the places of its ids and decision.
+const CANONICAL: &[u8; 74] =
+    b"Root=1-00000000-000000000000000000000000;Parent=0000000000000000;Sampled=0";
+const EPOCH: std::ops::Range<usize> = 7..15;
+const RANDOM: std::ops::Range<usize> = 16..40;
+const PARENT: std::ops::Range<usize> = 48..64;
+const SAMPLED: usize = 73;
+
+/// The flag opentelemetry-aws's propagator sets for `Sampled=?`.
+const TRACE_FLAG_DEFERRED: TraceFlags = TraceFlags::new(0x02);
 
 /// Formats a trace id the X-Ray way: `1-{8 hex}-{24 hex}`.
 pub fn xray_trace_id(trace_id: TraceId) -> String {
@@ -533,6 +661,56 @@ mod tests {
                 prop_assert_eq!(parsed.trace_id, expected.trace_id());
                 prop_assert_eq!(parsed.parent_id, expected.span_id());
                 prop_assert_eq!(parsed.sampled, if sampled { XraySampled::Yes } else { XraySampled::No });
+            }
+
+            #[test]
+            fn xray_header_value_is_what_opentelemetry_aws_writes(
+                trace: u128, span: u64, flags in 0u8..4, state in proptest::option::of(trace_state()),
+            ) {
+                let context = SpanContext::new(
+                    TraceId::from(trace),
+                    SpanId::from(span),
+                    TraceFlags::new(flags),
+                    false,
+                    state.unwrap_or_default(),
+                );
+                let ours = xray_header_value(&context);
+                prop_assert_eq!(
+                    &ours,
+                    &opentelemetry_aws::trace::xray_propagator::span_context_to_string(&context)
+                );
+                // (Trace state values may hold `;`, which the X-Ray format cannot carry.)
+                if let (Some(header), "") = (ours, context.trace_state().header().as_str()) {
+                    let parsed = XrayHeader::parse(&header).expect("the header tracekit writes parses");
+                    prop_assert_eq!(parsed.trace_id, context.trace_id());
+                    prop_assert_eq!(parsed.parent_id, context.span_id());
+                }
+            }
+
+            #[test]
+            fn the_fixed_place_reader_agrees_with_the_general_parser(
+                trace: u128, span: u64, sampled in "[01?x ]", damage in proptest::option::of((0usize..74, any::<u8>())),
+            ) {
+                let mut header = format!(
+                    "Root=1-{:08x}-{:024x};Parent={span:016x};Sampled={sampled}",
+                    trace >> 96,
+                    trace & ((1 << 96) - 1),
+                ).into_bytes();
+                if let Some((at, byte)) = damage {
+                    header[at] = byte;
+                }
+                let Ok(header) = std::str::from_utf8(&header) else {
+                    return Ok(());
+                };
+                // Whatever the fixed-place reader accepts, the general parser reads the same way.
+                let fast = XrayHeader::parse_canonical(header);
+                if let Some(parsed) = &fast {
+                    prop_assert_eq!(Ok(parsed.clone()), XrayHeader::parse_any(header));
+                }
+                // And it does accept Lambda's own form, so the usual header takes the fast path.
+                if damage.is_none() && sampled != "x" && sampled != " " && trace != 0 && span != 0 {
+                    prop_assert!(fast.is_some(), "{header:?} missed the fixed-place reader");
+                }
             }
 
             #[test]

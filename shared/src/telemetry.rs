@@ -110,9 +110,7 @@ impl Parts {
 
     /// The global text-map propagator, through which SDK calls and [`propagation::inject`] go.
     pub(crate) fn install_propagator(&self) {
-        opentelemetry::global::set_text_map_propagator(propagation::composite(
-            &self.telemetry.inner.config.propagators,
-        ));
+        propagation::install(&self.telemetry.inner.config.propagators);
     }
 
     /// The subscriber: spans to OpenTelemetry, log lines to stdout, each with its own filter so that
