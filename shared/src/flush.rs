@@ -119,6 +119,7 @@ enum Exporter {
     Otlp(opentelemetry_otlp::SpanExporter),
     #[cfg(feature = "xray")]
     Xray(xray::LazyXray),
+    #[cfg(feature = "console")]
     Console(opentelemetry_stdout::SpanExporter),
     #[cfg(any(test, feature = "testing"))]
     Memory(opentelemetry_sdk::trace::InMemorySpanExporter),
@@ -131,6 +132,7 @@ impl Exporter {
             Exporter::Otlp(exporter) => exporter.export(batch).await,
             #[cfg(feature = "xray")]
             Exporter::Xray(exporter) => exporter.export(batch).await,
+            #[cfg(feature = "console")]
             Exporter::Console(exporter) => exporter.export(batch).await,
             #[cfg(any(test, feature = "testing"))]
             Exporter::Memory(exporter) => exporter.export(batch).await,
@@ -143,6 +145,7 @@ impl Exporter {
             Exporter::Otlp(exporter) => exporter.set_resource(resource),
             #[cfg(feature = "xray")]
             Exporter::Xray(exporter) => exporter.set_resource(resource),
+            #[cfg(feature = "console")]
             Exporter::Console(exporter) => exporter.set_resource(resource),
             #[cfg(any(test, feature = "testing"))]
             Exporter::Memory(exporter) => exporter.set_resource(resource),
@@ -163,9 +166,18 @@ pub enum ExporterError {
         "OTEL_TRACES_EXPORTER=xray needs tracekit's `xray` feature, which this build leaves out"
     )]
     XrayNotBuilt,
+    /// `OTEL_TRACES_EXPORTER=console`, in a build without tracekit's `console` feature.
+    #[error(
+        "OTEL_TRACES_EXPORTER=console needs tracekit's `console` feature, which this build leaves out"
+    )]
+    ConsoleNotBuilt,
     /// An OTLP header is not a valid HTTP header.
     #[error("OTLP header {0:?} is not a valid HTTP header")]
     Header(String),
+    /// The OTLP endpoint is not an `http://` URL with a host. (Config validation refuses such a
+    /// value first; this covers a [`Config`](crate::Config) built in code.)
+    #[error("OTLP endpoint {0:?} is not an http:// URL with a host")]
+    Endpoint(String),
 }
 
 /// What one flush did.
@@ -203,9 +215,12 @@ impl Flusher {
             }
             #[cfg(not(feature = "xray"))]
             ExporterConfig::Xray { .. } => return Err(ExporterError::XrayNotBuilt),
+            #[cfg(feature = "console")]
             ExporterConfig::Console => {
                 Exporter::Console(opentelemetry_stdout::SpanExporter::default())
             }
+            #[cfg(not(feature = "console"))]
+            ExporterConfig::Console => return Err(ExporterError::ConsoleNotBuilt),
             ExporterConfig::None => Exporter::None,
         };
         Ok(Self::with_exporter(exporter, resource))
@@ -338,7 +353,8 @@ fn otlp_exporter(config: &OtlpConfig) -> Result<opentelemetry_otlp::SpanExporter
         headers.insert(name.clone(), value.clone());
     }
     // Building it opens no connection; the first export does, after the first response.
-    let client = http1::Http1Client::new(config.timeout);
+    let client = http1::Http1Client::new(&config.endpoint, config.timeout)
+        .ok_or_else(|| ExporterError::Endpoint(config.endpoint.clone()))?;
     opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_http_client(client)
@@ -354,16 +370,16 @@ fn otlp_exporter(config: &OtlpConfig) -> Result<opentelemetry_otlp::SpanExporter
 }
 
 mod http1 {
-    //! The OTLP exporter's HTTP client: HTTP/1.1 over the hyper client that lambda_runtime already
-    //! links. opentelemetry-http's own hyper client also speaks HTTP/2, which no collector in a
-    //! Lambda sandbox needs and which would add more to the function's binary than all of tracekit.
+    //! The OTLP exporter's HTTP client: the HTTP/1.1 client that lambda_runtime polls the Runtime
+    //! API with, a second instance of it based at the collector. Calling the runtime's own
+    //! (non-generic) client code rather than instantiating hyper's client again keeps one copy of
+    //! that code in the function's binary. opentelemetry-http's hyper client would also bring
+    //! HTTP/2, which no collector in a Lambda sandbox needs.
     use bytes::Bytes;
-    use http::{Request, Response};
-    use http_body_util::{BodyExt, Full, Limited};
-    use hyper_util::{
-        client::legacy::{Client, connect::HttpConnector},
-        rt::TokioExecutor,
-    };
+    use http::{Request, Response, Uri};
+    use http_body_util::{BodyExt, Limited};
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use lambda_runtime_api_client::{PooledClient, body::Body};
     use opentelemetry_http::{HttpClient, HttpError};
     use std::time::Duration;
 
@@ -374,28 +390,46 @@ mod http1 {
     /// export is reused by every later one.
     #[derive(Debug, Clone)]
     pub(super) struct Http1Client {
-        client: Client<HttpConnector, Full<Bytes>>,
+        client: std::sync::Arc<PooledClient>,
         timeout: Duration,
     }
 
     impl Http1Client {
-        pub(super) fn new(timeout: Duration) -> Self {
+        /// A client for the collector at `endpoint` (an `http://` URL with a host); `None` if it
+        /// is not one. Opens no connection.
+        pub(super) fn new(endpoint: &str, timeout: Duration) -> Option<Self> {
+            let endpoint: Uri = endpoint.parse().ok()?;
+            // The client puts its base's scheme and authority in front of each request's path.
+            let origin = Uri::builder()
+                .scheme(endpoint.scheme()?.clone())
+                .authority(endpoint.authority()?.clone())
+                .path_and_query("/")
+                .build()
+                .ok()?;
             let mut connector = HttpConnector::new();
             connector.set_nodelay(true);
-            Http1Client {
-                client: Client::builder(TokioExecutor::new()).build(connector),
+            let client = PooledClient::builder()
+                .with_connector(connector)
+                .with_endpoint(origin)
+                .build();
+            Some(Http1Client {
+                client: std::sync::Arc::new(client),
                 timeout,
-            }
+            })
         }
     }
 
     #[async_trait::async_trait]
     impl HttpClient for Http1Client {
         async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+            // The client takes the path from the request and would panic without one.
+            if request.uri().path_and_query().is_none() {
+                return Err(format!("no path in the export URL {}", request.uri()).into());
+            }
             let (parts, body) = request.into_parts();
-            let request = Request::from_parts(parts, Full::new(body));
+            let request = Request::from_parts(parts, Body::from(body));
             let exchange = async {
-                let (parts, body) = self.client.request(request).await?.into_parts();
+                let (parts, body) = self.client.call(request).await?.into_parts();
                 let body = Limited::new(body, MAX_RESPONSE_BYTES)
                     .collect()
                     .await?

@@ -41,6 +41,8 @@
 //!
 //! ## Features
 //! - `http` (default): [`run_http`] for `lambda_http` handlers.
+//! - `xray` (default): `OTEL_TRACES_EXPORTER=xray`, segments straight to Lambda's X-Ray daemon.
+//! - `console` (default): `OTEL_TRACES_EXPORTER=console`, spans printed to stdout.
 //! - `dynamodb`, `s3`, `sqs` (default): service attributes on [`aws`] client spans; `sqs` also brings
 //!   send-side propagation and the consumer side, [`sqs`].
 //! - `testing`: [`testing::TestTelemetry`] (in-memory exporter) and [`testing::FakeInvocation`] to test

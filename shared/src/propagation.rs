@@ -63,6 +63,7 @@ pub(crate) fn install(propagators: &[Propagator]) {
 /// Injects only the W3C formats that the installed propagator names (`traceparent` and
 /// `tracestate`, `baggage`): SQS messages carry the X-Ray header in `AWSTraceHeader` instead, and
 /// writing it once more per message only to throw it away would double the cost of a send.
+#[cfg(feature = "sqs")]
 pub(crate) fn inject_w3c(cx: &Context, carrier: &mut dyn Injector) {
     let formats = W3C_FORMATS.load(Ordering::Relaxed);
     if formats & TRACE_CONTEXT_FORMAT != 0 {

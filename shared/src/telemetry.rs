@@ -25,7 +25,12 @@ use std::{
     time::Duration,
 };
 use tracing::{Subscriber, level_filters::LevelFilter};
-use tracing_subscriber::{Layer as _, filter::Targets, layer::SubscriberExt, registry::LookupSpan};
+use tracing_subscriber::{
+    Layer as _,
+    filter::{FilterExt as _, Targets, filter_fn},
+    layer::SubscriberExt,
+    registry::LookupSpan,
+};
 
 /// Instrumentation scope of tracekit's spans.
 pub(crate) const SCOPE: &str = "tracekit";
@@ -140,10 +145,12 @@ impl Parts {
             .parse::<Targets>()
             .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::INFO));
         let logs = match self.log_format {
+            // JSON lines carry the trace and span ids, not span fields: keeping spans away from
+            // this layer spares formatting every span's fields into a string no line prints.
             LogFormat::Json => tracing_subscriber::fmt::layer()
                 .event_format(JsonFormat)
                 .with_writer(writer)
-                .with_filter(log_filter)
+                .with_filter(log_filter.and(filter_fn(|meta| meta.is_event())))
                 .boxed(),
             LogFormat::Text => tracing_subscriber::fmt::layer()
                 .with_ansi(false)
