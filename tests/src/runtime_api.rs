@@ -389,6 +389,30 @@ impl FunctionProcess {
         Ok((field("VmRSS:")?, field("VmHWM:")?))
     }
 
+    /// CPU time the process's threads have spent running so far, from each thread's
+    /// `/proc/PID/task/TID/schedstat` (nanoseconds, unlike the tick-counted `stat`). Read while the
+    /// function waits on `/next`, it is what its init cost in CPU, free of the scheduling delays a
+    /// wall clock also counts. Threads that have already exited are not counted.
+    pub fn cpu_time(&self) -> Result<Duration> {
+        let tasks = format!("/proc/{}/task", self.pid);
+        let mut total = 0u64;
+        for task in std::fs::read_dir(&tasks).map_err(Error::io(format!("listing {tasks}")))? {
+            let path = task.map_err(Error::io(format!("listing {tasks}")))?.path();
+            // A thread may exit between the listing and the read.
+            let Ok(stat) = std::fs::read_to_string(path.join("schedstat")) else {
+                continue;
+            };
+            total += stat
+                .split_whitespace()
+                .next()
+                .and_then(|ns| ns.parse::<u64>().ok())
+                .ok_or_else(|| {
+                    Error::Function(format!("unreadable {}/schedstat", path.display()))
+                })?;
+        }
+        Ok(Duration::from_nanos(total))
+    }
+
     /// The function name (`AWS_LAMBDA_FUNCTION_NAME`).
     pub fn name(&self) -> &str {
         &self.name

@@ -242,6 +242,29 @@ async fn invocations_run_in_sequence_in_one_process_with_timing_marks() {
 }
 
 #[tokio::test]
+async fn cpu_time_counts_what_the_function_ran_and_not_its_waiting() {
+    let function = spawn_echo();
+    function
+        .init_duration()
+        .await
+        .expect("the first /next poll");
+    let at_init = function.cpu_time().expect("CPU time");
+    assert!(at_init > Duration::ZERO, "init ran on some CPU");
+    // Waiting on /next costs no CPU...
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let idle = function.cpu_time().expect("CPU time") - at_init;
+    assert!(idle < Duration::from_millis(20), "{idle:?} while waiting");
+    // ...invocations do.
+    for n in 0..50 {
+        function
+            .invoke(Invocation::json(json!({"n": n})))
+            .await
+            .expect("invoke");
+    }
+    assert!(function.cpu_time().expect("CPU time") > at_init + idle);
+}
+
+#[tokio::test]
 async fn shutdown_sends_sigterm_and_returns_the_exit_status() {
     let function = spawn_echo();
     function

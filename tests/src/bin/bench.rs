@@ -108,6 +108,8 @@ const VARIANTS: &[Variant] = &[
 #[derive(Debug, Default)]
 struct Sample {
     init: Duration,
+    /// CPU time the process spent before its first `/next`.
+    init_cpu: Duration,
     latencies: Vec<Duration>,
     turnarounds: Vec<Duration>,
     rss_early_kib: u64,
@@ -247,6 +249,8 @@ async fn run_process(
         init: function.init_duration().await.map_err(err)?,
         ..Sample::default()
     };
+    // The function now waits on `/next`: what it has run so far is its init.
+    sample.init_cpu = function.cpu_time().map_err(err)?;
     // What reached the sinks while the process initialised (the first `/next` has been polled).
     sample.sink_traffic_during_init =
         receiver.request_count() - requests_before + daemon.documents().len();
@@ -343,6 +347,7 @@ fn micros(d: Duration) -> f64 {
 #[derive(Debug)]
 struct Summary {
     init: Duration,
+    init_cpu: Duration,
     latency: (Duration, Duration),
     turnaround: (Duration, Duration),
     peak_rss_kib: u64,
@@ -357,6 +362,7 @@ struct Summary {
 
 fn summarise(args: &Args, variant: &Variant, samples: &[Sample]) -> Result<Summary, String> {
     let mut inits: Vec<Duration> = samples.iter().map(|s| s.init).collect();
+    let mut init_cpus: Vec<Duration> = samples.iter().map(|s| s.init_cpu).collect();
     let mut latencies: Vec<Duration> = samples.iter().flat_map(|s| s.latencies.clone()).collect();
     let mut turnarounds: Vec<Duration> =
         samples.iter().flat_map(|s| s.turnarounds.clone()).collect();
@@ -364,6 +370,7 @@ fn summarise(args: &Args, variant: &Variant, samples: &[Sample]) -> Result<Summa
     let binary = args.functions.join(variant.binary);
     Ok(Summary {
         init: percentiles(&mut inits).0,
+        init_cpu: percentiles(&mut init_cpus).0,
         latency: percentiles(&mut latencies),
         turnaround: percentiles(&mut turnarounds),
         peak_rss_kib: median_u64(samples.iter().map(|s| s.peak_rss_kib).collect()),
@@ -472,17 +479,19 @@ fn report(args: &Args, samples: &[Vec<Sample>], elapsed: Duration) -> Result<Str
     let _ = writeln!(
         w,
         "The handler creates 10 child spans per invocation (11 with the invocation span). \
-         **init**: spawn → first `/next`; **latency**: `/next` served → `/response` received (what the \
+         **init**: spawn → first `/next` (wall clock), and the CPU time the process's threads ran \
+         before that first `/next` (from `/proc/PID/task/*/schedstat`: on two shared cores the wall \
+         clock also counts waiting to be scheduled); **latency**: `/next` served → `/response` received (what the \
          caller waits for); **turnaround**: `/response` → the next `/next` (billed time spent after \
          answering). Medians over every invocation of every round, p99 in brackets; Δ against the \
          baseline of this run. RSS: medians over rounds. Binary: release, lto, stripped; zip: `zip -9`.\n"
     );
     let _ = writeln!(
         w,
-        "| variant | init ms (×base) | latency µs (Δ) [p99] | turnaround µs (Δ) [p99] | latency+turnaround Δ µs | peak RSS KiB (Δ) | RSS @{EARLY_RSS_AT} → @{} KiB | binary / zip KiB (Δ binary) | spans delivered per invocation (under the given trace id) | sink traffic during init |",
+        "| variant | init ms (×base) | init CPU ms (×base) | latency µs (Δ) [p99] | turnaround µs (Δ) [p99] | latency+turnaround Δ µs | peak RSS KiB (Δ) | RSS @{EARLY_RSS_AT} → @{} KiB | binary / zip KiB (Δ binary) | spans delivered per invocation (under the given trace id) | sink traffic during init |",
         args.invocations
     );
-    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|");
     for (variant, s) in args.variants.iter().zip(&summaries) {
         let spans = if variant.sink == Sink::None {
             "–".to_owned()
@@ -494,10 +503,12 @@ fn report(args: &Args, samples: &[Vec<Sample>], elapsed: Duration) -> Result<Str
         };
         let _ = writeln!(
             w,
-            "| {} | {:.2} ({:.2}) | {:.0} ({:+.0}) [{:.0}] | {:.0} ({:+.0}) [{:.0}] | {:+.0} | {} ({:+}) | {} → {} | {} / {} ({:+}) | {} | {} |",
+            "| {} | {:.2} ({:.2}) | {:.2} ({:.2}) | {:.0} ({:+.0}) [{:.0}] | {:.0} ({:+.0}) [{:.0}] | {:+.0} | {} ({:+}) | {} → {} | {} / {} ({:+}) | {} | {} |",
             variant.label,
             s.init.as_secs_f64() * 1e3,
             s.init.as_secs_f64() / base.init.as_secs_f64(),
+            s.init_cpu.as_secs_f64() * 1e3,
+            s.init_cpu.as_secs_f64() / base.init_cpu.as_secs_f64(),
             micros(s.latency.0),
             delta(s.latency.0, base.latency.0),
             micros(s.latency.1),
@@ -562,10 +573,14 @@ fn goals(w: &mut String, args: &Args, summaries: &[Summary]) {
             );
         }
         let ratio = s.init.as_secs_f64() / base.init.as_secs_f64();
+        let cpu_ratio = s.init_cpu.as_secs_f64() / base.init_cpu.as_secs_f64();
         row(
             format!("{name}: init ≤ 1.25× baseline, no export traffic before the first invocation"),
-            format!("{ratio:.2}×, {} requests", s.sink_traffic_during_init),
-            ratio <= 1.25 && s.sink_traffic_during_init == 0,
+            format!(
+                "{ratio:.2}× wall clock, {cpu_ratio:.2}× CPU, {} requests",
+                s.sink_traffic_during_init
+            ),
+            ratio <= 1.25 && cpu_ratio <= 1.25 && s.sink_traffic_during_init == 0,
         );
         let rss = s.peak_rss_kib as i64 - base.peak_rss_kib as i64;
         row(
