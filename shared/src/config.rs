@@ -11,7 +11,7 @@
 //! | `OTEL_PROPAGATORS` | `tracecontext`, `baggage`, `xray`, `xray-lambda`, `none` | `tracecontext,baggage,xray` |
 //! | `OTEL_TRACES_SAMPLER` | `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio` | `parentbased_always_on` |
 //! | `OTEL_TRACES_SAMPLER_ARG` | a ratio in `[0, 1]` (ratio samplers only) | `1.0` |
-//! | `OTEL_TRACES_EXPORTER` | `otlp`, `xray`, `console`, `none` | `otlp` |
+//! | `OTEL_TRACES_EXPORTER` | `otlp`, `xray` (feature `xray`), `console` (feature `console`), `none` | `otlp` |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | an `http://` URL; `/v1/traces` is appended | `http://localhost:4318` |
 //! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | an `http://` URL, used as is | from the above |
 //! | `OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL` | `http/protobuf`, `http/json` | `http/protobuf` |
