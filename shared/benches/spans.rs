@@ -9,6 +9,10 @@
 //!   tracekit's invocation layer (span, attributes, end into the span buffer; no export).
 //! - `span/*`: one span with two attributes, through `tracing` (tracing-opentelemetry) and through
 //!   the OpenTelemetry SDK directly, into the same span processor.
+//! - `processor/*`: what an invocation's 11 spans cost from creation to exported, through `tracing`
+//!   into the same in-memory exporter: tracekit's span processor (a buffer drained by the flush the
+//!   invocation layer runs) against the SDK's `BatchSpanProcessor` (a background thread, with
+//!   `force_flush` after the response, as lambda_runtime's OpenTelemetry layer uses it).
 //!
 //! `cargo bench -p tracekit --bench spans --features testing`
 
@@ -160,5 +164,55 @@ fn span(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, xray, w3c, invocation, span);
+/// An invocation's spans: a parent and 10 children, as the whole-process benchmark's handler makes.
+fn eleven_spans() {
+    let parent = tracing::info_span!("invocation");
+    let _entered = parent.enter();
+    for step in 0..10_i64 {
+        let _child = tracing::info_span!("step", step).entered();
+    }
+}
+
+fn processor(c: &mut Criterion) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let bound = std::time::Duration::from_secs(1);
+    let mut group = c.benchmark_group("processor");
+    {
+        let test = TestTelemetry::new();
+        group.bench_function("tracekit", |b| {
+            b.iter(|| {
+                eleven_spans();
+                let report = runtime.block_on(test.telemetry().force_flush(bound));
+                assert_eq!(report.exported, 11, "every span exported");
+                test.reset();
+            });
+        });
+    }
+    let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(exporter.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
+    tracing::subscriber::with_default(subscriber, || {
+        group.bench_function("sdk_batch", |b| {
+            b.iter(|| {
+                eleven_spans();
+                provider.force_flush().expect("force_flush");
+                assert_eq!(
+                    exporter.get_finished_spans().map(|s| s.len()).ok(),
+                    Some(11)
+                );
+                exporter.reset();
+            });
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, xray, w3c, invocation, span, processor);
 criterion_main!(benches);
