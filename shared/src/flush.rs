@@ -388,9 +388,9 @@ mod http1 {
 
     /// Keeps one connection pool for the life of the process: the connection opened by the first
     /// export is reused by every later one.
-    #[derive(Debug, Clone)]
+    #[derive(Debug)]
     pub(super) struct Http1Client {
-        client: std::sync::Arc<PooledClient>,
+        client: PooledClient,
         timeout: Duration,
     }
 
@@ -412,10 +412,7 @@ mod http1 {
                 .with_connector(connector)
                 .with_endpoint(origin)
                 .build();
-            Some(Http1Client {
-                client: std::sync::Arc::new(client),
-                timeout,
-            })
+            Some(Http1Client { client, timeout })
         }
     }
 
