@@ -33,7 +33,7 @@ use std::{
 };
 use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
-use tracing::{Instrument, Span, field::Empty, instrument::Instrumented};
+use tracing::{Instrument, Span, instrument::Instrumented};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Attribute keys of the invocation span.
@@ -264,37 +264,27 @@ fn now_ms() -> u64 {
 fn invocation_span(telemetry: &Telemetry, invocation: &LambdaInvocation, coldstart: bool) -> Span {
     let context = &invocation.context;
     let trigger = Trigger::detect(&invocation.body);
-    let name = trigger
-        .span_name()
-        .unwrap_or_else(|| context.env_config.function_name.clone());
-    let arn = &context.invoked_function_arn;
+    let route_name = trigger.span_name();
+    let name = route_name
+        .as_deref()
+        .unwrap_or(&context.env_config.function_name);
+    let arn = Some(context.invoked_function_arn.as_str()).filter(|arn| !arn.is_empty());
+    // Every value is given here, none recorded later: each `record` is a trip through the
+    // subscriber. A `None` field is left out of the span.
     let span = tracing::info_span!(
         target: "tracekit",
         "invocation",
-        otel.name = %name,
+        otel.name = name,
         otel.kind = "server",
         { attr::FAAS_TRIGGER } = trigger.kind.as_str(),
-        { attr::FAAS_INVOCATION_ID } = %context.request_id,
+        { attr::FAAS_INVOCATION_ID } = context.request_id.as_str(),
         { attr::FAAS_COLDSTART } = coldstart,
-        { attr::CLOUD_RESOURCE_ID } = Empty,
-        { attr::AWS_LAMBDA_INVOKED_ARN } = Empty,
-        { attr::CLOUD_ACCOUNT_ID } = Empty,
-        "http.request.method" = Empty,
-        "http.route" = Empty,
+        { attr::CLOUD_RESOURCE_ID } = arn.map(function_arn),
+        { attr::AWS_LAMBDA_INVOKED_ARN } = arn,
+        { attr::CLOUD_ACCOUNT_ID } = arn.and_then(account_id),
+        "http.request.method" = trigger.http_method.as_deref(),
+        "http.route" = trigger.http_route.as_deref(),
     );
-    if !arn.is_empty() {
-        span.record(attr::AWS_LAMBDA_INVOKED_ARN, arn.as_str());
-        span.record(attr::CLOUD_RESOURCE_ID, function_arn(arn));
-        if let Some(account) = account_id(arn) {
-            span.record(attr::CLOUD_ACCOUNT_ID, account);
-        }
-    }
-    if let Some(method) = trigger.http_method.as_deref() {
-        span.record("http.request.method", method);
-    }
-    if let Some(route) = trigger.http_route.as_deref() {
-        span.record("http.route", route);
-    }
 
     let config = telemetry.config();
     let parent = match propagation::invocation_parent(

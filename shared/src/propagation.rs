@@ -67,7 +67,7 @@ pub(crate) fn install(propagators: &[Propagator]) {
 pub(crate) fn inject_w3c(cx: &Context, carrier: &mut dyn Injector) {
     let formats = W3C_FORMATS.load(Ordering::Relaxed);
     if formats & TRACE_CONTEXT_FORMAT != 0 {
-        TraceContextPropagator::new().inject_context(cx, carrier);
+        inject_trace_context(cx, carrier);
     }
     if formats & BAGGAGE_FORMAT != 0 {
         BaggagePropagator::new().inject_context(cx, carrier);
@@ -356,6 +356,41 @@ pub fn xray_header_value(span: &SpanContext) -> Option<String> {
         }
     }
     Some(header)
+}
+
+/// What the SDK's `TraceContextPropagator` injects, without its formatting machinery: `traceparent`
+/// and `tracestate` (possibly empty), or nothing for an invalid context.
+#[cfg(feature = "sqs")]
+fn inject_trace_context(cx: &Context, carrier: &mut dyn Injector) {
+    let span = opentelemetry::trace::TraceContextExt::span(cx);
+    let span = span.span_context();
+    if let Some(traceparent) = traceparent_value(span) {
+        carrier.set("traceparent", traceparent);
+        carrier.set("tracestate", span.trace_state().header());
+    }
+}
+
+/// The `traceparent` naming `span` as the parent, exactly as the SDK's `TraceContextPropagator`
+/// writes it (`00-{32 hex}-{16 hex}-{01|00}`: version 0, only the sampled flag), or `None` for an
+/// invalid context. Every SQS message tracekit sends carries it, so it is filled into a fixed
+/// template rather than formatted; a property test holds the two equal.
+/// [traceparent](https://www.w3.org/TR/trace-context/#traceparent-header)
+#[cfg(feature = "sqs")]
+pub(crate) fn traceparent_value(span: &SpanContext) -> Option<String> {
+    const LAYOUT: &[u8; 55] = b"00-00000000000000000000000000000000-0000000000000000-00";
+    const TRACE: std::ops::Range<usize> = 3..35;
+    const PARENT: std::ops::Range<usize> = 36..52;
+    const SAMPLED: usize = 54;
+    if !span.is_valid() {
+        return None;
+    }
+    let mut layout = *LAYOUT;
+    hex::encode_to_slice(span.trace_id().to_bytes(), &mut layout[TRACE]).ok()?;
+    hex::encode_to_slice(span.span_id().to_bytes(), &mut layout[PARENT]).ok()?;
+    if span.is_sampled() {
+        layout[SAMPLED] = b'1';
+    }
+    String::from_utf8(layout.to_vec()).ok()
 }
 
 /// The header as Lambda and the AWS SDKs write it, with the places of its ids and decision.
@@ -686,6 +721,25 @@ mod tests {
                     prop_assert_eq!(parsed.trace_id, context.trace_id());
                     prop_assert_eq!(parsed.parent_id, context.span_id());
                 }
+            }
+
+            #[cfg(feature = "sqs")]
+            #[test]
+            fn trace_context_is_what_the_sdk_propagator_writes(
+                trace: u128, span: u64, flags: u8, state in proptest::option::of(trace_state()),
+            ) {
+                let cx = Context::new().with_remote_span_context(SpanContext::new(
+                    TraceId::from(trace),
+                    SpanId::from(span),
+                    TraceFlags::new(flags),
+                    true,
+                    state.unwrap_or_default(),
+                ));
+                let mut ours = HashMap::new();
+                inject_trace_context(&cx, &mut ours);
+                let mut sdk = HashMap::new();
+                TraceContextPropagator::new().inject_context(&cx, &mut sdk);
+                prop_assert_eq!(ours, sdk);
             }
 
             #[test]
