@@ -24,13 +24,14 @@ test: infra-check lambda-build
 	scripts/with-devstack $(CARGO) test --workspace --all-features
 
 ## bench: the whole-process benchmark of tracekit against the peers (writes BENCHMARKS.md), then the
-## criterion micro-benchmarks. Not part of `test`: it takes about half an hour.
+## criterion micro-benchmarks. Not part of `test`: it takes about half an hour, and needs valgrind
+## (Debian package) for the instruction counts.
 bench:
 	for variant in $(BENCH_VARIANTS); do (cd bench && $(CARGO) build -q --release --locked -p bench-$$variant); done
 	cd bench && $(CARGO) build -q --release --locked -p bench-tracekit --features xray && cp target/release/bench-tracekit target/release/bench-tracekit-xray
 	cd bench && $(CARGO) build -q --release --locked -p bench-tracekit
 	$(CARGO) build -q --profile bench-harness -p integration-tests --bin bench
-	target/bench-harness/bench --functions bench/target/release --rounds $(BENCH_ROUNDS) --invocations $(BENCH_INVOCATIONS) --out BENCHMARKS.md
+	target/bench-harness/bench --functions bench/target/release --rounds $(BENCH_ROUNDS) --invocations $(BENCH_INVOCATIONS) --instructions --out BENCHMARKS.md
 	$(CARGO) bench -p tracekit --features testing --bench spans --bench aws_sdk
 
 ## fuzz: every cargo-fuzz target for FUZZ_SECONDS each (default 60), after replaying seeds and regressions

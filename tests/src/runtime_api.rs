@@ -277,6 +277,20 @@ impl FunctionProcess {
         K: AsRef<OsStr>,
         V: AsRef<OsStr>,
     {
+        Self::spawn_under(&[], binary, env)
+    }
+
+    /// [`FunctionProcess::spawn`], with `binary` started by `launcher` (a program and its
+    /// arguments, such as `valgrind --tool=callgrind`) that runs it in the same process.
+    pub fn spawn_under<K, V>(
+        launcher: &[&OsStr],
+        binary: &Path,
+        env: &[(K, V)],
+    ) -> Result<FunctionProcess>
+    where
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
         let name = env
             .iter()
             .find(|(key, _)| key.as_ref() == "AWS_LAMBDA_FUNCTION_NAME")
@@ -303,7 +317,14 @@ impl FunctionProcess {
             move |request| Arc::clone(&runtime).handle(request)
         })?;
 
-        let mut command = Command::new(binary);
+        let mut command = match launcher.split_first() {
+            Some((program, arguments)) => {
+                let mut command = Command::new(program);
+                command.args(arguments).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
         for (key, _) in std::env::vars_os() {
             let key_str = key.to_string_lossy();
             let lambda_owned = [
@@ -416,6 +437,11 @@ impl FunctionProcess {
     /// The function name (`AWS_LAMBDA_FUNCTION_NAME`).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The process id of the child (0 once the OS no longer reports one).
+    pub fn pid(&self) -> u32 {
+        self.pid
     }
 
     /// `127.0.0.1:PORT`, the address of this function's Runtime API (its `AWS_LAMBDA_RUNTIME_API`).

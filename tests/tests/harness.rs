@@ -1,6 +1,7 @@
 //! Tests of the harness itself: the Runtime API driving a plain `lambda_runtime` function
 //! (`echo-function`), the OTLP receiver, and the X-Ray daemon stand-in (with moto).
 
+use std::ffi::OsStr;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -262,6 +263,30 @@ async fn cpu_time_counts_what_the_function_ran_and_not_its_waiting() {
             .expect("invoke");
     }
     assert!(function.cpu_time().expect("CPU time") > at_init + idle);
+}
+
+#[tokio::test]
+async fn a_launcher_runs_the_function_in_its_own_process() {
+    // `env` sets one more variable and then becomes the function, as `valgrind` does.
+    let launcher = [OsStr::new("env"), OsStr::new("ECHO_LAUNCHED=1")];
+    let function =
+        FunctionProcess::spawn_under(&launcher, Path::new(ECHO), &[("RUST_LOG", "info")])
+            .expect("spawning echo-function under env");
+    let payload = json!({"launched": true});
+    let outcome = function
+        .invoke(Invocation::json(payload.clone()))
+        .await
+        .expect("invoke");
+    assert_eq!(outcome.json().expect("a JSON answer"), payload);
+    // The process the harness watches (its CPU time, its memory) is the function itself, not a
+    // launcher waiting on it.
+    let exe = std::fs::read_link(format!("/proc/{}/exe", function.pid())).expect("/proc/PID/exe");
+    assert_eq!(
+        exe,
+        std::fs::canonicalize(ECHO).expect("echo-function's path")
+    );
+    let status = function.shutdown().await.expect("shutdown");
+    assert_eq!(status.signal(), Some(15), "{status:?}");
 }
 
 #[tokio::test]

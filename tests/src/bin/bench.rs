@@ -9,10 +9,17 @@
 //!
 //! ```text
 //! bench --functions DIR [--rounds 30] [--invocations 1000] [--variants a,b,...] [--out BENCHMARKS.md]
+//!       [--instructions]
 //! ```
+//!
+//! `--instructions` also runs each variant under valgrind's callgrind, once for
+//! [`COUNTED_FROM`] invocations and once for [`COUNTED_TO`], and reports the difference per
+//! invocation: instructions the function's threads executed, a cost that scheduling on shared cores
+//! does not blur.
 
 use integration_tests::{FunctionProcess, Invocation, OtlpReceiver, XrayDaemon, xray};
 use serde_json::json;
+use std::ffi::OsStr;
 use std::os::unix::process::ExitStatusExt;
 use std::{
     collections::HashSet,
@@ -28,6 +35,10 @@ const SPANS_PER_INVOCATION: usize = 11;
 const DELIVERY_WAIT: Duration = Duration::from_secs(3);
 /// When the resident set is read for the first time.
 const EARLY_RSS_AT: usize = 100;
+/// The two runs under callgrind: their difference is [`COUNTED_TO`] − [`COUNTED_FROM`] invocations
+/// with init and shutdown cancelled out.
+const COUNTED_FROM: usize = 100;
+const COUNTED_TO: usize = 1100;
 
 /// Where a variant's spans go.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -129,6 +140,8 @@ struct Args {
     invocations: usize,
     variants: Vec<&'static Variant>,
     out: PathBuf,
+    /// Also count each variant's instructions under callgrind.
+    instructions: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -138,6 +151,7 @@ fn parse_args() -> Result<Args, String> {
         invocations: 1000,
         variants: VARIANTS.iter().collect(),
         out: PathBuf::from("BENCHMARKS.md"),
+        instructions: false,
     };
     let mut argv = std::env::args().skip(1);
     while let Some(flag) = argv.next() {
@@ -161,6 +175,7 @@ fn parse_args() -> Result<Args, String> {
                     .collect::<Result<_, _>>()?;
             }
             "--out" => args.out = PathBuf::from(value()?),
+            "--instructions" => args.instructions = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -200,6 +215,15 @@ async fn run(args: &Args) -> Result<(), String> {
             ));
         }
     }
+    if args.instructions {
+        let version = Command::new("valgrind").arg("--version").output();
+        if !version.is_ok_and(|output| output.status.success()) {
+            return Err(
+                "--instructions needs valgrind (Debian: apt-get install valgrind), which is missing"
+                    .into(),
+            );
+        }
+    }
     let receiver = OtlpReceiver::start().map_err(|e| e.to_string())?;
     let mut samples: Vec<Vec<Sample>> = args.variants.iter().map(|_| Vec::new()).collect();
     let started = Instant::now();
@@ -220,7 +244,12 @@ async fn run(args: &Args) -> Result<(), String> {
             started.elapsed()
         );
     }
-    let report = report(args, &samples, started.elapsed())?;
+    let instructions = if args.instructions {
+        Some(count_all_instructions(args, &receiver).await?)
+    } else {
+        None
+    };
+    let report = report(args, &samples, instructions.as_deref(), started.elapsed())?;
     std::fs::write(&args.out, report)
         .map_err(|e| format!("writing {}: {e}", args.out.display()))?;
     eprintln!("bench: wrote {}", args.out.display());
@@ -257,16 +286,9 @@ async fn run_process(
 
     let mut given = HashSet::with_capacity(args.invocations);
     for n in 0..args.invocations {
-        let trace_id = xray::new_trace_id();
-        let header = format!(
-            "Root={trace_id};Parent={};Sampled=1",
-            xray::new_segment_id()
-        );
-        given.insert(xray::otel_trace_id(&trace_id));
-        let timed = function
-            .invoke_timed(Invocation::json(json!({ "n": n })).trace_header(header))
-            .await
-            .map_err(err)?;
+        let (invocation, trace_id) = traced_invocation(n);
+        given.insert(trace_id);
+        let timed = function.invoke_timed(invocation).await.map_err(err)?;
         timed.outcome.json().map_err(err)?;
         sample.latencies.push(timed.latency());
         sample
@@ -305,6 +327,95 @@ async fn run_process(
     sample.delivered = trace_ids.len();
     sample.under_given_trace = trace_ids.iter().filter(|id| given.contains(*id)).count();
     Ok(sample)
+}
+
+/// Invocation `n`, with a fresh Lambda trace header; and its trace id in OpenTelemetry form.
+fn traced_invocation(n: usize) -> (Invocation, String) {
+    let trace_id = xray::new_trace_id();
+    let header = format!(
+        "Root={trace_id};Parent={};Sampled=1",
+        xray::new_segment_id()
+    );
+    let invocation = Invocation::json(json!({ "n": n })).trace_header(header);
+    (invocation, xray::otel_trace_id(&trace_id))
+}
+
+/// Instructions per invocation and for init plus shutdown, per variant (in `args.variants` order).
+async fn count_all_instructions(
+    args: &Args,
+    receiver: &OtlpReceiver,
+) -> Result<Vec<Instructions>, String> {
+    let mut counts = Vec::with_capacity(args.variants.len());
+    for variant in &args.variants {
+        let from = count_instructions(args, variant, receiver, COUNTED_FROM).await?;
+        let to = count_instructions(args, variant, receiver, COUNTED_TO).await?;
+        let per_invocation = to.saturating_sub(from) as f64 / (COUNTED_TO - COUNTED_FROM) as f64;
+        counts.push(Instructions {
+            per_invocation,
+            init_and_shutdown: from as f64 - per_invocation * COUNTED_FROM as f64,
+        });
+        eprintln!("bench: {} counted under callgrind", variant.name);
+    }
+    Ok(counts)
+}
+
+/// What callgrind counts for one process of `variant` that serves `invocations` invocations.
+async fn count_instructions(
+    args: &Args,
+    variant: &Variant,
+    receiver: &OtlpReceiver,
+    invocations: usize,
+) -> Result<u64, String> {
+    let err = |e: integration_tests::Error| format!("{} under callgrind: {e}", variant.name);
+    let out = std::env::temp_dir().join(format!(
+        "tracekit-bench-callgrind-{}-{}-{invocations}.out",
+        std::process::id(),
+        variant.name
+    ));
+    let out_flag = format!("--callgrind-out-file={}", out.display());
+    let launcher: [&OsStr; 4] = [
+        "valgrind".as_ref(),
+        "--tool=callgrind".as_ref(),
+        "--quiet".as_ref(),
+        out_flag.as_ref(),
+    ];
+    let daemon = XrayDaemon::recording().map_err(err)?;
+    let mut env: Vec<(&str, String)> = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()),
+        ("AWS_XRAY_DAEMON_ADDRESS", daemon.address().to_owned()),
+        ("OTEL_SERVICE_NAME", "bench".to_owned()),
+    ];
+    env.extend(variant.env.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let function =
+        FunctionProcess::spawn_under(&launcher, &args.functions.join(variant.binary), &env)
+            .map_err(err)?;
+    for n in 0..invocations {
+        let (invocation, _) = traced_invocation(n);
+        function
+            .invoke(invocation)
+            .await
+            .map_err(err)?
+            .json()
+            .map_err(err)?;
+    }
+    function.shutdown().await.map_err(err)?;
+    let profile = std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let _ = std::fs::remove_file(&out);
+    profile
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("summary:")
+                .or(line.strip_prefix("totals:"))
+        })
+        .and_then(|count| count.trim().parse().ok())
+        .ok_or_else(|| format!("{}: no instruction total", out.display()))
+}
+
+/// One variant's instruction counts.
+#[derive(Debug)]
+struct Instructions {
+    per_invocation: f64,
+    init_and_shutdown: f64,
 }
 
 /// One OTel trace id per span in the X-Ray documents: segments and their subsegments, embedded or
@@ -453,7 +564,12 @@ fn machine() -> String {
     )
 }
 
-fn report(args: &Args, samples: &[Vec<Sample>], elapsed: Duration) -> Result<String, String> {
+fn report(
+    args: &Args,
+    samples: &[Vec<Sample>],
+    instructions: Option<&[Instructions]>,
+    elapsed: Duration,
+) -> Result<String, String> {
     let summaries: Vec<Summary> = args
         .variants
         .iter()
@@ -527,8 +643,41 @@ fn report(args: &Args, samples: &[Vec<Sample>], elapsed: Duration) -> Result<Str
             s.sink_traffic_during_init,
         );
     }
+    if let Some(counts) = instructions {
+        instruction_table(w, args, counts);
+    }
     goals(w, args, &summaries);
     Ok(out)
+}
+
+/// The callgrind counts: what each variant makes the CPU do, whatever the machine's load.
+fn instruction_table(w: &mut String, args: &Args, counts: &[Instructions]) {
+    let base = &counts[0];
+    let _ = writeln!(w, "\n## Instructions (callgrind)\n");
+    let _ = writeln!(
+        w,
+        "Each variant once more, under `valgrind --tool=callgrind`: one process serving \
+         {COUNTED_FROM} invocations, one serving {COUNTED_TO}. **per invocation** is the \
+         difference between the two, divided by {}: the instructions every thread of the \
+         function executed per invocation, init and shutdown cancelled out, whatever else the \
+         machine was doing. Instructions are not time (no cache misses, no time in the kernel) but \
+         they do not move with the load on the cores. **init + shutdown** is the rest of the \
+         shorter run.\n",
+        COUNTED_TO - COUNTED_FROM
+    );
+    let _ = writeln!(w, "| variant | per invocation (Δ) | init + shutdown (Δ) |");
+    let _ = writeln!(w, "|---|---|---|");
+    for (variant, c) in args.variants.iter().zip(counts) {
+        let _ = writeln!(
+            w,
+            "| {} | {:.0} ({:+.0}) | {:.0} ({:+.0}) |",
+            variant.label,
+            c.per_invocation,
+            c.per_invocation - base.per_invocation,
+            c.init_and_shutdown,
+            c.init_and_shutdown - base.init_and_shutdown,
+        );
+    }
 }
 
 /// tracekit's goals, each as measured, met or not.
