@@ -25,12 +25,11 @@ use std::{
     time::Duration,
 };
 use tracing::{Subscriber, level_filters::LevelFilter};
-use tracing_subscriber::{
-    Layer as _,
-    filter::{FilterExt as _, Targets, filter_fn},
-    layer::SubscriberExt,
-    registry::LookupSpan,
-};
+use tracing_subscriber::{Layer as _, filter::Targets, layer::SubscriberExt, registry::LookupSpan};
+
+mod one_filter;
+
+use one_filter::{Gate, SpansAndLogs};
 
 /// Instrumentation scope of tracekit's spans.
 pub(crate) const SCOPE: &str = "tracekit";
@@ -138,27 +137,39 @@ impl Parts {
             .with_threads(false)
             .with_location(false)
             .with_level(false)
-            .with_target(false)
-            .with_filter(span_filter());
+            .with_target(false);
         let log_filter = self
             .log_filter
             .parse::<Targets>()
             .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::INFO));
-        let logs = match self.log_format {
-            // JSON lines carry the trace and span ids, not span fields: keeping spans away from
-            // this layer spares formatting every span's fields into a string no line prints.
-            LogFormat::Json => tracing_subscriber::fmt::layer()
-                .event_format(JsonFormat)
-                .with_writer(writer)
-                .with_filter(log_filter.and(filter_fn(|meta| meta.is_event())))
-                .boxed(),
-            LogFormat::Text => tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(writer)
-                .with_filter(log_filter)
+        let layers = match self.log_format {
+            // JSON lines carry the trace and span ids, not span fields: the log layer needs no span,
+            // so both layers share one filter and spans pay for one (see `one_filter`).
+            LogFormat::Json => {
+                let logs = tracing_subscriber::fmt::layer()
+                    .event_format(JsonFormat)
+                    .with_writer(writer);
+                Gate::spans_and_events(otel, span_filter())
+                    .and_then(Gate::events_only(logs, log_filter.clone()))
+                    .with_filter(SpansAndLogs {
+                        spans: span_filter(),
+                        logs: log_filter,
+                    })
+                    .boxed()
+            }
+            // Text lines print the spans they are in, so the log layer sees spans through its own
+            // filter.
+            LogFormat::Text => otel
+                .with_filter(span_filter())
+                .and_then(
+                    tracing_subscriber::fmt::layer()
+                        .with_ansi(false)
+                        .with_writer(writer)
+                        .with_filter(log_filter),
+                )
                 .boxed(),
         };
-        tracing_subscriber::registry().with(otel).with(logs)
+        tracing_subscriber::registry().with(layers)
     }
 }
 
