@@ -305,17 +305,25 @@ fn invocation_span(telemetry: &Telemetry, invocation: &LambdaInvocation, coldsta
 
 /// The function's ARN without an alias or version: `arn:aws:lambda:region:account:function:name`.
 fn function_arn(invoked_arn: &str) -> &str {
-    match invoked_arn.match_indices(':').nth(6) {
-        Some((index, _)) => &invoked_arn[..index],
+    match colons(invoked_arn).nth(6) {
+        Some(index) => &invoked_arn[..index],
         None => invoked_arn,
     }
 }
 
 /// Field 5 of the ARN, when it is a 12-digit account id.
 fn account_id(arn: &str) -> Option<&str> {
-    arn.split(':')
-        .nth(4)
-        .filter(|id| id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()))
+    let mut colons = colons(arn).skip(3);
+    let start = colons.next()? + 1;
+    let end = colons.next().unwrap_or(arn.len());
+    Some(&arn[start..end]).filter(|id| id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Where the `:` of an ARN are (a byte scan: the ARN is read on every invocation).
+fn colons(arn: &str) -> impl Iterator<Item = usize> + '_ {
+    arn.bytes()
+        .enumerate()
+        .filter_map(|(index, byte)| (byte == b':').then_some(index))
 }
 
 /// Wraps a handler so that its errors (and panics) are recorded on the invocation span. The error
@@ -1045,5 +1053,10 @@ mod tests {
         assert_eq!(account_id(alias), Some("123456789012"));
         assert_eq!(account_id("arn:aws:lambda:us-east-1:abc:function:x"), None);
         assert_eq!(account_id("not-an-arn"), None);
+        assert_eq!(
+            account_id("arn:aws:lambda:us-east-1:123456789012"),
+            Some("123456789012")
+        );
+        assert_eq!(account_id("arn:aws:lambda:::function"), None);
     }
 }
