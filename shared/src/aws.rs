@@ -634,16 +634,16 @@ pub mod sqs {
     /// `attributes`, each only if the key is free and the message keeps at most
     /// [`MAX_MESSAGE_ATTRIBUTES`]. Returns how many were added. Never removes or replaces anything.
     pub fn inject(attributes: &mut HashMap<String, MessageAttributeValue>) -> usize {
-        inject_pairs(attributes, &w3c_context(&Span::current().context()))
+        inject_pairs(attributes, w3c_context(&Span::current().context()))
     }
 
     pub(crate) fn inject_pairs(
         attributes: &mut HashMap<String, MessageAttributeValue>,
-        pairs: &[(&'static str, String)],
+        pairs: impl IntoIterator<Item = (&'static str, String)>,
     ) -> usize {
         let mut added = 0;
         for (key, value) in pairs {
-            if attributes.len() >= MAX_MESSAGE_ATTRIBUTES || attributes.contains_key(*key) {
+            if attributes.len() >= MAX_MESSAGE_ATTRIBUTES || attributes.contains_key(key) {
                 continue;
             }
             // Baggage read from an incoming request may hold characters SQS refuses, which would
@@ -657,12 +657,12 @@ pub mod sqs {
             }
             let Ok(attribute) = MessageAttributeValue::builder()
                 .data_type(STRING)
-                .string_value(value.clone())
+                .string_value(value)
                 .build()
             else {
                 continue;
             };
-            attributes.insert((*key).to_owned(), attribute);
+            attributes.insert(key.to_owned(), attribute);
             added += 1;
         }
         added
@@ -725,7 +725,7 @@ pub mod sqs {
                 set_trace_header(&mut input.message_system_attributes, header);
             }
             let attributes = input.message_attributes.get_or_insert_with(HashMap::new);
-            inject_pairs(attributes, &w3c);
+            inject_pairs(attributes, w3c);
             if attributes.is_empty() {
                 input.message_attributes = None;
             }
@@ -742,7 +742,7 @@ pub mod sqs {
                     set_trace_header(&mut entry.message_system_attributes, header);
                 }
                 let attributes = entry.message_attributes.get_or_insert_with(HashMap::new);
-                inject_pairs(attributes, &w3c);
+                inject_pairs(attributes, w3c.iter().cloned());
                 if attributes.is_empty() {
                     entry.message_attributes = None;
                 }
@@ -798,7 +798,7 @@ mod tests {
                 ("tracestate", "vendor=x".to_owned()),
                 ("baggage", "tenant=a".to_owned()),
             ];
-            let added = sqs::inject_pairs(&mut attributes, &context);
+            let added = sqs::inject_pairs(&mut attributes, context);
             for (key, value) in &before {
                 proptest::prop_assert_eq!(attributes.get(key), Some(value));
             }
@@ -824,11 +824,11 @@ mod tests {
             ("baggage", "congo=t61;\u{0}\u{0}494bd88".to_owned()),
             ("tracestate", "vendor=\u{FFFE}".to_owned()),
         ];
-        assert_eq!(sqs::inject_pairs(&mut attributes, &context), 1);
+        assert_eq!(sqs::inject_pairs(&mut attributes, context), 1);
         assert_eq!(attributes.keys().collect::<Vec<_>>(), vec!["traceparent"]);
         let mut tab_ok = std::collections::HashMap::new();
         assert_eq!(
-            sqs::inject_pairs(&mut tab_ok, &[("baggage", "k=v;\tnote=é😀".to_owned())]),
+            sqs::inject_pairs(&mut tab_ok, [("baggage", "k=v;\tnote=é😀".to_owned())]),
             1
         );
     }
