@@ -267,12 +267,7 @@ async fn run_process(
     receiver.clear();
     let requests_before = receiver.request_count();
     let daemon = XrayDaemon::recording().map_err(err)?;
-    let mut env: Vec<(&str, String)> = vec![
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()),
-        ("AWS_XRAY_DAEMON_ADDRESS", daemon.address().to_owned()),
-        ("OTEL_SERVICE_NAME", "bench".to_owned()),
-    ];
-    env.extend(variant.env.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let env = function_env(variant, receiver, &daemon);
     let function =
         FunctionProcess::spawn(&args.functions.join(variant.binary), &env).map_err(err)?;
 
@@ -331,6 +326,21 @@ async fn run_process(
     Ok(sample)
 }
 
+/// The environment of one of `variant`'s processes: its sinks, then its own settings.
+fn function_env(
+    variant: &Variant,
+    receiver: &OtlpReceiver,
+    daemon: &XrayDaemon,
+) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()),
+        ("AWS_XRAY_DAEMON_ADDRESS", daemon.address().to_owned()),
+        ("OTEL_SERVICE_NAME", "bench".to_owned()),
+    ];
+    env.extend(variant.env.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    env
+}
+
 /// Invocation `n`, with a fresh Lambda trace header; and its trace id in OpenTelemetry form.
 fn traced_invocation(n: usize) -> (Invocation, String) {
     let trace_id = xray::new_trace_id();
@@ -382,12 +392,7 @@ async fn count_instructions(
         out_flag.as_ref(),
     ];
     let daemon = XrayDaemon::recording().map_err(err)?;
-    let mut env: Vec<(&str, String)> = vec![
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()),
-        ("AWS_XRAY_DAEMON_ADDRESS", daemon.address().to_owned()),
-        ("OTEL_SERVICE_NAME", "bench".to_owned()),
-    ];
-    env.extend(variant.env.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let env = function_env(variant, receiver, &daemon);
     let function =
         FunctionProcess::spawn_under(&launcher, &args.functions.join(variant.binary), &env)
             .map_err(err)?;
