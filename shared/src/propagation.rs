@@ -376,7 +376,7 @@ fn inject_trace_context(cx: &Context, carrier: &mut dyn Injector) {
 /// template rather than formatted; a property test holds the two equal.
 /// [traceparent](https://www.w3.org/TR/trace-context/#traceparent-header)
 #[cfg(feature = "sqs")]
-pub(crate) fn traceparent_value(span: &SpanContext) -> Option<String> {
+fn traceparent_value(span: &SpanContext) -> Option<String> {
     const LAYOUT: &[u8; 55] = b"00-00000000000000000000000000000000-0000000000000000-00";
     const TRACE: std::ops::Range<usize> = 3..35;
     const PARENT: std::ops::Range<usize> = 36..52;

@@ -149,10 +149,11 @@ impl Parts {
                 let logs = tracing_subscriber::fmt::layer()
                     .event_format(JsonFormat)
                     .with_writer(writer);
-                Gate::spans_and_events(otel, span_filter())
+                let spans = span_filter();
+                Gate::spans_and_events(otel, spans.clone())
                     .and_then(Gate::events_only(logs, log_filter.clone()))
                     .with_filter(SpansAndLogs {
-                        spans: span_filter(),
+                        spans,
                         logs: log_filter,
                     })
                     .boxed()

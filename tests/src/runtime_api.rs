@@ -439,7 +439,7 @@ impl FunctionProcess {
         &self.name
     }
 
-    /// The process id of the child (0 once the OS no longer reports one).
+    /// The process id of the child (0 if it had already exited when it was spawned).
     pub fn pid(&self) -> u32 {
         self.pid
     }

@@ -352,7 +352,7 @@ fn traced_invocation(n: usize) -> (Invocation, String) {
     (invocation, xray::otel_trace_id(&trace_id))
 }
 
-/// Instructions per invocation and for init plus shutdown, per variant (in `args.variants` order).
+/// Instructions per invocation and one-time instructions, per variant (in `args.variants` order).
 async fn count_all_instructions(
     args: &Args,
     receiver: &OtlpReceiver,
