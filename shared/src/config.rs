@@ -12,23 +12,37 @@
 //! | `OTEL_TRACES_SAMPLER` | `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio` | `parentbased_always_on` |
 //! | `OTEL_TRACES_SAMPLER_ARG` | a ratio in `[0, 1]` (ratio samplers only) | `1.0` |
 //! | `OTEL_TRACES_EXPORTER` | `otlp`, `xray` (feature `xray`), `console` (feature `console`), `none` | `otlp` |
-//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | an `http://` URL; `/v1/traces` is appended | `http://localhost:4318` |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | an `http://` URL; `/v1/traces` is appended | in Lambda: none (the agent, below); elsewhere `http://localhost:4318` |
 //! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | an `http://` URL, used as is | from the above |
 //! | `OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL` | `http/protobuf`, `http/json` | `http/protobuf` |
 //! | `OTEL_EXPORTER_OTLP_[TRACES_]HEADERS` | `key=value,...` (values percent-decoded) | none |
 //! | `OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT` | milliseconds | `10000` |
 //! | `AWS_XRAY_DAEMON_ADDRESS` | `host:port` | `127.0.0.1:2000` |
+//! | `OTEL_AWS_APPLICATION_SIGNALS_ENABLED` | `true`, `false` | `false` |
+//! | `OTEL_RESOURCE_ATTRIBUTES`' `deployment.environment.name` (or `deployment.environment`) | the Application Signals environment | `lambda:default` |
 //! | `TRACEKIT_FLUSH_TIMEOUT_MS` | milliseconds, at most the time left before the invocation deadline | `500` |
 //! | `TRACEKIT_FLUSH` | `end-of-invocation`, `amortized` ([`FlushStrategy`]) | `end-of-invocation` |
 //! | `TRACEKIT_FLUSH_MAX_SPANS` | spans buffered before an `amortized` flush, 1 to 1984 | `128` |
 //! | `TRACEKIT_FLUSH_MAX_AGE_MS` | milliseconds the oldest span may wait under `amortized` | `10000` |
-//! | `TRACEKIT_SAMPLED_ZERO` | `defer`, `honor`, `sample` | `defer` |
+//! | `TRACEKIT_SAMPLED_ZERO` | `defer`, `honor`, `sample` | `honor` when X-Ray is the backend (the agent, `xray`), else `defer` |
 //! | `TRACEKIT_SQS_PARENT` | `parent-if-single`, `link` | `parent-if-single` |
 //! | `RUST_LOG`, else `AWS_LAMBDA_LOG_LEVEL` | `level` and `target=level` directives, comma-separated / `TRACE`..`FATAL` | `INFO` |
 //! | `AWS_LAMBDA_LOG_FORMAT` | `JSON`, `Text` | `JSON` |
 //!
 //! The signal-specific `OTEL_EXPORTER_OTLP_TRACES_*` variable wins over the generic one, as the
 //! [OTLP exporter specification](https://opentelemetry.io/docs/specs/otel/protocol/exporter/) says.
+//!
+//! ## Where `otlp` sends spans
+//! Inside Lambda (`AWS_LAMBDA_FUNCTION_NAME` is set) with neither `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
+//! nor `OTEL_EXPORTER_OTLP_ENDPOINT` set, `otlp` means OTLP over UDP to Lambda's embedded X-Ray agent
+//! at `AWS_XRAY_DAEMON_ADDRESS` ([`ExporterConfig::OtlpUdp`]): no layer, no collector, no HTTP round
+//! trip. This is the rule AWS's own distributions follow (aws-otel-python-instrumentation's
+//! `_customize_span_exporter`). An endpoint, either of the two, means OTLP/HTTP to that collector; outside
+//! Lambda the default endpoint is `http://localhost:4318`. The OTLP/HTTP variables are validated on
+//! either path, so a typo fails the init before someone switches to a collector.
+//!
+//! `xray` sends X-Ray segment documents to the same address instead: the compatibility path for the
+//! X-Ray daemon, which cannot carry span links (an SQS message's link to its producer is lost).
 
 use std::time::Duration;
 
@@ -88,8 +102,11 @@ pub mod env {
     pub const AWS_LAMBDA_LOG_LEVEL: &str = "AWS_LAMBDA_LOG_LEVEL";
     /// Lambda's advanced logging control format.
     pub const AWS_LAMBDA_LOG_FORMAT: &str = "AWS_LAMBDA_LOG_FORMAT";
-    /// The function's name.
+    /// The function's name; set, it also means "running in Lambda".
     pub const AWS_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
+    /// Application Signals attributes, and unsampled spans sent as `T1U`, as AWS's distributions
+    /// name the switch.
+    pub const OTEL_AWS_APPLICATION_SIGNALS_ENABLED: &str = "OTEL_AWS_APPLICATION_SIGNALS_ENABLED";
     /// `on-demand`, `provisioned-concurrency` or `snap-start`.
     pub const AWS_LAMBDA_INITIALIZATION_TYPE: &str = "AWS_LAMBDA_INITIALIZATION_TYPE";
 }
@@ -178,6 +195,14 @@ pub enum RootSampler {
 pub enum ExporterConfig {
     /// OTLP over HTTP, to the ADOT collector layer or any OTLP receiver.
     Otlp(OtlpConfig),
+    /// OTLP over UDP to Lambda's embedded X-Ray agent: `otlp` inside Lambda when no OTLP endpoint
+    /// is set. Each datagram is `{"format":"json","version":1}`, a newline, `T1S` (sampled spans) or
+    /// `T1U` (unsampled ones, with Application Signals), and a base64 `ExportTraceServiceRequest`.
+    OtlpUdp {
+        /// `host:port` of the agent (`AWS_XRAY_DAEMON_ADDRESS`); resolved at the first export,
+        /// never during init.
+        agent_address: String,
+    },
     /// X-Ray segment documents over UDP to the X-Ray daemon.
     Xray {
         /// `host:port` of the daemon; resolved at the first export, never during init.
@@ -216,14 +241,16 @@ pub enum OtlpProtocol {
 /// What `Sampled=0` in the invocation's trace header means (`TRACEKIT_SAMPLED_ZERO`).
 ///
 /// Lambda sends `Sampled=0` when active tracing is off (pass-through) and when X-Ray decided not to
-/// sample; the first is the common case, so by default tracekit treats it as "no decision".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// sample. When X-Ray is the backend (the agent, `xray`), the default honours it: Lambda writes no
+/// segment for that invocation, so spans sent anyway would hang from a parent X-Ray never sees. For
+/// other collectors the default defers to the local sampler, so pass-through functions still trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SampledZeroPolicy {
-    /// Keep the trace id and parent, and let the local sampler decide (default).
-    #[default]
+    /// Keep the trace id and parent, and let the local sampler decide (the default for OTLP/HTTP).
     Defer,
-    /// Do not record the invocation.
+    /// Do not record the invocation (the default when X-Ray is the backend). With Application
+    /// Signals on, its spans are still recorded and sent to the agent as `T1U`.
     Honor,
     /// Record the invocation whatever the local sampler says.
     Sample,
@@ -322,6 +349,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `faas.coldstart` is never true (provisioned concurrency).
     pub provisioned: bool,
+    /// Application Signals (`OTEL_AWS_APPLICATION_SIGNALS_ENABLED`): `aws.local.*` and
+    /// `aws.remote.*` attributes on every span and, on the agent path, unsampled spans sent as `T1U`.
+    pub application_signals: bool,
 }
 
 impl Config {
@@ -361,7 +391,12 @@ impl Config {
         };
         let flush = parse_flush_strategy(&get)?;
         let sampled_zero = match get(env::TRACEKIT_SAMPLED_ZERO).as_deref().map(str::trim) {
-            None => SampledZeroPolicy::default(),
+            None => match exporter {
+                ExporterConfig::OtlpUdp { .. } | ExporterConfig::Xray { .. } => {
+                    SampledZeroPolicy::Honor
+                }
+                _ => SampledZeroPolicy::Defer,
+            },
             Some("defer") => SampledZeroPolicy::Defer,
             Some("honor") => SampledZeroPolicy::Honor,
             Some("sample") => SampledZeroPolicy::Sample,
@@ -407,6 +442,18 @@ impl Config {
         };
         let provisioned =
             get(env::AWS_LAMBDA_INITIALIZATION_TYPE).as_deref() == Some("provisioned-concurrency");
+        let application_signals = match get(env::OTEL_AWS_APPLICATION_SIGNALS_ENABLED) {
+            None => false,
+            Some(value) if value.trim().eq_ignore_ascii_case("true") => true,
+            Some(value) if value.trim().eq_ignore_ascii_case("false") => false,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    env::OTEL_AWS_APPLICATION_SIGNALS_ENABLED,
+                    &other,
+                    "true or false",
+                ));
+            }
+        };
 
         Ok(Config {
             service_name,
@@ -421,6 +468,7 @@ impl Config {
             log_filter,
             log_format,
             provisioned,
+            application_signals,
         })
     }
 }
@@ -524,13 +572,25 @@ fn parse_sampler(name: Option<&str>, arg: Option<&str>) -> Result<SamplerConfig,
 
 fn parse_exporter(get: &impl Fn(&str) -> Option<String>) -> Result<ExporterConfig, ConfigError> {
     let name = get(env::OTEL_TRACES_EXPORTER);
+    let daemon_address = || match get(env::AWS_XRAY_DAEMON_ADDRESS) {
+        Some(address) => parse_daemon_address(&address),
+        None => Ok(DEFAULT_XRAY_DAEMON_ADDRESS.to_owned()),
+    };
     match name.as_deref().map(str::trim) {
-        None | Some("otlp") => Ok(ExporterConfig::Otlp(parse_otlp(get)?)),
+        None | Some("otlp") => {
+            let otlp = parse_otlp(get)?;
+            let endpoint_set = get(env::OTEL_EXPORTER_OTLP_TRACES_ENDPOINT).is_some()
+                || get(env::OTEL_EXPORTER_OTLP_ENDPOINT).is_some();
+            if get(env::AWS_LAMBDA_FUNCTION_NAME).is_some() && !endpoint_set {
+                Ok(ExporterConfig::OtlpUdp {
+                    agent_address: daemon_address()?,
+                })
+            } else {
+                Ok(ExporterConfig::Otlp(otlp))
+            }
+        }
         Some("xray") => Ok(ExporterConfig::Xray {
-            daemon_address: match get(env::AWS_XRAY_DAEMON_ADDRESS) {
-                Some(address) => parse_daemon_address(&address)?,
-                None => DEFAULT_XRAY_DAEMON_ADDRESS.to_owned(),
-            },
+            daemon_address: daemon_address()?,
         }),
         Some("console") => Ok(ExporterConfig::Console),
         Some("none") => Ok(ExporterConfig::None),
@@ -754,6 +814,131 @@ mod tests {
         assert_eq!(config.log_filter, "info");
         assert_eq!(config.log_format, LogFormat::Json);
         assert!(!config.provisioned);
+    }
+
+    #[test]
+    fn otlp_in_lambda_without_an_endpoint_goes_to_the_agent() {
+        // (variables, expected exporter, reason)
+        let agent = |address: &str| ExporterConfig::OtlpUdp {
+            agent_address: address.to_owned(),
+        };
+        let collector = |endpoint: &str| {
+            ExporterConfig::Otlp(OtlpConfig {
+                endpoint: endpoint.to_owned(),
+                protocol: OtlpProtocol::HttpProtobuf,
+                headers: vec![],
+                timeout: Duration::from_secs(10),
+            })
+        };
+        let cases: &[(Vars, ExporterConfig, &str)] = &[
+            (
+                &[("AWS_LAMBDA_FUNCTION_NAME", "orders")],
+                agent("127.0.0.1:2000"),
+                "in Lambda, nothing set: the agent at its default address",
+            ),
+            (
+                &[
+                    ("AWS_LAMBDA_FUNCTION_NAME", "orders"),
+                    ("AWS_XRAY_DAEMON_ADDRESS", "169.254.79.129:2000"),
+                    ("OTEL_TRACES_EXPORTER", "otlp"),
+                ],
+                agent("169.254.79.129:2000"),
+                "the address Lambda sets",
+            ),
+            (
+                &[
+                    ("AWS_LAMBDA_FUNCTION_NAME", "orders"),
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318"),
+                ],
+                collector("http://localhost:4318/v1/traces"),
+                "a generic endpoint chooses a collector",
+            ),
+            (
+                &[
+                    ("AWS_LAMBDA_FUNCTION_NAME", "orders"),
+                    (
+                        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                        "http://collector:4318/v1/traces",
+                    ),
+                ],
+                collector("http://collector:4318/v1/traces"),
+                "a traces endpoint chooses a collector",
+            ),
+            (
+                &[],
+                collector("http://localhost:4318/v1/traces"),
+                "outside Lambda the OTLP default is unchanged",
+            ),
+        ];
+        for (vars, expected, reason) in cases {
+            let config = config(vars).unwrap_or_else(|e| panic!("{reason}: {e}"));
+            assert_eq!(&config.exporter, expected, "{reason}");
+        }
+    }
+
+    #[test]
+    fn the_agent_path_still_validates_otlp_variables() {
+        let vars = [
+            ("AWS_LAMBDA_FUNCTION_NAME", "orders"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ];
+        assert_eq!(rejected_variable(&vars), "OTEL_EXPORTER_OTLP_PROTOCOL");
+        let vars = [
+            ("AWS_LAMBDA_FUNCTION_NAME", "orders"),
+            ("AWS_XRAY_DAEMON_ADDRESS", "127.0.0.1"),
+        ];
+        assert_eq!(rejected_variable(&vars), "AWS_XRAY_DAEMON_ADDRESS");
+    }
+
+    #[test]
+    fn sampled_zero_is_honoured_when_xray_is_the_backend() {
+        let cases: &[(Vars, SampledZeroPolicy, &str)] = &[
+            (
+                &[("AWS_LAMBDA_FUNCTION_NAME", "orders")],
+                SampledZeroPolicy::Honor,
+                "the agent",
+            ),
+            (
+                &[("OTEL_TRACES_EXPORTER", "xray")],
+                SampledZeroPolicy::Honor,
+                "segments to the daemon",
+            ),
+            (
+                &[
+                    ("AWS_LAMBDA_FUNCTION_NAME", "orders"),
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318"),
+                ],
+                SampledZeroPolicy::Defer,
+                "a collector decides for itself",
+            ),
+            (
+                &[
+                    ("AWS_LAMBDA_FUNCTION_NAME", "orders"),
+                    ("TRACEKIT_SAMPLED_ZERO", "defer"),
+                ],
+                SampledZeroPolicy::Defer,
+                "an explicit policy wins",
+            ),
+        ];
+        for (vars, expected, reason) in cases {
+            let config = config(vars).unwrap_or_else(|e| panic!("{reason}: {e}"));
+            assert_eq!(config.sampled_zero, *expected, "{reason}");
+        }
+    }
+
+    #[test]
+    fn application_signals_is_off_unless_asked_for() {
+        assert!(!config(&[]).expect("valid").application_signals);
+        for value in ["true", "TRUE", " True "] {
+            let config = config(&[("OTEL_AWS_APPLICATION_SIGNALS_ENABLED", value)]).expect("valid");
+            assert!(config.application_signals, "{value:?}");
+        }
+        let off = config(&[("OTEL_AWS_APPLICATION_SIGNALS_ENABLED", "false")]).expect("valid");
+        assert!(!off.application_signals);
+        assert_eq!(
+            rejected_variable(&[("OTEL_AWS_APPLICATION_SIGNALS_ENABLED", "yes")]),
+            "OTEL_AWS_APPLICATION_SIGNALS_ENABLED"
+        );
     }
 
     #[test]

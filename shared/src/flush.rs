@@ -16,7 +16,10 @@
 //! The exporter's connection is opened by the first export, after the first response, and kept for
 //! every later one.
 
-use crate::config::{ExporterConfig, OtlpConfig, OtlpProtocol};
+mod agent;
+
+use crate::app_signals::{self, AppSignals};
+use crate::config::{Config, ExporterConfig, OtlpConfig, OtlpProtocol};
 use opentelemetry::Context;
 use opentelemetry_sdk::{
     Resource,
@@ -46,6 +49,8 @@ struct SpanBuffer {
     spans: Mutex<Vec<SpanData>>,
     capacity: usize,
     dropped: AtomicU64,
+    /// Keep spans that are recorded but not sampled (Application Signals on the agent path).
+    unsampled: bool,
 }
 
 impl SpanBuffer {
@@ -57,8 +62,9 @@ impl SpanBuffer {
     }
 }
 
-/// A span processor for Lambda: ended, sampled spans go into a bounded buffer that the invocation
-/// layer drains after each response. A full buffer drops the new span and counts it; the last
+/// A span processor for Lambda: ended, sampled spans (and, with Application Signals on the agent
+/// path, recorded unsampled ones) go into a bounded buffer that the invocation layer drains after
+/// each response. A full buffer drops the new span and counts it; the last
 /// places are kept for entry spans (SERVER, CONSUMER), so an overflowing invocation keeps its root.
 #[derive(Debug, Clone)]
 pub struct LambdaSpanProcessor {
@@ -66,12 +72,13 @@ pub struct LambdaSpanProcessor {
 }
 
 impl LambdaSpanProcessor {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, unsampled: bool) -> Self {
         LambdaSpanProcessor {
             buffer: Arc::new(SpanBuffer {
                 spans: Mutex::new(Vec::with_capacity(capacity.min(256))),
                 capacity,
                 dropped: AtomicU64::new(0),
+                unsampled,
             }),
         }
     }
@@ -81,7 +88,7 @@ impl SpanProcessor for LambdaSpanProcessor {
     fn on_start(&self, _span: &mut Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
-        if !span.span_context.is_sampled() {
+        if !span.span_context.is_sampled() && !self.buffer.unsampled {
             return;
         }
         let limit = match span.span_kind {
@@ -117,6 +124,7 @@ impl SpanProcessor for LambdaSpanProcessor {
 #[allow(clippy::large_enum_variant)]
 enum Exporter {
     Otlp(opentelemetry_otlp::SpanExporter),
+    Agent(agent::Agent),
     #[cfg(feature = "xray")]
     Xray(xray::LazyXray),
     #[cfg(feature = "console")]
@@ -127,15 +135,24 @@ enum Exporter {
 }
 
 impl Exporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+    /// Exports `batch`; on failure, how many of its spans were lost and why.
+    async fn export(&self, batch: Vec<SpanData>) -> Result<(), agent::Loss> {
+        let size = batch.len();
+        let whole = |result: OTelSdkResult| {
+            result.map_err(|error| agent::Loss {
+                dropped: size,
+                error: error.to_string(),
+            })
+        };
         match self {
-            Exporter::Otlp(exporter) => exporter.export(batch).await,
+            Exporter::Otlp(exporter) => whole(exporter.export(batch).await),
+            Exporter::Agent(exporter) => exporter.export(batch).await,
             #[cfg(feature = "xray")]
-            Exporter::Xray(exporter) => exporter.export(batch).await,
+            Exporter::Xray(exporter) => whole(exporter.export(batch).await),
             #[cfg(feature = "console")]
-            Exporter::Console(exporter) => exporter.export(batch).await,
+            Exporter::Console(exporter) => whole(exporter.export(batch).await),
             #[cfg(any(test, feature = "testing"))]
-            Exporter::Memory(exporter) => exporter.export(batch).await,
+            Exporter::Memory(exporter) => whole(exporter.export(batch).await),
             Exporter::None => Ok(()),
         }
     }
@@ -143,6 +160,7 @@ impl Exporter {
     fn set_resource(&mut self, resource: &Resource) {
         match self {
             Exporter::Otlp(exporter) => exporter.set_resource(resource),
+            Exporter::Agent(exporter) => exporter.set_resource(resource),
             #[cfg(feature = "xray")]
             Exporter::Xray(exporter) => exporter.set_resource(resource),
             #[cfg(feature = "console")]
@@ -197,6 +215,8 @@ pub struct FlushReport {
 pub(crate) struct Flusher {
     buffer: Arc<SpanBuffer>,
     exporter: Exporter,
+    /// Application Signals attributes, added to each span as it is exported.
+    app_signals: Option<AppSignals>,
     /// One flush at a time: concurrent invocations would otherwise split batches for nothing.
     gate: tokio::sync::Mutex<()>,
     flushes: AtomicU64,
@@ -204,11 +224,14 @@ pub(crate) struct Flusher {
 
 impl Flusher {
     pub(crate) fn new(
-        config: &ExporterConfig,
+        config: &Config,
         resource: &Resource,
     ) -> Result<(Self, LambdaSpanProcessor), ExporterError> {
-        let exporter = match config {
+        let exporter = match &config.exporter {
             ExporterConfig::Otlp(otlp) => Exporter::Otlp(otlp_exporter(otlp)?),
+            ExporterConfig::OtlpUdp { agent_address } => {
+                Exporter::Agent(agent::Agent::new(agent_address.clone()))
+            }
             #[cfg(feature = "xray")]
             ExporterConfig::Xray { daemon_address } => {
                 Exporter::Xray(xray::LazyXray::new(daemon_address.clone()))
@@ -223,7 +246,15 @@ impl Flusher {
             ExporterConfig::Console => return Err(ExporterError::ConsoleNotBuilt),
             ExporterConfig::None => Exporter::None,
         };
-        Ok(Self::with_exporter(exporter, resource))
+        let app_signals = config
+            .application_signals
+            .then(|| AppSignals::new(resource));
+        Ok(Self::with_exporter(
+            exporter,
+            resource,
+            app_signals,
+            app_signals::records_unsampled(config),
+        ))
     }
 
     #[cfg(any(test, feature = "testing"))]
@@ -231,15 +262,21 @@ impl Flusher {
         exporter: opentelemetry_sdk::trace::InMemorySpanExporter,
         resource: &Resource,
     ) -> (Self, LambdaSpanProcessor) {
-        Self::with_exporter(Exporter::Memory(exporter), resource)
+        Self::with_exporter(Exporter::Memory(exporter), resource, None, false)
     }
 
-    fn with_exporter(mut exporter: Exporter, resource: &Resource) -> (Self, LambdaSpanProcessor) {
+    fn with_exporter(
+        mut exporter: Exporter,
+        resource: &Resource,
+        app_signals: Option<AppSignals>,
+        unsampled: bool,
+    ) -> (Self, LambdaSpanProcessor) {
         exporter.set_resource(resource);
-        let processor = LambdaSpanProcessor::new(DEFAULT_MAX_BUFFERED_SPANS);
+        let processor = LambdaSpanProcessor::new(DEFAULT_MAX_BUFFERED_SPANS, unsampled);
         let flusher = Flusher {
             buffer: processor.buffer.clone(),
             exporter,
+            app_signals,
             gate: tokio::sync::Mutex::new(()),
             flushes: AtomicU64::new(0),
         };
@@ -289,7 +326,7 @@ impl Flusher {
         // the rest of the bound for the next; what is left waits for the next flush.
         let mut failure: Option<String> = None;
         loop {
-            let batch: Vec<SpanData> = {
+            let mut batch: Vec<SpanData> = {
                 let mut spans = self.buffer.lock();
                 if spans.is_empty() {
                     break;
@@ -297,12 +334,16 @@ impl Flusher {
                 let take = spans.len().min(MAX_EXPORT_BATCH);
                 spans.drain(..take).collect()
             };
+            if let Some(app_signals) = &self.app_signals {
+                batch.iter_mut().for_each(|span| app_signals.annotate(span));
+            }
             let size = batch.len();
             match tokio::time::timeout_at(deadline, self.exporter.export(batch)).await {
                 Ok(Ok(())) => report.exported += size,
-                Ok(Err(error)) => {
-                    report.dropped += size as u64;
-                    failure = Some(error.to_string());
+                Ok(Err(loss)) => {
+                    report.exported += size - loss.dropped.min(size);
+                    report.dropped += loss.dropped as u64;
+                    failure = Some(loss.error);
                     break;
                 }
                 Err(_elapsed) => {
@@ -593,13 +634,12 @@ mod tests {
     #[cfg(feature = "xray")]
     #[tokio::test]
     async fn an_unreachable_daemon_address_drops_the_batch_without_failing() {
-        let (flusher, processor) = Flusher::new(
-            &ExporterConfig::Xray {
-                daemon_address: "no-such-host.invalid:2000".into(),
-            },
-            &Resource::builder_empty().build(),
-        )
-        .expect("xray exporter builds without I/O");
+        let mut config = Config::from_lookup(|_| None).expect("defaults");
+        config.exporter = ExporterConfig::Xray {
+            daemon_address: "no-such-host.invalid:2000".into(),
+        };
+        let (flusher, processor) = Flusher::new(&config, &Resource::builder_empty().build())
+            .expect("xray exporter builds without I/O");
         processor.on_end(span(true));
         let report = flusher.flush(Duration::from_secs(5)).await;
         assert_eq!(report.exported, 0);

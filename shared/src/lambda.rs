@@ -1022,7 +1022,7 @@ mod tests {
         .expect("config");
         let resource = crate::telemetry::resource(&config);
         let (flusher, processor) =
-            crate::flush::Flusher::new(&config.exporter, &resource).expect("exporter");
+            crate::flush::Flusher::new(&config, &resource).expect("exporter");
         let parts = crate::telemetry::Parts::new(config, resource, flusher, processor);
         let _guard = tracing::subscriber::set_default(parts.subscriber_with_writer(std::io::sink));
         let mut service = parts.telemetry.layer().layer(ok_runtime());

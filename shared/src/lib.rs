@@ -52,6 +52,7 @@
 //! Span names, kinds, timings, the invocation's ids and ARN, the trigger, and error types and
 //! messages. It never records event payloads or response bodies.
 
+mod app_signals;
 pub mod aws;
 pub mod config;
 mod flush;

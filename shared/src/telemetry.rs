@@ -4,6 +4,7 @@
 //! exporter connects at the first flush, after the first response.
 
 use crate::{
+    app_signals::{self, AlwaysRecord},
     config::{Config, ConfigError, FlushStrategy, LogFormat, RootSampler, SamplerConfig},
     flush::{ExporterError, FlushReport, Flusher},
     lambda::InvocationLayer,
@@ -64,7 +65,7 @@ pub fn init() -> Result<Telemetry, InitError> {
 /// [`init`] with a configuration built in code.
 pub fn init_with(config: Config) -> Result<Telemetry, InitError> {
     let resource = resource(&config);
-    let (flusher, processor) = Flusher::new(&config.exporter, &resource)?;
+    let (flusher, processor) = Flusher::new(&config, &resource)?;
     let parts = Parts::new(config, resource, flusher, processor);
     let subscriber = parts.subscriber();
     tracing::subscriber::set_global_default(subscriber).map_err(InitError::Subscriber)?;
@@ -86,9 +87,13 @@ impl Parts {
         flusher: Flusher,
         processor: crate::flush::LambdaSpanProcessor,
     ) -> Self {
-        let provider = SdkTracerProvider::builder()
-            .with_id_generator(XrayIdGenerator::default())
-            .with_sampler(sampler(&config.sampler))
+        let builder = SdkTracerProvider::builder().with_id_generator(XrayIdGenerator::default());
+        let builder = if app_signals::records_unsampled(&config) {
+            builder.with_sampler(AlwaysRecord(sampler(&config.sampler)))
+        } else {
+            builder.with_sampler(sampler(&config.sampler))
+        };
+        let provider = builder
             .with_resource(resource)
             .with_span_processor(processor)
             .build();

@@ -248,6 +248,49 @@ impl ReceivedSpan {
     }
 }
 
+/// Received spans, in arrival order: what the OTLP receiver and the X-Ray agent stand-in
+/// ([`crate::XrayDaemon`]) fill, so a test reads a trace the same way whichever path it took.
+#[derive(Debug, Clone)]
+pub struct SpanStore {
+    spans: Arc<watch::Sender<Vec<ReceivedSpan>>>,
+}
+
+impl Default for SpanStore {
+    fn default() -> Self {
+        SpanStore {
+            spans: Arc::new(watch::Sender::new(Vec::new())),
+        }
+    }
+}
+
+impl SpanStore {
+    /// Adds the spans of one export request.
+    pub fn add(&self, export: ExportTraceServiceRequest) {
+        let spans = flatten(export);
+        self.spans.send_modify(|stored| stored.extend(spans));
+    }
+
+    /// Every span stored so far.
+    pub fn spans(&self) -> Vec<ReceivedSpan> {
+        self.spans.borrow().clone()
+    }
+
+    /// Forgets the stored spans.
+    pub fn clear(&self) {
+        self.spans.send_modify(Vec::clear);
+    }
+
+    /// Waits until at least `count` spans are stored; `None` on timeout.
+    pub async fn wait_for(&self, count: usize, timeout: Duration) -> Option<Vec<ReceivedSpan>> {
+        let mut spans = self.spans.subscribe();
+        let waited = tokio::time::timeout(timeout, spans.wait_for(|spans| spans.len() >= count));
+        match waited.await {
+            Ok(Ok(spans)) => Some(spans.clone()),
+            _ => None,
+        }
+    }
+}
+
 /// The OTLP/HTTP receiver. Stops when dropped.
 #[derive(Debug)]
 pub struct OtlpReceiver {
@@ -259,7 +302,7 @@ impl OtlpReceiver {
     /// Starts the receiver on 127.0.0.1 and a free port. Must be called inside a Tokio runtime.
     pub fn start() -> Result<OtlpReceiver> {
         let state = Arc::new(ReceiverState {
-            spans: watch::Sender::new(Vec::new()),
+            spans: SpanStore::default(),
             requests: AtomicUsize::new(0),
             mode: Mutex::new(Mode::Accept),
             rejections: Mutex::default(),
@@ -283,7 +326,7 @@ impl OtlpReceiver {
 
     /// Every span stored so far, in arrival order.
     pub fn spans(&self) -> Vec<ReceivedSpan> {
-        self.state.spans.borrow().clone()
+        self.state.spans.spans()
     }
 
     /// Waits until at least `count` spans have been stored and returns all of them.
@@ -292,10 +335,8 @@ impl OtlpReceiver {
         count: usize,
         timeout: Duration,
     ) -> Result<Vec<ReceivedSpan>> {
-        let mut spans = self.state.spans.subscribe();
-        let waited = tokio::time::timeout(timeout, spans.wait_for(|spans| spans.len() >= count));
-        if let Ok(Ok(spans)) = waited.await {
-            return Ok(spans.clone());
+        if let Some(spans) = self.state.spans.wait_for(count, timeout).await {
+            return Ok(spans);
         }
         let names: Vec<String> = self.spans().into_iter().map(|span| span.name).collect();
         Err(Error::Timeout(format!(
@@ -309,7 +350,7 @@ impl OtlpReceiver {
 
     /// Forgets the stored spans (not the request count).
     pub fn clear(&self) {
-        self.state.spans.send_modify(Vec::clear);
+        self.state.spans.clear();
     }
 
     /// Requests received on `/v1/traces`, whatever their fate.
@@ -325,7 +366,7 @@ impl OtlpReceiver {
 
 #[derive(Debug)]
 struct ReceiverState {
-    spans: watch::Sender<Vec<ReceivedSpan>>,
+    spans: SpanStore,
     requests: AtomicUsize,
     mode: Mutex<Mode>,
     rejections: Mutex<Vec<String>>,
@@ -395,8 +436,7 @@ impl ReceiverState {
                 return self.reject(StatusCode::BAD_REQUEST, reason);
             }
         };
-        let spans = flatten(export);
-        self.spans.send_modify(|stored| stored.extend(spans));
+        self.spans.add(export);
         let mut response = respond(StatusCode::OK, response_body);
         if let Ok(value) = HeaderValue::from_str(&media_type) {
             response.headers_mut().insert(header::CONTENT_TYPE, value);

@@ -1,21 +1,32 @@
-//! An X-Ray daemon stand-in: a UDP socket that takes segment documents in the daemon's framing and
-//! forwards them to the X-Ray API with `PutTraceSegments` (moto here), as the daemon Lambda runs does.
-//! [`batch_get_traces`] reads them back.
+//! A stand-in for the X-Ray agent Lambda runs: a UDP socket that takes what the agent takes.
 //!
-//! Framing: each datagram is the header `{"format": "json", "version": 1}`, a newline, and one segment
-//! or subsegment document.
-//! <https://docs.aws.amazon.com/xray/latest/devguide/xray-api-sendingdata.html#xray-api-daemon>
+//! - OTLP spans, as AWS's distributions send them (aws-otel-python-instrumentation's
+//!   `otlp_udp_exporter.py`): the header `{"format":"json","version":1}`, a newline, `T1S` (sampled)
+//!   or `T1U` (unsampled), and the standard base64 of a protobuf `ExportTraceServiceRequest`, at most
+//!   65,507 bytes in all. They are decoded into a [`SpanStore`], the same store the OTLP receiver
+//!   fills, so a test reads the trace the same way on either path.
+//! - Segment documents, in the daemon's framing: the same header, a newline, and one segment or
+//!   subsegment document. They are forwarded to the X-Ray API with `PutTraceSegments` (moto here), as
+//!   the daemon does, and [`batch_get_traces`] reads them back.
+//!   <https://docs.aws.amazon.com/xray/latest/devguide/xray-api-sendingdata.html#xray-api-daemon>
+//!
+//! A datagram that is neither is refused and kept with its reason; [`XrayDaemon::wait_for_spans`]
+//! fails on the first one, so a malformed datagram fails the test that caused it.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_xray::error::DisplayErrorContext;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
 use serde_json::Value;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::otlp::{ReceivedSpan, SpanStore};
 use crate::stack::wait_until;
 use crate::util::{lock, random_hex};
 use crate::{Error, Result};
@@ -24,8 +35,14 @@ use crate::{Error, Result};
 const MAX_BATCH: usize = 50;
 /// `BatchGetTraces` takes at most 5 trace ids per call.
 const MAX_TRACE_IDS: usize = 5;
-/// The largest UDP payload.
-const MAX_DATAGRAM: usize = 65_535;
+/// The largest UDP payload over IPv4, what the agent accepts.
+pub const MAX_DATAGRAM: usize = 65_507;
+/// Receive buffer: room for a datagram larger than the limit, so one is seen and refused.
+const RECEIVE_BUFFER: usize = 65_536;
+/// Prefix of a datagram of sampled OTLP spans.
+pub const SAMPLED_PREFIX: &str = "T1S";
+/// Prefix of a datagram of unsampled OTLP spans (Application Signals).
+pub const UNSAMPLED_PREFIX: &str = "T1U";
 
 /// The X-Ray daemon stand-in. Stops when dropped.
 #[derive(Debug)]
@@ -57,8 +74,12 @@ impl XrayDaemon {
         let (socket, address) =
             bind().map_err(Error::io("binding the X-Ray daemon's UDP socket"))?;
         let state = Arc::new(DaemonState {
+            datagrams: AtomicUsize::new(0),
+            sampled: SpanStore::default(),
+            unsampled: SpanStore::default(),
             documents: watch::Sender::new(Vec::new()),
             forwarded: watch::Sender::new(0),
+            refused: watch::Sender::new(0),
             rejected: Mutex::default(),
             forward_errors: Mutex::default(),
         });
@@ -85,6 +106,86 @@ impl XrayDaemon {
     /// `127.0.0.1:PORT`, the value for `AWS_XRAY_DAEMON_ADDRESS`.
     pub fn address(&self) -> &str {
         &self.address
+    }
+
+    /// Datagrams received so far, well-formed or not.
+    pub fn datagram_count(&self) -> usize {
+        self.state.datagrams.load(Ordering::SeqCst)
+    }
+
+    /// Spans received as `T1S` (sampled), in arrival order.
+    pub fn spans(&self) -> Vec<ReceivedSpan> {
+        self.state.sampled.spans()
+    }
+
+    /// Spans received as `T1U` (unsampled), in arrival order.
+    pub fn unsampled_spans(&self) -> Vec<ReceivedSpan> {
+        self.state.unsampled.spans()
+    }
+
+    /// The store `T1S` spans go to, for a test that reads it as it reads an OTLP receiver's.
+    pub fn span_store(&self) -> &SpanStore {
+        &self.state.sampled
+    }
+
+    /// Waits until at least `count` `T1S` spans have arrived and returns all of them. Fails at once,
+    /// naming it, if any datagram was refused.
+    pub async fn wait_for_spans(
+        &self,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Vec<ReceivedSpan>> {
+        self.wait_in(&self.state.sampled, SAMPLED_PREFIX, count, timeout)
+            .await
+    }
+
+    /// [`XrayDaemon::wait_for_spans`] for `T1U` spans.
+    pub async fn wait_for_unsampled_spans(
+        &self,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Vec<ReceivedSpan>> {
+        self.wait_in(&self.state.unsampled, UNSAMPLED_PREFIX, count, timeout)
+            .await
+    }
+
+    async fn wait_in(
+        &self,
+        store: &SpanStore,
+        prefix: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Vec<ReceivedSpan>> {
+        let refused = || {
+            let rejected = self.rejected();
+            (!rejected.is_empty()).then(|| {
+                Error::Invalid(format!(
+                    "the X-Ray agent stand-in refused datagrams: {rejected:?}"
+                ))
+            })
+        };
+        let waited = tokio::select! {
+            spans = store.wait_for(count, timeout) => spans,
+            () = self.until_refused() => None,
+        };
+        if let Some(error) = refused() {
+            return Err(error);
+        }
+        waited.ok_or_else(|| {
+            let names: Vec<String> = store.spans().into_iter().map(|span| span.name).collect();
+            Error::Timeout(format!(
+                "the X-Ray agent stand-in got {} of {count} {prefix} spans within {timeout:?} \
+                 ({} datagrams): {names:?}",
+                names.len(),
+                self.datagram_count()
+            ))
+        })
+    }
+
+    /// Resolves once a datagram has been refused.
+    async fn until_refused(&self) {
+        let mut refused = self.state.refused.subscribe();
+        let _ = refused.wait_for(|count| *count > 0).await;
     }
 
     /// Every well-formed document received so far, parsed, in arrival order.
@@ -145,6 +246,11 @@ impl Drop for XrayDaemon {
 
 #[derive(Debug)]
 struct DaemonState {
+    datagrams: AtomicUsize,
+    sampled: SpanStore,
+    unsampled: SpanStore,
+    /// How many datagrams were refused (the reasons are in `rejected`).
+    refused: watch::Sender<usize>,
     documents: watch::Sender<Vec<Value>>,
     /// Documents the X-Ray API accepted.
     forwarded: watch::Sender<usize>,
@@ -157,11 +263,19 @@ async fn receive(
     state: Arc<DaemonState>,
     forward: Option<mpsc::UnboundedSender<String>>,
 ) {
-    let mut buffer = vec![0; MAX_DATAGRAM];
+    let mut buffer = vec![0; RECEIVE_BUFFER];
     while let Ok(length) = socket.recv(&mut buffer).await {
-        let datagram = String::from_utf8_lossy(&buffer[..length]).into_owned();
-        match parse_datagram(&datagram) {
-            Ok((text, document)) => {
+        state.datagrams.fetch_add(1, Ordering::SeqCst);
+        match parse_datagram(&buffer[..length]) {
+            Ok(Datagram::Spans { sampled, request }) => {
+                let store = if sampled {
+                    &state.sampled
+                } else {
+                    &state.unsampled
+                };
+                store.add(request);
+            }
+            Ok(Datagram::Document { text, document }) => {
                 state
                     .documents
                     .send_modify(|documents| documents.push(document));
@@ -170,20 +284,39 @@ async fn receive(
                 }
             }
             Err(reason) => {
-                let start: String = datagram.chars().take(200).collect();
-                lock(&state.rejected).push(format!("{reason}: {start:?}"));
+                let start: String =
+                    String::from_utf8_lossy(&buffer[..length.min(200)]).into_owned();
+                lock(&state.rejected).push(format!("{reason} ({length} bytes): {start:?}"));
+                state.refused.send_modify(|count| *count += 1);
             }
         }
     }
 }
 
-/// Splits a datagram into its document's text (forwarded unchanged) and the parsed document.
-fn parse_datagram(datagram: &str) -> Result<(&str, Value), String> {
-    let (header, text) = datagram
-        .split_once('\n')
+/// What one well-formed datagram carries.
+#[derive(Debug)]
+enum Datagram<'a> {
+    /// `T1S` or `T1U` OTLP spans.
+    Spans {
+        sampled: bool,
+        request: ExportTraceServiceRequest,
+    },
+    /// A segment document: its text (forwarded unchanged) and the document, parsed.
+    Document { text: &'a str, document: Value },
+}
+
+/// Checks a datagram against the agent's rules and says what it carries.
+fn parse_datagram(datagram: &[u8]) -> Result<Datagram<'_>, String> {
+    if datagram.len() > MAX_DATAGRAM {
+        return Err(format!("larger than {MAX_DATAGRAM} bytes"));
+    }
+    let newline = datagram
+        .iter()
+        .position(|&byte| byte == b'\n')
         .ok_or("no newline after the header")?;
+    let (header, body) = (&datagram[..newline], &datagram[newline + 1..]);
     let header: Value =
-        serde_json::from_str(header).map_err(|error| format!("header is not JSON ({error})"))?;
+        serde_json::from_slice(header).map_err(|error| format!("header is not JSON ({error})"))?;
     if header.get("format") != Some(&Value::from("json"))
         || header.get("version") != Some(&Value::from(1))
     {
@@ -191,12 +324,56 @@ fn parse_datagram(datagram: &str) -> Result<(&str, Value), String> {
             r#"header {header} is not {{"format": "json", "version": 1}}"#
         ));
     }
+    let otlp = [(SAMPLED_PREFIX, true), (UNSAMPLED_PREFIX, false)]
+        .into_iter()
+        .find_map(|(prefix, sampled)| Some((body.strip_prefix(prefix.as_bytes())?, sampled)));
+    if let Some((encoded, sampled)) = otlp {
+        let encoded = std::str::from_utf8(encoded).map_err(|_| "the base64 is not ASCII")?;
+        let protobuf = aws_smithy_types::base64::decode(encoded)
+            .map_err(|_| "the spans are not standard base64".to_owned())?;
+        let request = ExportTraceServiceRequest::decode(protobuf.as_slice())
+            .map_err(|error| format!("the spans are not an ExportTraceServiceRequest ({error})"))?;
+        check_spans(&request)?;
+        return Ok(Datagram::Spans { sampled, request });
+    }
+    let text = std::str::from_utf8(body).map_err(|_| "document is not UTF-8")?;
     let document: Value =
         serde_json::from_str(text).map_err(|error| format!("document is not JSON ({error})"))?;
     if !document.is_object() {
         return Err("document is not a JSON object".to_owned());
     }
-    Ok((text, document))
+    Ok(Datagram::Document { text, document })
+}
+
+/// What X-Ray needs of every span: a resource, a 16-byte trace id, an 8-byte span id, a name.
+fn check_spans(request: &ExportTraceServiceRequest) -> Result<(), String> {
+    let mut spans = 0;
+    for resource_spans in &request.resource_spans {
+        if resource_spans.resource.is_none() {
+            return Err("a ResourceSpans without its resource".to_owned());
+        }
+        for span in resource_spans.scope_spans.iter().flat_map(|s| &s.spans) {
+            spans += 1;
+            if span.trace_id.len() != 16 || span.span_id.len() != 8 || span.name.is_empty() {
+                return Err(format!(
+                    "span {:?}: trace id of {} bytes, span id of {} bytes",
+                    span.name,
+                    span.trace_id.len(),
+                    span.span_id.len()
+                ));
+            }
+            if !span.parent_span_id.is_empty() && span.parent_span_id.len() != 8 {
+                return Err(format!(
+                    "span {:?}: a parent id that is not 8 bytes",
+                    span.name
+                ));
+            }
+        }
+    }
+    if spans == 0 {
+        return Err("a datagram without spans".to_owned());
+    }
+    Ok(())
 }
 
 async fn forward(
@@ -384,10 +561,87 @@ mod tests {
         ];
         for (datagram, accepted, reason) in cases {
             assert_eq!(
-                parse_datagram(datagram).is_ok(),
+                parse_datagram(datagram.as_bytes()).is_ok(),
                 accepted,
                 "{reason}: {datagram}"
             );
+        }
+    }
+
+    fn otlp_datagram(prefix: &str, protobuf: &[u8]) -> Vec<u8> {
+        let mut datagram = b"{\"format\":\"json\",\"version\":1}\n".to_vec();
+        datagram.extend_from_slice(prefix.as_bytes());
+        datagram.extend_from_slice(aws_smithy_types::base64::encode(protobuf).as_bytes());
+        datagram
+    }
+
+    fn one_span_request(trace_id: Vec<u8>) -> Vec<u8> {
+        use opentelemetry_proto::tonic::resource::v1::Resource;
+        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource::default()),
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span {
+                        trace_id,
+                        span_id: vec![7; 8],
+                        name: "work".into(),
+                        ..Span::default()
+                    }],
+                    ..ScopeSpans::default()
+                }],
+                ..ResourceSpans::default()
+            }],
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn otlp_datagrams_are_checked_as_the_agent_would() {
+        let good = one_span_request(vec![1; 16]);
+        // (datagram, accepted as sampled / unsampled / refused, reason)
+        let cases: Vec<(Vec<u8>, Option<bool>, &str)> = vec![
+            (otlp_datagram("T1S", &good), Some(true), "sampled spans"),
+            (otlp_datagram("T1U", &good), Some(false), "unsampled spans"),
+            (otlp_datagram("T1X", &good), None, "unknown prefix"),
+            (otlp_datagram("M1", &good), None, "metrics are not spans"),
+            (
+                {
+                    let mut d = otlp_datagram("T1S", &good);
+                    d.push(b'!');
+                    d
+                },
+                None,
+                "not base64",
+            ),
+            (
+                otlp_datagram("T1S", &good[..good.len() - 3]),
+                None,
+                "truncated protobuf",
+            ),
+            (
+                otlp_datagram("T1S", &one_span_request(vec![1; 8])),
+                None,
+                "a trace id of 8 bytes",
+            ),
+            (
+                otlp_datagram("T1S", &ExportTraceServiceRequest::default().encode_to_vec()),
+                None,
+                "no spans",
+            ),
+            (
+                otlp_datagram("T1S", &vec![0; 49_200]),
+                None,
+                "larger than a datagram",
+            ),
+        ];
+        for (datagram, expected, reason) in cases {
+            let got = match parse_datagram(&datagram) {
+                Ok(Datagram::Spans { sampled, .. }) => Some(sampled),
+                Ok(Datagram::Document { .. }) => panic!("{reason}: read as a segment document"),
+                Err(_) => None,
+            };
+            assert_eq!(got, expected, "{reason}");
         }
     }
 
@@ -395,7 +649,9 @@ mod tests {
     fn the_document_is_forwarded_as_sent() {
         let document = "{ \"id\" : \"a\",\"start_time\":1.10}";
         let datagram = format!("{{\"format\": \"json\", \"version\": 1}}\n{document}");
-        let (text, _) = parse_datagram(&datagram).expect("a well-formed datagram");
+        let Ok(Datagram::Document { text, .. }) = parse_datagram(datagram.as_bytes()) else {
+            panic!("a well-formed datagram");
+        };
         assert_eq!(text, document);
     }
 
