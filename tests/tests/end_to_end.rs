@@ -1,5 +1,6 @@
 //! One trace from the HTTP request to the worker: the real `api` and `worker` binaries under the
-//! Runtime API harness, against LocalStack and moto, on both export paths.
+//! Runtime API harness, against LocalStack and moto, on every export path: OTLP/HTTP to a collector,
+//! OTLP over UDP to the agent (the default in Lambda), and X-Ray segment documents.
 
 use integration_tests::flow::Flow;
 use integration_tests::otlp::{ReceivedSpan, SpanKind, SpanStatusCode};
@@ -47,44 +48,21 @@ fn one<'a>(spans: &'a [ReceivedSpan], name: &str, service: &str) -> &'a Received
     found[0]
 }
 
-#[tokio::test]
-async fn otlp_one_trace_from_the_request_to_the_worker() {
-    let otlp = OtlpReceiver::start().expect("receiver");
-    let flow = Flow::start(
-        &[("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.endpoint())],
-        Duration::from_secs(1),
-    )
-    .await
-    .expect("flow");
-    let (trace, parent, header) = lambda_header();
-    let posted = flow.post_order(&order(), &header).await.expect("post");
-    assert_eq!(status_code(&posted), 201);
-    let (_, _, worker_header) = lambda_header();
-    let delivery = flow
-        .deliver(&worker_header, WAIT)
-        .await
-        .expect("deliver")
-        .expect("the order.created message");
-    assert!(delivery.failed.is_empty(), "{:?}", delivery.outcome);
-
+/// What both OTLP paths (the collector and the agent) must deliver of one order: the api's spans in
+/// the request's trace under Lambda's segment, the worker's process span continuing it with a link
+/// to the SendMessage span, each span once.
+fn check_the_orders_trace(spans: &[ReceivedSpan], flow: &Flow, trace: &str, parent: &str) {
     // api: invocation, validate, PutItem, PutObject, SendMessage; worker: invocation, process,
     // GetObject, UpdateItem.
-    let spans = otlp.wait_for_spans(9, WAIT).await.expect("spans");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let spans_after = otlp.spans();
-    assert_eq!(
-        spans_after.len(),
-        9,
-        "nothing exported twice, nothing extra"
-    );
-    let ids: HashSet<&str> = spans_after.iter().map(|s| s.span_id.as_str()).collect();
+    assert_eq!(spans.len(), 9, "nothing exported twice, nothing extra");
+    let ids: HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
     assert_eq!(ids.len(), 9, "span ids are unique");
 
-    let trace_id = xray::otel_trace_id(&trace);
-    let api = one(&spans, "POST /orders", "tracekit-api");
+    let trace_id = xray::otel_trace_id(trace);
+    let api = one(spans, "POST /orders", "tracekit-api");
     assert_eq!(api.kind, SpanKind::Server);
     assert_eq!(api.trace_id, trace_id);
-    assert_eq!(api.parent_span_id.as_deref(), Some(parent.as_str()));
+    assert_eq!(api.parent_span_id.as_deref(), Some(parent));
     assert_eq!(api.attr_i64("http.response.status_code"), Some(201));
     for span in spans
         .iter()
@@ -96,9 +74,9 @@ async fn otlp_one_trace_from_the_request_to_the_worker() {
             span.name
         );
     }
-    let put = one(&spans, "DynamoDB.PutItem", "tracekit-api");
-    let receipt = one(&spans, "S3.PutObject", "tracekit-api");
-    let send = one(&spans, "SQS.SendMessage", "tracekit-api");
+    let put = one(spans, "DynamoDB.PutItem", "tracekit-api");
+    let receipt = one(spans, "S3.PutObject", "tracekit-api");
+    let send = one(spans, "SQS.SendMessage", "tracekit-api");
     for (span, kind) in [
         (put, SpanKind::Client),
         (receipt, SpanKind::Client),
@@ -131,7 +109,7 @@ async fn otlp_one_trace_from_the_request_to_the_worker() {
         .expect("the worker's invocation span");
     assert_eq!(worker.attr_str("faas.trigger"), Some("pubsub"));
     let queue_name = flow.queue_url.rsplit('/').next().unwrap_or_default();
-    let process = one(&spans, &format!("process {queue_name}"), "tracekit-worker");
+    let process = one(spans, &format!("process {queue_name}"), "tracekit-worker");
     assert_eq!(process.kind, SpanKind::Consumer);
     assert_eq!(process.links.len(), 1);
     assert_eq!(
@@ -152,7 +130,7 @@ async fn otlp_one_trace_from_the_request_to_the_worker() {
     );
     assert_eq!(process.trace_id, trace_id);
     for name in ["S3.GetObject", "DynamoDB.UpdateItem"] {
-        let span = one(&spans, name, "tracekit-worker");
+        let span = one(spans, name, "tracekit-worker");
         assert_eq!(
             span.parent_span_id.as_deref(),
             Some(process.span_id.as_str()),
@@ -160,6 +138,34 @@ async fn otlp_one_trace_from_the_request_to_the_worker() {
         );
         assert_eq!(span.trace_id, trace_id, "{name}");
     }
+}
+
+#[tokio::test]
+async fn otlp_one_trace_from_the_request_to_the_worker() {
+    let otlp = OtlpReceiver::start().expect("receiver");
+    let flow = Flow::start(
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.endpoint())],
+        Duration::from_secs(1),
+    )
+    .await
+    .expect("flow");
+    let (trace, parent, header) = lambda_header();
+    let posted = flow.post_order(&order(), &header).await.expect("post");
+    assert_eq!(status_code(&posted), 201);
+    let (_, _, worker_header) = lambda_header();
+    let delivery = flow
+        .deliver(&worker_header, WAIT)
+        .await
+        .expect("deliver")
+        .expect("the order.created message");
+    assert!(delivery.failed.is_empty(), "{:?}", delivery.outcome);
+
+    // api: invocation, validate, PutItem, PutObject, SendMessage; worker: invocation, process,
+    // GetObject, UpdateItem.
+    otlp.wait_for_spans(9, WAIT).await.expect("spans");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let spans_after = otlp.spans();
+    check_the_orders_trace(&spans_after, &flow, &trace, &parent);
     flow.shutdown().await.expect("shutdown");
 
     // The trace page of this run, in headless Chromium: every span drawn, every service-map edge.
@@ -172,6 +178,41 @@ async fn otlp_one_trace_from_the_request_to_the_worker() {
         .await
         .expect("the page renders every span");
     assert_eq!(rendered.spans, 9);
+}
+
+#[tokio::test]
+async fn agent_one_trace_from_the_request_to_the_worker() {
+    // The default in Lambda: no endpoint, so OTLP over UDP to the agent at AWS_XRAY_DAEMON_ADDRESS.
+    let agent = XrayDaemon::recording().expect("agent stand-in");
+    let flow = Flow::start(
+        &[("AWS_XRAY_DAEMON_ADDRESS", agent.address().to_owned())],
+        Duration::from_secs(1),
+    )
+    .await
+    .expect("flow");
+    let (trace, parent, header) = lambda_header();
+    let posted = flow.post_order(&order(), &header).await.expect("post");
+    assert_eq!(status_code(&posted), 201);
+    let (_, _, worker_header) = lambda_header();
+    let delivery = flow
+        .deliver(&worker_header, WAIT)
+        .await
+        .expect("deliver")
+        .expect("the order.created message");
+    assert!(delivery.failed.is_empty(), "{:?}", delivery.outcome);
+    agent.wait_for_spans(9, WAIT).await.expect("spans over UDP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    check_the_orders_trace(&agent.spans(), &flow, &trace, &parent);
+    assert!(agent.rejected().is_empty(), "{:?}", agent.rejected());
+    assert!(
+        agent.unsampled_spans().is_empty(),
+        "T1U only with Application Signals"
+    );
+    assert!(
+        agent.documents().is_empty(),
+        "no segment documents on the OTLP path"
+    );
+    flow.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]

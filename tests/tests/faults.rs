@@ -1,8 +1,8 @@
 //! Faults on the export path never fail or stall an invocation: an OTLP collector that refuses, fails,
-//! hangs or answers late; an X-Ray daemon that cannot be resolved or reached; an invocation whose
-//! deadline is nearly spent; a burst of spans larger than the buffer. In each case the function
-//! answers with its handler's result, the time it spends after answering stays within the flush
-//! bound, and what was lost is counted and logged once per invocation.
+//! hangs or answers late; an X-Ray agent or daemon that cannot be resolved, reached or kept up with;
+//! an invocation whose deadline is nearly spent; a burst of spans larger than the buffer. In each case
+//! the function answers with its handler's result, the time it spends after answering stays within
+//! the flush bound, and what was lost is counted and logged once per invocation.
 //!
 //! SIGTERM, which Lambda sends at shutdown when an extension (such as the ADOT collector layer) runs,
 //! flushes what is buffered before the process exits.
@@ -175,6 +175,58 @@ async fn an_xray_daemon_that_cannot_be_resolved_or_reached_costs_nothing_more() 
             warnings <= INVOCATIONS,
             "{what}: at most one warning per invocation, saw {warnings}"
         );
+    }
+}
+
+#[tokio::test]
+async fn an_agent_that_cannot_be_resolved_reached_or_kept_up_with_costs_nothing_more() {
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let closed = udp.local_addr().expect("address").to_string();
+    drop(udp);
+    // Bound and never read: its receive buffer fills and the kernel drops what follows.
+    let never_read = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    // (what, AWS_XRAY_DAEMON_ADDRESS, fewest and most warnings over INVOCATIONS flushes)
+    let cases = [
+        (
+            "unresolvable",
+            "xray-agent.invalid:2000".to_owned(),
+            INVOCATIONS,
+            INVOCATIONS,
+        ),
+        // The socket is connected: the kernel reports the refused port on a later send.
+        ("nothing listening", closed, 1, INVOCATIONS),
+        (
+            "slow to read",
+            never_read.local_addr().expect("address").to_string(),
+            0,
+            INVOCATIONS,
+        ),
+    ];
+    for (what, address, fewest, most) in cases {
+        // No OTLP endpoint: the agent path, as in Lambda.
+        let function = spawn(&[("AWS_XRAY_DAEMON_ADDRESS", address)]);
+        invoke_through(&function, what).await;
+        // A burst of 2,000 spans, some thirty full datagrams at once, to the same agent.
+        let timed = function
+            .invoke_timed(Invocation::json(json!({"children": 2000})).trace_header(header()))
+            .await
+            .expect("invocation");
+        assert!(
+            matches!(timed.outcome, InvocationOutcome::Response(_)),
+            "{what}: {:?}",
+            timed.outcome
+        );
+        let turnaround = timed.turnaround().await.expect("next poll");
+        assert!(
+            turnaround < FLUSH_TIMEOUT + SLACK,
+            "{what}: a burst cost {turnaround:?} after answering"
+        );
+        let warnings = count_lines(&function, "span export failed");
+        assert!(
+            (fewest..=most + 1).contains(&warnings),
+            "{what}: {fewest} to {most} warnings (and one for the burst) expected, saw {warnings}"
+        );
+        eprintln!("{what}: {warnings} warnings, burst turnaround {turnaround:?}");
     }
 }
 
