@@ -1,4 +1,4 @@
-# --- the collector config ----------------------------------------------------------------------------
+# --- the collector config (var.collector_layer only) ---------------------------------------------------
 
 # The function zips hold only `bootstrap`, so infra/collector.yaml travels in a layer of its own:
 # /opt/tracekit/collector.yaml, named by OPENTELEMETRY_COLLECTOR_CONFIG_URI. It does not touch the ADOT
@@ -14,6 +14,7 @@ data "archive_file" "collector_config" {
 }
 
 resource "aws_lambda_layer_version" "collector_config" {
+  count                    = local.use_collector ? 1 : 0
   layer_name               = "${var.name_prefix}-collector-config"
   description              = "ADOT collector config for the tracekit functions (/opt/tracekit/collector.yaml)"
   filename                 = data.archive_file.collector_config.output_path
@@ -36,8 +37,8 @@ data "aws_iam_policy_document" "lambda_assume_role" {
 }
 
 # X-Ray's PutTraceSegments and PutTelemetryRecords have no resource-level permissions: the only valid
-# resource is "*" (Service Authorization Reference, AWS X-Ray). Lambda's active tracing and the collector's
-# awsxray exporter both send with the function's role.
+# resource is "*" (Service Authorization Reference, AWS X-Ray). Lambda's X-Ray agent (active tracing) and,
+# with a collector layer, the collector's awsxray exporter both send with the function's role.
 data "aws_iam_policy_document" "traces" {
   statement {
     sid       = "Traces"
@@ -115,6 +116,12 @@ resource "aws_iam_role_policy" "api" {
   policy = data.aws_iam_policy_document.api.json
 }
 
+resource "aws_iam_role_policy_attachment" "api_application_signals" {
+  count      = var.application_signals ? 1 : 0
+  role       = aws_iam_role.api.name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/CloudWatchLambdaApplicationSignalsExecutionRolePolicy"
+}
+
 resource "aws_iam_role" "worker" {
   name_prefix        = "${var.name_prefix}-worker-"
   assume_role_policy = data.aws_iam_policy_document.lambda_assume_role.json
@@ -124,6 +131,12 @@ resource "aws_iam_role_policy" "worker" {
   name   = "worker"
   role   = aws_iam_role.worker.id
   policy = data.aws_iam_policy_document.worker.json
+}
+
+resource "aws_iam_role_policy_attachment" "worker_application_signals" {
+  count      = var.application_signals ? 1 : 0
+  role       = aws_iam_role.worker.name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/CloudWatchLambdaApplicationSignalsExecutionRolePolicy"
 }
 
 # --- log groups ------------------------------------------------------------------------------------------
@@ -160,7 +173,7 @@ resource "aws_lambda_function" "api" {
   source_code_hash = filebase64sha256(var.api_zip)
   memory_size      = 256
   timeout          = 10
-  layers           = [local.adot_layer_arn, aws_lambda_layer_version.collector_config.arn]
+  layers           = local.layers
 
   tracing_config {
     mode = "Active"
@@ -198,7 +211,7 @@ resource "aws_lambda_function" "worker" {
   source_code_hash = filebase64sha256(var.worker_zip)
   memory_size      = 256
   timeout          = local.worker_timeout
-  layers           = [local.adot_layer_arn, aws_lambda_layer_version.collector_config.arn]
+  layers           = local.layers
 
   tracing_config {
     mode = "Active"

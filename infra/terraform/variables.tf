@@ -15,16 +15,29 @@ variable "architecture" {
   }
 }
 
-variable "adot_layer_arn" {
+variable "collector_layer" {
   description = <<-EOT
-    ARN of the ADOT collector Lambda layer. null means AWS's aws-otel-collector-<amd64|arm64>-ver-0-117-0:1
-    (ADOT Collector for Lambda v0.43.0, account 901920570463) in var.region for var.architecture. Layers are
-    regional and per architecture; newer versions are listed at
-    https://aws-otel.github.io/docs/getting-started/lambda/lambda-go and in the CHANGELOG of
+    "none" (default): no layer; tracekit sends OTLP over UDP to the X-Ray agent Lambda runs with active
+    tracing. "adot": AWS's ADOT collector layer aws-otel-collector-<amd64|arm64>-ver-0-156-0:1 (ADOT Collector
+    for Lambda v0.49.0, account 901920570463) in var.region for var.architecture, with infra/collector.yaml;
+    worth its cold start only to export to a backend other than CloudWatch. An ARN: that collector layer.
+    Layers are regional and per architecture; newer versions are listed at
+    https://aws-otel.github.io/docs/getting-started/lambda and in the CHANGELOG of
     https://github.com/aws-observability/aws-otel-lambda.
   EOT
   type        = string
-  default     = null
+  default     = "none"
+
+  validation {
+    condition     = can(regex("^(none|adot|arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:layer:[A-Za-z0-9_-]+:[0-9]+)$", var.collector_layer))
+    error_message = "collector_layer must be none, adot or a Lambda layer version ARN."
+  }
+}
+
+variable "application_signals" {
+  description = "Set OTEL_AWS_APPLICATION_SIGNALS_ENABLED (spans carry the attributes CloudWatch Application Signals reads, unsampled invocations are counted too) and attach AWS's CloudWatchLambdaApplicationSignalsExecutionRolePolicy to both roles. Application Signals must be enabled in the account."
+  type        = bool
+  default     = false
 }
 
 variable "name_prefix" {

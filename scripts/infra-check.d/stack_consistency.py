@@ -4,8 +4,9 @@
    pipelines reference components it defines. The layer's collector fails to start on anything else (and
    the function's init with it), and no collector can be installed on these machines to try the file.
 2. template.yaml and infra/terraform give the functions the same environment: the variable names of
-   infra/resources.json, the same literal values (OTLP endpoint, propagators, collector config path...),
-   and an OTLP endpoint the collector config listens on.
+   infra/resources.json, the same literal values (propagators, flush timeout...), and, only when a collector
+   layer is chosen, an OTLP endpoint the collector config listens on and the config's path. With no collector
+   (the default) no OTLP endpoint is set, so tracekit sends OTLP over UDP to Lambda's X-Ray agent.
 
 Usage: python stack_consistency.py REPO_ROOT
 """
@@ -17,8 +18,9 @@ from pathlib import Path
 
 import yaml
 
-# aws-otel-lambda adot/collector/lambdacomponents/default.go, as built into the layer that template.yaml and
-# infra/terraform default to (aws-otel-collector-<arch>-ver-0-117-0, ADOT Collector for Lambda v0.43.0).
+# aws-otel-lambda adot/collector/lambdacomponents/default.go, as read at ADOT Collector for Lambda v0.43.0.
+# The config needs only the otlp receiver and the awsxray exporter, which every later layer (the stacks' `adot`
+# choice is ver-0-156-0, v0.49.0) still has.
 ADOT_LAYER_COMPONENTS = {
     "receivers": {"otlp"},
     "processors": set(),
@@ -106,6 +108,23 @@ def terraform_environment(tf_dir: Path) -> dict:
     return env
 
 
+def collector_only(value, errors: list, where: str, name: str):
+    """The value a variable has when a collector layer is chosen; an error unless it is set only then."""
+    if isinstance(value, dict) and "!If" in value:
+        condition, chosen, otherwise = value["!If"]
+        if condition == "UseCollector" and otherwise == {"!Ref": "AWS::NoValue"}:
+            return chosen
+    errors.append(f"{where}: {name} must be set only with a collector layer (!If [UseCollector, value, !Ref AWS::NoValue])")
+    return None
+
+
+def terraform_collector_block(tf_dir: Path) -> str:
+    """The text of locals.collector_environment, the variables set only with a collector layer."""
+    match = re.search(r"collector_environment\s*=\s*local\.use_collector\s*\?\s*\{(.*?)\}\s*:\s*\{\}",
+                      (tf_dir / "main.tf").read_text(), re.S)
+    return match.group(1) if match else ""
+
+
 def main() -> int:
     root = Path(sys.argv[1])
     errors = []
@@ -118,13 +137,20 @@ def main() -> int:
 
     sam = template_environment(yaml.load((root / "template.yaml").read_text(), Loader=_CfnLoader))
     tf = terraform_environment(root / "infra/terraform")
+    collector_block = terraform_collector_block(root / "infra/terraform")
+    collector_vars = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OPENTELEMETRY_COLLECTOR_CONFIG_URI")
+    for name in collector_vars:
+        sam[name] = collector_only(sam.get(name), errors, "template.yaml", name)
+        if not re.search(rf"^\s*{name}\s*=", collector_block, re.M):
+            errors.append(f"infra/terraform: {name} must be set only in locals.collector_environment")
     for where, env in (("template.yaml", sam), ("infra/terraform", tf)):
         for name in sorted(required - env.keys()):
             errors.append(f"{where}: no function gets {name} (infra/resources.json names it)")
         endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
         if endpoint != f"http://localhost:{collector_port}":
             errors.append(
-                f"{where}: OTEL_EXPORTER_OTLP_ENDPOINT is {endpoint!r}, the collector listens on localhost:{collector_port}"
+                f"{where}: OTEL_EXPORTER_OTLP_ENDPOINT is {endpoint!r} with a collector layer, the collector "
+                f"listens on localhost:{collector_port}"
             )
         if env.get("OPENTELEMETRY_COLLECTOR_CONFIG_URI") != COLLECTOR_CONFIG_PATH:
             errors.append(f"{where}: OPENTELEMETRY_COLLECTOR_CONFIG_URI is not {COLLECTOR_CONFIG_PATH}")

@@ -4,7 +4,8 @@
 //! against LocalStack (S3, SQS) and moto (DynamoDB). The api is invoked with `POST /orders` under a
 //! fresh X-Ray trace header, as Lambda sets it with active tracing; the harness then does what the
 //! SQS event source mapping does and invokes the worker with the message. Spans leave both processes
-//! over OTLP/HTTP to a local receiver standing in for the ADOT collector layer. The demo prints the
+//! the way tracekit sends them in Lambda by default: OTLP over UDP to the X-Ray agent at
+//! `AWS_XRAY_DAEMON_ADDRESS`, here a stand-in that checks every datagram. The demo prints the
 //! trace as a tree (durations, kinds, key attributes), the worker's links, and the service map edges,
 //! then writes the trace page (`demo-output/trace-<id>.html`, waterfall and service map in one file),
 //! checks in headless Chromium that it renders every span, and keeps the screenshot beside it.
@@ -12,7 +13,7 @@
 use integration_tests::flow::Flow;
 use integration_tests::otlp::{ReceivedSpan, SpanKind, SpanStatusCode};
 use integration_tests::page::{self, KEY_ATTRIBUTES, PageSpan, service, service_map};
-use integration_tests::{InvocationOutcome, OtlpReceiver, stack, xray};
+use integration_tests::{InvocationOutcome, XrayDaemon, stack, xray};
 use serde_json::json;
 use std::time::Duration;
 
@@ -20,9 +21,10 @@ const WAIT: Duration = Duration::from_secs(15);
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let otlp = OtlpReceiver::start()?;
+    // No OTLP endpoint: the functions send to the agent, as they do in Lambda.
+    let agent = XrayDaemon::recording()?;
     let flow = Flow::start(
-        &[("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.endpoint())],
+        &[("AWS_XRAY_DAEMON_ADDRESS", agent.address().to_owned())],
         Duration::from_secs(5),
     )
     .await?;
@@ -41,7 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .deliver(&worker_header, WAIT)
         .await?
         .ok_or("the api sent no message to the queue")?;
-    let spans = otlp.wait_for_spans(9, WAIT).await?;
+    let spans = agent.wait_for_spans(9, WAIT).await?;
     flow.shutdown().await?;
 
     let mut out = String::new();
@@ -90,8 +92,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|s| s.trace_id != xray::otel_trace_id(&trace_id) && s.kind != SpanKind::Server)
         .count();
     out.push_str(&format!(
-        "\n{} spans received over OTLP; {outside} outside the request's trace (besides the worker's invocation)\n",
-        spans.len()
+        "\n{} spans received by the X-Ray agent stand-in in {} datagrams (OTLP over UDP, T1S); {outside} outside the request's trace (besides the worker's invocation)\n",
+        spans.len(),
+        agent.datagram_count()
     ));
     std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes())?;
     if outside > 0 {
