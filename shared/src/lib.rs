@@ -3,7 +3,9 @@
 //! AWS-native tracing for Rust Lambda functions. One call wraps a handler; every invocation becomes
 //! an X-Ray-compatible SERVER span whose parent is the invocation's `Lambda-Runtime-Trace-Id`, with the
 //! `faas.*` and `cloud.*` attributes, handler errors recorded, and spans exported after the response
-//! has been posted — to the ADOT collector layer over OTLP, or straight to Lambda's X-Ray daemon.
+//! has been posted. In Lambda they go, by default, as OTLP over UDP to the X-Ray agent Lambda runs (as
+//! AWS's own distributions send them: no layer, no collector); an OTLP endpoint sends them to a
+//! collector over HTTP instead, and `OTEL_TRACES_EXPORTER=xray` sends X-Ray segment documents.
 //!
 //! ```no_run
 //! use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -41,7 +43,8 @@
 //!
 //! ## Features
 //! - `http` (default): [`run_http`] for `lambda_http` handlers.
-//! - `xray` (default): `OTEL_TRACES_EXPORTER=xray`, segments straight to Lambda's X-Ray daemon.
+//! - `xray` (default): `OTEL_TRACES_EXPORTER=xray`, segment documents to Lambda's X-Ray daemon address
+//!   (the compatibility path: segments carry no span links). The agent path needs no feature.
 //! - `console` (default): `OTEL_TRACES_EXPORTER=console`, spans printed to stdout.
 //! - `dynamodb`, `s3`, `sqs` (default): service attributes on [`aws`] client spans; `sqs` also brings
 //!   send-side propagation and the consumer side, [`sqs`].
@@ -50,7 +53,10 @@
 //!
 //! ## What tracekit records
 //! Span names, kinds, timings, the invocation's ids and ARN, the trigger, and error types and
-//! messages. It never records event payloads or response bodies.
+//! messages. It never records event payloads or response bodies. With
+//! `OTEL_AWS_APPLICATION_SIGNALS_ENABLED=true` spans also carry the `aws.local.*` and `aws.remote.*`
+//! attributes CloudWatch Application Signals reads, and on the agent path unsampled invocations are
+//! recorded and sent too (`T1U`), so Application Signals counts every invocation.
 
 mod app_signals;
 pub mod aws;

@@ -9,8 +9,9 @@
 //! - [`otlp`]: an OTLP/HTTP receiver standing in for the ADOT collector layer.
 //! - [`page`]: the trace page (waterfall and service map in one HTML file) and its check in headless
 //!   Chromium.
-//! - [`xray`]: an X-Ray daemon stand-in (UDP) that forwards segment documents to the X-Ray API (moto),
-//!   and [`xray::batch_get_traces`] to read them back.
+//! - [`xray`]: an X-Ray agent stand-in (UDP) that decodes OTLP `T1S`/`T1U` datagrams into the same
+//!   span store the OTLP receiver fills, forwards segment documents to the X-Ray API (moto), and
+//!   [`xray::batch_get_traces`] to read them back.
 //! - [`scripted`]: an AWS endpoint answering from a script (500, 429, modeled errors) that records
 //!   the headers the SDK sent.
 //! - [`stack`]: endpoints of the local AWS stack (`scripts/devstack`), health checks that fail loudly,
