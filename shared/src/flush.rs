@@ -17,6 +17,7 @@
 //! every later one.
 
 mod agent;
+mod encode;
 
 use crate::app_signals::{self, AppSignals};
 use crate::config::{Config, ExporterConfig, OtlpConfig, OtlpProtocol};

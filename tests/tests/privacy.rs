@@ -1,7 +1,8 @@
 //! No payload leaves a function through tracing: the whole orders flow runs with recognisable secrets
 //! in the request (body, headers, query), in the item written to DynamoDB, in the receipt object in
 //! S3, and in an SQS message's body and user attributes; none of them appears in any exported span
-//! (name, attributes, events, links, resource), X-Ray segment document, or log line of either function.
+//! (name, attributes, events, links, resource) on any export path (OTLP/HTTP, the agent's UDP datagrams
+//! with Application Signals' attributes, X-Ray segment documents), or log line of either function.
 //! tracekit has no switch that records payloads: a user who wants a value on a span records it.
 
 use integration_tests::flow::Flow;
@@ -169,4 +170,29 @@ async fn no_payload_reaches_an_xray_segment() {
     }
     flow.shutdown().await.expect("shutdown");
     assert!(leaks.is_empty(), "{leaks:#?}");
+}
+
+#[tokio::test]
+async fn no_payload_reaches_an_agent_datagram_even_with_application_signals() {
+    // The default path, with the most attributes tracekit writes: Application Signals derives its
+    // resource identifiers from the span's own attributes, never from a payload.
+    let agent = XrayDaemon::recording().expect("agent stand-in");
+    let (secrets, flow) = run_with_secrets(&[
+        ("AWS_XRAY_DAEMON_ADDRESS", agent.address().to_owned()),
+        ("OTEL_AWS_APPLICATION_SIGNALS_ENABLED", "true".to_owned()),
+    ])
+    .await;
+    let spans = agent.wait_for_spans(10, WAIT).await.expect("spans");
+    let mut leaks = leaks_in_logs(&secrets, &flow);
+    for span in spans.iter().chain(&agent.unsampled_spans()) {
+        leaks.extend(secrets.found_in(&format!("span {}", span.name), &format!("{span:?}")));
+    }
+    flow.shutdown().await.expect("shutdown");
+    assert!(leaks.is_empty(), "{leaks:#?}");
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.attr_str("aws.remote.service") == Some("AWS::S3")),
+        "the spans carry Application Signals' attributes"
+    );
 }

@@ -12,11 +12,11 @@
 //! later send instead of losing it silently) and non-blocking: a full send buffer is a counted loss,
 //! never a wait.
 
+use super::encode::{self, Message as _, Out as _, SpanMessage};
 use opentelemetry_proto::tonic::{
-    collector::trace::v1::ExportTraceServiceRequest,
     common::v1::InstrumentationScope as ProtoScope,
     resource::v1::Resource as ProtoResource,
-    trace::v1::{ResourceSpans, ScopeSpans, Span as ProtoSpan},
+    trace::v1::{ResourceSpans, ScopeSpans},
 };
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_sdk::{Resource, trace::SpanData};
@@ -39,6 +39,36 @@ pub(crate) const MAX_DATAGRAM: usize = 65_507;
 /// characters per three bytes.
 pub(crate) const MAX_PROTOBUF: usize = (MAX_DATAGRAM - HEADER.len() - SAMPLED.len()) / 4 * 3;
 
+/// The resource's part of every request, encoded once: the `resource` field of `ResourceSpans`
+/// and its `schema_url` field.
+#[derive(Debug, Default)]
+pub(crate) struct EncodedResource {
+    resource: Vec<u8>,
+    schema_url: Vec<u8>,
+}
+
+impl EncodedResource {
+    pub(crate) fn new(resource: &Resource) -> Self {
+        let resource = ResourceAttributesWithSchema::from(resource);
+        EncodedResource {
+            resource: ResourceSpans {
+                resource: Some(ProtoResource {
+                    attributes: resource.attributes.0,
+                    dropped_attributes_count: 0,
+                    entity_refs: Vec::new(),
+                }),
+                ..ResourceSpans::default()
+            }
+            .encode_to_vec(),
+            schema_url: ResourceSpans {
+                schema_url: resource.schema_url.unwrap_or_default(),
+                ..ResourceSpans::default()
+            }
+            .encode_to_vec(),
+        }
+    }
+}
+
 /// Spans packed into datagrams.
 #[derive(Debug, Default)]
 pub(crate) struct Packed {
@@ -49,37 +79,25 @@ pub(crate) struct Packed {
 }
 
 /// Packs `spans` into as few datagrams of at most [`MAX_DATAGRAM`] bytes as their encoded sizes
-/// allow, each prefixed with `prefix`. Spans keep their order; a span never straddles two datagrams.
-pub(crate) fn pack(
-    spans: Vec<SpanData>,
-    resource: &ResourceAttributesWithSchema,
-    prefix: &[u8],
-) -> Packed {
-    pack_within(spans, resource, prefix, MAX_PROTOBUF)
-}
-
-fn pack_within(
-    spans: Vec<SpanData>,
-    resource: &ResourceAttributesWithSchema,
-    prefix: &[u8],
-    limit: usize,
-) -> Packed {
+/// allow, each prefixed with `prefix`. Spans keep their order within their scope; a span never
+/// straddles two datagrams.
+pub(crate) fn pack(spans: Vec<SpanData>, resource: &EncodedResource, prefix: &[u8]) -> Packed {
     let mut packed = Packed::default();
     let mut request = Request::new(resource);
     for span in spans {
-        let scope = span.instrumentation_scope.clone();
-        let span = ProtoSpan::from(span);
-        let length = field_len(span.encoded_len());
-        if request.len_with(&scope, length) > limit {
+        let length = encode::encoded_len(&SpanMessage(&span));
+        let field = field_len(length);
+        let scope = &span.instrumentation_scope;
+        if request.len_with(scope, field) > MAX_PROTOBUF {
             if !request.is_empty() {
                 packed.datagrams.push(request.take(prefix));
             }
-            if request.len_with(&scope, length) > limit {
+            if request.len_with(scope, field) > MAX_PROTOBUF {
                 packed.oversized += 1;
                 continue;
             }
         }
-        request.push(scope, span, length);
+        request.push(span, length);
     }
     if !request.is_empty() {
         packed.datagrams.push(request.take(prefix));
@@ -87,7 +105,7 @@ fn pack_within(
     packed
 }
 
-/// Bytes a length-delimited field of `len` bytes takes: its tag (every field number here is below
+/// Bytes a length-delimited field of `len` bytes takes: its key (every field number here is below
 /// 16, so one byte), the length, and the value.
 fn field_len(len: usize) -> usize {
     1 + encoded_len_varint(len as u64) + len
@@ -96,25 +114,50 @@ fn field_len(len: usize) -> usize {
 /// One `ExportTraceServiceRequest` being filled: one resource, one `ScopeSpans` per scope, with its
 /// encoded length kept exactly as spans are added.
 struct Request<'r> {
-    resource: &'r ResourceAttributesWithSchema,
-    /// `ResourceSpans` without its scopes.
-    resource_len: usize,
+    resource: &'r EncodedResource,
     scopes: Vec<Scope>,
     spans: usize,
 }
 
+/// The spans of one instrumentation scope, and the scope's own fields, encoded.
 struct Scope {
     key: opentelemetry::InstrumentationScope,
-    spans: ScopeSpans,
-    /// Encoded length of `spans`, the message.
+    /// The `scope` field of `ScopeSpans`.
+    scope: Vec<u8>,
+    /// Its `schema_url` field.
+    schema_url: Vec<u8>,
+    /// Each span with the length of its message.
+    spans: Vec<(SpanData, usize)>,
+    /// Encoded length of the `ScopeSpans` message.
     len: usize,
 }
 
+impl Scope {
+    fn new(key: &opentelemetry::InstrumentationScope) -> Self {
+        let scope = ScopeSpans {
+            scope: Some(ProtoScope::from((key, None))),
+            ..ScopeSpans::default()
+        }
+        .encode_to_vec();
+        let schema_url = ScopeSpans {
+            schema_url: key.schema_url().unwrap_or_default().to_owned(),
+            ..ScopeSpans::default()
+        }
+        .encode_to_vec();
+        Scope {
+            key: key.clone(),
+            len: scope.len() + schema_url.len(),
+            scope,
+            schema_url,
+            spans: Vec::new(),
+        }
+    }
+}
+
 impl<'r> Request<'r> {
-    fn new(resource: &'r ResourceAttributesWithSchema) -> Self {
+    fn new(resource: &'r EncodedResource) -> Self {
         Request {
             resource,
-            resource_len: empty_resource_spans(resource).encoded_len(),
             scopes: Vec::new(),
             spans: 0,
         }
@@ -124,73 +167,69 @@ impl<'r> Request<'r> {
         self.spans == 0
     }
 
+    /// Encoded length of the `ResourceSpans` message as it stands.
+    fn resource_spans_len(&self) -> usize {
+        self.resource.resource.len()
+            + self.resource.schema_url.len()
+            + self
+                .scopes
+                .iter()
+                .map(|scope| field_len(scope.len))
+                .sum::<usize>()
+    }
+
     /// The request's encoded length once a span field of `span_field` bytes is added under `scope`.
     fn len_with(&self, scope: &opentelemetry::InstrumentationScope, span_field: usize) -> usize {
-        let mut resource_spans = self.resource_len;
-        let mut found = false;
-        for entry in &self.scopes {
-            let mut len = entry.len;
-            if &entry.key == scope {
-                len += span_field;
-                found = true;
-            }
-            resource_spans += field_len(len);
-        }
-        if !found {
-            resource_spans += field_len(empty_scope_spans(scope).encoded_len() + span_field);
-        }
+        let current = self.resource_spans_len();
+        let resource_spans = match self.scopes.iter().find(|entry| &entry.key == scope) {
+            Some(entry) => current - field_len(entry.len) + field_len(entry.len + span_field),
+            None => current + field_len(Scope::new(scope).len + span_field),
+        };
         field_len(resource_spans)
     }
 
-    fn push(&mut self, scope: opentelemetry::InstrumentationScope, span: ProtoSpan, field: usize) {
-        let index = match self.scopes.iter().position(|entry| entry.key == scope) {
+    fn push(&mut self, span: SpanData, len: usize) {
+        let index = match self
+            .scopes
+            .iter()
+            .position(|entry| entry.key == span.instrumentation_scope)
+        {
             Some(index) => index,
             None => {
-                let spans = empty_scope_spans(&scope);
-                let len = spans.encoded_len();
-                self.scopes.push(Scope {
-                    key: scope,
-                    spans,
-                    len,
-                });
+                self.scopes.push(Scope::new(&span.instrumentation_scope));
                 self.scopes.len() - 1
             }
         };
-        let entry = &mut self.scopes[index];
-        entry.spans.spans.push(span);
-        entry.len += field;
+        let scope = &mut self.scopes[index];
+        scope.len += field_len(len);
+        scope.spans.push((span, len));
         self.spans += 1;
     }
 
     /// The datagram of what was added, leaving the request empty.
     fn take(&mut self, prefix: &[u8]) -> (Vec<u8>, usize) {
-        let mut resource_spans = empty_resource_spans(self.resource);
-        resource_spans.scope_spans = self.scopes.drain(..).map(|entry| entry.spans).collect();
-        let request = ExportTraceServiceRequest {
-            resource_spans: vec![resource_spans],
-        };
+        let resource_spans = self.resource_spans_len();
+        let mut protobuf = Vec::with_capacity(field_len(resource_spans));
+        // ExportTraceServiceRequest.resource_spans (1) → ResourceSpans: resource (1), scope_spans
+        // (2), schema_url (3) → ScopeSpans: scope (1), spans (2), schema_url (3).
+        protobuf.key(1, 2);
+        protobuf.varint(resource_spans as u64);
+        protobuf.put(&self.resource.resource);
+        for scope in self.scopes.drain(..) {
+            protobuf.key(2, 2);
+            protobuf.varint(scope.len as u64);
+            protobuf.put(&scope.scope);
+            for (span, len) in &scope.spans {
+                protobuf.key(2, 2);
+                protobuf.varint(*len as u64);
+                SpanMessage(span).encode(&mut protobuf);
+            }
+            protobuf.put(&scope.schema_url);
+        }
+        protobuf.put(&self.resource.schema_url);
+        debug_assert_eq!(protobuf.len(), field_len(resource_spans));
         let spans = std::mem::take(&mut self.spans);
-        (datagram(prefix, &request.encode_to_vec()), spans)
-    }
-}
-
-fn empty_resource_spans(resource: &ResourceAttributesWithSchema) -> ResourceSpans {
-    ResourceSpans {
-        resource: Some(ProtoResource {
-            attributes: resource.attributes.0.clone(),
-            dropped_attributes_count: 0,
-            entity_refs: Vec::new(),
-        }),
-        scope_spans: Vec::new(),
-        schema_url: resource.schema_url.clone().unwrap_or_default(),
-    }
-}
-
-fn empty_scope_spans(scope: &opentelemetry::InstrumentationScope) -> ScopeSpans {
-    ScopeSpans {
-        scope: Some(ProtoScope::from((scope, None))),
-        spans: Vec::new(),
-        schema_url: scope.schema_url().unwrap_or_default().to_owned(),
+        (datagram(prefix, &protobuf), spans)
     }
 }
 
@@ -215,7 +254,7 @@ pub(crate) struct Loss {
 #[derive(Debug)]
 pub(crate) struct Agent {
     address: String,
-    resource: ResourceAttributesWithSchema,
+    resource: EncodedResource,
     socket: OnceCell<UdpSocket>,
 }
 
@@ -223,13 +262,13 @@ impl Agent {
     pub(crate) fn new(address: String) -> Self {
         Agent {
             address,
-            resource: ResourceAttributesWithSchema::default(),
+            resource: EncodedResource::default(),
             socket: OnceCell::new(),
         }
     }
 
     pub(crate) fn set_resource(&mut self, resource: &Resource) {
-        self.resource = resource.into();
+        self.resource = EncodedResource::new(resource);
     }
 
     /// The socket, connected to the agent: resolved and bound once, at the first export. A failure
@@ -333,6 +372,7 @@ mod tests {
         KeyValue,
         trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState},
     };
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
     use std::time::SystemTime;
 
@@ -360,21 +400,29 @@ mod tests {
         }
     }
 
-    fn resource() -> ResourceAttributesWithSchema {
-        (&Resource::builder_empty()
+    fn sdk_resource() -> Resource {
+        Resource::builder_empty()
             .with_service_name("orders")
-            .build())
-            .into()
+            .build()
     }
 
-    /// The request a datagram carries, checked for the agent's framing.
-    fn decode(datagram: &[u8], prefix: &[u8]) -> ExportTraceServiceRequest {
+    fn resource() -> EncodedResource {
+        EncodedResource::new(&sdk_resource())
+    }
+
+    /// The protobuf a datagram carries, checked for the agent's framing.
+    fn protobuf(datagram: &[u8], prefix: &[u8]) -> Vec<u8> {
         assert!(datagram.len() <= MAX_DATAGRAM, "{} bytes", datagram.len());
         let rest = datagram.strip_prefix(HEADER).expect("the agent's header");
         let encoded = rest.strip_prefix(prefix).expect("the prefix");
         let text = std::str::from_utf8(encoded).expect("base64 is ASCII");
-        let protobuf = aws_smithy_types::base64::decode(text).expect("standard base64");
-        ExportTraceServiceRequest::decode(protobuf.as_slice()).expect("a valid request")
+        aws_smithy_types::base64::decode(text).expect("standard base64")
+    }
+
+    /// The request a datagram carries.
+    fn decode(datagram: &[u8], prefix: &[u8]) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest::decode(protobuf(datagram, prefix).as_slice())
+            .expect("a valid request")
     }
 
     fn span_ids(request: &ExportTraceServiceRequest) -> Vec<u64> {
@@ -399,10 +447,11 @@ mod tests {
     }
 
     #[test]
-    fn the_computed_length_is_the_encoded_length() {
-        // Spans under two scopes, so the per-scope accounting is exercised.
+    fn a_datagram_carries_what_opentelemetry_proto_would_encode() {
+        // Spans under two scopes, so the per-scope accounting and grouping are exercised.
         let other = opentelemetry::InstrumentationScope::builder("user")
             .with_version("1.2")
+            .with_schema_url("https://opentelemetry.io/schemas/1.30.0")
             .build();
         let spans: Vec<SpanData> = (1..=20u64)
             .map(|id| {
@@ -414,22 +463,31 @@ mod tests {
             })
             .collect();
         let resource = resource();
+        let attributes = ResourceAttributesWithSchema::from(&sdk_resource());
         for count in 1..=spans.len() {
             let mut request = Request::new(&resource);
             let mut predicted = 0;
             for span in spans[..count].iter().cloned() {
-                let scope = span.instrumentation_scope.clone();
-                let proto = ProtoSpan::from(span);
-                let field = field_len(proto.encoded_len());
-                predicted = request.len_with(&scope, field);
-                request.push(scope, proto, field);
+                let length = encode::encoded_len(&SpanMessage(&span));
+                predicted = request.len_with(&span.instrumentation_scope, field_len(length));
+                request.push(span, length);
             }
             let (datagram, carried) = request.take(SAMPLED);
             assert_eq!(carried, count);
+            let decoded = decode(&datagram, SAMPLED);
+            assert_eq!(predicted, decoded.encoded_len(), "{count} spans");
+            let expected = ExportTraceServiceRequest {
+                resource_spans:
+                    opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope(
+                        spans[..count].to_vec(),
+                        &attributes,
+                    ),
+            };
+            assert_eq!(decoded, expected, "{count} spans");
             assert_eq!(
-                predicted,
-                decode(&datagram, SAMPLED).encoded_len(),
-                "{count} spans"
+                protobuf(&datagram, SAMPLED),
+                expected.encode_to_vec(),
+                "{count} spans: byte for byte"
             );
         }
     }

@@ -4,18 +4,20 @@
 //!
 //! Each round spawns every variant once, in an order that rotates from round to round, and invokes
 //! it `--invocations` times with a fresh `Lambda-Runtime-Trace-Id` each time. The handler creates 10
-//! child spans under the invocation span. Spans go to the OTLP receiver (the ADOT layer's stand-in)
-//! or, for the X-Ray exporter, to the UDP daemon stand-in.
+//! child spans under the invocation span. Spans go to the OTLP receiver (a collector's stand-in) or
+//! to the X-Ray agent stand-in over UDP: OTLP datagrams on the agent path (tracekit's default in
+//! Lambda), segment documents for the X-Ray exporters.
 //!
 //! ```text
 //! bench --functions DIR [--rounds 30] [--invocations 1000] [--variants a,b,...] [--out BENCHMARKS.md]
-//!       [--instructions]
+//!       [--instructions [--profiles DIR]]
 //! ```
 //!
 //! `--instructions` also runs each variant under valgrind's callgrind, once for
 //! [`COUNTED_FROM`] invocations and once for [`COUNTED_TO`], and reports the difference per
 //! invocation: instructions the function's threads executed, a cost that scheduling on shared cores
-//! does not blur.
+//! does not blur. `--profiles DIR` keeps those callgrind profiles (`callgrind_annotate` reads them),
+//! to see where a variant's instructions go.
 
 use integration_tests::{FunctionProcess, Invocation, OtlpReceiver, XrayDaemon, xray};
 use serde_json::json;
@@ -47,6 +49,8 @@ const COUNTED_TO: usize = 1001;
 enum Sink {
     None,
     Otlp,
+    /// OTLP over UDP to the agent stand-in: no OTLP endpoint in the function's environment.
+    Agent,
     Xray,
 }
 
@@ -60,6 +64,8 @@ struct Variant {
     binary: &'static str,
     env: &'static [(&'static str, &'static str)],
     sink: Sink,
+    /// The invocations' trace headers say `Sampled=1` (else `Sampled=0`, which X-Ray backends honour).
+    sampled: bool,
 }
 
 const VARIANTS: &[Variant] = &[
@@ -69,6 +75,7 @@ const VARIANTS: &[Variant] = &[
         binary: "bench-baseline",
         env: &[],
         sink: Sink::None,
+        sampled: true,
     },
     Variant {
         name: "tracekit",
@@ -76,6 +83,7 @@ const VARIANTS: &[Variant] = &[
         binary: "bench-tracekit",
         env: &[("TRACEKIT_FLUSH", "end-of-invocation")],
         sink: Sink::Otlp,
+        sampled: true,
     },
     Variant {
         name: "tracekit-amortized",
@@ -83,6 +91,42 @@ const VARIANTS: &[Variant] = &[
         binary: "bench-tracekit",
         env: &[("TRACEKIT_FLUSH", "amortized")],
         sink: Sink::Otlp,
+        sampled: true,
+    },
+    Variant {
+        name: "tracekit-agent",
+        label: "**tracekit, `end-of-invocation`** (agent: OTLP over UDP, the default in Lambda)",
+        binary: "bench-tracekit",
+        env: &[("TRACEKIT_FLUSH", "end-of-invocation")],
+        sink: Sink::Agent,
+        sampled: true,
+    },
+    Variant {
+        name: "tracekit-agent-amortized",
+        label: "**tracekit, `amortized`** (agent: OTLP over UDP)",
+        binary: "bench-tracekit",
+        env: &[("TRACEKIT_FLUSH", "amortized")],
+        sink: Sink::Agent,
+        sampled: true,
+    },
+    Variant {
+        name: "tracekit-agent-unsampled",
+        label: "tracekit, agent, `Sampled=0` invocations: nothing recorded (Application Signals off, the default)",
+        binary: "bench-tracekit",
+        env: &[("TRACEKIT_FLUSH", "end-of-invocation")],
+        sink: Sink::Agent,
+        sampled: false,
+    },
+    Variant {
+        name: "tracekit-agent-unsampled-appsignals",
+        label: "tracekit, agent, `Sampled=0` invocations with Application Signals: recorded, sent as `T1U`",
+        binary: "bench-tracekit",
+        env: &[
+            ("TRACEKIT_FLUSH", "end-of-invocation"),
+            ("OTEL_AWS_APPLICATION_SIGNALS_ENABLED", "true"),
+        ],
+        sink: Sink::Agent,
+        sampled: false,
     },
     Variant {
         name: "tracekit-xray",
@@ -93,6 +137,7 @@ const VARIANTS: &[Variant] = &[
             ("OTEL_TRACES_EXPORTER", "xray"),
         ],
         sink: Sink::Xray,
+        sampled: true,
     },
     Variant {
         name: "lambda-runtime-otel",
@@ -100,6 +145,7 @@ const VARIANTS: &[Variant] = &[
         binary: "bench-lambda-runtime-otel",
         env: &[],
         sink: Sink::Otlp,
+        sampled: true,
     },
     Variant {
         name: "otel-lite",
@@ -107,6 +153,7 @@ const VARIANTS: &[Variant] = &[
         binary: "bench-otel-lite",
         env: &[("AWS_LAMBDA_LOG_LEVEL", "INFO")],
         sink: Sink::Otlp,
+        sampled: true,
     },
     Variant {
         name: "otel-xray",
@@ -114,6 +161,7 @@ const VARIANTS: &[Variant] = &[
         binary: "bench-otel-xray",
         env: &[],
         sink: Sink::Xray,
+        sampled: true,
     },
 ];
 
@@ -144,6 +192,8 @@ struct Args {
     out: PathBuf,
     /// Also count each variant's instructions under callgrind.
     instructions: bool,
+    /// Where to keep the callgrind profiles; `None`: they are deleted once counted.
+    profiles: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -154,6 +204,7 @@ fn parse_args() -> Result<Args, String> {
         variants: VARIANTS.iter().collect(),
         out: PathBuf::from("BENCHMARKS.md"),
         instructions: false,
+        profiles: None,
     };
     let mut argv = std::env::args().skip(1);
     while let Some(flag) = argv.next() {
@@ -178,6 +229,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--out" => args.out = PathBuf::from(value()?),
             "--instructions" => args.instructions = true,
+            "--profiles" => args.profiles = Some(PathBuf::from(value()?)),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -279,11 +331,11 @@ async fn run_process(
     sample.init_cpu = function.cpu_time().map_err(err)?;
     // What reached the sinks while the process initialised (the first `/next` has been polled).
     sample.sink_traffic_during_init =
-        receiver.request_count() - requests_before + daemon.documents().len();
+        receiver.request_count() - requests_before + daemon.datagram_count();
 
     let mut given = HashSet::with_capacity(args.invocations);
     for n in 0..args.invocations {
-        let (invocation, trace_id) = traced_invocation(n);
+        let (invocation, trace_id) = traced_invocation(n, variant.sampled);
         given.insert(trace_id);
         let timed = function.invoke_timed(invocation).await.map_err(err)?;
         timed.outcome.json().map_err(err)?;
@@ -316,6 +368,22 @@ async fn run_process(
             let _ = receiver.wait_for_spans(expected, DELIVERY_WAIT).await;
             receiver.spans().into_iter().map(|s| s.trace_id).collect()
         }
+        Sink::Agent if variant.sampled => {
+            let _ = daemon.wait_for_spans(expected, DELIVERY_WAIT).await;
+            daemon.spans().into_iter().map(|s| s.trace_id).collect()
+        }
+        Sink::Agent => {
+            // Unsampled invocations: only Application Signals sends them, as T1U.
+            let _ = daemon
+                .wait_for_unsampled_spans(expected, DELIVERY_WAIT)
+                .await;
+            daemon
+                .unsampled_spans()
+                .into_iter()
+                .chain(daemon.spans())
+                .map(|s| s.trace_id)
+                .collect()
+        }
         Sink::Xray => {
             let _ = daemon.wait_for_documents(expected, DELIVERY_WAIT).await;
             xray_span_trace_ids(&daemon.documents())
@@ -333,20 +401,24 @@ fn function_env(
     daemon: &XrayDaemon,
 ) -> Vec<(&'static str, String)> {
     let mut env = vec![
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()),
         ("AWS_XRAY_DAEMON_ADDRESS", daemon.address().to_owned()),
         ("OTEL_SERVICE_NAME", "bench".to_owned()),
     ];
+    // An OTLP endpoint would take tracekit off the agent path.
+    if variant.sink != Sink::Agent {
+        env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()));
+    }
     env.extend(variant.env.iter().map(|(k, v)| (*k, (*v).to_owned())));
     env
 }
 
 /// Invocation `n`, with a fresh Lambda trace header; and its trace id in OpenTelemetry form.
-fn traced_invocation(n: usize) -> (Invocation, String) {
+fn traced_invocation(n: usize, sampled: bool) -> (Invocation, String) {
     let trace_id = xray::new_trace_id();
     let header = format!(
-        "Root={trace_id};Parent={};Sampled=1",
-        xray::new_segment_id()
+        "Root={trace_id};Parent={};Sampled={}",
+        xray::new_segment_id(),
+        u8::from(sampled)
     );
     let invocation = Invocation::json(json!({ "n": n })).trace_header(header);
     (invocation, xray::otel_trace_id(&trace_id))
@@ -397,7 +469,7 @@ async fn count_instructions(
         FunctionProcess::spawn_under(&launcher, &args.functions.join(variant.binary), &env)
             .map_err(err)?;
     for n in 0..invocations {
-        let (invocation, _) = traced_invocation(n);
+        let (invocation, _) = traced_invocation(n, variant.sampled);
         function
             .invoke(invocation)
             .await
@@ -407,7 +479,19 @@ async fn count_instructions(
     }
     function.shutdown().await.map_err(err)?;
     let profile = std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let _ = std::fs::remove_file(&out);
+    match &args.profiles {
+        Some(dir) => {
+            let kept = dir.join(format!("callgrind.{}.{invocations}.out", variant.name));
+            std::fs::create_dir_all(dir)
+                .and_then(|()| {
+                    std::fs::rename(&out, &kept).or_else(|_| std::fs::copy(&out, &kept).map(drop))
+                })
+                .map_err(|e| format!("keeping {}: {e}", kept.display()))?;
+        }
+        None => {
+            let _ = std::fs::remove_file(&out);
+        }
+    }
     profile
         .lines()
         .find_map(|line| {
@@ -773,6 +857,46 @@ fn goals(w: &mut String, args: &Args, summaries: &[Summary]) {
             ),
             (s.under_given_per_invocation - SPANS_PER_INVOCATION as f64).abs() < f64::EPSILON
                 && (s.delivered_per_invocation - SPANS_PER_INVOCATION as f64).abs() < f64::EPSILON,
+        );
+    }
+    if let (Some(agent), Some(http)) = (find("tracekit-agent"), find("tracekit")) {
+        let agent_turnaround = d(agent.turnaround.0, base.turnaround.0);
+        let http_turnaround = d(http.turnaround.0, base.turnaround.0);
+        row(
+            "tracekit-agent: turnaround Δ ≤ 0.25× tracekit's OTLP/HTTP end-of-invocation turnaround Δ"
+                .to_owned(),
+            format!(
+                "{agent_turnaround:+.0} µs against {http_turnaround:+.0} µs: {:.2}×",
+                agent_turnaround / http_turnaround
+            ),
+            agent_turnaround <= 0.25 * http_turnaround,
+        );
+        row(
+            "tracekit-agent: 11 of 11 spans per invocation, under the given trace id".to_owned(),
+            format!(
+                "{:.2} delivered, {:.2} under the given trace id",
+                agent.delivered_per_invocation, agent.under_given_per_invocation
+            ),
+            (agent.under_given_per_invocation - SPANS_PER_INVOCATION as f64).abs() < f64::EPSILON
+                && (agent.delivered_per_invocation - SPANS_PER_INVOCATION as f64).abs()
+                    < f64::EPSILON,
+        );
+    }
+    if let (Some(off), Some(on)) = (
+        find("tracekit-agent-unsampled"),
+        find("tracekit-agent-unsampled-appsignals"),
+    ) {
+        // What recording an unsampled invocation costs: the choice of Application Signals' default.
+        let cost = d(on.latency.0, off.latency.0) + d(on.turnaround.0, off.turnaround.0);
+        row(
+            "Application Signals on `Sampled=0` invocations: every span sent as T1U, none without it"
+                .to_owned(),
+            format!(
+                "{:.2} spans per invocation with it, {:.2} without; it costs {cost:+.0} µs latency + turnaround",
+                on.delivered_per_invocation, off.delivered_per_invocation
+            ),
+            (on.under_given_per_invocation - SPANS_PER_INVOCATION as f64).abs() < f64::EPSILON
+                && off.delivered_per_invocation == 0.0,
         );
     }
 }
