@@ -48,6 +48,22 @@ fn one<'a>(spans: &'a [ReceivedSpan], name: &str, service: &str) -> &'a Received
     found[0]
 }
 
+/// Posts one order under a fresh Lambda trace header and delivers its message to the worker, as the
+/// SQS event source mapping would; returns the request's X-Ray trace id and Lambda's segment id.
+async fn order_through_the_flow(flow: &Flow) -> (String, String) {
+    let (trace, parent, header) = lambda_header();
+    let posted = flow.post_order(&order(), &header).await.expect("post");
+    assert_eq!(status_code(&posted), 201);
+    let (_, _, worker_header) = lambda_header();
+    let delivery = flow
+        .deliver(&worker_header, WAIT)
+        .await
+        .expect("deliver")
+        .expect("the order.created message");
+    assert!(delivery.failed.is_empty(), "{:?}", delivery.outcome);
+    (trace, parent)
+}
+
 /// What both OTLP paths (the collector and the agent) must deliver of one order: the api's spans in
 /// the request's trace under Lambda's segment, the worker's process span continuing it with a link
 /// to the SendMessage span, each span once.
@@ -149,16 +165,7 @@ async fn otlp_one_trace_from_the_request_to_the_worker() {
     )
     .await
     .expect("flow");
-    let (trace, parent, header) = lambda_header();
-    let posted = flow.post_order(&order(), &header).await.expect("post");
-    assert_eq!(status_code(&posted), 201);
-    let (_, _, worker_header) = lambda_header();
-    let delivery = flow
-        .deliver(&worker_header, WAIT)
-        .await
-        .expect("deliver")
-        .expect("the order.created message");
-    assert!(delivery.failed.is_empty(), "{:?}", delivery.outcome);
+    let (trace, parent) = order_through_the_flow(&flow).await;
 
     // api: invocation, validate, PutItem, PutObject, SendMessage; worker: invocation, process,
     // GetObject, UpdateItem.
@@ -190,16 +197,7 @@ async fn agent_one_trace_from_the_request_to_the_worker() {
     )
     .await
     .expect("flow");
-    let (trace, parent, header) = lambda_header();
-    let posted = flow.post_order(&order(), &header).await.expect("post");
-    assert_eq!(status_code(&posted), 201);
-    let (_, _, worker_header) = lambda_header();
-    let delivery = flow
-        .deliver(&worker_header, WAIT)
-        .await
-        .expect("deliver")
-        .expect("the order.created message");
-    assert!(delivery.failed.is_empty(), "{:?}", delivery.outcome);
+    let (trace, parent) = order_through_the_flow(&flow).await;
     agent.wait_for_spans(9, WAIT).await.expect("spans over UDP");
     tokio::time::sleep(Duration::from_millis(300)).await;
     check_the_orders_trace(&agent.spans(), &flow, &trace, &parent);
