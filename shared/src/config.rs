@@ -21,7 +21,7 @@
 //! | `OTEL_AWS_APPLICATION_SIGNALS_ENABLED` | `true`, `false` | `false` |
 //! | `OTEL_RESOURCE_ATTRIBUTES`' `deployment.environment.name` (or `deployment.environment`) | the Application Signals environment | `lambda:default` |
 //! | `TRACEKIT_FLUSH_TIMEOUT_MS` | milliseconds, at most the time left before the invocation deadline | `500` |
-//! | `TRACEKIT_FLUSH` | `end-of-invocation`, `amortized` ([`FlushStrategy`]) | `end-of-invocation` |
+//! | `TRACEKIT_FLUSH` | `end-of-invocation`, `amortized` ([`FlushStrategy`]) | `amortized` under managed concurrency (`AWS_LAMBDA_MAX_CONCURRENCY` > 1), else `end-of-invocation` |
 //! | `TRACEKIT_FLUSH_MAX_SPANS` | spans buffered before an `amortized` flush, 1 to 1984 | `128` |
 //! | `TRACEKIT_FLUSH_MAX_AGE_MS` | milliseconds the oldest span may wait under `amortized` | `10000` |
 //! | `TRACEKIT_SAMPLED_ZERO` | `defer`, `honor`, `sample` | `honor` when X-Ray is the backend (the agent, `xray`), else `defer` |
@@ -109,6 +109,8 @@ pub mod env {
     pub const OTEL_AWS_APPLICATION_SIGNALS_ENABLED: &str = "OTEL_AWS_APPLICATION_SIGNALS_ENABLED";
     /// `on-demand`, `provisioned-concurrency` or `snap-start`.
     pub const AWS_LAMBDA_INITIALIZATION_TYPE: &str = "AWS_LAMBDA_INITIALIZATION_TYPE";
+    /// Invocations one execution environment serves at once (Lambda Managed Instances).
+    pub const AWS_LAMBDA_MAX_CONCURRENCY: &str = "AWS_LAMBDA_MAX_CONCURRENCY";
 }
 
 const DEFAULT_OTLP_ENDPOINT: &str = "http://localhost:4318";
@@ -280,13 +282,16 @@ pub enum SqsParentPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum FlushStrategy {
-    /// Export after every invocation, bounded by the flush timeout and the deadline (default). Every
-    /// invocation's spans are at the collector before the next invocation starts.
+    /// Export after every invocation, bounded by the flush timeout and the deadline (the default, but
+    /// under managed concurrency). Every invocation's spans are at the collector before the next
+    /// invocation starts.
     #[default]
     EndOfInvocation,
     /// Export only when `max_spans` are buffered or the oldest buffered span has waited `max_age`
-    /// (checked after each response), and always when the sandbox shuts down. Most invocations pay
-    /// no export at all.
+    /// (checked after each response and, under managed concurrency, in the background), and always
+    /// when the sandbox shuts down. Most invocations pay no export at all. The default when
+    /// `AWS_LAMBDA_MAX_CONCURRENCY` > 1 (Lambda Managed Instances): that environment never freezes,
+    /// so waiting loses nothing.
     ///
     /// Lambda tells a function process that it is shutting down (SIGTERM) only when an extension is
     /// registered, so [`crate::lambda::run`] registers an internal extension named `tracekit` before
@@ -349,6 +354,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `faas.coldstart` is never true (provisioned concurrency).
     pub provisioned: bool,
+    /// `AWS_LAMBDA_MAX_CONCURRENCY`: above 1, invocations share the environment (Lambda Managed
+    /// Instances) and it never freezes. 1 when unset or not a whole number, as lambda_runtime reads it.
+    pub max_concurrency: u32,
     /// Application Signals (`OTEL_AWS_APPLICATION_SIGNALS_ENABLED`): `aws.local.*` and
     /// `aws.remote.*` attributes on every span and, on the agent path, unsampled spans sent as `T1U`.
     pub application_signals: bool,
@@ -389,7 +397,13 @@ impl Config {
             Some(value) => parse_millis(env::TRACEKIT_FLUSH_TIMEOUT_MS, &value)?,
             None => DEFAULT_FLUSH_TIMEOUT,
         };
-        let flush = parse_flush_strategy(&get)?;
+        // lambda_runtime falls back to one invocation at a time on a value it cannot read; so does
+        // tracekit, rather than fail a function that runs.
+        let max_concurrency = get(env::AWS_LAMBDA_MAX_CONCURRENCY)
+            .and_then(|value| value.trim().parse::<u32>().ok())
+            .unwrap_or(1)
+            .max(1);
+        let flush = parse_flush_strategy(&get, max_concurrency)?;
         let sampled_zero = match get(env::TRACEKIT_SAMPLED_ZERO).as_deref().map(str::trim) {
             None => match exporter {
                 ExporterConfig::OtlpUdp { .. } | ExporterConfig::Xray { .. } => {
@@ -468,6 +482,7 @@ impl Config {
             log_filter,
             log_format,
             provisioned,
+            max_concurrency,
             application_signals,
         })
     }
@@ -685,6 +700,7 @@ fn parse_daemon_address(value: &str) -> Result<String, ConfigError> {
 
 fn parse_flush_strategy(
     get: &impl Fn(&str) -> Option<String>,
+    max_concurrency: u32,
 ) -> Result<FlushStrategy, ConfigError> {
     let max_spans = match get(env::TRACEKIT_FLUSH_MAX_SPANS) {
         Some(value) => value
@@ -708,6 +724,9 @@ fn parse_flush_strategy(
     // The thresholds are read (and validated) whatever the strategy, so a typo fails the init
     // even before someone switches to `amortized`.
     match get(env::TRACEKIT_FLUSH).as_deref().map(str::trim) {
+        // Under managed concurrency the environment never freezes: nothing is lost by waiting, and
+        // a flush after every one of many concurrent invocations would export a few spans each.
+        None if max_concurrency > 1 => Ok(FlushStrategy::Amortized { max_spans, max_age }),
         None | Some("end-of-invocation") => Ok(FlushStrategy::EndOfInvocation),
         Some("amortized") => Ok(FlushStrategy::Amortized { max_spans, max_age }),
         Some(other) => Err(ConfigError::invalid(
@@ -814,6 +833,7 @@ mod tests {
         assert_eq!(config.log_filter, "info");
         assert_eq!(config.log_format, LogFormat::Json);
         assert!(!config.provisioned);
+        assert_eq!(config.max_concurrency, 1);
     }
 
     #[test]
@@ -1115,6 +1135,29 @@ mod tests {
                 &[("TRACEKIT_FLUSH_MAX_SPANS", "100")],
                 |c| c.flush == FlushStrategy::EndOfInvocation,
                 "thresholds alone do not change the strategy",
+            ),
+            (
+                &[("AWS_LAMBDA_MAX_CONCURRENCY", "8")],
+                |c| c.max_concurrency == 8 && c.flush == FlushStrategy::amortized(),
+                "managed concurrency: amortized by default",
+            ),
+            (
+                &[
+                    ("AWS_LAMBDA_MAX_CONCURRENCY", "8"),
+                    ("TRACEKIT_FLUSH", "end-of-invocation"),
+                ],
+                |c| c.flush == FlushStrategy::EndOfInvocation,
+                "managed concurrency: the strategy can be chosen",
+            ),
+            (
+                &[("AWS_LAMBDA_MAX_CONCURRENCY", "1")],
+                |c| c.max_concurrency == 1 && c.flush == FlushStrategy::EndOfInvocation,
+                "one at a time: end of invocation",
+            ),
+            (
+                &[("AWS_LAMBDA_MAX_CONCURRENCY", "many")],
+                |c| c.max_concurrency == 1,
+                "unreadable, as lambda_runtime reads it: one at a time",
             ),
             (
                 &[("TRACEKIT_SAMPLED_ZERO", "honor")],

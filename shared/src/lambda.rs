@@ -417,6 +417,37 @@ where
     run_until_terminated(telemetry, Box::pin(runtime.run())).await
 }
 
+/// [`run`] for Lambda Managed Instances, where one execution environment serves up to
+/// `AWS_LAMBDA_MAX_CONCURRENCY` invocations at once (lambda_runtime's
+/// [`run_concurrent`](lambda_runtime::Runtime::run_concurrent)); with that variable unset or 1 it
+/// runs invocations one at a time, like [`run`], so one binary serves both.
+///
+/// It keeps everything [`run`] does: one invocation span per invocation, each parented on its own
+/// `Lambda-Runtime-Trace-Id` (nothing about "the current invocation" is global), handler errors
+/// recorded on the invocation that failed, cold start on the first invocation of the process only,
+/// the flush policy, tracekit's internal extension and the SIGTERM flush. Under managed concurrency
+/// the environment never freezes, so the flush defaults to `amortized` (see
+/// [`FlushStrategy`](crate::FlushStrategy)), checked after each invocation and, for a quiet
+/// environment, in the background every `TRACEKIT_FLUSH_MAX_AGE_MS`.
+pub async fn run_concurrent<A, F, R, B, S, D, E>(
+    telemetry: &Telemetry,
+    handler: F,
+) -> Result<(), lambda_runtime::Error>
+where
+    F: Service<LambdaEvent<A>, Response = R> + Clone + Send + 'static,
+    F::Future: Future<Output = Result<R, F::Error>> + Send + 'static,
+    F::Error: Into<Diagnostic> + fmt::Debug,
+    A: for<'de> serde::Deserialize<'de> + Send + 'static,
+    R: lambda_runtime::IntoFunctionResponse<B, S> + Send + 'static,
+    B: serde::Serialize + Send + 'static,
+    S: futures_core::Stream<Item = Result<D, E>> + Unpin + Send + 'static,
+    D: Into<bytes::Bytes> + Send + 'static,
+    E: Into<lambda_runtime::Error> + Send + fmt::Debug + 'static,
+{
+    let runtime = lambda_runtime::Runtime::new(traced(handler)).layer(telemetry.layer());
+    run_until_terminated(telemetry, Box::pin(runtime.run_concurrent())).await
+}
+
 /// [`run`] for `lambda_http` handlers (API Gateway REST and HTTP APIs, ALB, function URLs).
 #[cfg(feature = "http")]
 pub async fn run_http<'a, R, S, E>(
@@ -432,6 +463,23 @@ where
     let runtime = lambda_runtime::Runtime::new(traced(lambda_http::Adapter::from(handler)))
         .layer(telemetry.layer());
     run_until_terminated(telemetry, Box::pin(runtime.run())).await
+}
+
+/// [`run_http`] for Lambda Managed Instances: [`run_concurrent`] for `lambda_http` handlers.
+#[cfg(feature = "http")]
+pub async fn run_http_concurrent<R, S, E>(
+    telemetry: &Telemetry,
+    handler: S,
+) -> Result<(), lambda_runtime::Error>
+where
+    S: Service<lambda_http::Request, Response = R, Error = E> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    R: lambda_http::IntoResponse + Send + Sync + 'static,
+    E: fmt::Debug + Into<Diagnostic> + Send + 'static,
+{
+    let runtime = lambda_runtime::Runtime::new(traced(lambda_http::Adapter::from(handler)))
+        .layer(telemetry.layer());
+    run_until_terminated(telemetry, Box::pin(runtime.run_concurrent())).await
 }
 
 /// Under the `amortized` strategy, registers tracekit's internal extension with the Extensions API,
@@ -524,11 +572,15 @@ async fn run_until_terminated(
     mut runtime: Pin<Box<dyn Future<Output = Result<(), lambda_runtime::Error>> + '_>>,
 ) -> Result<(), lambda_runtime::Error> {
     start_extension(telemetry).await;
+    let background = start_background_flush(telemetry);
     tokio::select! {
         result = &mut runtime => return result,
         () = terminated() => {}
     }
     drop(runtime);
+    if let Some(background) = background {
+        background.abort();
+    }
     let report = telemetry.shutdown(SHUTDOWN_FLUSH).await;
     tracing::info!(
         target: "tracekit",
@@ -537,6 +589,34 @@ async fn run_until_terminated(
         "SIGTERM: buffered spans flushed, exiting"
     );
     Ok(())
+}
+
+/// Under managed concurrency with the `amortized` flush in force, a task that flushes what is due
+/// every `max_age`, so spans of a quiet environment do not wait for the next invocation. Elsewhere
+/// nothing: a classic sandbox is frozen between invocations, and a timer would fire inside the next.
+fn start_background_flush(telemetry: &Telemetry) -> Option<tokio::task::JoinHandle<()>> {
+    let config = telemetry.config();
+    let crate::config::FlushStrategy::Amortized { max_spans, max_age } = config.flush else {
+        return None;
+    };
+    if config.max_concurrency <= 1
+        || !telemetry.inner.amortize.load(Ordering::Acquire)
+        || max_age.is_zero()
+    {
+        return None;
+    }
+    let telemetry = telemetry.clone();
+    Some(tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(max_age);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if telemetry.inner.flusher.is_due(max_spans, max_age) {
+                let timeout = telemetry.config().flush_timeout;
+                telemetry.inner.flusher.flush(timeout).await;
+            }
+        }
+    }))
 }
 
 /// Resolves when the process gets SIGTERM; never, where that signal cannot be watched.

@@ -23,7 +23,10 @@
 //! }
 //! ```
 //!
-//! `lambda_http` handlers use [`run_http`]. To compose your own [`lambda_runtime::Runtime`], add
+//! `lambda_http` handlers use [`run_http`]. On Lambda Managed Instances, where one environment serves
+//! several invocations at once, [`run_concurrent`] and [`run_http_concurrent`] keep all of it; with
+//! `AWS_LAMBDA_MAX_CONCURRENCY` unset or 1 they run one invocation at a time, so one binary serves
+//! both kinds of function. To compose your own [`lambda_runtime::Runtime`], add
 //! [`Telemetry::layer`] with `Runtime::layer` and wrap the handler in [`traced`] so its errors
 //! reach the invocation span:
 //!
@@ -73,10 +76,10 @@ pub mod testing;
 
 pub use config::{Config, ConfigError, FlushStrategy, SqsParentPolicy};
 pub use flush::{ExporterError, FlushReport, LambdaSpanProcessor};
-#[cfg(feature = "http")]
-pub use lambda::run_http;
 pub use lambda::{
     InvocationFuture, InvocationLayer, InvocationService, TracedHandler, TracedHandlerFuture,
-    Trigger, TriggerKind, run, traced,
+    Trigger, TriggerKind, run, run_concurrent, traced,
 };
+#[cfg(feature = "http")]
+pub use lambda::{run_http, run_http_concurrent};
 pub use telemetry::{InitError, Telemetry, init, init_with};

@@ -6,6 +6,9 @@
 //! - `{"sdk_call": "http://…"}` makes one DynamoDB GetItem with a traced client at that endpoint;
 //! - `{"sleep_ms": N}` sleeps N ms after the child spans, still inside the invocation;
 //! - the response echoes `{"ok": true, "children": N}`.
+//!
+//! With `TRACED_FUNCTION_ENTRY=concurrent` it runs through `tracekit::run_concurrent` (Lambda Managed
+//! Instances: as many invocations at once as `AWS_LAMBDA_MAX_CONCURRENCY` says), else `tracekit::run`.
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
@@ -66,5 +69,9 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, OrderError> {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let telemetry = tracekit::init()?;
-    tracekit::run(&telemetry, service_fn(handler)).await
+    if std::env::var("TRACED_FUNCTION_ENTRY").as_deref() == Ok("concurrent") {
+        tracekit::run_concurrent(&telemetry, service_fn(handler)).await
+    } else {
+        tracekit::run(&telemetry, service_fn(handler)).await
+    }
 }
