@@ -12,9 +12,12 @@
 //!
 //! A datagram that is neither is refused and kept with its reason; [`XrayDaemon::wait_for_spans`]
 //! fails on the first one, so a malformed datagram fails the test that caused it.
+//!
+//! A recording stand-in ([`XrayDaemon::recording`]) keeps datagrams as they arrive and reads them when
+//! a test asks what they carry, so it takes no CPU from the function while the function runs: the
+//! benchmark's turnaround is then the function's, as it would be next to the real agent.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,12 +57,16 @@ pub struct XrayDaemon {
 
 impl XrayDaemon {
     /// Starts a daemon that forwards every well-formed document to the X-Ray API through `client`
-    /// (see [`crate::stack::xray_client`]). Must be called inside a Tokio runtime.
+    /// (see [`crate::stack::xray_client`]), reading each datagram as it arrives. Must be called
+    /// inside a Tokio runtime.
     pub fn start(client: aws_sdk_xray::Client) -> Result<XrayDaemon> {
         XrayDaemon::bind(Some(client))
     }
 
-    /// Starts a daemon that only records what it receives: for tests that need no X-Ray API.
+    /// Starts a daemon that only records what it receives: for tests that need no X-Ray API. It
+    /// reads its datagrams when asked for what they carry, not as they arrive, so that it takes no
+    /// CPU from the function under test while the function works (as the real agent, in a process
+    /// of its own, does not); what it finds is the same.
     pub fn recording() -> Result<XrayDaemon> {
         XrayDaemon::bind(None)
     }
@@ -73,22 +80,19 @@ impl XrayDaemon {
         };
         let (socket, address) =
             bind().map_err(Error::io("binding the X-Ray daemon's UDP socket"))?;
+        let (forward_tx, forward_rx) = mpsc::unbounded_channel();
         let state = Arc::new(DaemonState {
-            datagrams: AtomicUsize::new(0),
+            received: watch::Sender::new(0),
+            unread: Mutex::default(),
+            forward: client.is_some().then_some(forward_tx),
             sampled: SpanStore::default(),
             unsampled: SpanStore::default(),
-            documents: watch::Sender::new(Vec::new()),
+            documents: Mutex::default(),
             forwarded: watch::Sender::new(0),
-            refused: watch::Sender::new(0),
             rejected: Mutex::default(),
             forward_errors: Mutex::default(),
         });
-        let (forward_tx, forward_rx) = mpsc::unbounded_channel();
-        let mut tasks = vec![tokio::spawn(receive(
-            socket,
-            Arc::clone(&state),
-            client.is_some().then_some(forward_tx),
-        ))];
+        let mut tasks = vec![tokio::spawn(receive(socket, Arc::clone(&state)))];
         if let Some(client) = client {
             tasks.push(tokio::spawn(forward(
                 client,
@@ -110,22 +114,19 @@ impl XrayDaemon {
 
     /// Datagrams received so far, well-formed or not.
     pub fn datagram_count(&self) -> usize {
-        self.state.datagrams.load(Ordering::SeqCst)
+        *self.state.received.borrow()
     }
 
     /// Spans received as `T1S` (sampled), in arrival order.
     pub fn spans(&self) -> Vec<ReceivedSpan> {
+        self.state.read_unread();
         self.state.sampled.spans()
     }
 
     /// Spans received as `T1U` (unsampled), in arrival order.
     pub fn unsampled_spans(&self) -> Vec<ReceivedSpan> {
+        self.state.read_unread();
         self.state.unsampled.spans()
-    }
-
-    /// The store `T1S` spans go to, for a test that reads it as it reads an OTLP receiver's.
-    pub fn span_store(&self) -> &SpanStore {
-        &self.state.sampled
     }
 
     /// Waits until at least `count` `T1S` spans have arrived and returns all of them. Fails at once,
@@ -156,58 +157,66 @@ impl XrayDaemon {
         count: usize,
         timeout: Duration,
     ) -> Result<Vec<ReceivedSpan>> {
-        let refused = || {
-            let rejected = self.rejected();
-            (!rejected.is_empty()).then(|| {
-                Error::Invalid(format!(
-                    "the X-Ray agent stand-in refused datagrams: {rejected:?}"
-                ))
-            })
-        };
-        let waited = tokio::select! {
-            spans = store.wait_for(count, timeout) => spans,
-            () = self.until_refused() => None,
-        };
-        if let Some(error) = refused() {
-            return Err(error);
+        let enough = || !self.rejected().is_empty() || store.spans().len() >= count;
+        self.wait(timeout, enough).await;
+        let rejected = self.rejected();
+        if !rejected.is_empty() {
+            return Err(Error::Invalid(format!(
+                "the X-Ray agent stand-in refused datagrams: {rejected:?}"
+            )));
         }
-        waited.ok_or_else(|| {
-            let names: Vec<String> = store.spans().into_iter().map(|span| span.name).collect();
-            Error::Timeout(format!(
-                "the X-Ray agent stand-in got {} of {count} {prefix} spans within {timeout:?} \
-                 ({} datagrams): {names:?}",
-                names.len(),
-                self.datagram_count()
-            ))
-        })
+        let spans = store.spans();
+        if spans.len() >= count {
+            return Ok(spans);
+        }
+        let names: Vec<String> = spans.into_iter().map(|span| span.name).collect();
+        Err(Error::Timeout(format!(
+            "the X-Ray agent stand-in got {} of {count} {prefix} spans within {timeout:?} \
+             ({} datagrams): {names:?}",
+            names.len(),
+            self.datagram_count()
+        )))
     }
 
-    /// Resolves once a datagram has been refused.
-    async fn until_refused(&self) {
-        let mut refused = self.state.refused.subscribe();
-        let _ = refused.wait_for(|count| *count > 0).await;
+    /// Reads what has arrived until `done` holds or `timeout` passes; whether `done` held.
+    async fn wait(&self, timeout: Duration, done: impl Fn() -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut received = self.state.received.subscribe();
+        loop {
+            received.borrow_and_update();
+            self.state.read_unread();
+            if done() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, received.changed())
+                .await
+                .is_err()
+            {
+                self.state.read_unread();
+                return done();
+            }
+        }
     }
 
     /// Every well-formed document received so far, parsed, in arrival order.
     pub fn documents(&self) -> Vec<Value> {
-        self.state.documents.borrow().clone()
+        self.state.read_unread();
+        lock(&self.state.documents).clone()
     }
 
     /// Waits until at least `count` well-formed documents have arrived and returns all of them.
     pub async fn wait_for_documents(&self, count: usize, timeout: Duration) -> Result<Vec<Value>> {
-        let mut documents = self.state.documents.subscribe();
-        let waited = tokio::time::timeout(
-            timeout,
-            documents.wait_for(|documents| documents.len() >= count),
-        );
-        match waited.await {
-            Ok(Ok(documents)) => Ok(documents.clone()),
-            _ => Err(Error::Timeout(format!(
-                "the X-Ray daemon got {} of {count} documents within {timeout:?}; rejected datagrams: {:?}",
-                self.state.documents.borrow().len(),
-                self.rejected()
-            ))),
+        if self
+            .wait(timeout, || lock(&self.state.documents).len() >= count)
+            .await
+        {
+            return Ok(self.documents());
         }
+        Err(Error::Timeout(format!(
+            "the X-Ray daemon got {} of {count} documents within {timeout:?}; rejected datagrams: {:?}",
+            self.documents().len(),
+            self.rejected()
+        )))
     }
 
     /// Waits until the X-Ray API has accepted at least `count` documents from this daemon.
@@ -227,6 +236,7 @@ impl XrayDaemon {
 
     /// Datagrams refused as malformed, each with the reason and (the start of) its text.
     pub fn rejected(&self) -> Vec<String> {
+        self.state.read_unread();
         lock(&self.state.rejected).clone()
     }
 
@@ -246,50 +256,65 @@ impl Drop for XrayDaemon {
 
 #[derive(Debug)]
 struct DaemonState {
-    datagrams: AtomicUsize,
+    /// Datagrams received.
+    received: watch::Sender<usize>,
+    /// Datagrams received and not read yet (a recording daemon reads them when asked).
+    unread: Mutex<Vec<Vec<u8>>>,
+    /// Where documents go to be forwarded; `Some` makes the daemon read each datagram as it arrives.
+    forward: Option<mpsc::UnboundedSender<String>>,
     sampled: SpanStore,
     unsampled: SpanStore,
-    /// How many datagrams were refused (the reasons are in `rejected`).
-    refused: watch::Sender<usize>,
-    documents: watch::Sender<Vec<Value>>,
+    documents: Mutex<Vec<Value>>,
     /// Documents the X-Ray API accepted.
     forwarded: watch::Sender<usize>,
     rejected: Mutex<Vec<String>>,
     forward_errors: Mutex<Vec<String>>,
 }
 
-async fn receive(
-    socket: UdpSocket,
-    state: Arc<DaemonState>,
-    forward: Option<mpsc::UnboundedSender<String>>,
-) {
-    let mut buffer = vec![0; RECEIVE_BUFFER];
-    while let Ok(length) = socket.recv(&mut buffer).await {
-        state.datagrams.fetch_add(1, Ordering::SeqCst);
-        match parse_datagram(&buffer[..length]) {
+impl DaemonState {
+    /// Reads the datagrams not read yet, in arrival order.
+    fn read_unread(&self) {
+        let unread = std::mem::take(&mut *lock(&self.unread));
+        for datagram in unread {
+            self.read(&datagram);
+        }
+    }
+
+    /// Checks one datagram and files what it carries.
+    fn read(&self, datagram: &[u8]) {
+        match parse_datagram(datagram) {
             Ok(Datagram::Spans { sampled, request }) => {
                 let store = if sampled {
-                    &state.sampled
+                    &self.sampled
                 } else {
-                    &state.unsampled
+                    &self.unsampled
                 };
                 store.add(request);
             }
             Ok(Datagram::Document { text, document }) => {
-                state
-                    .documents
-                    .send_modify(|documents| documents.push(document));
-                if let Some(forward) = &forward {
+                lock(&self.documents).push(document);
+                if let Some(forward) = &self.forward {
                     let _ = forward.send(text.to_owned());
                 }
             }
             Err(reason) => {
-                let start: String =
-                    String::from_utf8_lossy(&buffer[..length.min(200)]).into_owned();
-                lock(&state.rejected).push(format!("{reason} ({length} bytes): {start:?}"));
-                state.refused.send_modify(|count| *count += 1);
+                let start = String::from_utf8_lossy(&datagram[..datagram.len().min(200)]);
+                lock(&self.rejected)
+                    .push(format!("{reason} ({} bytes): {start:?}", datagram.len()));
             }
         }
+    }
+}
+
+async fn receive(socket: UdpSocket, state: Arc<DaemonState>) {
+    let mut buffer = vec![0; RECEIVE_BUFFER];
+    while let Ok(length) = socket.recv(&mut buffer).await {
+        if state.forward.is_some() {
+            state.read(&buffer[..length]);
+        } else {
+            lock(&state.unread).push(buffer[..length].to_vec());
+        }
+        state.received.send_modify(|count| *count += 1);
     }
 }
 
