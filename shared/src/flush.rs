@@ -118,6 +118,13 @@ impl SpanProcessor for LambdaSpanProcessor {
     }
 }
 
+/// What a failed export lost: how many of its spans, and why.
+#[derive(Debug)]
+struct Loss {
+    dropped: usize,
+    error: String,
+}
+
 /// The configured exporter. An enum rather than a trait object: `SpanExporter::export` returns
 /// `impl Future`, which a trait object cannot. There is one per process: the size of its largest
 /// variant does not matter.
@@ -137,10 +144,10 @@ enum Exporter {
 
 impl Exporter {
     /// Exports `batch`; on failure, how many of its spans were lost and why.
-    async fn export(&self, batch: Vec<SpanData>) -> Result<(), agent::Loss> {
+    async fn export(&self, batch: Vec<SpanData>) -> Result<(), Loss> {
         let size = batch.len();
         let whole = |result: OTelSdkResult| {
-            result.map_err(|error| agent::Loss {
+            result.map_err(|error| Loss {
                 dropped: size,
                 error: error.to_string(),
             })

@@ -12,6 +12,7 @@
 //! later send instead of losing it silently) and non-blocking: a full send buffer is a counted loss,
 //! never a wait.
 
+use super::Loss;
 use super::encode::{self, Message as _, Out as _, SpanMessage};
 use opentelemetry_proto::tonic::{
     common::v1::InstrumentationScope as ProtoScope,
@@ -241,13 +242,6 @@ fn datagram(prefix: &[u8], protobuf: &[u8]) -> Vec<u8> {
     datagram.extend_from_slice(prefix);
     datagram.extend_from_slice(encoded.as_bytes());
     datagram
-}
-
-/// What an export to the agent lost.
-#[derive(Debug)]
-pub(crate) struct Loss {
-    pub(crate) dropped: usize,
-    pub(crate) error: String,
 }
 
 /// The agent exporter: packs, then sends each datagram without waiting.
