@@ -47,6 +47,7 @@ mod attr {
     pub(super) const CLOUD_ACCOUNT_ID: &str = "cloud.account.id";
     pub(super) const AWS_LAMBDA_INVOKED_ARN: &str = "aws.lambda.invoked_arn";
     pub(super) const ERROR_TYPE: &str = "error.type";
+    pub(super) const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
     pub(super) const EXCEPTION_TYPE: &str = "exception.type";
     pub(super) const EXCEPTION_MESSAGE: &str = "exception.message";
     pub(super) const EXCEPTION_EVENT: &str = "exception";
@@ -105,6 +106,8 @@ struct InvocationState {
     handler_started: AtomicBool,
     handler_finished: AtomicBool,
     error: Mutex<Option<(String, String)>>,
+    /// The HTTP response's status, for `lambda_http` handlers; 0 until there is one.
+    http_status: std::sync::atomic::AtomicU16,
 }
 
 impl<S> Service<LambdaInvocation> for InvocationService<S>
@@ -209,10 +212,20 @@ impl Finish {
             .take();
         let panicked = state.handler_started.load(Ordering::Acquire)
             && !state.handler_finished.load(Ordering::Acquire);
+        let http_status = state.http_status.load(Ordering::Acquire);
+        if http_status != 0 {
+            span.set_attribute(attr::HTTP_RESPONSE_STATUS_CODE, i64::from(http_status));
+        }
         if let Some((error_type, message)) = error {
             record_error(&span, &error_type, &message);
         } else if panicked {
             record_error(&span, PANIC_ERROR_TYPE, "the handler panicked");
+        } else if http_status >= 500 {
+            // The semantic conventions' rule for HTTP server spans: a 5xx answer is an error (a 4xx
+            // is the client's), and `error.type` is the status code.
+            // https://opentelemetry.io/docs/specs/semconv/http/http-spans/#status
+            span.set_status(Status::error(format!("HTTP {http_status}")));
+            span.set_attribute(attr::ERROR_TYPE, http_status.to_string());
         }
         // Closing the span ends it and hands it to the span buffer, in time for this flush.
         drop(span);
@@ -449,6 +462,10 @@ where
 }
 
 /// [`run`] for `lambda_http` handlers (API Gateway REST and HTTP APIs, ALB, function URLs).
+///
+/// The response's status goes on the invocation span as `http.response.status_code`; a 5xx answer
+/// also sets the span's status to ERROR with `error.type` the status code, as the semantic
+/// conventions ask of HTTP server spans (a 4xx is the client's error and leaves the status unset).
 #[cfg(feature = "http")]
 pub async fn run_http<'a, R, S, E>(
     telemetry: &Telemetry,
@@ -460,8 +477,10 @@ where
     R: lambda_http::IntoResponse,
     E: fmt::Debug + Into<Diagnostic>,
 {
-    let runtime = lambda_runtime::Runtime::new(traced(lambda_http::Adapter::from(handler)))
-        .layer(telemetry.layer());
+    let runtime = lambda_runtime::Runtime::new(traced(lambda_http::Adapter::from(
+        http_status::Recorded::new(handler),
+    )))
+    .layer(telemetry.layer());
     run_until_terminated(telemetry, Box::pin(runtime.run())).await
 }
 
@@ -477,9 +496,75 @@ where
     R: lambda_http::IntoResponse + Send + Sync + 'static,
     E: fmt::Debug + Into<Diagnostic> + Send + 'static,
 {
-    let runtime = lambda_runtime::Runtime::new(traced(lambda_http::Adapter::from(handler)))
-        .layer(telemetry.layer());
+    let runtime = lambda_runtime::Runtime::new(traced(lambda_http::Adapter::from(
+        http_status::Recorded::new(handler),
+    )))
+    .layer(telemetry.layer());
     run_until_terminated(telemetry, Box::pin(runtime.run_concurrent())).await
+}
+
+#[cfg(feature = "http")]
+mod http_status {
+    //! The response status of a `lambda_http` handler, for the invocation span: the handler's answer
+    //! is turned into the `http::Response` lambda_http would make of it, and its status noted on the
+    //! invocation's state before the adapter serialises it.
+    use super::INVOCATION;
+    use lambda_http::{IntoResponse, Request, Response};
+    use std::{
+        future::Future,
+        marker::PhantomData,
+        pin::Pin,
+        sync::atomic::Ordering,
+        task::{Context, Poll},
+    };
+    use tower::Service;
+
+    /// Wraps a `lambda_http` handler; see the module docs. `'a` is how long the handler's future may
+    /// borrow, as in lambda_http's own adapter.
+    #[derive(Debug, Clone)]
+    pub(super) struct Recorded<'a, S> {
+        inner: S,
+        borrow: PhantomData<&'a ()>,
+    }
+
+    impl<S> Recorded<'_, S> {
+        pub(super) fn new(inner: S) -> Self {
+            Recorded {
+                inner,
+                borrow: PhantomData,
+            }
+        }
+    }
+
+    impl<'a, S, R, E> Service<Request> for Recorded<'a, S>
+    where
+        S: Service<Request, Response = R, Error = E>,
+        S::Future: Send + 'a,
+        R: IntoResponse,
+    {
+        type Response = Response<lambda_http::Body>;
+        type Error = E;
+        type Future = Pin<Box<dyn Future<Output = Result<Self::Response, E>> + Send + 'a>>;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+            self.inner.poll_ready(cx)
+        }
+
+        fn call(&mut self, request: Request) -> Self::Future {
+            let answer = self.inner.call(request);
+            Box::pin(async move {
+                let response = match answer.await {
+                    Ok(answer) => answer.into_response(),
+                    Err(error) => return Err(error),
+                };
+                let response = response.await;
+                let status = response.status().as_u16();
+                let _ =
+                    INVOCATION.try_with(|state| state.http_status.store(status, Ordering::Release));
+                Ok(response)
+            })
+        }
+    }
 }
 
 /// Under the `amortized` strategy, registers tracekit's internal extension with the Extensions API,
@@ -955,6 +1040,67 @@ mod tests {
         )
         .await;
         assert!(honor.spans().is_empty(), "honor: nothing recorded");
+    }
+
+    /// An HTTP handler's answer, run the way `run_http` runs it: its status on the invocation span,
+    /// and a 5xx (only) as an error.
+    #[cfg(feature = "http")]
+    #[tokio::test]
+    async fn http_status_is_recorded_and_a_5xx_is_an_error() {
+        // (status the handler answers, span status is an error, reason)
+        let cases = [
+            (200, false, "OK"),
+            (201, false, "created"),
+            (404, false, "a 4xx is the client's error, not the server's"),
+            (500, true, "a 5xx is the server's"),
+            (503, true, "unavailable"),
+        ];
+        for (code, is_error, reason) in cases {
+            let test = TestTelemetry::new();
+            let runtime = service_fn(move |invocation: LambdaInvocation| async move {
+                let handler = service_fn(move |_: lambda_http::Request| async move {
+                    lambda_http::Response::builder()
+                        .status(code)
+                        .body(lambda_http::Body::from("{}"))
+                        .map_err(|e| Box::new(e) as BoxError)
+                });
+                let request: lambda_http::request::LambdaRequest =
+                    serde_json::from_str(include_str!("../../events/apigw-v2-get-order.json"))
+                        .expect("an API Gateway v2 event");
+                let event = LambdaEvent::new(request, invocation.context);
+                let adapter = lambda_http::Adapter::from(http_status::Recorded::new(handler));
+                traced(adapter).oneshot(event).await.expect("an answer");
+                Ok::<(), BoxError>(())
+            });
+            let mut service = test.telemetry().layer().layer(runtime);
+            invoke(
+                &mut service,
+                FakeInvocation::new(serde_json::json!({})).trace_header(HEADER),
+            )
+            .await;
+            let span = &test.spans()[0];
+            let attribute = |key: &str| {
+                span.attributes
+                    .iter()
+                    .find(|kv| kv.key.as_str() == key)
+                    .map(|kv| kv.value.clone())
+            };
+            assert_eq!(
+                attribute("http.response.status_code"),
+                Some(Value::I64(i64::from(code))),
+                "{reason}"
+            );
+            assert_eq!(
+                matches!(span.status, OtelStatus::Error { .. }),
+                is_error,
+                "{reason}"
+            );
+            assert_eq!(
+                attribute("error.type"),
+                is_error.then(|| Value::from(code.to_string())),
+                "{reason}"
+            );
+        }
     }
 
     /// A handler that fails, run the way the runtime runs it: its error becomes the `/error` post.

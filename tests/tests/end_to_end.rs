@@ -379,3 +379,30 @@ async fn a_bad_body_and_a_failing_message_are_errors_and_nothing_is_lost() {
     assert_eq!(receive_count, "2");
     flow.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn a_5xx_answer_is_an_error_on_the_invocation_span() {
+    // A table that does not exist: PutItem fails and the api answers 502. tracekit reads the status
+    // from the response; the api records nothing of it itself.
+    let agent = XrayDaemon::recording().expect("agent stand-in");
+    let flow = Flow::start(
+        &[
+            ("AWS_XRAY_DAEMON_ADDRESS", agent.address().to_owned()),
+            ("ORDERS_TABLE", stack::unique_name("no-such-table")),
+        ],
+        Duration::from_secs(1),
+    )
+    .await
+    .expect("flow");
+    let (_, _, header) = lambda_header();
+    let posted = flow.post_order(&order(), &header).await.expect("post");
+    assert_eq!(status_code(&posted), 502);
+    let spans = agent.wait_for_spans(3, WAIT).await.expect("spans");
+    let invocation = one(&spans, "POST /orders", "tracekit-api");
+    assert_eq!(invocation.attr_i64("http.response.status_code"), Some(502));
+    assert_eq!(invocation.status_code, SpanStatusCode::Error);
+    assert_eq!(invocation.attr_str("error.type"), Some("502"));
+    let put = one(&spans, "DynamoDB.PutItem", "tracekit-api");
+    assert_eq!(put.status_code, SpanStatusCode::Error);
+    flow.shutdown().await.expect("shutdown");
+}

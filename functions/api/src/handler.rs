@@ -180,8 +180,6 @@ pub async fn handle(app: &App, request: Request, order_id: &str) -> Response<Bod
             )
         }
     };
-    // The invocation span is current here: the response status is part of its story.
-    tracing::Span::current().set_attribute("http.response.status_code", i64::from(status.as_u16()));
     Response::builder()
         .status(status)
         .header("content-type", "application/json")

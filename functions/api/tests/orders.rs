@@ -107,14 +107,8 @@ async fn a_bad_body_is_a_400_with_its_reason_and_an_error_span() {
         attr(validate, "error.type").as_deref(),
         Some("InvalidOrder")
     );
-    let invocation = spans
-        .iter()
-        .find(|s| s.name == "invocation")
-        .expect("invocation");
-    assert_eq!(
-        attr(invocation, "http.response.status_code").as_deref(),
-        Some("400")
-    );
+    // The invocation span's `http.response.status_code` is tracekit's to record, from the response
+    // `run_http` sees (tests/tests/end_to_end.rs); this span stands in for it without that.
     assert!(
         !spans.iter().any(|s| s.span_kind == SpanKind::Client),
         "nothing reached AWS"
@@ -186,12 +180,14 @@ async fn an_order_is_stored_announced_and_read_back() {
     assert!(attributes.contains_key("traceparent"));
 
     let spans = spans(&test).await;
+    let put = spans
+        .iter()
+        .find(|s| s.name == "DynamoDB.PutItem")
+        .expect("PutItem");
     let post = spans
         .iter()
-        .find(|s| {
-            s.name == "invocation" && attr(s, "http.response.status_code").as_deref() == Some("201")
-        })
-        .expect("the POST invocation");
+        .find(|s| s.name == "invocation" && s.span_context.span_id() == put.parent_span_id)
+        .expect("the POST invocation, PutItem's parent");
     for (name, kind) in [
         ("DynamoDB.PutItem", SpanKind::Client),
         ("S3.PutObject", SpanKind::Client),
