@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = propagation::invocation_parent(
         Some(header),
-        SampledZeroPolicy::default(),
+        SampledZeroPolicy::Defer,
         &SamplerConfig::AlwaysOn,
     );
     let carrier = HashMap::from([("x-amzn-trace-id".to_owned(), header.to_owned())]);
