@@ -29,6 +29,7 @@ use tracing::{Subscriber, level_filters::LevelFilter};
 use tracing_subscriber::{Layer as _, filter::Targets, layer::SubscriberExt, registry::LookupSpan};
 
 mod one_filter;
+mod quiet;
 
 use one_filter::{Gate, SpansAndLogs};
 
@@ -143,10 +144,7 @@ impl Parts {
             .with_location(false)
             .with_level(false)
             .with_target(false);
-        let log_filter = self
-            .log_filter
-            .parse::<Targets>()
-            .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::INFO));
+        let log_filter = quiet::log_targets(&self.log_filter);
         let layers = match self.log_format {
             // JSON lines carry the trace and span ids, not span fields: the log layer needs no span,
             // so both layers share one filter and spans pay for one (see `one_filter`).
@@ -165,15 +163,16 @@ impl Parts {
             }
             // Text lines print the spans they are in, so the log layer sees spans through its own
             // filter.
-            LogFormat::Text => otel
-                .with_filter(span_filter())
-                .and_then(
-                    tracing_subscriber::fmt::layer()
-                        .with_ansi(false)
-                        .with_writer(writer)
-                        .with_filter(log_filter),
-                )
-                .boxed(),
+            LogFormat::Text => {
+                let logs = tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(writer);
+                otel.with_filter(span_filter())
+                    .and_then(
+                        Gate::events_and_spans(logs, log_filter.clone()).with_filter(log_filter),
+                    )
+                    .boxed()
+            }
         };
         tracing_subscriber::registry().with(layers)
     }

@@ -1,4 +1,5 @@
-//! JSON mode's subscriber: the OpenTelemetry layer and the log lines behind one per-layer filter.
+//! JSON mode's subscriber: the OpenTelemetry layer and the log lines behind one per-layer filter
+//! (text mode uses the same [`Gate`] for its log lines, behind their own filter).
 //!
 //! tracing-subscriber's per-layer filters look each span up in the registry, for every filtered
 //! layer, on every enter, exit, record and close. The JSON log layer wants no span at all (its lines
@@ -70,6 +71,16 @@ impl<L> Gate<L> {
         }
     }
 
+    /// A text log layer: the events of the log filter and every span callback (text lines print the
+    /// spans they are in).
+    pub(super) fn events_and_spans(inner: L, events: Targets) -> Self {
+        Gate {
+            inner,
+            events,
+            spans: true,
+        }
+    }
+
     /// The log layer: the events of the log filter, no span.
     pub(super) fn events_only(inner: L, events: Targets) -> Self {
         Gate {
@@ -113,9 +124,12 @@ where
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let metadata = event.metadata();
+        // Dropped here, not in a filter: a per-layer filter that refuses an event in
+        // `event_enabled` trips a debug assertion in tracing-subscriber 0.3.
         if self
             .events
             .would_enable(metadata.target(), metadata.level())
+            && !super::quiet::is_runtime_concurrency_warning(event)
         {
             self.inner.on_event(event, ctx);
         }
