@@ -26,7 +26,7 @@
 //! | `TRACEKIT_FLUSH_MAX_AGE_MS` | milliseconds the oldest span may wait under `amortized` | `10000` |
 //! | `TRACEKIT_SAMPLED_ZERO` | `defer`, `honor`, `sample` | `honor` when X-Ray is the backend (the agent, `xray`), else `defer` |
 //! | `TRACEKIT_SQS_PARENT` | `parent-if-single`, `link` | `parent-if-single` |
-//! | `RUST_LOG`, else `AWS_LAMBDA_LOG_LEVEL` | `level` and `target=level` directives, comma-separated / `TRACE`..`FATAL` | `INFO` |
+//! | `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG` | `TRACE`..`FATAL` / `level` and `target=level` directives, comma-separated | `INFO` |
 //! | `AWS_LAMBDA_LOG_FORMAT` | `JSON`, `Text` | `JSON` |
 //!
 //! The signal-specific `OTEL_EXPORTER_OTLP_TRACES_*` variable wins over the generic one, as the
@@ -434,12 +434,15 @@ impl Config {
                 ));
             }
         };
-        let log_filter = match (get(env::RUST_LOG), get(env::AWS_LAMBDA_LOG_LEVEL)) {
-            (Some(directives), _) => {
+        // Lambda's log level (its advanced logging controls) wins, as in lambda_runtime's own
+        // subscriber: it is what the function's configuration says, and Lambda drops JSON lines below
+        // it anyway. `RUST_LOG` decides when it is unset (`cargo lambda watch`, tests).
+        let log_filter = match (get(env::AWS_LAMBDA_LOG_LEVEL), get(env::RUST_LOG)) {
+            (Some(level), _) => lambda_log_level(&level)?.to_owned(),
+            (None, Some(directives)) => {
                 validate_filter(&directives)?;
                 directives
             }
-            (None, Some(level)) => lambda_log_level(&level)?.to_owned(),
             (None, None) => "info".to_owned(),
         };
         let log_format = match get(env::AWS_LAMBDA_LOG_FORMAT) {
@@ -1179,8 +1182,13 @@ mod tests {
                     ("RUST_LOG", "warn,api=debug"),
                     ("AWS_LAMBDA_LOG_LEVEL", "ERROR"),
                 ],
+                |c| c.log_filter == "error",
+                "the Lambda level wins over RUST_LOG, as in lambda_runtime",
+            ),
+            (
+                &[("RUST_LOG", "warn,api=debug")],
                 |c| c.log_filter == "warn,api=debug",
-                "RUST_LOG wins over the Lambda level",
+                "RUST_LOG without a Lambda level",
             ),
             (
                 &[("AWS_LAMBDA_LOG_LEVEL", "fatal")],

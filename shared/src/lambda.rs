@@ -14,7 +14,11 @@ mod trigger;
 
 pub use trigger::{Trigger, TriggerKind};
 
-use crate::{propagation, telemetry::Telemetry};
+use crate::{
+    invocation::{INVOCATION, InvocationState},
+    propagation,
+    telemetry::Telemetry,
+};
 use lambda_runtime::{Diagnostic, LambdaEvent, LambdaInvocation};
 use opentelemetry::{
     KeyValue,
@@ -26,7 +30,7 @@ use std::{
     future::Future,
     pin::Pin,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicBool, Ordering},
     },
     task::{Context, Poll, ready},
@@ -97,20 +101,6 @@ pub struct InvocationService<S> {
     layer: InvocationLayer,
 }
 
-tokio::task_local! {
-    static INVOCATION: Arc<InvocationState>;
-}
-
-/// What the handler wrapper tells the invocation span.
-#[derive(Debug, Default)]
-struct InvocationState {
-    handler_started: AtomicBool,
-    handler_finished: AtomicBool,
-    error: Mutex<Option<(String, String)>>,
-    /// The HTTP response's status, for `lambda_http` handlers; 0 until there is one.
-    http_status: std::sync::atomic::AtomicU16,
-}
-
 impl<S> Service<LambdaInvocation> for InvocationService<S>
 where
     S: Service<LambdaInvocation, Response = ()>,
@@ -126,7 +116,7 @@ where
     fn call(&mut self, invocation: LambdaInvocation) -> Self::Future {
         let coldstart = self.layer.coldstart.swap(false, Ordering::Relaxed);
         let span = invocation_span(&self.layer.telemetry, &invocation, coldstart);
-        let state = Arc::new(InvocationState::default());
+        let state = Arc::new(InvocationState::new(invocation.context.request_id.clone()));
         let deadline_ms = invocation.context.deadline;
         // The runtime's services call the handler synchronously from `call`: the task-local must be
         // set for that call as well as for the future.
@@ -512,7 +502,7 @@ mod http_status {
     //! The response status of a `lambda_http` handler, for the invocation span: the handler's answer
     //! is turned into the `http::Response` lambda_http would make of it, and its status noted on the
     //! invocation's state before the adapter serialises it.
-    use super::INVOCATION;
+    use crate::invocation::INVOCATION;
     use lambda_http::{IntoResponse, Request, Response};
     use std::{
         future::Future,
@@ -776,6 +766,7 @@ mod tests {
         trace::{SpanId, SpanKind, Status as OtelStatus, TraceId},
     };
     use opentelemetry_sdk::trace::SpanData;
+    use std::sync::Mutex;
     use tower::{ServiceExt, service_fn};
 
     const HEADER: &str =
@@ -1211,7 +1202,9 @@ mod tests {
         let mut service = test.telemetry().layer().layer(runtime);
         invoke(
             &mut service,
-            FakeInvocation::new(serde_json::json!({})).trace_header(HEADER),
+            FakeInvocation::new(serde_json::json!({}))
+                .trace_header(HEADER)
+                .request_id("req-logs"),
         )
         .await;
         let spans = test.spans();
@@ -1240,6 +1233,7 @@ mod tests {
         assert_eq!(json["spanId"], child.span_context.span_id().to_string());
         assert_eq!(json["fields"]["order_id"], 42);
         assert_eq!(json["level"], "INFO");
+        assert_eq!(json["requestId"], "req-logs", "Lambda's JSON log field");
     }
 
     #[tokio::test]

@@ -65,6 +65,7 @@ mod app_signals;
 pub mod aws;
 pub mod config;
 mod flush;
+mod invocation;
 mod lambda;
 mod log_format;
 pub mod propagation;

@@ -1,10 +1,15 @@
 //! JSON log lines that carry the X-Ray trace id, so CloudWatch Logs and X-Ray find each other.
 //!
-//! One object per line: `timestamp` (RFC 3339), `level`, `target`, `message`, the event's other
-//! fields under `fields`, and, inside a traced span, `traceId` in X-Ray form (`1-{8 hex}-{24 hex}`)
-//! and `spanId`.
+//! One object per line, with the fields of
+//! [Lambda's JSON log format](https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-advanced.html#monitoring-cloudwatchlogs-JSON):
+//! `timestamp` (RFC 3339), `level`, `message` and, inside an invocation, `requestId`; then `target`,
+//! the event's other fields under `fields`, and, inside a traced span, `traceId` in X-Ray form
+//! (`1-{8 hex}-{24 hex}`) and `spanId`.
+//!
+//! The request id comes from the task serving the invocation (see `invocation`): a line logged from
+//! a task the handler spawned has its trace and span ids but no `requestId`.
 
-use crate::propagation::xray_trace_id;
+use crate::{invocation, propagation::xray_trace_id};
 use opentelemetry::trace::TraceContextExt;
 use serde_json::{Map, Value};
 use std::fmt;
@@ -39,7 +44,7 @@ where
         let mut visitor = JsonVisitor::default();
         event.record(&mut visitor);
 
-        let mut line = Map::with_capacity(7);
+        let mut line = Map::with_capacity(8);
         line.insert("timestamp".into(), Value::String(timestamp));
         line.insert(
             "level".into(),
@@ -55,6 +60,9 @@ where
         );
         if !visitor.fields.is_empty() {
             line.insert("fields".into(), Value::Object(visitor.fields));
+        }
+        if let Some(request_id) = invocation::with_request_id(|id| Value::String(id.to_owned())) {
+            line.insert("requestId".into(), request_id);
         }
         // tracing-opentelemetry activates the span's OpenTelemetry context on enter, so the current
         // context is the span this event belongs to.

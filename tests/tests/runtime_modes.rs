@@ -85,3 +85,75 @@ async fn a_sequential_entry_point_under_managed_concurrency_says_which_to_use() 
         "{warnings:?}"
     );
 }
+
+/// Log lines carry Lambda's JSON log fields, and under managed concurrency each line names the
+/// invocation it was logged in, never another running beside it.
+#[tokio::test]
+async fn log_lines_name_their_own_invocation() {
+    let agent = XrayDaemon::recording().expect("agent stand-in");
+    let function = spawn(
+        &agent,
+        &[
+            ("AWS_LAMBDA_MAX_CONCURRENCY", "4"),
+            ("TRACED_FUNCTION_ENTRY", "concurrent"),
+        ],
+    );
+    let traces: Vec<String> = (0..8).map(|_| xray::new_trace_id()).collect();
+    let calls = traces.iter().enumerate().map(|(n, trace)| {
+        let header = format!("Root={trace};Parent={};Sampled=1", xray::new_segment_id());
+        let invocation = Invocation::json(json!({"children": 1, "sleep_ms": 30}))
+            .request_id(format!("req-{n}"))
+            .trace_header(header);
+        function.invoke(invocation)
+    });
+    for outcome in futures_util::future::join_all(calls).await {
+        let outcome = outcome.expect("invocation");
+        assert!(
+            matches!(outcome, InvocationOutcome::Response(_)),
+            "{outcome:?}"
+        );
+    }
+    function.shutdown().await.expect("exit");
+    let lines: Vec<serde_json::Value> = function
+        .stdout()
+        .iter()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .filter(|line: &serde_json::Value| line["message"] == "working")
+        .collect();
+    assert_eq!(lines.len(), traces.len(), "one line per invocation");
+    for line in &lines {
+        for field in ["timestamp", "level", "message", "requestId", "traceId"] {
+            assert!(line[field].is_string(), "{field} in {line}");
+        }
+        let n: usize = line["requestId"]
+            .as_str()
+            .and_then(|id| id.strip_prefix("req-"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("a request id of ours: {line}"));
+        assert_eq!(
+            line["traceId"], traces[n],
+            "the line's own invocation: {line}"
+        );
+    }
+}
+
+/// `AWS_LAMBDA_LOG_LEVEL` (Lambda's advanced logging controls) wins over `RUST_LOG`, as in
+/// lambda_runtime; `AWS_LAMBDA_LOG_FORMAT=Text` gives text lines.
+#[tokio::test]
+async fn lambda_log_level_and_format_are_followed() {
+    let lines =
+        lines_of_one_invocation(&[("AWS_LAMBDA_LOG_LEVEL", "WARN"), ("RUST_LOG", "debug")]).await;
+    assert!(
+        !lines.iter().any(|line| line.contains("working")),
+        "an INFO line under WARN: {lines:?}"
+    );
+    let lines = lines_of_one_invocation(&[("AWS_LAMBDA_LOG_FORMAT", "Text")]).await;
+    let working = lines
+        .iter()
+        .find(|line| line.contains("working"))
+        .expect("the handler's line");
+    assert!(
+        !working.starts_with('{') && working.contains("INFO"),
+        "{working}"
+    );
+}
