@@ -26,7 +26,7 @@ use opentelemetry::{
 };
 use opentelemetry_sdk::{
     Resource,
-    trace::{Sampler, SamplingDecision, SamplingResult, ShouldSample, SpanData},
+    trace::{SamplingDecision, SamplingResult, ShouldSample, SpanData},
 };
 use opentelemetry_semantic_conventions::attribute as semattr;
 
@@ -356,7 +356,7 @@ impl<'a> SqsQueue<'a> {
 /// `AlwaysRecordSampler`): unsampled invocations still reach the span processor, which sends them
 /// to the agent as `T1U`, so Application Signals counts every invocation.
 #[derive(Debug, Clone)]
-pub(crate) struct AlwaysRecord(pub(crate) Sampler);
+pub(crate) struct AlwaysRecord(pub(crate) Box<dyn ShouldSample>);
 
 impl ShouldSample for AlwaysRecord {
     fn should_sample(
@@ -382,6 +382,7 @@ impl ShouldSample for AlwaysRecord {
 mod tests {
     use super::*;
     use opentelemetry::trace::{SpanContext, SpanId, Status, TraceFlags, TraceState};
+    use opentelemetry_sdk::trace::Sampler;
     use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
     use std::time::SystemTime;
 
@@ -694,11 +695,11 @@ mod tests {
 
     #[test]
     fn always_record_keeps_the_decision_but_records_what_is_dropped() {
-        let sampler = AlwaysRecord(Sampler::AlwaysOff);
+        let sampler = AlwaysRecord(Box::new(Sampler::AlwaysOff));
         let result =
             sampler.should_sample(None, TraceId::from(1u128), "x", &SpanKind::Server, &[], &[]);
         assert_eq!(result.decision, SamplingDecision::RecordOnly);
-        let sampler = AlwaysRecord(Sampler::AlwaysOn);
+        let sampler = AlwaysRecord(Box::new(Sampler::AlwaysOn));
         let result =
             sampler.should_sample(None, TraceId::from(1u128), "x", &SpanKind::Server, &[], &[]);
         assert_eq!(result.decision, SamplingDecision::RecordAndSample);

@@ -281,7 +281,7 @@ impl Intercept for TracingInterceptor {
             }
             Some(Err(error)) => {
                 let message = error_message(error);
-                crate::lambda::record_error(span, error_code(&message), &message);
+                crate::error::record(span, error_code(&message), &message);
             }
             None => {}
         }

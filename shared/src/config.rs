@@ -258,6 +258,19 @@ pub enum SampledZeroPolicy {
     Sample,
 }
 
+impl SampledZeroPolicy {
+    /// The default for `exporter`: [`Honor`](Self::Honor) when X-Ray is the backend (the agent,
+    /// segment documents), else [`Defer`](Self::Defer).
+    pub fn default_for(exporter: &ExporterConfig) -> Self {
+        match exporter {
+            ExporterConfig::OtlpUdp { .. } | ExporterConfig::Xray { .. } => {
+                SampledZeroPolicy::Honor
+            }
+            _ => SampledZeroPolicy::Defer,
+        }
+    }
+}
+
 /// Where an SQS message's `process` span hangs (`TRACEKIT_SQS_PARENT`).
 ///
 /// The span is always a child of the invocation span with a link to the producer, as the
@@ -405,12 +418,7 @@ impl Config {
             .max(1);
         let flush = parse_flush_strategy(&get, max_concurrency)?;
         let sampled_zero = match get(env::TRACEKIT_SAMPLED_ZERO).as_deref().map(str::trim) {
-            None => match exporter {
-                ExporterConfig::OtlpUdp { .. } | ExporterConfig::Xray { .. } => {
-                    SampledZeroPolicy::Honor
-                }
-                _ => SampledZeroPolicy::Defer,
-            },
+            None => SampledZeroPolicy::default_for(&exporter),
             Some("defer") => SampledZeroPolicy::Defer,
             Some("honor") => SampledZeroPolicy::Honor,
             Some("sample") => SampledZeroPolicy::Sample,

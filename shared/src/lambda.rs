@@ -9,21 +9,18 @@
 //! the handler itself is wrapped too ([`traced`]): it notes the error for the invocation span and
 //! passes it on unchanged. [`run`] and [`run_http`] do both in one call.
 
-mod error_type;
 mod trigger;
 
 pub use trigger::{Trigger, TriggerKind};
 
 use crate::{
+    error,
     invocation::{INVOCATION, InvocationState},
     propagation,
     telemetry::Telemetry,
 };
 use lambda_runtime::{Diagnostic, LambdaEvent, LambdaInvocation};
-use opentelemetry::{
-    KeyValue,
-    trace::{Status, TraceContextExt},
-};
+use opentelemetry::trace::{Status, TraceContextExt};
 use pin_project_lite::pin_project;
 use std::{
     fmt,
@@ -53,9 +50,6 @@ mod attr {
     pub(super) const AWS_LAMBDA_INVOKED_ARN: &str = "aws.lambda.invoked_arn";
     pub(super) const ERROR_TYPE: &str = "error.type";
     pub(super) const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
-    pub(super) const EXCEPTION_TYPE: &str = "exception.type";
-    pub(super) const EXCEPTION_MESSAGE: &str = "exception.message";
-    pub(super) const EXCEPTION_EVENT: &str = "exception";
 }
 
 /// `error.type` of an invocation whose handler panicked.
@@ -208,9 +202,9 @@ impl Finish {
             span.set_attribute(attr::HTTP_RESPONSE_STATUS_CODE, i64::from(http_status));
         }
         if let Some((error_type, message)) = error {
-            record_error(&span, &error_type, &message);
+            error::record(&span, &error_type, &message);
         } else if panicked {
-            record_error(&span, PANIC_ERROR_TYPE, "the handler panicked");
+            error::record(&span, PANIC_ERROR_TYPE, "the handler panicked");
         } else if http_status >= 500 {
             // The semantic conventions' rule for HTTP server spans: a 5xx answer is an error (a 4xx
             // is the client's), and `error.type` is the status code.
@@ -232,20 +226,6 @@ impl Finish {
             telemetry.inner.flusher.flush(bound).await;
         }))
     }
-}
-
-/// Status ERROR, `error.type` and an `exception` event: how every tracekit span records a failure
-/// (invocations, SDK calls, SQS messages).
-pub(crate) fn record_error(span: &Span, error_type: &str, message: &str) {
-    span.set_status(Status::error(message.to_owned()));
-    span.set_attribute(attr::ERROR_TYPE, error_type.to_owned());
-    span.add_event(
-        attr::EXCEPTION_EVENT,
-        vec![
-            KeyValue::new(attr::EXCEPTION_TYPE, error_type.to_owned()),
-            KeyValue::new(attr::EXCEPTION_MESSAGE, message.to_owned()),
-        ],
-    );
 }
 
 /// How long the end-of-invocation flush may take: the flush timeout, cut to the time left before the
@@ -384,7 +364,7 @@ where
         let result = match result {
             Ok(response) => Ok(response),
             Err(error) => {
-                let (diagnostic, error_type) = error_type::diagnose(error);
+                let (diagnostic, error_type) = error::diagnose(error);
                 let _ = INVOCATION.try_with(|state| {
                     let mut error = state
                         .error

@@ -64,6 +64,7 @@
 mod app_signals;
 pub mod aws;
 pub mod config;
+mod error;
 mod flush;
 mod invocation;
 mod lambda;
@@ -76,6 +77,7 @@ mod telemetry;
 pub mod testing;
 
 pub use config::{Config, ConfigError, FlushStrategy, SqsParentPolicy};
+pub use error::record_error;
 pub use flush::{ExporterError, FlushReport, LambdaSpanProcessor};
 pub use lambda::{
     InvocationFuture, InvocationLayer, InvocationService, TracedHandler, TracedHandlerFuture,
@@ -83,4 +85,14 @@ pub use lambda::{
 };
 #[cfg(feature = "http")]
 pub use lambda::{run_http, run_http_concurrent};
-pub use telemetry::{InitError, Telemetry, init, init_with};
+pub use telemetry::{Builder, InitError, Telemetry, builder, init, init_with};
+
+// The crates a function shares types with tracekit through, at the versions tracekit is built with:
+// a function uses these and never version-matches them by hand.
+#[cfg(feature = "http")]
+pub use lambda_http;
+pub use lambda_runtime;
+pub use opentelemetry;
+pub use opentelemetry_sdk;
+pub use tracing;
+pub use tracing_opentelemetry::OpenTelemetrySpanExt;

@@ -51,7 +51,7 @@
 //! the batch is reported failed without being processed, so that the group's order holds on retry.
 
 use crate::config::{Config, SqsParentPolicy};
-use crate::lambda::record_error;
+use crate::error::{self, record as record_error};
 use futures_util::StreamExt;
 use lambda_runtime::Diagnostic;
 use opentelemetry::{
@@ -135,7 +135,7 @@ impl BatchProcessor {
     where
         F: Fn(SqsMessage) -> Fut,
         Fut: Future<Output = Result<(), E>>,
-        E: Into<Diagnostic>,
+        E: Into<Diagnostic> + 'static,
     {
         let single = batch.records.len() == 1;
         let fifo = batch.records.iter().any(is_fifo);
@@ -189,7 +189,7 @@ impl BatchProcessor {
     where
         F: Fn(SqsMessage) -> Fut,
         Fut: Future<Output = Result<(), E>>,
-        E: Into<Diagnostic>,
+        E: Into<Diagnostic> + 'static,
     {
         // serde reads a struct from a JSON array too (field by position); a record is an object.
         let parsed = if record.is_object() {
@@ -235,10 +235,10 @@ impl BatchProcessor {
         match handler(message).instrument(span.clone()).await {
             Ok(()) => Ok(()),
             Err(error) => {
-                let diagnostic: Diagnostic = error.into();
-                record_error(&span, &diagnostic.error_type, &diagnostic.error_message);
+                let (diagnostic, error_type) = error::diagnose(error);
+                record_error(&span, &error_type, &diagnostic.error_message);
                 span.in_scope(|| {
-                    tracing::warn!(message_id = %id, error_type = %diagnostic.error_type, "SQS message failed; reported for redelivery");
+                    tracing::warn!(message_id = %id, %error_type, "SQS message failed; reported for redelivery");
                 });
                 Err(id)
             }

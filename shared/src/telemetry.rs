@@ -5,20 +5,27 @@
 
 use crate::{
     app_signals::{self, AlwaysRecord},
-    config::{Config, ConfigError, FlushStrategy, LogFormat, RootSampler, SamplerConfig},
+    config::{
+        Config, ConfigError, ExporterConfig, FlushStrategy, LogFormat, RootSampler,
+        SampledZeroPolicy, SamplerConfig,
+    },
     flush::{ExporterError, FlushReport, Flusher},
     lambda::InvocationLayer,
     log_format::JsonFormat,
     propagation,
 };
-use opentelemetry::{KeyValue, trace::TracerProvider as _};
+use opentelemetry::{
+    KeyValue,
+    trace::{SpanId, TraceId, TracerProvider as _},
+};
 use opentelemetry_aws::{detector::LambdaResourceDetector, trace::XrayIdGenerator};
 use opentelemetry_sdk::{
     Resource,
-    trace::{Sampler, SdkTracerProvider},
+    trace::{IdGenerator, Sampler, SdkTracerProvider, ShouldSample},
 };
 use opentelemetry_semantic_conventions::resource as semres;
 use std::{
+    fmt,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -26,7 +33,13 @@ use std::{
     time::Duration,
 };
 use tracing::{Subscriber, level_filters::LevelFilter};
-use tracing_subscriber::{Layer as _, filter::Targets, layer::SubscriberExt, registry::LookupSpan};
+use tracing_subscriber::{
+    Layer as _, Registry,
+    filter::Targets,
+    fmt::{MakeWriter, writer::BoxMakeWriter},
+    layer::SubscriberExt,
+    registry::LookupSpan,
+};
 
 mod one_filter;
 mod quiet;
@@ -52,26 +65,169 @@ pub enum InitError {
     Exporter(#[from] ExporterError),
     /// Another global `tracing` subscriber is already installed.
     #[error("a global tracing subscriber is already installed: {0}")]
-    Subscriber(#[source] tracing::subscriber::SetGlobalDefaultError),
+    Subscriber(#[source] tracing::dispatcher::SetGlobalDefaultError),
 }
 
 /// Builds tracing from the environment and installs it globally (the `tracing` subscriber, the
 /// OpenTelemetry tracer provider and the text-map propagator).
 ///
-/// Call it once in `main`, before the runtime starts.
+/// Call it once in `main`, before the runtime starts. [`builder`] does the same with parts chosen
+/// in code.
 pub fn init() -> Result<Telemetry, InitError> {
-    init_with(Config::from_env()?)
+    builder().init()
 }
 
 /// [`init`] with a configuration built in code.
 pub fn init_with(config: Config) -> Result<Telemetry, InitError> {
-    let resource = resource(&config);
-    let (flusher, processor) = Flusher::new(&config, &resource)?;
-    let parts = Parts::new(config, resource, flusher, processor);
-    let subscriber = parts.subscriber();
-    tracing::subscriber::set_global_default(subscriber).map_err(InitError::Subscriber)?;
-    parts.install_globals();
-    Ok(parts.telemetry)
+    builder().config(config).init()
+}
+
+/// A [`Builder`]: [`init`] with parts chosen in code.
+pub fn builder() -> Builder {
+    Builder::default()
+}
+
+/// [`init`] with parts chosen in code: the configuration or just its exporter, a sampler, resource
+/// attributes, an ID generator, more `tracing_subscriber` layers, and where log lines go. What is
+/// not chosen comes from the environment, as [`init`] reads it.
+///
+/// ```no_run
+/// use tracekit::{opentelemetry::KeyValue, opentelemetry_sdk::trace::Sampler};
+///
+/// # fn main() -> Result<(), tracekit::InitError> {
+/// let telemetry = tracekit::builder()
+///     .sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(0.1))))
+///     .resource_attributes([KeyValue::new("deployment.environment.name", "prod")])
+///     .writer(std::io::stderr)
+///     .init()?;
+/// # Ok(()) }
+/// ```
+#[derive(Default)]
+#[must_use = "a builder does nothing until `init` is called"]
+pub struct Builder {
+    config: Option<Config>,
+    exporter: Option<ExporterConfig>,
+    sampler: Option<Box<dyn ShouldSample>>,
+    resource: Vec<KeyValue>,
+    id_generator: Option<Box<dyn IdGenerator>>,
+    layers: Vec<Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>>,
+    writer: Option<BoxMakeWriter>,
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("config", &self.config)
+            .field("exporter", &self.exporter)
+            .field("sampler", &self.sampler)
+            .field("resource", &self.resource)
+            .field("id_generator", &self.id_generator)
+            .field("layers", &self.layers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    /// The whole configuration, instead of reading it from the environment.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// The exporter, instead of `OTEL_TRACES_EXPORTER` and the endpoint variables. The `Sampled=0`
+    /// policy follows it as it follows the variables, unless `TRACEKIT_SAMPLED_ZERO` (or the
+    /// [`config`](Self::config) given) says otherwise.
+    pub fn exporter(mut self, exporter: ExporterConfig) -> Self {
+        self.exporter = Some(exporter);
+        self
+    }
+
+    /// The sampler, instead of `OTEL_TRACES_SAMPLER`. Invocations whose Lambda trace header leaves
+    /// the decision open (`Sampled=?`) are still decided by the configured sampler, before this one
+    /// sees the span.
+    pub fn sampler(mut self, sampler: impl ShouldSample + 'static) -> Self {
+        self.sampler = Some(Box::new(sampler));
+        self
+    }
+
+    /// Resource attributes, over the Lambda detector's and `OTEL_RESOURCE_ATTRIBUTES`' (a
+    /// `service.name` here wins over `OTEL_SERVICE_NAME`).
+    pub fn resource_attributes(mut self, attributes: impl IntoIterator<Item = KeyValue>) -> Self {
+        self.resource.extend(attributes);
+        self
+    }
+
+    /// The ID generator, instead of X-Ray's. X-Ray's segment documents (`OTEL_TRACES_EXPORTER=xray`)
+    /// need X-Ray trace ids, whose first 8 hex digits are the epoch seconds; the agent and OTLP
+    /// paths take any.
+    pub fn id_generator(mut self, id_generator: impl IdGenerator + 'static) -> Self {
+        self.id_generator = Some(Box::new(id_generator));
+        self
+    }
+
+    /// One more `tracing_subscriber` layer beside tracekit's. It sees every span and event its own
+    /// filter lets through: give it one (`layer.with_filter(LevelFilter::INFO)`), or it enables
+    /// every callsite, the SDK's DEBUG ones included.
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: tracing_subscriber::Layer<Registry> + Send + Sync + 'static,
+    {
+        self.layers.push(Box::new(layer));
+        self
+    }
+
+    /// Where log lines go, instead of stdout (which is where Lambda reads them).
+    pub fn writer<W>(mut self, writer: W) -> Self
+    where
+        W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+    {
+        self.writer = Some(BoxMakeWriter::new(writer));
+        self
+    }
+
+    /// Builds everything and installs it globally, as [`init`] does.
+    pub fn init(self) -> Result<Telemetry, InitError> {
+        let (parts, dispatch) = self.build()?;
+        tracing::dispatcher::set_global_default(dispatch).map_err(InitError::Subscriber)?;
+        parts.install_globals();
+        Ok(parts.telemetry)
+    }
+
+    /// Everything [`init`](Self::init) installs, not installed yet.
+    fn build(self) -> Result<(Parts, tracing::Dispatch), InitError> {
+        let Builder {
+            config,
+            exporter,
+            sampler,
+            resource: attributes,
+            id_generator,
+            layers,
+            writer,
+        } = self;
+        let (mut config, sampled_zero_chosen) = match config {
+            Some(config) => (config, true),
+            None => (
+                Config::from_env()?,
+                std::env::var_os(crate::config::env::TRACEKIT_SAMPLED_ZERO).is_some(),
+            ),
+        };
+        if let Some(exporter) = exporter {
+            if !sampled_zero_chosen {
+                config.sampled_zero = SampledZeroPolicy::default_for(&exporter);
+            }
+            config.exporter = exporter;
+        }
+        let resource = resource_with(&config, attributes);
+        let (flusher, processor) = Flusher::new(&config, &resource)?;
+        let parts = Parts::with(config, resource, flusher, processor, sampler, id_generator);
+        let writer = writer.unwrap_or_else(|| BoxMakeWriter::new(std::io::stdout));
+        let dispatch = if layers.is_empty() {
+            tracing::Dispatch::new(parts.subscriber_with_writer(writer))
+        } else {
+            tracing::Dispatch::new(parts.subscriber_with_layers(writer, layers))
+        };
+        Ok((parts, dispatch))
+    }
 }
 
 /// What an init builds, before it is installed (shared with the `testing` module).
@@ -82,17 +238,35 @@ pub(crate) struct Parts {
 }
 
 impl Parts {
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn new(
         config: Config,
         resource: Resource,
         flusher: Flusher,
         processor: crate::flush::LambdaSpanProcessor,
     ) -> Self {
-        let builder = SdkTracerProvider::builder().with_id_generator(XrayIdGenerator::default());
+        Self::with(config, resource, flusher, processor, None, None)
+    }
+
+    /// [`Parts::new`] with a sampler and an ID generator of the user's.
+    pub(crate) fn with(
+        config: Config,
+        resource: Resource,
+        flusher: Flusher,
+        processor: crate::flush::LambdaSpanProcessor,
+        chosen_sampler: Option<Box<dyn ShouldSample>>,
+        id_generator: Option<Box<dyn IdGenerator>>,
+    ) -> Self {
+        let builder = SdkTracerProvider::builder();
+        let builder = match id_generator {
+            Some(ids) => builder.with_id_generator(ChosenIds(ids)),
+            None => builder.with_id_generator(XrayIdGenerator::default()),
+        };
+        let chosen_sampler = chosen_sampler.unwrap_or_else(|| Box::new(sampler(&config.sampler)));
         let builder = if app_signals::records_unsampled(&config) {
-            builder.with_sampler(AlwaysRecord(sampler(&config.sampler)))
+            builder.with_sampler(AlwaysRecord(chosen_sampler))
         } else {
-            builder.with_sampler(sampler(&config.sampler))
+            builder.with_sampler(chosen_sampler)
         };
         let provider = builder
             .with_resource(resource)
@@ -123,18 +297,35 @@ impl Parts {
         propagation::install(&self.telemetry.inner.config.propagators);
     }
 
-    /// The subscriber: spans to OpenTelemetry, log lines to stdout, each with its own filter so that
-    /// a quiet log level never silences the trace.
-    pub(crate) fn subscriber(&self) -> impl Subscriber + Send + Sync + for<'a> LookupSpan<'a> {
-        self.subscriber_with_writer(std::io::stdout)
-    }
-
+    /// The subscriber: spans to OpenTelemetry, log lines to `writer`, each with its own filter so
+    /// that a quiet log level never silences the trace.
     pub(crate) fn subscriber_with_writer<W>(
         &self,
         writer: W,
     ) -> impl Subscriber + Send + Sync + for<'a> LookupSpan<'a>
     where
-        W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+        W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+    {
+        tracing_subscriber::registry().with(self.layers(writer))
+    }
+
+    /// The subscriber with more layers of the user's beside tracekit's (see [`Builder::layer`]).
+    fn subscriber_with_layers<W>(
+        &self,
+        writer: W,
+        mut layers: Vec<Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>>,
+    ) -> impl Subscriber + Send + Sync + for<'a> LookupSpan<'a>
+    where
+        W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+    {
+        layers.insert(0, self.layers(writer));
+        tracing_subscriber::registry().with(layers)
+    }
+
+    /// tracekit's layers: spans to OpenTelemetry, log lines to `writer`.
+    fn layers<W>(&self, writer: W) -> Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>
+    where
+        W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
     {
         let tracer = self.telemetry.inner.provider.tracer(SCOPE);
         let otel = tracing_opentelemetry::layer()
@@ -145,7 +336,7 @@ impl Parts {
             .with_level(false)
             .with_target(false);
         let log_filter = quiet::log_targets(&self.log_filter);
-        let layers = match self.log_format {
+        match self.log_format {
             // JSON lines carry the trace and span ids, not span fields: the log layer needs no span,
             // so both layers share one filter and spans pay for one (see `one_filter`).
             LogFormat::Json => {
@@ -173,8 +364,7 @@ impl Parts {
                     )
                     .boxed()
             }
-        };
-        tracing_subscriber::registry().with(layers)
+        }
     }
 }
 
@@ -199,7 +389,13 @@ fn span_filter() -> Targets {
 
 /// The Lambda resource: the opentelemetry-aws detector, `service.name`, and
 /// `OTEL_RESOURCE_ATTRIBUTES`.
+#[cfg(any(test, feature = "testing"))]
 pub(crate) fn resource(config: &Config) -> Resource {
+    resource_with(config, Vec::new())
+}
+
+/// [`resource`] with attributes chosen in code, which win over all the others.
+fn resource_with(config: &Config, chosen: Vec<KeyValue>) -> Resource {
     let attributes = config
         .resource_attributes
         .iter()
@@ -214,6 +410,7 @@ pub(crate) fn resource(config: &Config) -> Resource {
         .with_detector(Box::new(LambdaResourceDetector))
         .with_attributes(attributes)
         .with_service_name(config.service_name.clone())
+        .with_attributes(chosen)
         .build()
 }
 
@@ -228,6 +425,20 @@ fn sampler(config: &SamplerConfig) -> Sampler {
         SamplerConfig::AlwaysOff => Sampler::AlwaysOff,
         SamplerConfig::TraceIdRatio(ratio) => Sampler::TraceIdRatioBased(*ratio),
         SamplerConfig::ParentBased(inner) => Sampler::ParentBased(Box::new(root(inner))),
+    }
+}
+
+/// A user's ID generator, boxed ([`Builder::id_generator`]).
+#[derive(Debug)]
+struct ChosenIds(Box<dyn IdGenerator>);
+
+impl IdGenerator for ChosenIds {
+    fn new_trace_id(&self) -> TraceId {
+        self.0.new_trace_id()
+    }
+
+    fn new_span_id(&self) -> SpanId {
+        self.0.new_span_id()
     }
 }
 
@@ -282,5 +493,126 @@ impl Telemetry {
         // Our processor and exporter hold no thread; shutting down only marks the provider closed.
         let _ = self.inner.provider.shutdown();
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::CapturedLogs;
+    use opentelemetry::trace::TraceContextExt;
+    use std::sync::{Arc, Mutex};
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    /// Trace ids that say where they came from.
+    #[derive(Debug)]
+    struct FixedIds;
+
+    impl IdGenerator for FixedIds {
+        fn new_trace_id(&self) -> TraceId {
+            TraceId::from(0x5eed_u128)
+        }
+
+        fn new_span_id(&self) -> SpanId {
+            SpanId::from(0x5eed_u64)
+        }
+    }
+
+    /// A layer of the user's: the names of the events it saw.
+    #[derive(Clone, Default)]
+    struct Seen(Arc<Mutex<Vec<String>>>);
+
+    impl<S: Subscriber> tracing_subscriber::Layer<S> for Seen {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            self.0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(event.metadata().target().to_owned());
+        }
+    }
+
+    fn quiet_config() -> Config {
+        let mut config = Config::from_lookup(|_| None).expect("defaults");
+        config.exporter = ExporterConfig::None;
+        config
+    }
+
+    #[test]
+    fn the_builders_parts_are_the_ones_in_force() {
+        let seen = Seen::default();
+        let logs = CapturedLogs::default();
+        let (_parts, dispatch) = builder()
+            .config(quiet_config())
+            .sampler(Sampler::AlwaysOff)
+            .id_generator(FixedIds)
+            .layer(
+                seen.clone()
+                    .with_filter(tracing::level_filters::LevelFilter::INFO),
+            )
+            .writer(logs.clone())
+            .build()
+            .expect("built");
+        let span_context = tracing::dispatcher::with_default(&dispatch, || {
+            let span = tracing::info_span!("work");
+            let _entered = span.enter();
+            tracing::info!(target: "users_code", "working");
+            span.context().span().span_context().clone()
+        });
+        assert_eq!(
+            span_context.trace_id(),
+            TraceId::from(0x5eed_u128),
+            "the ID generator"
+        );
+        assert!(!span_context.is_sampled(), "the sampler");
+        let seen = seen.0.lock().expect("lock").clone();
+        assert_eq!(seen, ["users_code"], "the extra layer");
+        assert!(
+            logs.text().contains("working"),
+            "the writer: {}",
+            logs.text()
+        );
+    }
+
+    #[test]
+    fn an_exporter_chosen_in_code_brings_its_sampled_zero_default() {
+        let (parts, _) = builder()
+            .config(quiet_config())
+            .exporter(ExporterConfig::None)
+            .build()
+            .expect("built");
+        assert_eq!(
+            parts.telemetry.config().sampled_zero,
+            SampledZeroPolicy::Defer,
+            "a given configuration keeps its own policy"
+        );
+        assert_eq!(
+            SampledZeroPolicy::default_for(&ExporterConfig::OtlpUdp {
+                agent_address: "127.0.0.1:2000".into()
+            }),
+            SampledZeroPolicy::Honor
+        );
+    }
+
+    #[test]
+    fn resource_attributes_chosen_in_code_win() {
+        let mut config = quiet_config();
+        config.service_name = "from-env".into();
+        config.resource_attributes = vec![("team".into(), "orders".into())];
+        let resource = resource_with(
+            &config,
+            vec![
+                KeyValue::new("service.name", "from-code"),
+                KeyValue::new("deployment.environment.name", "prod"),
+            ],
+        );
+        let get = |key: &'static str| resource.get(&opentelemetry::Key::from_static_str(key));
+        assert_eq!(get("service.name"), Some("from-code".into()));
+        assert_eq!(get("deployment.environment.name"), Some("prod".into()));
+        assert_eq!(get("team"), Some("orders".into()), "the environment's stay");
+        assert_eq!(get("cloud.provider"), Some("aws".into()));
     }
 }

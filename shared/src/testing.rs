@@ -122,7 +122,19 @@ impl TestTelemetry {
 
 /// Log output kept in memory.
 #[derive(Debug, Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    /// Everything written so far.
+    #[cfg(test)]
+    pub(crate) fn text(&self) -> String {
+        let bytes = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
 
 impl std::io::Write for CapturedLogs {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

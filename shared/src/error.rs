@@ -1,4 +1,6 @@
-//! The `error.type` of a handler's error: a name a reader can group failures by.
+//! How tracekit records a failure on a span (invocations, SDK calls, SQS messages, and users' own
+//! spans through [`record_error`]), and the `error.type` it gives: a name a reader can group
+//! failures by.
 //!
 //! lambda_runtime names a [`Diagnostic`]'s `error_type` after the Rust type it was made from, so the
 //! quick start's own `lambda_runtime::Error` arrives as
@@ -17,17 +19,60 @@
 //! the runtime's own `Diagnostic`, unchanged.
 
 use lambda_runtime::Diagnostic;
+use opentelemetry::{KeyValue, trace::Status};
 use std::{any::Any, error::Error as StdError};
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// Attribute and event names of a failure.
+/// [Recording errors](https://opentelemetry.io/docs/specs/semconv/general/recording-errors/),
+/// [exceptions](https://opentelemetry.io/docs/specs/semconv/exceptions/exceptions-spans/).
+mod attr {
+    pub(super) const ERROR_TYPE: &str = "error.type";
+    pub(super) const EXCEPTION_EVENT: &str = "exception";
+    pub(super) const EXCEPTION_TYPE: &str = "exception.type";
+    pub(super) const EXCEPTION_MESSAGE: &str = "exception.message";
+}
 
 /// The semantic conventions' `error.type` when the type cannot be told.
-pub(super) const OTHER: &str = "_OTHER";
+pub(crate) const OTHER: &str = "_OTHER";
 /// How lambda_runtime's `type_name_of_val` spells a boxed trait object.
 const BOXED: &str = "alloc::boxed::Box<dyn ";
 /// Type names longer than this are not names a reader groups by.
 const MAX_NAME: usize = 128;
 
+/// Records `error` on `span` as tracekit records its own failures: status ERROR with the error's
+/// message, `error.type`, and an `exception` event with `exception.type` and `exception.message`.
+///
+/// The type is named as tracekit names a handler's boxed error: `std::io::Error` and
+/// `serde_json::Error` by name, any other error by the type or variant name its `Debug` output
+/// starts with (a derived `Debug` starts with it), else `_OTHER`. The message is the error's `Display`, so it must not carry
+/// secrets.
+///
+/// ```
+/// # #[derive(Debug, thiserror::Error)] #[error("order {0} not found")] struct OrderNotFound(u32);
+/// let span = tracing::info_span!("load order");
+/// tracekit::record_error(&span, &OrderNotFound(42)); // error.type = "OrderNotFound"
+/// ```
+pub fn record_error(span: &Span, error: &(dyn StdError + 'static)) {
+    record(span, &boxed_error_type(error), &error.to_string());
+}
+
+/// [`record_error`] with the type and message already known.
+pub(crate) fn record(span: &Span, error_type: &str, message: &str) {
+    span.set_status(Status::error(message.to_owned()));
+    span.set_attribute(attr::ERROR_TYPE, error_type.to_owned());
+    span.add_event(
+        attr::EXCEPTION_EVENT,
+        vec![
+            KeyValue::new(attr::EXCEPTION_TYPE, error_type.to_owned()),
+            KeyValue::new(attr::EXCEPTION_MESSAGE, message.to_owned()),
+        ],
+    );
+}
+
 /// `error` as the [`Diagnostic`] lambda_runtime makes of it, and its `error.type`.
-pub(super) fn diagnose<E: Any + Into<Diagnostic>>(error: E) -> (Diagnostic, String) {
+pub(crate) fn diagnose<E: Any + Into<Diagnostic>>(error: E) -> (Diagnostic, String) {
     // Looked into before `into` consumes it; only boxes are, and only on the error path.
     let boxed = boxed_error(&error).map(boxed_error_type);
     let diagnostic: Diagnostic = error.into();
