@@ -14,13 +14,14 @@ mod trigger;
 pub use trigger::{Trigger, TriggerKind};
 
 use crate::{
+    config::Propagator,
     error,
     invocation::{INVOCATION, InvocationState},
     propagation,
     telemetry::Telemetry,
 };
 use lambda_runtime::{Diagnostic, LambdaEvent, LambdaInvocation};
-use opentelemetry::trace::{Status, TraceContextExt};
+use opentelemetry::trace::{SpanContext, Status, TraceContextExt};
 use pin_project_lite::pin_project;
 use std::{
     fmt,
@@ -268,23 +269,81 @@ fn invocation_span(telemetry: &Telemetry, invocation: &LambdaInvocation, coldsta
         { attr::CLOUD_ACCOUNT_ID } = arn.and_then(account_id),
         "http.request.method" = trigger.http_method.as_deref(),
         "http.route" = trigger.http_route.as_deref(),
+        "url.path" = trigger.url_path.as_deref(),
     );
 
     let config = telemetry.config();
-    let parent = match propagation::invocation_parent(
+    let lambda_parent = match propagation::invocation_parent(
         context.xray_trace_id.as_deref(),
         config.sampled_zero,
         &config.sampler,
     ) {
-        Ok(parent) => opentelemetry::Context::new().with_remote_span_context(parent),
+        Ok(parent) => Some(parent),
         Err(error) => {
             tracing::warn!(target: "tracekit", %error, request_id = %context.request_id, "starting a new trace");
-            opentelemetry::Context::new()
+            None
         }
     };
-    // Fails only when no OpenTelemetry layer is installed, and then there is nothing to parent.
-    let _ = span.set_parent(parent);
+    let carrier_parent = if config.propagators.contains(&Propagator::XrayLambda) {
+        carrier_parent(&trigger, lambda_parent.as_ref(), &context.request_id)
+    } else {
+        None
+    };
+    // `set_parent` fails only when no OpenTelemetry layer is installed, and then there is nothing to
+    // parent.
+    match (carrier_parent, lambda_parent) {
+        (Some(carrier), lambda) => {
+            let _ = span.set_parent(carrier);
+            // Lambda's own segment is still part of the story: a link, as the conventions ask.
+            if let Some(lambda) = lambda.filter(SpanContext::is_valid) {
+                span.add_link(lambda);
+            }
+        }
+        (None, Some(lambda)) => {
+            let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(lambda));
+        }
+        (None, None) => {
+            let _ = span.set_parent(opentelemetry::Context::new());
+        }
+    }
     span
+}
+
+/// `xray-lambda`: the parent the HTTP request's own trace headers name, when they name one in a
+/// trace other than the invocation's. When they name the invocation's own trace (API Gateway with
+/// active tracing passes its header on, and Lambda's segment already hangs under it), Lambda's
+/// header is the nearer parent and wins. A malformed carrier falls back to Lambda's header, with a
+/// warning.
+fn carrier_parent(
+    trigger: &Trigger,
+    lambda_parent: Option<&SpanContext>,
+    request_id: &str,
+) -> Option<opentelemetry::Context> {
+    if trigger.carrier.is_empty() {
+        return None;
+    }
+    let carrier = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&trigger.carrier)
+    });
+    let remote = carrier.span().span_context().clone();
+    if !remote.is_valid() {
+        // ALB and API Gateway send Root-only X-Ray headers (`Root=1-…`, no `Parent`): a trace id to
+        // log by, not a parent, and nothing to warn about.
+        let names_a_parent = trigger.carrier.traceparent.is_some()
+            || trigger
+                .carrier
+                .xray
+                .as_deref()
+                .is_some_and(|header| header.contains("Parent="));
+        if names_a_parent {
+            tracing::warn!(target: "tracekit", request_id, "the request's trace headers are malformed: the invocation's trace header is the parent");
+        }
+        return None;
+    }
+    if lambda_parent.is_some_and(|lambda| lambda.trace_id() == remote.trace_id()) {
+        return None;
+    }
+    Some(carrier)
 }
 
 /// The function's ARN without an alias or version: `arn:aws:lambda:region:account:function:name`.
@@ -891,30 +950,105 @@ mod tests {
         assert_eq!(test.flush_count(), 1, "flushed once, after the response");
     }
 
+    /// The HTTP sample events in `events/`, one per event type Lambda's HTTP sources send:
+    /// (file, span name, `http.route`, `url.path`: the path the handler sees).
+    const HTTP_EVENTS: [(&str, &str, Option<&str>, &str); 4] = [
+        (
+            "apigw-v2-get-order.json",
+            "GET /orders/{id}",
+            Some("/orders/{id}"),
+            "/orders/4f2d9a7e-order",
+        ),
+        (
+            "apigw-v1-get-order.json",
+            "GET /orders/{id}",
+            Some("/orders/{id}"),
+            "/prod/orders/4f2d9a7e-order",
+        ),
+        (
+            "function-url-get-order.json",
+            "GET",
+            None,
+            "/orders/4f2d9a7e-order",
+        ),
+        ("alb-get-order.json", "GET", None, "/orders/4f2d9a7e-order"),
+    ];
+
+    fn http_event(file: &str) -> String {
+        let path = format!("{}/../events/{file}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"))
+    }
+
+    #[cfg(feature = "http")]
+    #[test]
+    fn http_sample_events_are_what_lambda_sends() {
+        use lambda_http::aws_lambda_events::{alb, apigw};
+        fn round_trips<
+            T: serde::de::DeserializeOwned + serde::Serialize + PartialEq + fmt::Debug,
+        >(
+            file: &str,
+        ) {
+            let typed: T = serde_json::from_str(&http_event(file)).expect(file);
+            let again: T =
+                serde_json::from_value(serde_json::to_value(&typed).expect(file)).expect(file);
+            assert_eq!(typed, again, "{file} survives a serde round trip");
+        }
+        round_trips::<apigw::ApiGatewayV2httpRequest>("apigw-v2-get-order.json");
+        round_trips::<apigw::ApiGatewayProxyRequest>("apigw-v1-get-order.json");
+        round_trips::<apigw::ApiGatewayV2httpRequest>("function-url-get-order.json");
+        round_trips::<alb::AlbTargetGroupRequest>("alb-get-order.json");
+        for (file, _, _, path) in HTTP_EVENTS {
+            let request: lambda_http::request::LambdaRequest =
+                serde_json::from_str(&http_event(file)).expect(file);
+            let request = lambda_http::Request::from(request);
+            assert_eq!(request.uri().path(), path, "{file}: the span's url.path");
+        }
+    }
+
     #[tokio::test]
-    async fn http_events_name_the_span_after_the_route() {
-        let test = TestTelemetry::new();
-        let mut service = test.telemetry().layer().layer(ok_runtime());
-        let event = serde_json::json!({
-            "version": "2.0", "routeKey": "GET /orders/{id}",
-            "requestContext": {"http": {"method": "GET"}}
-        });
-        invoke(
-            &mut service,
-            FakeInvocation::new(event).trace_header(HEADER),
-        )
-        .await;
-        let spans = test.spans();
-        assert_eq!(spans[0].name, "GET /orders/{id}");
-        assert_eq!(attr(&spans[0], "faas.trigger"), Some(&Value::from("http")));
-        assert_eq!(
-            attr(&spans[0], "http.route"),
-            Some(&Value::from("/orders/{id}"))
-        );
-        assert_eq!(
-            attr(&spans[0], "http.request.method"),
-            Some(&Value::from("GET"))
-        );
+    async fn http_events_give_the_span_its_route_method_and_path() {
+        for (file, name, route, path) in HTTP_EVENTS {
+            let test = TestTelemetry::new();
+            let mut service = test.telemetry().layer().layer(ok_runtime());
+            let event: serde_json::Value = serde_json::from_str(&http_event(file)).expect(file);
+            invoke(
+                &mut service,
+                FakeInvocation::new(event).trace_header(HEADER),
+            )
+            .await;
+            let spans = test.spans();
+            let span = &spans[0];
+            assert_eq!(span.name, name, "{file}");
+            assert_eq!(
+                attr(span, "faas.trigger"),
+                Some(&Value::from("http")),
+                "{file}"
+            );
+            assert_eq!(
+                attr(span, "http.route"),
+                route.map(Value::from).as_ref(),
+                "{file}"
+            );
+            assert_eq!(
+                attr(span, "http.request.method"),
+                Some(&Value::from("GET")),
+                "{file}"
+            );
+            assert_eq!(
+                attr(span, "url.path"),
+                Some(&Value::from(path)),
+                "{file}: no query string"
+            );
+            // Nothing else of the request: no header, no query, no body.
+            for kv in &span.attributes {
+                let value = kv.value.to_string();
+                assert!(
+                    !value.contains("curl") && !value.contains("expand"),
+                    "{file}: {} = {value}",
+                    kv.key
+                );
+            }
+        }
     }
 
     #[tokio::test]
@@ -998,6 +1132,116 @@ mod tests {
         }
     }
 
+    /// The invocation's parent under `xray` (the default) and `xray-lambda`, for the carriers an
+    /// event can bring.
+    #[tokio::test]
+    async fn xray_lambda_prefers_the_requests_own_trace_headers() {
+        const LAMBDA_TRACE: &str = "5759e988bd862e3fe1be46a994272793";
+        const LAMBDA_PARENT: &str = "53995c3f42cd8ad8";
+        const CALLER_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+        const CALLER_PARENT: &str = "b7ad6b7169203331";
+        let traceparent = format!("00-{CALLER_TRACE}-{CALLER_PARENT}-01");
+        let same_trace =
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=1111111111111111;Sampled=1";
+        let http = |headers: serde_json::Value| {
+            serde_json::json!({"version": "2.0", "routeKey": "GET /orders", "rawPath": "/orders",
+                "headers": headers, "requestContext": {"http": {"method": "GET"}}})
+        };
+        #[derive(Debug, PartialEq)]
+        enum Parent {
+            Lambda,
+            Caller,
+            NewRoot,
+        }
+        // (propagator, event, Lambda header, expected parent, a link to Lambda's segment, reason)
+        let cases = [
+            (
+                Propagator::Xray,
+                http(serde_json::json!({"traceparent": traceparent})),
+                Some(HEADER),
+                Parent::Lambda,
+                false,
+                "xray: Lambda's header only",
+            ),
+            (
+                Propagator::XrayLambda,
+                http(serde_json::json!({"traceparent": traceparent})),
+                Some(HEADER),
+                Parent::Caller,
+                true,
+                "xray-lambda: the caller's W3C trace wins, Lambda's segment is a link",
+            ),
+            (
+                Propagator::XrayLambda,
+                http(serde_json::json!({"X-Amzn-Trace-Id": same_trace})),
+                Some(HEADER),
+                Parent::Lambda,
+                false,
+                "the caller's header names Lambda's own trace: Lambda's segment is the nearer parent",
+            ),
+            (
+                Propagator::XrayLambda,
+                http(serde_json::json!({"traceparent": "00-zz"})),
+                Some(HEADER),
+                Parent::Lambda,
+                false,
+                "a malformed carrier: Lambda's header",
+            ),
+            (
+                Propagator::XrayLambda,
+                serde_json::json!({"traceparent": traceparent}),
+                Some(HEADER),
+                Parent::Lambda,
+                false,
+                "not an HTTP event: no carrier",
+            ),
+            (
+                Propagator::XrayLambda,
+                http(serde_json::json!({"traceparent": traceparent})),
+                None,
+                Parent::Caller,
+                false,
+                "no Lambda header: the caller, nothing to link",
+            ),
+            (
+                Propagator::Xray,
+                http(serde_json::json!({"traceparent": traceparent})),
+                None,
+                Parent::NewRoot,
+                false,
+                "xray without a Lambda header: a new trace",
+            ),
+        ];
+        for (propagator, event, header, expected, linked, reason) in cases {
+            let mut config = crate::Config::from_lookup(|_| None).expect("defaults");
+            config.propagators = vec![Propagator::TraceContext, propagator];
+            let test = TestTelemetry::with_config(config);
+            let mut service = test.telemetry().layer().layer(ok_runtime());
+            let mut invocation = FakeInvocation::new(event);
+            if let Some(header) = header {
+                invocation = invocation.trace_header(header);
+            }
+            invoke(&mut service, invocation).await;
+            let span = &test.spans()[0];
+            let trace = format!("{:032x}", span.span_context.trace_id());
+            let parent = format!("{:016x}", span.parent_span_id);
+            let actual = match (trace.as_str(), parent.as_str()) {
+                (LAMBDA_TRACE, LAMBDA_PARENT) => Parent::Lambda,
+                (CALLER_TRACE, CALLER_PARENT) => Parent::Caller,
+                (_, "0000000000000000") => Parent::NewRoot,
+                other => panic!("{reason}: unexpected parent {other:?}"),
+            };
+            assert_eq!(actual, expected, "{reason}");
+            let links: Vec<String> = span
+                .links
+                .iter()
+                .map(|link| format!("{:016x}", link.span_context.span_id()))
+                .collect();
+            assert_eq!(links == [LAMBDA_PARENT], linked, "{reason}: {links:?}");
+            assert!(links.len() <= 1, "{reason}: {links:?}");
+        }
+    }
+
     #[tokio::test]
     async fn sampled_zero_header_is_recorded_by_default() {
         let test = TestTelemetry::new();
@@ -1044,7 +1288,11 @@ mod tests {
             (500, true, "a 5xx is the server's"),
             (503, true, "unavailable"),
         ];
-        for (code, is_error, reason) in cases {
+        for ((code, is_error, reason), (file, ..)) in cases
+            .into_iter()
+            .flat_map(|case| HTTP_EVENTS.into_iter().map(move |event| (case, event)))
+        {
+            let reason = format!("{file}: {reason}");
             let test = TestTelemetry::new();
             let runtime = service_fn(move |invocation: LambdaInvocation| async move {
                 let handler = service_fn(move |_: lambda_http::Request| async move {
@@ -1054,8 +1302,7 @@ mod tests {
                         .map_err(|e| Box::new(e) as BoxError)
                 });
                 let request: lambda_http::request::LambdaRequest =
-                    serde_json::from_str(include_str!("../../events/apigw-v2-get-order.json"))
-                        .expect("an API Gateway v2 event");
+                    serde_json::from_str(&http_event(file)).expect(file);
                 let event = LambdaEvent::new(request, invocation.context);
                 let adapter = lambda_http::Adapter::from(http_status::Recorded::new(handler));
                 traced(adapter).oneshot(event).await.expect("an answer");

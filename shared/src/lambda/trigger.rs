@@ -1,11 +1,18 @@
 //! `faas.trigger` and the span name, from the shape of the event.
 //!
 //! The layer sees the raw event bytes before any handler type is known, so detection reads only the
-//! few keys that tell event sources apart and ignores everything else (no payload is kept).
+//! few keys that tell event sources apart and ignores everything else (no payload is kept). Of an
+//! HTTP event it also keeps the method, the route template, the path (never the query string) and
+//! the trace headers of the request (`traceparent`, `tracestate`, `X-Amzn-Trace-Id`: the carrier
+//! `xray-lambda` reads); no other header.
 //! [Event shapes](https://docs.aws.amazon.com/lambda/latest/dg/lambda-services.html).
 
-use serde::Deserialize;
+use serde::{
+    Deserialize, Deserializer,
+    de::{IgnoredAny, MapAccess, Visitor},
+};
 use serde_json::value::RawValue;
+use std::{borrow::Cow, fmt};
 
 /// The `faas.trigger` values of the semantic conventions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +53,105 @@ pub struct Trigger {
     pub http_method: Option<String>,
     /// Route template (`/orders/{id}`), for HTTP events that have one.
     pub http_route: Option<String>,
+    /// The request's path without its query string (`url.path`), for HTTP events.
+    pub url_path: Option<String>,
+    /// The request's trace headers, for HTTP events.
+    pub(crate) carrier: TraceHeaders,
+}
+
+/// The trace headers of an HTTP event's request, found whatever their case; no other header is
+/// read. `multiValueHeaders` (API Gateway REST, ALB with multi-value headers) give their first
+/// value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct TraceHeaders {
+    pub(crate) traceparent: Option<String>,
+    pub(crate) tracestate: Option<String>,
+    pub(crate) xray: Option<String>,
+}
+
+impl TraceHeaders {
+    const TRACEPARENT: &str = "traceparent";
+    const TRACESTATE: &str = "tracestate";
+    const XRAY: &str = "x-amzn-trace-id";
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.traceparent.is_none() && self.xray.is_none()
+    }
+
+    /// Fills what `self` lacks from `other`.
+    fn or(self, other: TraceHeaders) -> TraceHeaders {
+        TraceHeaders {
+            traceparent: self.traceparent.or(other.traceparent),
+            tracestate: self.tracestate.or(other.tracestate),
+            xray: self.xray.or(other.xray),
+        }
+    }
+}
+
+impl opentelemetry::propagation::Extractor for TraceHeaders {
+    fn get(&self, key: &str) -> Option<&str> {
+        let value = if key.eq_ignore_ascii_case(Self::TRACEPARENT) {
+            &self.traceparent
+        } else if key.eq_ignore_ascii_case(Self::TRACESTATE) {
+            &self.tracestate
+        } else if key.eq_ignore_ascii_case(Self::XRAY) {
+            &self.xray
+        } else {
+            return None;
+        };
+        value.as_deref()
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        [
+            (Self::TRACEPARENT, &self.traceparent),
+            (Self::TRACESTATE, &self.tracestate),
+            (Self::XRAY, &self.xray),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| value.as_ref().map(|_| key))
+        .collect()
+    }
+}
+
+impl<'de> Deserialize<'de> for TraceHeaders {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Headers;
+
+        impl<'de> Visitor<'de> for Headers {
+            type Value = TraceHeaders;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of headers")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TraceHeaders, A::Error> {
+                let mut headers = TraceHeaders::default();
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    let slot = if key.eq_ignore_ascii_case(TraceHeaders::TRACEPARENT) {
+                        &mut headers.traceparent
+                    } else if key.eq_ignore_ascii_case(TraceHeaders::TRACESTATE) {
+                        &mut headers.tracestate
+                    } else if key.eq_ignore_ascii_case(TraceHeaders::XRAY) {
+                        &mut headers.xray
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    };
+                    *slot = match map.next_value::<serde_json::Value>()? {
+                        serde_json::Value::String(value) => Some(value),
+                        serde_json::Value::Array(values) => values
+                            .into_iter()
+                            .find_map(|value| value.as_str().map(str::to_owned)),
+                        _ => None,
+                    };
+                }
+                Ok(headers)
+            }
+        }
+
+        deserializer.deserialize_map(Headers)
+    }
 }
 
 #[derive(Deserialize)]
@@ -62,6 +168,12 @@ struct Probe<'a> {
     #[serde(rename = "detail-type")]
     detail_type: Option<&'a RawValue>,
     source: Option<&'a RawValue>,
+    #[serde(rename = "rawPath")]
+    raw_path: Option<&'a RawValue>,
+    path: Option<&'a RawValue>,
+    headers: Option<TraceHeaders>,
+    #[serde(rename = "multiValueHeaders")]
+    multi_value_headers: Option<TraceHeaders>,
 }
 
 #[derive(Deserialize)]
@@ -69,6 +181,8 @@ struct RequestContext<'a> {
     #[serde(borrow)]
     http: Option<HttpContext<'a>>,
     elb: Option<&'a RawValue>,
+    /// API Gateway REST: the path as the client sent it, the stage included.
+    path: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -85,6 +199,14 @@ struct Record<'a> {
     event_source_sns: Option<&'a RawValue>,
 }
 
+/// A path with any query string cut off (the events keep it apart, but a path is never trusted to).
+fn without_query(mut path: String) -> String {
+    if let Some(query) = path.find('?') {
+        path.truncate(query);
+    }
+    path
+}
+
 /// A JSON string value, or nothing for any other JSON type.
 fn string(raw: Option<&RawValue>) -> Option<String> {
     raw.and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
@@ -97,11 +219,17 @@ impl Trigger {
             kind: TriggerKind::Other,
             http_method: None,
             http_route: None,
+            url_path: None,
+            carrier: TraceHeaders::default(),
         };
         let Ok(probe) = serde_json::from_slice::<Probe<'_>>(event) else {
             return other;
         };
         let request_context = probe.request_context.as_ref();
+        let carrier = || {
+            let single = probe.headers.clone().unwrap_or_default();
+            single.or(probe.multi_value_headers.clone().unwrap_or_default())
+        };
 
         // API Gateway HTTP API (payload 2.0) and function URLs.
         if let Some(route_key) = string(probe.route_key) {
@@ -116,6 +244,8 @@ impl Trigger {
                 kind: TriggerKind::Http,
                 http_method: method,
                 http_route: route,
+                url_path: string(probe.raw_path).map(without_query),
+                carrier: carrier(),
             };
         }
         if let Some(method) = string(probe.http_method) {
@@ -125,6 +255,13 @@ impl Trigger {
                 kind: TriggerKind::Http,
                 http_method: Some(method),
                 http_route: if is_alb { None } else { string(probe.resource) },
+                // The path the handler sees (lambda_http's choice): API Gateway REST's as the
+                // client sent it, the stage included; ALB's as is.
+                url_path: request_context
+                    .and_then(|rc| string(rc.path))
+                    .or_else(|| string(probe.path))
+                    .map(without_query),
+                carrier: carrier(),
             };
         }
         if let Some(records) = &probe.records {
@@ -261,6 +398,68 @@ mod tests {
             let trigger = Trigger::detect(event.as_bytes());
             assert_eq!(trigger.kind, *kind, "{reason}");
             assert_eq!(trigger.span_name().as_deref(), *name, "{reason}");
+        }
+    }
+
+    #[test]
+    fn http_events_give_their_path_and_trace_headers_and_nothing_else() {
+        const TP: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        const XRAY: &str =
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        // (event, url.path, traceparent, X-Amzn-Trace-Id, reason)
+        type Case<'a> = (
+            String,
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a str>,
+            &'a str,
+        );
+        let cases: &[Case<'_>] = &[
+            (
+                format!(r#"{{"version":"2.0","routeKey":"GET /orders/{{id}}","rawPath":"/orders/42","rawQueryString":"secret=1","headers":{{"traceparent":"{TP}","authorization":"Bearer x"}},"requestContext":{{"http":{{"method":"GET"}}}}}}"#),
+                Some("/orders/42"),
+                Some(TP),
+                None,
+                "API Gateway v2: the path without its query, the W3C header",
+            ),
+            (
+                format!(r#"{{"version":"2.0","routeKey":"$default","rawPath":"/x","headers":{{"X-Amzn-Trace-Id":"{XRAY}"}},"requestContext":{{"http":{{"method":"GET"}}}}}}"#),
+                Some("/x"),
+                None,
+                Some(XRAY),
+                "function URL: the X-Ray header, whatever its case",
+            ),
+            (
+                format!(r#"{{"resource":"/orders/{{id}}","path":"/orders/42","httpMethod":"GET","headers":null,"multiValueHeaders":{{"Traceparent":["{TP}","00-ffffffffffffffffffffffffffffffff-ffffffffffffffff-01"]}},"requestContext":{{"stage":"prod"}}}}"#),
+                Some("/orders/42"),
+                Some(TP),
+                None,
+                "API Gateway v1: null headers, the first multi-value header",
+            ),
+            (
+                r#"{"requestContext":{"elb":{"targetGroupArn":"arn"}},"httpMethod":"GET","path":"/health?probe=1","headers":{"traceparent":42}}"#.to_owned(),
+                Some("/health"),
+                None,
+                None,
+                "ALB: a path is cut at `?`; a header that is not a string is no header",
+            ),
+            (
+                format!(r#"{{"Records":[{{"eventSource":"aws:sqs"}}],"headers":{{"traceparent":"{TP}"}},"path":"/x"}}"#),
+                None,
+                None,
+                None,
+                "not an HTTP event: nothing read",
+            ),
+        ];
+        for (event, path, traceparent, xray, reason) in cases {
+            let trigger = Trigger::detect(event.as_bytes());
+            assert_eq!(trigger.url_path.as_deref(), *path, "{reason}");
+            assert_eq!(
+                trigger.carrier.traceparent.as_deref(),
+                *traceparent,
+                "{reason}"
+            );
+            assert_eq!(trigger.carrier.xray.as_deref(), *xray, "{reason}");
         }
     }
 }
