@@ -536,21 +536,83 @@ where
     run_until_terminated(telemetry, Box::pin(runtime.run_concurrent())).await
 }
 
+/// [`run_http`] for handlers that stream their response
+/// ([response streaming](https://docs.aws.amazon.com/lambda/latest/dg/configuration-response-streaming.html)),
+/// as lambda_http's `run_with_streaming_response` runs them.
+///
+/// It keeps everything [`run_http`] does. The status is the one the handler's response starts with
+/// (its metadata prelude); the invocation span ends, and the flush starts, once the whole body has
+/// been streamed to Lambda.
+#[cfg(feature = "http")]
+pub async fn run_http_streaming<'a, S, B, E>(
+    telemetry: &Telemetry,
+    handler: S,
+) -> Result<(), lambda_runtime::Error>
+where
+    S: Service<lambda_http::Request, Response = lambda_http::Response<B>, Error = E>,
+    S::Future: Send + 'a,
+    E: fmt::Debug + Into<Diagnostic> + 'static,
+    B: http_body::Body + Unpin + Send + 'static,
+    B::Data: Into<bytes::Bytes> + Send,
+    B::Error: Into<lambda_runtime::Error> + Send + fmt::Debug,
+{
+    warn_if_sequential_under_concurrency(
+        telemetry,
+        "run_http_streaming",
+        "run_http_streaming_concurrent",
+    );
+    let runtime = lambda_runtime::Runtime::new(traced(http_status::Streaming::new(handler)))
+        .layer(telemetry.layer());
+    run_until_terminated(telemetry, Box::pin(runtime.run())).await
+}
+
+/// [`run_http_streaming`] for Lambda Managed Instances: [`run_concurrent`] for streaming
+/// `lambda_http` handlers.
+#[cfg(feature = "http")]
+pub async fn run_http_streaming_concurrent<S, B, E>(
+    telemetry: &Telemetry,
+    handler: S,
+) -> Result<(), lambda_runtime::Error>
+where
+    S: Service<lambda_http::Request, Response = lambda_http::Response<B>, Error = E>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    E: fmt::Debug + Into<Diagnostic> + Send + 'static,
+    B: http_body::Body + Unpin + Send + 'static,
+    B::Data: Into<bytes::Bytes> + Send,
+    B::Error: Into<lambda_runtime::Error> + Send + fmt::Debug,
+{
+    let runtime = lambda_runtime::Runtime::new(traced(http_status::Streaming::new(handler)))
+        .layer(telemetry.layer());
+    run_until_terminated(telemetry, Box::pin(runtime.run_concurrent())).await
+}
+
 #[cfg(feature = "http")]
 mod http_status {
     //! The response status of a `lambda_http` handler, for the invocation span: the handler's answer
     //! is turned into the `http::Response` lambda_http would make of it, and its status noted on the
     //! invocation's state before the adapter serialises it.
     use crate::invocation::INVOCATION;
-    use lambda_http::{IntoResponse, Request, Response};
+    use bytes::Bytes;
+    use futures_core::Stream;
+    use http::{HeaderValue, header::SET_COOKIE};
+    use http_body::Body;
+    use lambda_http::{IntoResponse, Request, RequestExt, Response, request::LambdaRequest};
+    use lambda_runtime::{LambdaEvent, MetadataPrelude, StreamResponse};
+    use pin_project_lite::pin_project;
     use std::{
         future::Future,
         marker::PhantomData,
         pin::Pin,
         sync::atomic::Ordering,
-        task::{Context, Poll},
+        task::{Context, Poll, ready},
     };
     use tower::Service;
+
+    /// The header lambda_http gives a request the invocation's trace header in.
+    const XRAY_TRACE_HEADER: http::HeaderName = http::HeaderName::from_static("x-amzn-trace-id");
 
     /// Wraps a `lambda_http` handler; see the module docs. `'a` is how long the handler's future may
     /// borrow, as in lambda_http's own adapter.
@@ -596,6 +658,100 @@ mod http_status {
                     INVOCATION.try_with(|state| state.http_status.store(status, Ordering::Release));
                 Ok(response)
             })
+        }
+    }
+
+    /// A streaming `lambda_http` handler as the runtime calls it, as lambda_http's own stream
+    /// adapter makes one (the request from the event with the Lambda context and the
+    /// `x-amzn-trace-id` header, `set-cookie` headers moved to the prelude's cookies), noting the
+    /// status the response starts with. tracekit's own because lambda_http's adapter is `Send`
+    /// only for `Sync` bodies, which streaming bodies seldom are, and managed concurrency needs it
+    /// `Send`.
+    #[derive(Debug, Clone)]
+    pub(super) struct Streaming<'a, S> {
+        inner: S,
+        borrow: PhantomData<&'a ()>,
+    }
+
+    impl<S> Streaming<'_, S> {
+        pub(super) fn new(inner: S) -> Self {
+            Streaming {
+                inner,
+                borrow: PhantomData,
+            }
+        }
+    }
+
+    impl<'a, S, B, E> Service<LambdaEvent<LambdaRequest>> for Streaming<'a, S>
+    where
+        S: Service<Request, Response = Response<B>, Error = E>,
+        S::Future: Send + 'a,
+        B: Body + Unpin + Send + 'static,
+        B::Data: Into<Bytes> + Send,
+        B::Error: Into<lambda_runtime::Error> + Send + std::fmt::Debug,
+    {
+        type Response = StreamResponse<BodyFrames<B>>;
+        type Error = E;
+        type Future = Pin<Box<dyn Future<Output = Result<Self::Response, E>> + Send + 'a>>;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+            self.inner.poll_ready(cx)
+        }
+
+        fn call(&mut self, event: LambdaEvent<LambdaRequest>) -> Self::Future {
+            let LambdaEvent { payload, context } = event;
+            let mut request = Request::from(payload);
+            if let Some(header) = context
+                .xray_trace_id
+                .as_deref()
+                .and_then(|id| HeaderValue::from_str(id).ok())
+            {
+                request.headers_mut().insert(XRAY_TRACE_HEADER, header);
+            }
+            let answer = self.inner.call(request.with_lambda_context(context));
+            Box::pin(async move {
+                let response = answer.await?;
+                let status = response.status();
+                let _ = INVOCATION
+                    .try_with(|state| state.http_status.store(status.as_u16(), Ordering::Release));
+                let (parts, body) = response.into_parts();
+                let mut headers = parts.headers;
+                let cookies = headers
+                    .get_all(SET_COOKIE)
+                    .iter()
+                    .map(|cookie| String::from_utf8_lossy(cookie.as_bytes()).into_owned())
+                    .collect();
+                headers.remove(SET_COOKIE);
+                Ok(StreamResponse {
+                    metadata_prelude: MetadataPrelude {
+                        headers,
+                        status_code: status,
+                        cookies,
+                    },
+                    stream: BodyFrames { body },
+                })
+            })
+        }
+    }
+
+    pin_project! {
+        /// A response body as the stream of data frames the runtime sends; trailers end it.
+        #[derive(Debug)]
+        pub(super) struct BodyFrames<B> {
+            #[pin]
+            body: B,
+        }
+    }
+
+    impl<B: Body> Stream for BodyFrames<B> {
+        type Item = Result<B::Data, B::Error>;
+
+        fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            match ready!(self.project().body.poll_frame(cx)) {
+                Some(Ok(frame)) => Poll::Ready(frame.into_data().ok().map(Ok)),
+                Some(Err(error)) => Poll::Ready(Some(Err(error))),
+                None => Poll::Ready(None),
+            }
         }
     }
 }

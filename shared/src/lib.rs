@@ -84,7 +84,9 @@ pub use lambda::{
     Trigger, TriggerKind, run, run_concurrent, traced,
 };
 #[cfg(feature = "http")]
-pub use lambda::{run_http, run_http_concurrent};
+pub use lambda::{
+    run_http, run_http_concurrent, run_http_streaming, run_http_streaming_concurrent,
+};
 pub use telemetry::{Builder, InitError, Telemetry, builder, init, init_with};
 
 // The crates a function shares types with tracekit through, at the versions tracekit is built with:

@@ -1,6 +1,7 @@
 //! tracekit's entry points as a function runs them: what a function prints when it starts, and what
 //! each entry point keeps (span, error, flush, SIGTERM).
 
+use integration_tests::otlp::{SpanKind, SpanStatusCode};
 use integration_tests::xray::{self, XrayDaemon};
 use integration_tests::{FunctionProcess, Invocation, InvocationOutcome, stack};
 use serde_json::json;
@@ -156,4 +157,209 @@ async fn lambda_log_level_and_format_are_followed() {
         !working.starts_with('{') && working.contains("INFO"),
         "{working}"
     );
+}
+
+/// An API Gateway HTTP API event for `GET {path}`.
+fn http_event(path: &str) -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(stack::workspace_root().join("events/apigw-v2-get-order.json"))
+            .expect("the sample event");
+    let mut event: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    event["rawPath"] = json!(path);
+    event["requestContext"]["http"]["path"] = json!(path);
+    event["routeKey"] = json!("GET /{proxy+}");
+    event
+}
+
+/// A streamed response as the runtime posted it: the metadata prelude, eight NUL bytes, the body.
+fn streamed(body: &[u8]) -> (serde_json::Value, String) {
+    let split = body
+        .windows(8)
+        .position(|window| window == [0u8; 8])
+        .unwrap_or_else(|| {
+            panic!(
+                "no prelude delimiter in {:?}",
+                String::from_utf8_lossy(body)
+            )
+        });
+    let prelude = serde_json::from_slice(&body[..split]).expect("a JSON prelude");
+    let rest = String::from_utf8_lossy(&body[split + 8..]).into_owned();
+    (prelude, rest)
+}
+
+/// Every `lambda_http` entry point through the harness: the invocation span with the response's
+/// status (a 5xx and a handler error as errors), the child span under it, the response Lambda gets,
+/// the flush policy (amortized here: nothing leaves before SIGTERM) and the SIGTERM flush.
+#[tokio::test]
+async fn every_http_entry_point_keeps_span_status_error_flush_and_sigterm() {
+    let entries = [
+        ("run_http", false, false),
+        ("run_http_concurrent", true, false),
+        ("run_http_streaming", false, true),
+        ("run_http_streaming_concurrent", true, true),
+    ];
+    for (entry, concurrent, streaming) in entries {
+        let agent = XrayDaemon::recording().expect("agent stand-in");
+        let env = [
+            ("AWS_XRAY_DAEMON_ADDRESS", agent.address()),
+            ("TRACED_FUNCTION_ENTRY", entry),
+            (
+                "AWS_LAMBDA_MAX_CONCURRENCY",
+                if concurrent { "4" } else { "1" },
+            ),
+            ("TRACEKIT_FLUSH", "amortized"),
+            ("TRACEKIT_FLUSH_MAX_SPANS", "1000"),
+            ("TRACEKIT_FLUSH_MAX_AGE_MS", "600000"),
+        ];
+        let function =
+            FunctionProcess::spawn(&stack::function_binary("http-function"), &env).expect("spawn");
+        // (path, status recorded, span is an error, error.type)
+        let plan = [
+            ("/status/200", Some(200), false, None),
+            ("/status/503", Some(503), true, Some("503")),
+            ("/fail", None, true, Some("Refused")),
+        ];
+        let traces: Vec<String> = plan.iter().map(|_| xray::new_trace_id()).collect();
+        let calls = plan.iter().zip(&traces).map(|((path, ..), trace)| {
+            let header = format!("Root={trace};Parent={};Sampled=1", xray::new_segment_id());
+            function.invoke(Invocation::json(http_event(path)).trace_header(header))
+        });
+        let outcomes = futures_util::future::join_all(calls).await;
+        for ((path, status, ..), outcome) in plan.iter().zip(outcomes) {
+            let outcome = outcome.expect("invocation");
+            match (status, &outcome) {
+                (Some(code), InvocationOutcome::Response(body)) if streaming => {
+                    let (prelude, body) = streamed(body);
+                    assert_eq!(prelude["statusCode"], *code, "{entry} {path}");
+                    assert_eq!(prelude["cookies"], json!(["session=1"]), "{entry} {path}");
+                    assert_eq!(body, format!("status {code}"), "{entry} {path}");
+                }
+                (Some(code), InvocationOutcome::Response(_)) => {
+                    let response = outcome.json().expect("JSON");
+                    assert_eq!(response["statusCode"], *code, "{entry} {path}");
+                    assert_eq!(response["body"], format!("status {code}"), "{entry} {path}");
+                }
+                (None, InvocationOutcome::Error { error_type, .. }) => {
+                    assert_eq!(error_type, "Refused", "{entry} {path}");
+                }
+                (_, other) => panic!("{entry} {path}: {other:?}"),
+            }
+        }
+        // Amortized with thresholds no test reaches: every span still waits in the buffer.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(agent.spans().is_empty(), "{entry}: nothing before SIGTERM");
+        let status = function.shutdown().await.expect("exit");
+        assert!(status.success(), "{entry}: {status:?}");
+        let spans = agent
+            .wait_for_spans(plan.len() * 2, WAIT)
+            .await
+            .expect("every span at SIGTERM");
+        assert_eq!(spans.len(), plan.len() * 2, "{entry}: each span once");
+        for ((path, status, is_error, error_type), trace) in plan.iter().zip(&traces) {
+            let trace = xray::otel_trace_id(trace);
+            let server = spans
+                .iter()
+                .find(|s| s.trace_id == trace && s.kind == SpanKind::Server)
+                .unwrap_or_else(|| panic!("{entry} {path}: the invocation span"));
+            assert_eq!(
+                server.attr_i64("http.response.status_code"),
+                status.map(i64::from),
+                "{entry} {path}"
+            );
+            assert_eq!(server.attr_str("url.path"), Some(*path), "{entry} {path}");
+            assert_eq!(
+                server.status_code == SpanStatusCode::Error,
+                *is_error,
+                "{entry} {path}"
+            );
+            assert_eq!(server.attr_str("error.type"), *error_type, "{entry} {path}");
+            if streaming && status.is_some() {
+                // The body takes three 20 ms chunks: the span lasts until the last was sent.
+                let lasted = server
+                    .end_unix_nanos
+                    .saturating_sub(server.start_unix_nanos);
+                assert!(
+                    lasted >= 60_000_000,
+                    "{entry} {path}: the span ends after the stream ({lasted} ns)"
+                );
+            }
+            let render = spans
+                .iter()
+                .find(|s| s.trace_id == trace && s.name == "render")
+                .unwrap_or_else(|| panic!("{entry} {path}: the child span"));
+            assert_eq!(
+                render.parent_span_id.as_deref(),
+                Some(server.span_id.as_str()),
+                "{entry} {path}"
+            );
+        }
+    }
+}
+
+/// The same for lambda_runtime's entry points (`tracekit::run`, `tracekit::run_concurrent`).
+#[tokio::test]
+async fn every_lambda_runtime_entry_point_keeps_span_error_flush_and_sigterm() {
+    for (entry, concurrency) in [("sequential", "1"), ("concurrent", "4")] {
+        let agent = XrayDaemon::recording().expect("agent stand-in");
+        let function = spawn(
+            &agent,
+            &[
+                ("TRACED_FUNCTION_ENTRY", entry),
+                ("AWS_LAMBDA_MAX_CONCURRENCY", concurrency),
+                ("TRACEKIT_FLUSH", "amortized"),
+                ("TRACEKIT_FLUSH_MAX_SPANS", "1000"),
+                ("TRACEKIT_FLUSH_MAX_AGE_MS", "600000"),
+            ],
+        );
+        let (ok, failing) = (xray::new_trace_id(), xray::new_trace_id());
+        let invoke = |trace: &str, payload: serde_json::Value| {
+            let header = format!("Root={trace};Parent={};Sampled=1", xray::new_segment_id());
+            function.invoke(Invocation::json(payload).trace_header(header))
+        };
+        let (answered, refused) = tokio::join!(
+            invoke(&ok, json!({"children": 1})),
+            invoke(&failing, json!({"fail": "no stock"}))
+        );
+        assert!(
+            matches!(
+                answered.expect("invocation"),
+                InvocationOutcome::Response(_)
+            ),
+            "{entry}"
+        );
+        assert!(
+            matches!(
+                refused.expect("invocation"),
+                InvocationOutcome::Error { .. }
+            ),
+            "{entry}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(agent.spans().is_empty(), "{entry}: nothing before SIGTERM");
+        let status = function.shutdown().await.expect("exit");
+        assert!(status.success(), "{entry}: {status:?}");
+        let spans = agent
+            .wait_for_spans(3, WAIT)
+            .await
+            .expect("every span at SIGTERM");
+        assert_eq!(spans.len(), 3, "{entry}");
+        let server_of = |trace: &str| {
+            let trace = xray::otel_trace_id(trace);
+            spans
+                .iter()
+                .find(|s| s.trace_id == trace && s.kind == SpanKind::Server)
+                .unwrap_or_else(|| panic!("{entry}: the invocation span"))
+                .clone()
+        };
+        let server = server_of(&ok);
+        assert_ne!(server.status_code, SpanStatusCode::Error, "{entry}");
+        assert!(
+            spans.iter().any(|s| s.name == "step"
+                && s.parent_span_id.as_deref() == Some(server.span_id.as_str())),
+            "{entry}: the child under its invocation"
+        );
+        let failed = server_of(&failing);
+        assert_eq!(failed.status_code, SpanStatusCode::Error, "{entry}");
+        assert_eq!(failed.attr_str("error.type"), Some("OrderError"), "{entry}");
+    }
 }
