@@ -111,7 +111,7 @@ fn invocation(c: &mut Criterion) {
     let test = TestTelemetry::new();
     let inner = service_fn(|_: LambdaInvocation| async { Ok::<(), lambda_runtime::Error>(()) });
     let mut bare = inner;
-    let mut traced = test.telemetry().layer().layer(inner);
+    let mut traced = test.layer().layer(inner);
     let event = || {
         FakeInvocation::new(serde_json::json!({"n": 1}))
             .trace_header(XRAY)

@@ -6,8 +6,8 @@
 //! has its answer) it closes the span and flushes, bounded by the flush timeout and the deadline.
 //!
 //! The runtime turns a handler's error into the `/error` post below this layer, out of its sight, so
-//! the handler itself is wrapped too ([`traced`]): it notes the error for the invocation span and
-//! passes it on unchanged. [`run`] and [`run_http`] do both in one call.
+//! the handler itself is wrapped too ([`TracedHandler`]): it notes the error for the invocation span and
+//! passes it on unchanged. Every entry point ([`run`] and its kin, [`runtime`]) does both in one call.
 
 mod trigger;
 
@@ -61,7 +61,8 @@ const PLAUSIBLE_DEADLINE_MS: u64 = 1_577_836_800_000;
 /// Time kept back from the deadline so the runtime is polling `/next` before Lambda's timeout.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(10);
 
-/// Tower layer that traces each invocation. Build it with [`Telemetry::layer`].
+/// Tower layer that traces each invocation. tracekit's entry points ([`run`] and its kin,
+/// [`runtime`]) add it; tests get one from `TestTelemetry::layer` (feature `testing`).
 #[derive(Debug, Clone)]
 pub struct InvocationLayer {
     telemetry: Telemetry,
@@ -371,11 +372,12 @@ fn colons(arn: &str) -> impl Iterator<Item = usize> + '_ {
 
 /// Wraps a handler so that its errors (and panics) are recorded on the invocation span. The error
 /// reaches the runtime as the same [`Diagnostic`] it would have made of it.
-pub fn traced<S>(handler: S) -> TracedHandler<S> {
+pub(crate) fn traced<S>(handler: S) -> TracedHandler<S> {
     TracedHandler { inner: handler }
 }
 
-/// The handler wrapper [`traced`] builds.
+/// A handler wrapped so that its errors reach the invocation span (tracekit's entry points wrap
+/// every handler; tests get one from `TestTelemetry::traced`).
 #[derive(Debug, Clone)]
 pub struct TracedHandler<S> {
     inner: S,
@@ -491,6 +493,80 @@ where
 {
     let runtime = lambda_runtime::Runtime::new(traced(handler)).layer(telemetry.layer());
     run_until_terminated(telemetry, Box::pin(runtime.run_concurrent())).await
+}
+
+/// A [`lambda_runtime::Runtime`] that traces `handler`, for a `main` that composes its own: add
+/// tower layers with [`Runtime::layer`](lambda_runtime::Runtime::layer) and call its `run`.
+///
+/// One call wraps both the handler (its errors reach the invocation span) and the runtime (the
+/// invocation span), and, before it returns, starts what [`run`] keeps besides: tracekit's extension
+/// for the `amortized` flush (registered now, before the runtime's first `/next`, as Lambda
+/// requires), the background flush under managed concurrency, and the SIGTERM flush, after which
+/// the process exits. Layers added to the runtime run outside the invocation span; to run inside
+/// it, wrap the handler instead.
+///
+/// ```no_run
+/// # use tracekit::lambda_runtime::{Error, LambdaEvent, service_fn};
+/// # async fn handler(event: LambdaEvent<serde_json::Value>) -> Result<serde_json::Value, Error> { Ok(event.payload) }
+/// # #[tokio::main] async fn main() -> Result<(), Error> {
+/// let telemetry = tracekit::init()?;
+/// tracekit::runtime(&telemetry, service_fn(handler))
+///     .await
+///     .layer(tower::layer::util::Identity::new()) // your layers
+///     .run()
+///     .await
+/// # }
+/// ```
+///
+/// For Lambda Managed Instances, [`runtime_concurrent`] gives a runtime whose `run_concurrent` can
+/// be called. tracekit's internals cannot be composed by hand any other way, so no composition
+/// loses a feature silently.
+pub async fn runtime<A, F, R, B, S, D, E>(
+    telemetry: &Telemetry,
+    handler: F,
+) -> lambda_runtime::Runtime<
+    impl Service<LambdaInvocation, Response = (), Error = lambda_runtime::Error>
+    + use<A, F, R, B, S, D, E>,
+>
+where
+    F: Service<LambdaEvent<A>, Response = R> + 'static,
+    F::Future: Future<Output = Result<R, F::Error>> + 'static,
+    F::Error: Into<Diagnostic> + fmt::Debug + 'static,
+    A: for<'de> serde::Deserialize<'de>,
+    R: lambda_runtime::IntoFunctionResponse<B, S>,
+    B: serde::Serialize,
+    S: futures_core::Stream<Item = Result<D, E>> + Unpin + Send + 'static,
+    D: Into<bytes::Bytes> + Send,
+    E: Into<lambda_runtime::Error> + Send + fmt::Debug,
+{
+    start_beside_a_runtime(telemetry).await;
+    lambda_runtime::Runtime::new(traced(handler)).layer(telemetry.layer())
+}
+
+/// [`runtime`] for Lambda Managed Instances: the handler is `Clone + Send`, so the runtime's
+/// `run_concurrent` serves up to `AWS_LAMBDA_MAX_CONCURRENCY` invocations at once.
+pub async fn runtime_concurrent<A, F, R, B, S, D, E>(
+    telemetry: &Telemetry,
+    handler: F,
+) -> lambda_runtime::Runtime<
+    impl Service<LambdaInvocation, Response = (), Error = lambda_runtime::Error, Future: Send>
+    + Clone
+    + Send
+    + use<A, F, R, B, S, D, E>,
+>
+where
+    F: Service<LambdaEvent<A>, Response = R> + Clone + Send + 'static,
+    F::Future: Future<Output = Result<R, F::Error>> + Send + 'static,
+    F::Error: Into<Diagnostic> + fmt::Debug + 'static,
+    A: for<'de> serde::Deserialize<'de> + Send + 'static,
+    R: lambda_runtime::IntoFunctionResponse<B, S> + Send + 'static,
+    B: serde::Serialize + Send + 'static,
+    S: futures_core::Stream<Item = Result<D, E>> + Unpin + Send + 'static,
+    D: Into<bytes::Bytes> + Send + 'static,
+    E: Into<lambda_runtime::Error> + Send + fmt::Debug + 'static,
+{
+    start_beside_a_runtime(telemetry).await;
+    lambda_runtime::Runtime::new(traced(handler)).layer(telemetry.layer())
 }
 
 /// [`run`] for `lambda_http` handlers (API Gateway REST and HTTP APIs, ALB, function URLs).
@@ -869,6 +945,29 @@ async fn run_until_terminated(
     if let Some(background) = background {
         background.abort();
     }
+    flush_at_shutdown(telemetry).await;
+    Ok(())
+}
+
+/// What [`run_until_terminated`] does around a runtime, for a runtime `main` runs itself
+/// ([`runtime`]): the extension now, the background flush, and a task that flushes on SIGTERM and
+/// then ends the process, as the runtime would not.
+async fn start_beside_a_runtime(telemetry: &Telemetry) {
+    start_extension(telemetry).await;
+    let background = start_background_flush(telemetry);
+    let telemetry = telemetry.clone();
+    tokio::spawn(async move {
+        terminated().await;
+        if let Some(background) = background {
+            background.abort();
+        }
+        flush_at_shutdown(&telemetry).await;
+        std::process::exit(0);
+    });
+}
+
+/// The SIGTERM flush: what is buffered, within [`SHUTDOWN_FLUSH`].
+async fn flush_at_shutdown(telemetry: &Telemetry) {
     let report = telemetry.shutdown(SHUTDOWN_FLUSH).await;
     tracing::info!(
         target: "tracekit",
@@ -876,7 +975,6 @@ async fn run_until_terminated(
         dropped = report.dropped,
         "SIGTERM: buffered spans flushed, exiting"
     );
-    Ok(())
 }
 
 /// Under managed concurrency with the `amortized` flush in force, a task that flushes what is due

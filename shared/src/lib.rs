@@ -8,11 +8,11 @@
 //! collector over HTTP instead, and `OTEL_TRACES_EXPORTER=xray` sends X-Ray segment documents.
 //!
 //! ```no_run
-//! use lambda_runtime::{Error, LambdaEvent, service_fn};
+//! use tracekit::lambda_runtime::{Error, LambdaEvent, service_fn};
 //! use serde_json::Value;
 //!
 //! async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
-//!     tracing::info!("handling");
+//!     tracekit::tracing::info!("handling");
 //!     Ok(event.payload)
 //! }
 //!
@@ -23,24 +23,60 @@
 //! }
 //! ```
 //!
-//! `lambda_http` handlers use [`run_http`]. On Lambda Managed Instances, where one environment serves
-//! several invocations at once, [`run_concurrent`] and [`run_http_concurrent`] keep all of it; with
-//! `AWS_LAMBDA_MAX_CONCURRENCY` unset or 1 they run one invocation at a time, so one binary serves
-//! both kinds of function. To compose your own [`lambda_runtime::Runtime`], add
-//! [`Telemetry::layer`] with `Runtime::layer` and wrap the handler in [`traced`] so its errors
-//! reach the invocation span:
+//! ## Entry points
+//! One call per runtime mode. Each keeps everything: the invocation span (parent from the
+//! invocation's own trace header, cold start once per process), the handler's errors and panics on
+//! it, the flush policy with tracekit's extension, and the flush on SIGTERM.
+//!
+//! | handler | one at a time | Lambda Managed Instances (`AWS_LAMBDA_MAX_CONCURRENCY` > 1) |
+//! |---|---|---|
+//! | `lambda_runtime` | [`run`] | [`run_concurrent`] |
+//! | `lambda_http` (API Gateway REST and HTTP APIs, ALB, function URLs) | [`run_http`] | [`run_http_concurrent`] |
+//! | `lambda_http`, response streaming | [`run_http_streaming`] | [`run_http_streaming_concurrent`] |
+//! | a `Runtime` `main` composes with its own tower layers | [`runtime`] | [`runtime_concurrent`] |
+//!
+//! The HTTP entry points also record the response's status (`http.response.status_code`; a 5xx is
+//! an error), the method, the route and the path. The concurrent ones run one invocation at a time
+//! when `AWS_LAMBDA_MAX_CONCURRENCY` is unset or 1, so one binary serves both kinds of function;
+//! under managed concurrency the flush is `amortized` by default (the environment never freezes),
+//! with a background flush for a quiet environment. A sequential entry point in an environment
+//! that asks for more says so at start.
 //!
 //! ```no_run
-//! # use lambda_runtime::{Error, LambdaEvent, Runtime, service_fn};
-//! # async fn handler(event: LambdaEvent<serde_json::Value>) -> Result<serde_json::Value, Error> { Ok(event.payload) }
-//! # #[tokio::main] async fn main() -> Result<(), Error> {
-//! let telemetry = tracekit::init()?;
-//! Runtime::new(tracekit::traced(service_fn(handler)))
-//!     .layer(telemetry.layer())
-//!     .run_concurrent() // Lambda Managed Instances: the parent still comes from each invocation
-//!     .await
-//! # }
+//! use tracekit::lambda_http::{Body, Error, Request, Response, service_fn};
+//!
+//! async fn handler(_: Request) -> Result<Response<Body>, Error> {
+//!     Ok(Response::new(Body::from("ok")))
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Error> {
+//!     let telemetry = tracekit::init()?;
+//!     tracekit::run_http_concurrent(&telemetry, service_fn(handler)).await
+//! }
 //! ```
+//!
+//! ## Your own spans
+//! tracekit re-exports what a function shares types with it, at the versions it is built with:
+//! [`lambda_runtime`], [`lambda_http`], [`opentelemetry`], [`opentelemetry_sdk`], [`tracing`] and
+//! [`OpenTelemetrySpanExt`]. A span of your own is a `tracing` span; [`record_error`] records a
+//! failure on it as tracekit records its own.
+//!
+//! ```
+//! use tracekit::OpenTelemetrySpanExt;
+//!
+//! let span = tracekit::tracing::info_span!("price order");
+//! span.set_attribute("order.items", 3);
+//! ```
+//!
+//! A handler's error reaches the invocation span as `error.type`: the name its own
+//! `From<E> for Diagnostic` gives, or, for a boxed error such as `lambda_runtime::Error`, the name
+//! of the type inside the box (a derived `Debug` starts with it); a string error is `_OTHER`. To
+//! name your errors, return your own error type and implement
+//! `From<YourError> for lambda_runtime::Diagnostic`.
+//!
+//! [`builder`] is [`init`] with parts chosen in code: the exporter, the sampler, resource
+//! attributes, the ID generator, more `tracing_subscriber` layers, and where log lines go.
 //!
 //! Configuration is read from the environment: see [`config`] for every variable.
 //!
@@ -81,7 +117,7 @@ pub use error::record_error;
 pub use flush::{ExporterError, FlushReport, LambdaSpanProcessor};
 pub use lambda::{
     InvocationFuture, InvocationLayer, InvocationService, TracedHandler, TracedHandlerFuture,
-    Trigger, TriggerKind, run, run_concurrent, traced,
+    Trigger, TriggerKind, run, run_concurrent, runtime, runtime_concurrent,
 };
 #[cfg(feature = "http")]
 pub use lambda::{

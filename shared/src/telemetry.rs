@@ -458,8 +458,10 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// The tower layer that traces each invocation (see [`InvocationLayer`]).
-    pub fn layer(&self) -> InvocationLayer {
+    /// The tower layer that traces each invocation (see [`InvocationLayer`]). Not public: on its
+    /// own it would lose the handler's errors, the extension and the SIGTERM flush; a function
+    /// gets it through [`run`](crate::run) and its kin, or [`runtime`](crate::runtime).
+    pub(crate) fn layer(&self) -> InvocationLayer {
         InvocationLayer::new(self.clone())
     }
 

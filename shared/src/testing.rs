@@ -12,7 +12,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! let test = TestTelemetry::new();
-//! let mut service = test.telemetry().layer().layer(service_fn(
+//! let mut service = test.layer().layer(service_fn(
 //!     |_: lambda_runtime::LambdaInvocation| async { Ok::<(), lambda_runtime::Error>(()) },
 //! ));
 //! let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
@@ -25,6 +25,7 @@
 //! ```
 
 use crate::{
+    InvocationLayer, TracedHandler,
     config::{Config, ExporterConfig},
     flush::Flusher,
     telemetry::{Parts, Telemetry, resource},
@@ -85,9 +86,21 @@ impl TestTelemetry {
         }
     }
 
-    /// The handle to build layers from.
+    /// The handle on this test's tracing (flush, configuration).
     pub fn telemetry(&self) -> &Telemetry {
         &self.telemetry
+    }
+
+    /// The invocation layer, to wrap a stand-in for the runtime's invocation service (see the
+    /// module example); in a function, [`run`](crate::run) and [`runtime`](crate::runtime) add it.
+    pub fn layer(&self) -> InvocationLayer {
+        self.telemetry.layer()
+    }
+
+    /// A handler wrapped as tracekit wraps it, so that its errors reach the invocation span of
+    /// [`layer`](Self::layer).
+    pub fn traced<S>(&self, handler: S) -> TracedHandler<S> {
+        crate::lambda::traced(handler)
     }
 
     /// Every span exported so far (the invocation layer flushes after each invocation).

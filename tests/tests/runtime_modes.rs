@@ -296,10 +296,17 @@ async fn every_http_entry_point_keeps_span_status_error_flush_and_sigterm() {
     }
 }
 
-/// The same for lambda_runtime's entry points (`tracekit::run`, `tracekit::run_concurrent`).
+/// The same for lambda_runtime's entry points (`tracekit::run`, `tracekit::run_concurrent`) and for
+/// a runtime `main` composes with a layer of its own (`tracekit::runtime`, `runtime_concurrent`).
 #[tokio::test]
 async fn every_lambda_runtime_entry_point_keeps_span_error_flush_and_sigterm() {
-    for (entry, concurrency) in [("sequential", "1"), ("concurrent", "4")] {
+    let entries = [
+        ("sequential", "1"),
+        ("concurrent", "4"),
+        ("runtime", "1"),
+        ("runtime_concurrent", "4"),
+    ];
+    for (entry, concurrency) in entries {
         let agent = XrayDaemon::recording().expect("agent stand-in");
         let function = spawn(
             &agent,
@@ -361,5 +368,16 @@ async fn every_lambda_runtime_entry_point_keeps_span_error_flush_and_sigterm() {
         let failed = server_of(&failing);
         assert_eq!(failed.status_code, SpanStatusCode::Error, "{entry}");
         assert_eq!(failed.attr_str("error.type"), Some("OrderError"), "{entry}");
+        if entry.starts_with("runtime") {
+            let seen = function
+                .stdout()
+                .iter()
+                .filter(|line| line.contains("user layer: "))
+                .count();
+            assert_eq!(
+                seen, 2,
+                "{entry}: the function's own layer ran for each invocation"
+            );
+        }
     }
 }

@@ -7,10 +7,14 @@
 //! - `{"sleep_ms": N}` sleeps N ms after the child spans, still inside the invocation;
 //! - the response echoes `{"ok": true, "children": N}`.
 //!
-//! With `TRACED_FUNCTION_ENTRY=concurrent` it runs through `tracekit::run_concurrent` (Lambda Managed
-//! Instances: as many invocations at once as `AWS_LAMBDA_MAX_CONCURRENCY` says), else `tracekit::run`.
+//! `TRACED_FUNCTION_ENTRY` chooses the entry point: `concurrent` runs through
+//! `tracekit::run_concurrent` (Lambda Managed Instances: as many invocations at once as
+//! `AWS_LAMBDA_MAX_CONCURRENCY` says); `runtime` and `runtime_concurrent` compose the runtime in
+//! `main` (`tracekit::runtime`, with a tower layer of the function's own that logs
+//! `user layer: {request id}` per invocation); anything else is `tracekit::run`.
 
-use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
+use lambda_runtime::tower::{layer::layer_fn, util::MapRequest};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, LambdaInvocation, service_fn};
 use serde_json::{Value, json};
 
 /// The error a `{"fail": ...}` payload asks for.
@@ -66,12 +70,36 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, OrderError> {
     Ok(json!({"ok": true, "children": children}))
 }
 
+/// What the function's own tower layer does: one log line per invocation, before tracekit's span.
+fn log_invocation(invocation: LambdaInvocation) -> LambdaInvocation {
+    tracing::info!("user layer: {}", invocation.context.request_id);
+    invocation
+}
+
+/// The function's own tower layer.
+fn user_layer<S>(inner: S) -> MapRequest<S, fn(LambdaInvocation) -> LambdaInvocation> {
+    MapRequest::new(inner, log_invocation)
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let telemetry = tracekit::init()?;
-    if std::env::var("TRACED_FUNCTION_ENTRY").as_deref() == Ok("concurrent") {
-        tracekit::run_concurrent(&telemetry, service_fn(handler)).await
-    } else {
-        tracekit::run(&telemetry, service_fn(handler)).await
+    match std::env::var("TRACED_FUNCTION_ENTRY").as_deref() {
+        Ok("concurrent") => tracekit::run_concurrent(&telemetry, service_fn(handler)).await,
+        Ok("runtime") => {
+            tracekit::runtime(&telemetry, service_fn(handler))
+                .await
+                .layer(layer_fn(user_layer))
+                .run()
+                .await
+        }
+        Ok("runtime_concurrent") => {
+            tracekit::runtime_concurrent(&telemetry, service_fn(handler))
+                .await
+                .layer(layer_fn(user_layer))
+                .run_concurrent()
+                .await
+        }
+        _ => tracekit::run(&telemetry, service_fn(handler)).await,
     }
 }
