@@ -171,3 +171,52 @@ async fn a_quiet_managed_environment_flushes_in_the_background() {
     assert!(function.exit_status().is_none(), "the process still runs");
     function.shutdown().await.expect("exit");
 }
+
+/// Spans a handler opens under `tokio::join!` and on tasks it spawns (`.instrument(...)`) keep their
+/// own invocation's span as parent, while other invocations run beside them on the same threads.
+#[tokio::test]
+async fn joined_and_spawned_children_keep_their_parents() {
+    let agent = XrayDaemon::recording().expect("agent stand-in");
+    let function = spawn(
+        &agent,
+        &[
+            ("AWS_LAMBDA_MAX_CONCURRENCY", CONCURRENCY),
+            ("TRACEKIT_FLUSH", "end-of-invocation"),
+        ],
+    );
+    let traces: Vec<String> = (0..16).map(|_| xray::new_trace_id()).collect();
+    let calls = traces.iter().map(|trace| {
+        let header = format!("Root={trace};Parent={};Sampled=1", xray::new_segment_id());
+        function
+            .invoke(Invocation::json(json!({"children": 0, "fan_out": true})).trace_header(header))
+    });
+    for outcome in join_all(calls).await {
+        let outcome = outcome.expect("invocation");
+        assert!(
+            matches!(outcome, InvocationOutcome::Response(_)),
+            "{outcome:?}"
+        );
+    }
+    // Per invocation: its span, two joined, one spawned.
+    let spans = agent
+        .wait_for_spans(traces.len() * 4, WAIT)
+        .await
+        .expect("every span");
+    assert_eq!(spans.len(), traces.len() * 4);
+    for trace in &traces {
+        let trace = xray::otel_trace_id(trace);
+        let own: Vec<&ReceivedSpan> = spans.iter().filter(|s| s.trace_id == trace).collect();
+        let server = own
+            .iter()
+            .find(|s| s.kind == SpanKind::Server)
+            .expect("the invocation span");
+        let mut names: Vec<&str> = own
+            .iter()
+            .filter(|s| s.parent_span_id.as_deref() == Some(server.span_id.as_str()))
+            .map(|s| s.name.as_str())
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, ["joined", "joined", "spawned"], "trace {trace}");
+    }
+    function.shutdown().await.expect("exit");
+}

@@ -5,6 +5,9 @@
 //! - `{"panic": true}` panics inside the handler;
 //! - `{"sdk_call": "http://…"}` makes one DynamoDB GetItem with a traced client at that endpoint;
 //! - `{"sleep_ms": N}` sleeps N ms after the child spans, still inside the invocation;
+//! - `{"fan_out": true}` also opens two `joined` spans polled together under `tokio::join!` and one
+//!   `spawned` span on a task of its own (`tokio::spawn` of an `.instrument`ed future), each sleeping
+//!   10 ms;
 //! - the response echoes `{"ok": true, "children": N}`.
 //!
 //! `TRACED_FUNCTION_ENTRY` chooses the entry point: `concurrent` runs through
@@ -16,6 +19,7 @@
 use lambda_runtime::tower::{layer::layer_fn, util::MapRequest};
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, LambdaInvocation, service_fn};
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 /// The error a `{"fail": ...}` payload asks for.
 #[derive(Debug)]
@@ -63,6 +67,17 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, OrderError> {
         let span = tracing::info_span!("step", step);
         let _entered = span.enter();
         tracing::info!(step, "working");
+    }
+    if payload.get("fan_out").and_then(Value::as_bool) == Some(true) {
+        let nap = || tokio::time::sleep(std::time::Duration::from_millis(10));
+        tokio::join!(
+            nap().instrument(tracing::info_span!("joined", branch = 0)),
+            nap().instrument(tracing::info_span!("joined", branch = 1)),
+        );
+        let task = tokio::spawn(nap().instrument(tracing::info_span!("spawned")));
+        if let Err(error) = task.await {
+            return Err(OrderError(error.to_string()));
+        }
     }
     if let Some(ms) = payload.get("sleep_ms").and_then(Value::as_u64) {
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
