@@ -219,6 +219,12 @@ impl Finish {
         if !telemetry.flush_due() {
             return None;
         }
+        if telemetry.inner.background.load(Ordering::Acquire) {
+            // Managed concurrency: the background task flushes, so no invocation's worker waits on
+            // an export (and 64 invocations finding a flush due never queue up for it).
+            telemetry.inner.wake.notify_one();
+            return None;
+        }
         let bound = flush_bound(telemetry.config().flush_timeout, deadline_ms, now_ms());
         if bound.is_zero() {
             tracing::debug!(target: "tracekit", "no time left before the deadline: flush deferred");
@@ -977,9 +983,13 @@ async fn flush_at_shutdown(telemetry: &Telemetry) {
     );
 }
 
-/// Under managed concurrency with the `amortized` flush in force, a task that flushes what is due
-/// every `max_age`, so spans of a quiet environment do not wait for the next invocation. Elsewhere
-/// nothing: a classic sandbox is frozen between invocations, and a timer would fire inside the next.
+/// Under managed concurrency with the `amortized` flush in force, the task that flushes: when an
+/// invocation finds a flush due (size or age) it wakes the task instead of flushing itself, and
+/// every `max_age` the task looks by itself, so spans of a quiet environment do not wait for the
+/// next invocation. No invocation waits for it, so its bound is the exporter's own timeout
+/// (`OTEL_EXPORTER_OTLP_TIMEOUT` for OTLP/HTTP), not the end-of-invocation flush timeout: a slow
+/// collector delays spans instead of losing them. Elsewhere nothing: a classic sandbox is frozen
+/// between invocations, and a timer would fire inside the next.
 fn start_background_flush(telemetry: &Telemetry) -> Option<tokio::task::JoinHandle<()>> {
     let config = telemetry.config();
     let crate::config::FlushStrategy::Amortized { max_spans, max_age } = config.flush else {
@@ -991,15 +1001,22 @@ fn start_background_flush(telemetry: &Telemetry) -> Option<tokio::task::JoinHand
     {
         return None;
     }
+    let bound = match &config.exporter {
+        crate::config::ExporterConfig::Otlp(otlp) => otlp.timeout.max(config.flush_timeout),
+        _ => config.flush_timeout,
+    };
+    telemetry.inner.background.store(true, Ordering::Release);
     let telemetry = telemetry.clone();
     Some(tokio::spawn(async move {
         let mut ticks = tokio::time::interval(max_age);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticks.tick().await;
+            tokio::select! {
+                _ = ticks.tick() => {}
+                () = telemetry.inner.wake.notified() => {}
+            }
             if telemetry.inner.flusher.is_due(max_spans, max_age) {
-                let timeout = telemetry.config().flush_timeout;
-                telemetry.inner.flusher.flush(timeout).await;
+                telemetry.inner.flusher.flush(bound).await;
             }
         }
     }))

@@ -278,6 +278,8 @@ impl Parts {
                 flusher,
                 config: config.clone(),
                 amortize: AtomicBool::new(false),
+                background: AtomicBool::new(false),
+                wake: tokio::sync::Notify::new(),
             }),
         };
         Parts {
@@ -449,6 +451,10 @@ pub(crate) struct Inner {
     pub(crate) config: Config,
     /// The `amortized` strategy is in force: configured, and its extension registered.
     pub(crate) amortize: AtomicBool,
+    /// A background task flushes (managed concurrency): invocations wake it instead of flushing.
+    pub(crate) background: AtomicBool,
+    /// Wakes the background flush when an invocation finds a flush due.
+    pub(crate) wake: tokio::sync::Notify,
 }
 
 /// Handle on tracekit's tracing: the invocation layer, flush and shutdown. Cheap to clone.
