@@ -6,9 +6,13 @@
 //! in one process, each in its own task. Work a handler spawns onto other tasks keeps its spans'
 //! parents (through the span it is instrumented with) but not this state.
 
-use std::sync::{
-    Mutex,
-    atomic::{AtomicBool, AtomicU16},
+use opentelemetry::trace::TraceId;
+use std::{
+    cell::Cell,
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, AtomicU16},
+    },
 };
 
 tokio::task_local! {
@@ -40,4 +44,24 @@ impl InvocationState {
 /// Calls `f` with the request id of the invocation this task serves, if it serves one.
 pub(crate) fn with_request_id<R>(f: impl FnOnce(&str) -> R) -> Option<R> {
     INVOCATION.try_with(|state| f(&state.request_id)).ok()
+}
+
+thread_local! {
+    /// The trace id the next root span on this thread must have (see [`with_root_trace_id`]).
+    static ROOT_TRACE_ID: Cell<Option<TraceId>> = const { Cell::new(None) };
+}
+
+/// Runs `start` with `trace_id` as the trace id of the next root span started on this thread:
+/// a Root-only X-Ray header names the invocation's trace but no parent, and OpenTelemetry has no
+/// other way to start a root span in a given trace. `start` must start the span (synchronously).
+pub(crate) fn with_root_trace_id<R>(trace_id: TraceId, start: impl FnOnce() -> R) -> R {
+    ROOT_TRACE_ID.with(|next| next.set(Some(trace_id)));
+    let started = start();
+    ROOT_TRACE_ID.with(|next| next.set(None));
+    started
+}
+
+/// The trace id [`with_root_trace_id`] asked for, once; read by tracekit's ID generator.
+pub(crate) fn take_root_trace_id() -> Option<TraceId> {
+    ROOT_TRACE_ID.with(Cell::take)
 }

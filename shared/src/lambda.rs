@@ -280,14 +280,21 @@ fn invocation_span(telemetry: &Telemetry, invocation: &LambdaInvocation, coldsta
     );
 
     let config = telemetry.config();
+    let header = context.xray_trace_id.as_deref();
+    let mut root_trace = None;
     let lambda_parent = match propagation::invocation_parent(
-        context.xray_trace_id.as_deref(),
+        header,
         config.sampled_zero,
         &config.sampler,
     ) {
         Ok(parent) => Some(parent),
         Err(error) => {
-            tracing::warn!(target: "tracekit", %error, request_id = %context.request_id, "starting a new trace");
+            // A Root-only header (no segment recorded yet) keeps its trace, without a parent
+            // and without a warning; anything else starts a new trace.
+            root_trace = header.and_then(propagation::root_only_trace_id);
+            if root_trace.is_none() {
+                tracing::warn!(target: "tracekit", %error, request_id = %context.request_id, "starting a new trace");
+            }
             None
         }
     };
@@ -311,6 +318,10 @@ fn invocation_span(telemetry: &Telemetry, invocation: &LambdaInvocation, coldsta
         }
         (None, None) => {
             let _ = span.set_parent(opentelemetry::Context::new());
+            if let Some(trace_id) = root_trace {
+                // Started now, on this thread, so that its trace id is the header's.
+                crate::invocation::with_root_trace_id(trace_id, || span.context());
+            }
         }
     }
     span
@@ -1366,12 +1377,73 @@ mod tests {
         );
     }
 
+    /// Root-only headers, as the X-Ray developer guide's examples and the X-Ray SDKs write them when
+    /// no segment has been recorded yet: the trace is kept, the span is its root, nothing is warned.
+    /// <https://docs.aws.amazon.com/xray/latest/devguide/xray-concepts.html#xray-concepts-tracingheader>
+    #[tokio::test]
+    async fn root_only_headers_keep_lambdas_trace_without_a_warning() {
+        for header in [
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
+            "Root=1-5759e988-bd862e3fe1be46a994272793",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Lineage=a87bd80c:1|68fd508a:5",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=?;Self=1-67891234-12456789abcdef012345678",
+        ] {
+            let test = TestTelemetry::new();
+            let runtime = service_fn(|_: LambdaInvocation| async {
+                let child = tracing::info_span!("work");
+                let _entered = child.enter();
+                tracing::info!("working");
+                Ok::<(), BoxError>(())
+            });
+            let mut service = test.telemetry().layer().layer(runtime);
+            invoke(
+                &mut service,
+                FakeInvocation::new(serde_json::json!({})).trace_header(header),
+            )
+            .await;
+            let spans = test.spans();
+            assert_eq!(spans.len(), 2, "{header}");
+            for span in &spans {
+                assert_eq!(
+                    format!("{:032x}", span.span_context.trace_id()),
+                    "5759e988bd862e3fe1be46a994272793",
+                    "{header}: {} keeps Lambda's trace",
+                    span.name
+                );
+            }
+            let server = spans
+                .iter()
+                .find(|s| s.span_kind == SpanKind::Server)
+                .expect("server");
+            assert_eq!(
+                server.parent_span_id,
+                SpanId::INVALID,
+                "{header}: the trace's root"
+            );
+            let lines = test.log_lines();
+            assert!(
+                !lines.iter().any(|line| line.contains(r#""level":"WARN""#)),
+                "{header}: {lines:?}"
+            );
+            let line = lines
+                .iter()
+                .find(|l| l.contains("working"))
+                .expect("log line");
+            assert!(
+                line.contains(r#""traceId":"1-5759e988-bd862e3fe1be46a994272793""#),
+                "{line}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn malformed_or_missing_header_starts_a_new_root_with_one_warning() {
         for header in [
             None,
             Some("Root=1-5759e988-bd86;Parent=53995c3f42cd8ad8"),
             Some("garbage"),
+            Some("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=maybe"),
+            Some("Root=2-5759e988-bd862e3fe1be46a994272793;Sampled=1"),
         ] {
             let test = TestTelemetry::new();
             let mut service = test.telemetry().layer().layer(ok_runtime());

@@ -7,6 +7,14 @@
 //! span hangs under the segment Lambda writes with active tracing, and X-Ray shows one trace.
 //! tracekit never reads `_X_AMZN_TRACE_ID`: Lambda does not set it under `run_concurrent`, and
 //! setting environment variables while threads run is unsound.
+//!
+//! Which Lambda trace headers continue a trace:
+//! - `Root=1-{8 hex}-{24 hex};Parent={16 hex}` with any `Sampled` (`0`, `1`, `?`) and other keys
+//!   (`Lineage`, kept as trace state), in any order: the invocation span is a child of `Parent`;
+//! - Root-only (`Root=…`, `Root=…;Sampled=1`, `Root=…;Lineage=…`: no segment recorded yet): the
+//!   invocation span is the root of that trace, with no warning; the local sampler decides;
+//! - anything else (a truncated or non-hex id, version 2, an unknown `Sampled` value, a field that
+//!   is not `key=value`, no header at all): a new trace, and one warning naming the header.
 
 use crate::config::{Propagator, RootSampler, SampledZeroPolicy, SamplerConfig};
 use opentelemetry::{
@@ -255,6 +263,26 @@ impl XrayHeader {
     }
 }
 
+/// The trace id of a Root-only X-Ray header: a valid `Root`, no `Parent`, and nothing malformed
+/// besides (`Root=1-…;Sampled=1`, `Root=1-…;Lineage=…`, as the X-Ray developer guide and the X-Ray
+/// SDKs write them when no segment has been recorded yet). Such a header names a trace but no
+/// parent: the invocation span becomes a root span in that trace. `None` for anything else,
+/// including a header with a `Parent` (read those with [`XrayHeader::parse`]).
+pub fn root_only_trace_id(header: &str) -> Option<TraceId> {
+    let mut trace_id = None;
+    for part in header.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = part.split_once('=')?;
+        let value = value.trim();
+        match key.trim() {
+            ROOT_KEY => trace_id = Some(parse_root(value)?),
+            PARENT_KEY => return None,
+            SAMPLED_KEY if !matches!(value, "0" | "1" | "?" | "") => return None,
+            _ => {}
+        }
+    }
+    trace_id
+}
+
 /// Reads the invocation's parent from the Lambda trace header.
 pub fn invocation_parent(
     header: Option<&str>,
@@ -421,6 +449,63 @@ mod tests {
 
     fn trace_id() -> TraceId {
         TraceId::from_hex("5759e988bd862e3fe1be46a994272793").expect("valid")
+    }
+
+    #[test]
+    fn root_only_headers_name_a_trace_and_nothing_else_does() {
+        let trace = Some(trace_id());
+        // (header, trace id, reason)
+        let cases = [
+            (
+                format!("Root={ROOT};Sampled=1"),
+                trace,
+                "the X-Ray guide's sampled form",
+            ),
+            (
+                format!("Root={ROOT}"),
+                trace,
+                "the bare form ALB and API Gateway send",
+            ),
+            (
+                format!("Root={ROOT};Lineage=a87bd80c:1|68fd508a:5"),
+                trace,
+                "the pass-through form with Lineage",
+            ),
+            (
+                format!(" Sampled=? ; Root={ROOT} "),
+                trace,
+                "any order and spacing",
+            ),
+            (
+                format!("Root={ROOT};Parent={PARENT};Sampled=1"),
+                None,
+                "a Parent: a parent, read by XrayHeader::parse",
+            ),
+            (
+                format!("Root={ROOT};Sampled=2"),
+                None,
+                "a Sampled value X-Ray does not define",
+            ),
+            (
+                "Root=1-abc-123;Sampled=1".to_owned(),
+                None,
+                "a truncated Root",
+            ),
+            (
+                "Root=2-5759e988-bd862e3fe1be46a994272793".to_owned(),
+                None,
+                "version 2",
+            ),
+            (
+                format!("Root={ROOT};junk"),
+                None,
+                "a field that is not key=value",
+            ),
+            ("Sampled=1".to_owned(), None, "no Root"),
+        ];
+        for (header, expected, reason) in cases {
+            assert_eq!(root_only_trace_id(&header), expected, "{header}: {reason}");
+        }
     }
 
     #[test]

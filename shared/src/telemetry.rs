@@ -258,10 +258,8 @@ impl Parts {
         id_generator: Option<Box<dyn IdGenerator>>,
     ) -> Self {
         let builder = SdkTracerProvider::builder();
-        let builder = match id_generator {
-            Some(ids) => builder.with_id_generator(ChosenIds(ids)),
-            None => builder.with_id_generator(XrayIdGenerator::default()),
-        };
+        let ids = id_generator.unwrap_or_else(|| Box::new(XrayIdGenerator::default()));
+        let builder = builder.with_id_generator(Ids(ids));
         let chosen_sampler = chosen_sampler.unwrap_or_else(|| Box::new(sampler(&config.sampler)));
         let builder = if app_signals::records_unsampled(&config) {
             builder.with_sampler(AlwaysRecord(chosen_sampler))
@@ -430,13 +428,14 @@ fn sampler(config: &SamplerConfig) -> Sampler {
     }
 }
 
-/// A user's ID generator, boxed ([`Builder::id_generator`]).
+/// The ID generator: X-Ray's or the user's ([`Builder::id_generator`]), except for the root span
+/// of an invocation whose Lambda header names only a trace (`invocation::with_root_trace_id`).
 #[derive(Debug)]
-struct ChosenIds(Box<dyn IdGenerator>);
+struct Ids(Box<dyn IdGenerator>);
 
-impl IdGenerator for ChosenIds {
+impl IdGenerator for Ids {
     fn new_trace_id(&self) -> TraceId {
-        self.0.new_trace_id()
+        crate::invocation::take_root_trace_id().unwrap_or_else(|| self.0.new_trace_id())
     }
 
     fn new_span_id(&self) -> SpanId {
