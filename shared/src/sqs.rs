@@ -33,7 +33,8 @@
 //!
 //! ## Where the producer context comes from
 //! In this order, the first one that parses wins ([`producer_context`]):
-//! 1. message attributes (`traceparent`/`tracestate`/`baggage`, through the configured propagators);
+//! 1. message attributes (`traceparent`/`tracestate`/`baggage`, or `X-Amzn-Trace-Id`: every field
+//!    of the configured propagators);
 //! 2. the `AWSTraceHeader` system attribute (X-Ray format);
 //! 3. an SNS envelope in the body (SNS → SQS without raw delivery), whose `MessageAttributes` are
 //!    `{"Type": …, "Value": …}` objects.
@@ -392,15 +393,27 @@ impl Extractor for Attributes<'_> {
     }
 }
 
+/// The producer's context from a message's attributes (or an SNS envelope's), through every
+/// configured propagator: a `traceparent`, or an `X-Amzn-Trace-Id` alone (as OpenTelemetry JS's
+/// aws-sdk instrumentation writes with the X-Ray propagator). Keys that carry no context on their own
+/// (`tracestate`, `baggage`) are not a reason to warn when nothing else is there.
 fn from_attributes(
     attributes: &HashMap<&str, &str>,
     message_id: &str,
     carrier: &str,
 ) -> Option<SpanContext> {
-    let has_context = attributes
-        .keys()
-        .any(|key| key.eq_ignore_ascii_case("traceparent"));
-    if !has_context {
+    let present = |field: &str| attributes.keys().any(|key| key.eq_ignore_ascii_case(field));
+    let (any_field, context_field) = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.fields().filter(|field| present(field)).fold(
+            (false, false),
+            |(_, context), field| {
+                let carries_context = !field.eq_ignore_ascii_case("tracestate")
+                    && !field.eq_ignore_ascii_case("baggage");
+                (true, context || carries_context)
+            },
+        )
+    });
+    if !any_field {
         return None;
     }
     let context = crate::propagation::extract(&Attributes(attributes));
@@ -408,11 +421,13 @@ fn from_attributes(
     if span_context.is_valid() {
         Some(span_context)
     } else {
-        tracing::warn!(
-            message_id,
-            carrier,
-            "ignoring a malformed traceparent on an SQS message"
-        );
+        if context_field {
+            tracing::warn!(
+                message_id,
+                carrier,
+                "ignoring a malformed trace context on an SQS message"
+            );
+        }
         None
     }
 }
@@ -508,6 +523,28 @@ mod tests {
                 "a malformed AWSTraceHeader falls through to the envelope",
             ),
             (record("m"), None, "no carrier"),
+            (
+                {
+                    // What OpenTelemetry JS's aws-sdk instrumentation writes with the X-Ray
+                    // propagator: the X-Ray header as a message attribute, and no traceparent.
+                    let mut r = record("m");
+                    r["messageAttributes"]["X-Amzn-Trace-Id"] =
+                        json!({"stringValue": XRAY, "dataType": "String"});
+                    r
+                },
+                Some((xray_trace, Carrier::MessageAttributes)),
+                "an X-Amzn-Trace-Id message attribute alone",
+            ),
+            (
+                {
+                    let mut r = record("m");
+                    r["messageAttributes"]["baggage"] =
+                        json!({"stringValue": "tenant=a", "dataType": "String"});
+                    r
+                },
+                None,
+                "baggage alone carries no context (and no warning)",
+            ),
             (
                 {
                     let mut r = record("m");
