@@ -156,7 +156,7 @@ impl Exporter {
             Exporter::Otlp(exporter) => whole(exporter.export(batch).await),
             Exporter::Agent(exporter) => exporter.export(batch).await,
             #[cfg(feature = "xray")]
-            Exporter::Xray(exporter) => whole(exporter.export(batch).await),
+            Exporter::Xray(exporter) => exporter.export(batch).await,
             #[cfg(feature = "console")]
             Exporter::Console(exporter) => whole(exporter.export(batch).await),
             #[cfg(any(test, feature = "testing"))]
@@ -491,13 +491,33 @@ mod http1 {
 mod xray {
     //! The X-Ray daemon exporter, built at the first export so that init resolves no address and
     //! binds no socket.
+    use super::Loss;
+    use opentelemetry::{Value, trace::Status};
     use opentelemetry_aws::xray_exporter::{XrayExporter, daemon_client::XrayDaemonClient};
     use opentelemetry_sdk::{
         Resource,
-        error::{OTelSdkError, OTelSdkResult},
+        error::OTelSdkError,
         trace::{SpanData, SpanExporter},
     };
     use tokio::sync::OnceCell;
+
+    /// X-Ray reads a 4xx as the client's error (`error: true`), a 5xx as a fault, a 429 as a
+    /// throttle ([segment errors](https://docs.aws.amazon.com/xray/latest/devguide/xray-api-segmentdocuments.html#api-segmentdocuments-errors));
+    /// opentelemetry-aws's translator looks at the status code only for spans in error, and an HTTP
+    /// server span answering 4xx is not one (the semantic conventions leave it unset). On this
+    /// path only, such a span is marked in error so that its segment says `error: true`.
+    fn client_errors_as_errors(span: &mut SpanData) {
+        if !matches!(span.status, Status::Unset) {
+            return;
+        }
+        let status = span.attributes.iter().find_map(|kv| match &kv.value {
+            Value::I64(code) if kv.key.as_str() == "http.response.status_code" => Some(*code),
+            _ => None,
+        });
+        if let Some(code @ 400..=499) = status {
+            span.status = Status::error(format!("HTTP {code}"));
+        }
+    }
 
     #[derive(Debug)]
     pub(super) struct LazyXray {
@@ -543,8 +563,34 @@ mod xray {
                 .await
         }
 
-        pub(super) async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-            self.exporter().await?.export(batch).await
+        /// Exports the spans X-Ray can hold. A span whose trace id is not an X-Ray trace id (see
+        /// `propagation::is_xray_trace_id`) would be refused by the translator without a word:
+        /// it is counted as lost here instead, with the reason.
+        pub(super) async fn export(&self, mut batch: Vec<SpanData>) -> Result<(), Loss> {
+            let now = crate::propagation::now_secs();
+            let size = batch.len();
+            batch.retain(|span| {
+                crate::propagation::is_xray_trace_id(span.span_context.trace_id(), now)
+            });
+            let refused = size - batch.len();
+            batch.iter_mut().for_each(client_errors_as_errors);
+            let exported = match self.exporter().await {
+                Ok(exporter) => exporter.export(batch).await,
+                Err(error) => Err(error),
+            };
+            match exported {
+                Err(error) => Err(Loss {
+                    dropped: size,
+                    error: error.to_string(),
+                }),
+                Ok(()) if refused > 0 => Err(Loss {
+                    dropped: refused,
+                    error: format!(
+                        "{refused} spans have trace ids X-Ray segment documents cannot hold (not a time of the last 30 days); the agent path (OTLP) takes them"
+                    ),
+                }),
+                Ok(()) => Ok(()),
+            }
         }
     }
 }
@@ -584,6 +630,105 @@ mod tests {
             links: SpanLinks::default(),
             status: Status::Unset,
             instrumentation_scope: Default::default(),
+        }
+    }
+
+    /// A span X-Ray's segment documents cannot hold is counted and reported, not refused in
+    /// silence by the translator; the others reach the daemon.
+    #[cfg(feature = "xray")]
+    #[tokio::test]
+    async fn the_segment_path_counts_spans_x_ray_cannot_hold() {
+        use opentelemetry_sdk::trace::SpanProcessor as _;
+        let daemon = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        daemon
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut config = Config::from_lookup(|_| None).expect("defaults");
+        config.exporter = ExporterConfig::Xray {
+            daemon_address: daemon.local_addr().expect("address").to_string(),
+        };
+        let resource = Resource::builder_empty().build();
+        let (flusher, processor) = Flusher::new(&config, &resource).expect("exporter");
+        let fresh = format!(
+            "{:08x}bd862e3fe1be46a994272793",
+            crate::propagation::now_secs()
+        );
+        for trace in [fresh.as_str(), "0af7651916cd43dd8448eb211c80319c"] {
+            let mut data = span(true);
+            data.span_context = SpanContext::new(
+                TraceId::from_hex(trace).expect("hex"),
+                SpanId::from(7u64),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::default(),
+            );
+            data.span_kind = SpanKind::Server;
+            processor.on_end(data);
+        }
+        let report = flusher.flush(Duration::from_secs(2)).await;
+        assert_eq!((report.exported, report.dropped), (1, 1), "{report:?}");
+        let mut datagram = [0u8; 65_536];
+        let size = daemon.recv(&mut datagram).expect("one segment");
+        let text = String::from_utf8_lossy(&datagram[..size]);
+        assert!(text.contains(&fresh[..8]), "{text}");
+    }
+
+    /// On the segment path X-Ray reads HTTP statuses as its own docs say: 429 throttle and error,
+    /// other 4xx error, 5xx fault; a 4xx server span (status unset, as the conventions ask) too.
+    #[cfg(feature = "xray")]
+    #[tokio::test]
+    async fn segments_carry_x_rays_error_fault_and_throttle() {
+        use opentelemetry::KeyValue;
+        use opentelemetry_sdk::trace::SpanProcessor as _;
+        // (status code, span status, error, fault, throttle)
+        let cases = [
+            (404, Status::Unset, true, false, false),
+            (429, Status::Unset, true, false, true),
+            (400, Status::error("invalid order"), true, false, false),
+            (503, Status::error("HTTP 503"), false, true, false),
+            (200, Status::Unset, false, false, false),
+        ];
+        for (code, status, error, fault, throttle) in cases {
+            let daemon = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+            daemon
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout");
+            let mut config = Config::from_lookup(|_| None).expect("defaults");
+            config.exporter = ExporterConfig::Xray {
+                daemon_address: daemon.local_addr().expect("address").to_string(),
+            };
+            let resource = Resource::builder_empty().build();
+            let (flusher, processor) = Flusher::new(&config, &resource).expect("exporter");
+            let mut data = span(true);
+            data.span_context = SpanContext::new(
+                TraceId::from_hex(&format!(
+                    "{:08x}bd862e3fe1be46a994272793",
+                    crate::propagation::now_secs()
+                ))
+                .expect("hex"),
+                SpanId::from(7u64),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::default(),
+            );
+            data.span_kind = SpanKind::Server;
+            data.status = status;
+            data.attributes = vec![KeyValue::new("http.response.status_code", i64::from(code))];
+            processor.on_end(data);
+            flusher.flush(Duration::from_secs(2)).await;
+            let mut datagram = [0u8; 65_536];
+            let size = daemon.recv(&mut datagram).expect("one segment");
+            let text = String::from_utf8_lossy(&datagram[..size]).into_owned();
+            let document: serde_json::Value = text
+                .split_once('\n')
+                .and_then(|(_, json)| serde_json::from_str(json).ok())
+                .unwrap_or_else(|| panic!("a segment document: {text}"));
+            let flag = |name: &str| document[name].as_bool().unwrap_or(false);
+            assert_eq!(
+                (flag("error"), flag("fault"), flag("throttle")),
+                (error, fault, throttle),
+                "{code}: {document}"
+            );
         }
     }
 

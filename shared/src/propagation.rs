@@ -263,6 +263,29 @@ impl XrayHeader {
     }
 }
 
+/// How far back and ahead of now X-Ray accepts a trace id's time (its first 8 hex digits, the epoch
+/// seconds): 30 days, 5 minutes, as X-Ray's segment documents require
+/// ([segment documents](https://docs.aws.amazon.com/xray/latest/devguide/xray-api-segmentdocuments.html)).
+const XRAY_TRACE_MAX_AGE_SECS: u64 = 30 * 24 * 60 * 60;
+const XRAY_TRACE_MAX_AHEAD_SECS: u64 = 5 * 60;
+
+/// Whether X-Ray's segment documents can hold `trace_id` at `now_secs` (Unix seconds): its first
+/// four bytes are a time within the last 30 days (or 5 minutes ahead). A random W3C trace id, as
+/// OpenTelemetry producers make by default, almost never is; the agent and the OTLP endpoint take
+/// any id.
+pub(crate) fn is_xray_trace_id(trace_id: TraceId, now_secs: u64) -> bool {
+    let bytes = trace_id.to_bytes();
+    let epoch = u64::from(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]));
+    epoch + XRAY_TRACE_MAX_AGE_SECS >= now_secs && epoch <= now_secs + XRAY_TRACE_MAX_AHEAD_SECS
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
 /// The trace id of a Root-only X-Ray header: a valid `Root`, no `Parent`, and nothing malformed
 /// besides (`Root=1-…;Sampled=1`, `Root=1-…;Lineage=…`, as the X-Ray developer guide and the X-Ray
 /// SDKs write them when no segment has been recorded yet). Such a header names a trace but no
@@ -449,6 +472,30 @@ mod tests {
 
     fn trace_id() -> TraceId {
         TraceId::from_hex("5759e988bd862e3fe1be46a994272793").expect("valid")
+    }
+
+    #[test]
+    fn xray_trace_ids_are_those_of_the_last_thirty_days() {
+        let now: u64 = 1_800_000_000;
+        let at = |epoch: u64| {
+            TraceId::from_hex(&format!("{epoch:08x}bd862e3fe1be46a994272793")).expect("hex")
+        };
+        // (trace id, X-Ray takes it, reason)
+        let cases = [
+            (at(now), true, "now"),
+            (at(now - 29 * 86_400), true, "29 days old"),
+            (at(now - 31 * 86_400), false, "31 days old"),
+            (at(now + 4 * 60), true, "4 minutes ahead"),
+            (at(now + 6 * 60), false, "6 minutes ahead"),
+            (
+                TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").expect("hex"),
+                false,
+                "the W3C spec's random example id",
+            ),
+        ];
+        for (trace_id, expected, reason) in cases {
+            assert_eq!(is_xray_trace_id(trace_id, now), expected, "{reason}");
+        }
     }
 
     #[test]

@@ -100,6 +100,8 @@ pub struct SqsBatch {
 pub struct BatchProcessor {
     policy: SqsParentPolicy,
     concurrency: usize,
+    /// Spans go as X-Ray segment documents, which hold X-Ray trace ids only.
+    xray_ids_only: bool,
 }
 
 impl Default for BatchProcessor {
@@ -114,12 +116,19 @@ impl BatchProcessor {
         BatchProcessor {
             policy,
             concurrency: 1,
+            xray_ids_only: false,
         }
     }
 
-    /// The policy from tracekit's configuration (`TRACEKIT_SQS_PARENT`).
+    /// The policy from tracekit's configuration (`TRACEKIT_SQS_PARENT`), and its exporter: with
+    /// X-Ray segment documents (`OTEL_TRACES_EXPORTER=xray`), a producer whose trace id X-Ray cannot
+    /// hold (a random W3C id, a trace over 30 days old) is linked, never the parent, or X-Ray would
+    /// refuse every span of the message.
     pub fn from_config(config: &Config) -> Self {
-        Self::new(config.sqs_parent)
+        let mut processor = Self::new(config.sqs_parent);
+        processor.xray_ids_only =
+            matches!(config.exporter, crate::config::ExporterConfig::Xray { .. });
+        processor
     }
 
     /// Processes up to `limit` messages at once (at least 1). FIFO batches stay sequential.
@@ -214,7 +223,12 @@ impl BatchProcessor {
         let span = process_span(&queue_of(&record), message.message_id.as_deref());
         if let Some(producer) = producer_context(&message) {
             let link = vec![KeyValue::new(attr::MESSAGING_MESSAGE_ID, id.clone())];
-            if single && self.policy == SqsParentPolicy::ParentIfSingle {
+            let holdable = !self.xray_ids_only
+                || crate::propagation::is_xray_trace_id(
+                    producer.trace_id(),
+                    crate::propagation::now_secs(),
+                );
+            if single && self.policy == SqsParentPolicy::ParentIfSingle && holdable {
                 // The process span follows the invocation's sampling decision, not the producer's:
                 // an invocation that is recorded shows all of its work.
                 let sampled = Span::current().context().span().span_context().is_sampled();
@@ -710,6 +724,54 @@ mod tests {
             }
             assert_eq!(span.links.len(), 1, "the link stays under both policies");
             assert!(span.span_context.is_sampled());
+        }
+    }
+
+    /// On the X-Ray segment path a producer's trace is continued only when X-Ray can hold its id;
+    /// a random W3C id (an OpenTelemetry producer's default) is linked instead, so X-Ray does not
+    /// refuse the message's spans.
+    #[tokio::test]
+    async fn on_the_segment_path_a_producer_x_ray_cannot_hold_is_linked() {
+        let fresh = format!("{:08x}", crate::propagation::now_secs());
+        let fresh_header =
+            format!("Root=1-{fresh}-bd862e3fe1be46a994272793;Parent=63995c3f42cd8ad8;Sampled=1");
+        let random_w3c = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let mut config = crate::Config::from_lookup(|_| None).expect("defaults");
+        config.exporter = crate::config::ExporterConfig::Xray {
+            daemon_address: "127.0.0.1:2000".into(),
+        };
+        // (record, exporter config, continues the producer, reason)
+        let cases = [
+            (
+                with_trace_header(record("a"), &fresh_header),
+                config.clone(),
+                true,
+                "an X-Ray id of today",
+            ),
+            (
+                with_traceparent(record("a"), random_w3c),
+                config.clone(),
+                false,
+                "a random W3C id: linked",
+            ),
+            (
+                with_traceparent(record("a"), random_w3c),
+                crate::Config::from_lookup(|_| None).expect("defaults"),
+                true,
+                "the agent path takes any id",
+            ),
+        ];
+        for (record, config, continues, reason) in cases {
+            let test = TestTelemetry::new();
+            let processor = BatchProcessor::from_config(&config);
+            let (_, spans) = run(&test, processor, vec![record], &[]).await;
+            let span = process_spans(&spans)[0];
+            let producer = span.links[0].span_context.trace_id();
+            assert_eq!(
+                span.span_context.trace_id() == producer,
+                continues,
+                "{reason}"
+            );
         }
     }
 

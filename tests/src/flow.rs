@@ -184,6 +184,25 @@ impl Flow {
         }))
     }
 
+    /// Sends `body` to the flow's queue as a producer outside the flow would: with a W3C
+    /// `traceparent` message attribute and no `AWSTraceHeader` (an OpenTelemetry producer's way).
+    pub async fn send_as_w3c_producer(&self, body: &str, traceparent: &str) -> Result<()> {
+        let attribute = aws_sdk_sqs::types::MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(traceparent)
+            .build()
+            .map_err(|e| Error::Invalid(format!("a traceparent attribute: {e}")))?;
+        self.sqs
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .message_attributes("traceparent", attribute)
+            .send()
+            .await
+            .map_err(|e| Error::Invalid(format!("sending as a W3C producer: {e:?}")))?;
+        Ok(())
+    }
+
     /// Stops both functions and deletes the flow's queue.
     pub async fn shutdown(&self) -> Result<()> {
         self.api.shutdown().await?;

@@ -305,6 +305,93 @@ async fn xray_one_trace_with_the_segments_xray_needs() {
     flow.shutdown().await.expect("shutdown");
 }
 
+/// The X-Ray segment path with a producer whose trace id X-Ray cannot hold (a random W3C id, an
+/// OpenTelemetry producer's default): the worker's spans are not refused in silence; under
+/// `parent-if-single` the message is linked instead of continued (segment documents drop links),
+/// so its process subsegment and calls arrive under the worker's own trace, and no span is lost.
+#[tokio::test]
+async fn xray_a_w3c_producer_falls_back_to_the_workers_trace_and_loses_nothing() {
+    let client = stack::xray_client().await;
+    let daemon = XrayDaemon::start(client.clone()).expect("daemon stand-in");
+    let flow = Flow::start(
+        &[
+            ("OTEL_TRACES_EXPORTER", "xray".to_owned()),
+            ("AWS_XRAY_DAEMON_ADDRESS", daemon.address().to_owned()),
+        ],
+        Duration::from_secs(1),
+    )
+    .await
+    .expect("flow");
+    // A real order first, so that the third party's message names an order and a receipt that
+    // exist; its own message is processed and deleted here.
+    let (_, _, header) = lambda_header();
+    assert_eq!(
+        status_code(&flow.post_order(&order(), &header).await.expect("post")),
+        201
+    );
+    let (_, _, first_header) = lambda_header();
+    let first = flow
+        .deliver(&first_header, WAIT)
+        .await
+        .expect("deliver")
+        .expect("the api's message");
+    let body = first.event["Records"][0]["body"]
+        .as_str()
+        .expect("a body")
+        .to_owned();
+
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    flow.send_as_w3c_producer(&body, traceparent)
+        .await
+        .expect("send");
+    let (worker_trace, worker_parent, worker_header) = lambda_header();
+    let delivery = flow
+        .deliver(&worker_header, WAIT)
+        .await
+        .expect("deliver")
+        .expect("the producer's message");
+    assert_eq!(
+        delivery.event["Records"].as_array().map(Vec::len),
+        Some(1),
+        "a batch of one"
+    );
+    assert!(delivery.failed.is_empty(), "{:?}", delivery.outcome);
+
+    let documents = xray::batch_get_traces(&client, &[worker_trace.as_str()], WAIT)
+        .await
+        .expect("the worker's trace");
+    let invocation = documents
+        .iter()
+        .find(|d| d["parent_id"] == worker_parent.as_str())
+        .unwrap_or_else(|| panic!("the worker's segment: {documents:#?}"));
+    let process = documents
+        .iter()
+        .find(|d| {
+            d["parent_id"] == invocation["id"]
+                && d["name"].as_str().is_some_and(|n| n.contains("process"))
+        })
+        .unwrap_or_else(|| panic!("the process subsegment under the worker: {documents:#?}"));
+    let calls: Vec<&str> = documents
+        .iter()
+        .filter(|d| d["parent_id"] == process["id"])
+        .filter_map(|d| d["aws"]["operation"].as_str())
+        .collect();
+    for operation in ["GetObject", "UpdateItem"] {
+        assert!(
+            calls.contains(&operation),
+            "{operation} under process: {calls:?}"
+        );
+    }
+    flow.shutdown().await.expect("shutdown");
+    let refused: Vec<String> = flow
+        .worker
+        .stdout()
+        .into_iter()
+        .filter(|line| line.contains("span export failed"))
+        .collect();
+    assert!(refused.is_empty(), "nothing refused: {refused:?}");
+}
+
 #[tokio::test]
 async fn a_bad_body_and_a_failing_message_are_errors_and_nothing_is_lost() {
     let otlp = OtlpReceiver::start().expect("receiver");

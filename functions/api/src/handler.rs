@@ -15,7 +15,7 @@ use lambda_http::{Body, Request, Response, http::Method, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracekit::OpenTelemetrySpanExt;
 
 /// Most items one order may hold.
 pub const MAX_ITEMS: usize = 100;
@@ -213,8 +213,12 @@ async fn create(
     let order = match span.in_scope(|| validate(body.as_ref())) {
         Ok(order) => order,
         Err(error) => {
-            span.set_status(opentelemetry::trace::Status::error(error.to_string()));
+            span.set_status(tracekit::opentelemetry::trace::Status::error(
+                error.to_string(),
+            ));
             span.set_attribute("error.type", INVALID_ORDER);
+            // The answer's status, so X-Ray reads the rejection as the client's error, not a fault.
+            span.set_attribute("http.response.status_code", 400);
             span.in_scope(|| tracing::warn!(%error, "order rejected"));
             return Err(error);
         }
