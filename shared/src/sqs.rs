@@ -203,7 +203,10 @@ impl BatchProcessor {
     {
         // serde reads a struct from a JSON array too (field by position); a record is an object.
         let parsed = if record.is_object() {
-            SqsMessage::deserialize(&record).map_err(|error| error.to_string())
+            match not_an_sqs_message(&record) {
+                Some(reason) => Err(reason),
+                None => SqsMessage::deserialize(&record).map_err(|error| error.to_string()),
+            }
         } else {
             Err("an SQS record is a JSON object".to_owned())
         };
@@ -258,6 +261,28 @@ impl BatchProcessor {
                 Err(id)
             }
         }
+    }
+}
+
+/// Why `record` is not an SQS message at all, though it is an object: another service's record
+/// (SNS, S3, Kinesis, DynamoDB Streams name themselves in `eventSource`/`EventSource`), or a record
+/// with neither a source nor a `messageId`. Every field of an SQS message is optional to serde, so
+/// such a record would otherwise be handled as an empty message.
+fn not_an_sqs_message(record: &serde_json::Value) -> Option<String> {
+    let source = record
+        .get("eventSource")
+        .or_else(|| record.get("EventSource"))
+        .and_then(serde_json::Value::as_str);
+    match source {
+        Some("aws:sqs") => None,
+        Some(other) => Some(format!("a record from {other}, not an SQS message")),
+        None if record
+            .get("messageId")
+            .is_some_and(serde_json::Value::is_string) =>
+        {
+            None
+        }
+        None => Some("a record with neither an eventSource nor a messageId".to_owned()),
     }
 }
 
@@ -819,6 +844,52 @@ mod tests {
                 .filter(|s| error_type(s).is_some())
                 .all(|s| matches!(s.status, Status::Error { .. }))
         );
+    }
+
+    /// Records of other services fed to the batch processor are each that record's failure, not
+    /// empty messages handled as if they were.
+    #[tokio::test]
+    async fn records_of_other_services_are_failures_not_empty_messages() {
+        // (record, reason)
+        let cases = [
+            (
+                json!({"EventSource": "aws:sns", "EventSubscriptionArn": "arn", "Sns": {"MessageId": "sns-1", "Message": "{}"}}),
+                "an SNS record",
+            ),
+            (
+                json!({"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "b"}}}),
+                "an S3 record",
+            ),
+            (
+                json!({"eventSource": "aws:kinesis", "eventID": "shardId-000:1", "kinesis": {"data": "e30="}}),
+                "a Kinesis record",
+            ),
+            (json!({"body": "{}"}), "neither a source nor a message id"),
+        ];
+        for (other, reason) in cases {
+            let test = TestTelemetry::new();
+            let (response, spans) = run(
+                &test,
+                BatchProcessor::default(),
+                vec![record("a"), other],
+                &[],
+            )
+            .await;
+            assert_eq!(failed_ids(&response).len(), 1, "{reason}: {response:?}");
+            // The other record names no queue: its span is `process` with an empty queue name.
+            let failed: Vec<_> = spans
+                .iter()
+                .filter(|s| s.span_kind == SpanKind::Consumer)
+                .filter(|s| matches!(s.status, Status::Error { .. }))
+                .collect();
+            assert_eq!(failed.len(), 1, "{reason}");
+            let lines = test.log_lines();
+            assert_eq!(
+                lines.iter().filter(|l| l.contains("working on it")).count(),
+                1,
+                "{reason}: the handler saw only the SQS message"
+            );
+        }
     }
 
     #[tokio::test]
