@@ -174,6 +174,13 @@ struct Probe<'a> {
     headers: Option<TraceHeaders>,
     #[serde(rename = "multiValueHeaders")]
     multi_value_headers: Option<TraceHeaders>,
+    /// Kafka (MSK, self-managed) and Amazon MQ events name their source at the top.
+    #[serde(rename = "eventSource")]
+    event_source: Option<&'a RawValue>,
+    /// Bedrock agent action groups: `agent` and `actionGroup` beside an `httpMethod`.
+    agent: Option<&'a RawValue>,
+    #[serde(rename = "actionGroup")]
+    action_group: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -197,6 +204,21 @@ struct Record<'a> {
     event_source: Option<&'a RawValue>,
     #[serde(rename = "EventSource")]
     event_source_sns: Option<&'a RawValue>,
+    /// Lambda@Edge: CloudFront's request (and response) under `cf`.
+    cf: Option<CloudFront<'a>>,
+}
+
+#[derive(Deserialize)]
+struct CloudFront<'a> {
+    #[serde(borrow)]
+    request: Option<CloudFrontRequest<'a>>,
+}
+
+#[derive(Deserialize)]
+struct CloudFrontRequest<'a> {
+    #[serde(borrow)]
+    method: Option<&'a RawValue>,
+    uri: Option<&'a RawValue>,
 }
 
 /// A path with any query string cut off (the events keep it apart, but a path is never trusted to).
@@ -248,6 +270,20 @@ impl Trigger {
                 carrier: carrier(),
             };
         }
+        if probe.agent.is_some() && probe.action_group.is_some() {
+            // A Bedrock agent's action group: an `httpMethod` and `apiPath` describe the API the
+            // agent called, not an HTTP request this function serves.
+            return other;
+        }
+        if let Some(source) = string(probe.event_source) {
+            let kind = match source.as_str() {
+                "aws:kafka" | "SelfManagedKafka" | "aws:mq" | "aws:rmq" => TriggerKind::Pubsub,
+                _ => TriggerKind::Other,
+            };
+            if kind != TriggerKind::Other {
+                return Trigger { kind, ..other };
+            }
+        }
         if let Some(method) = string(probe.http_method) {
             // ALB: no route template exists, only the (high-cardinality) path.
             let is_alb = request_context.is_some_and(|rc| rc.elb.is_some());
@@ -262,6 +298,21 @@ impl Trigger {
                     .or_else(|| string(probe.path))
                     .map(without_query),
                 carrier: carrier(),
+            };
+        }
+        if let Some(request) = probe
+            .records
+            .as_ref()
+            .and_then(|records| records.first())
+            .and_then(|record| record.cf.as_ref())
+            .and_then(|cf| cf.request.as_ref())
+        {
+            // Lambda@Edge: the viewer's (or origin's) request, as CloudFront hands it over.
+            return Trigger {
+                kind: TriggerKind::Http,
+                http_method: string(request.method),
+                url_path: string(request.uri).map(without_query),
+                ..other
             };
         }
         if let Some(records) = &probe.records {
@@ -389,6 +440,42 @@ mod tests {
                 TriggerKind::Other,
                 None,
                 "routeKey not a string",
+            ),
+            (
+                r#"{"messageVersion":"1.0","agent":{"name":"orders","id":"A1","alias":"live","version":"1"},"actionGroup":"orders","apiPath":"/orders/{id}","httpMethod":"GET","inputText":"where is my order"}"#,
+                TriggerKind::Other,
+                None,
+                "Bedrock agent action group: not an HTTP request",
+            ),
+            (
+                r#"{"Records":[{"cf":{"config":{"distributionId":"E1","eventType":"viewer-request"},"request":{"method":"GET","uri":"/orders/42","querystring":"a=1","headers":{}}}}]}"#,
+                TriggerKind::Http,
+                Some("GET"),
+                "Lambda@Edge viewer request",
+            ),
+            (
+                r#"{"eventSource":"aws:kafka","eventSourceArn":"arn:aws:kafka:us-east-1:123456789012:cluster/orders/1","records":{"orders-0":[{"topic":"orders","partition":0,"offset":1,"value":"e30="}]}}"#,
+                TriggerKind::Pubsub,
+                None,
+                "Amazon MSK",
+            ),
+            (
+                r#"{"eventSource":"SelfManagedKafka","bootstrapServers":"b-1:9092","records":{}}"#,
+                TriggerKind::Pubsub,
+                None,
+                "self-managed Kafka",
+            ),
+            (
+                r#"{"eventSource":"aws:mq","eventSourceArn":"arn:aws:mq:us-east-1:123456789012:broker:orders:b-1","messages":[{"messageID":"ID:1","data":"e30="}]}"#,
+                TriggerKind::Pubsub,
+                None,
+                "Amazon MQ (ActiveMQ)",
+            ),
+            (
+                r#"{"eventSource":"aws:rmq","eventSourceArn":"arn:aws:mq:us-east-1:123456789012:broker:orders:b-1","rmqMessagesByQueue":{}}"#,
+                TriggerKind::Pubsub,
+                None,
+                "Amazon MQ (RabbitMQ)",
             ),
             (r#"[1,2,3]"#, TriggerKind::Other, None, "not an object"),
             ("not json", TriggerKind::Other, None, "not JSON"),
