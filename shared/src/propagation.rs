@@ -16,15 +16,17 @@
 //! - anything else (a truncated or non-hex id, version 2, an unknown `Sampled` value, a field that
 //!   is not `key=value`, no header at all): a new trace, and one warning naming the header.
 
+mod strict;
+
 use crate::config::{Propagator, RootSampler, SampledZeroPolicy, SamplerConfig};
 use opentelemetry::{
     Context,
     propagation::{Extractor, Injector, TextMapCompositePropagator, TextMapPropagator},
     trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState},
 };
-use opentelemetry_aws::trace::XrayPropagator;
-use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use opentelemetry_sdk::propagation::BaggagePropagator;
 use std::sync::atomic::{AtomicU8, Ordering};
+use strict::{StrictTraceContext, StrictXray};
 
 /// The X-Ray trace header, as HTTP and the AWS SDKs carry it.
 /// [X-Ray tracing header](https://docs.aws.amazon.com/xray/latest/devguide/xray-concepts.html#xray-concepts-tracingheader)
@@ -34,15 +36,16 @@ const ROOT_KEY: &str = "Root";
 const PARENT_KEY: &str = "Parent";
 const SAMPLED_KEY: &str = "Sampled";
 
-/// Builds the composite propagator named by `OTEL_PROPAGATORS` (`none` gives one that does nothing).
+/// Builds the composite propagator named by `OTEL_PROPAGATORS` (`none` gives one that does nothing),
+/// with tracekit's strict readers for `traceparent` and `X-Amzn-Trace-Id` (see `strict`).
 pub fn composite(propagators: &[Propagator]) -> TextMapCompositePropagator {
     let parts: Vec<Box<dyn TextMapPropagator + Send + Sync>> = propagators
         .iter()
         .map(|propagator| -> Box<dyn TextMapPropagator + Send + Sync> {
             match propagator {
-                Propagator::TraceContext => Box::new(TraceContextPropagator::new()),
+                Propagator::TraceContext => Box::new(StrictTraceContext::default()),
                 Propagator::Baggage => Box::new(BaggagePropagator::new()),
-                Propagator::Xray | Propagator::XrayLambda => Box::new(XrayPropagator::new()),
+                Propagator::Xray | Propagator::XrayLambda => Box::new(StrictXray::default()),
             }
         })
         .collect();
@@ -465,6 +468,7 @@ pub fn xray_trace_id(trace_id: TraceId) -> String {
 mod tests {
     use super::*;
     use opentelemetry::trace::TraceContextExt;
+    use opentelemetry_sdk::propagation::TraceContextPropagator;
     use std::collections::HashMap;
 
     const ROOT: &str = "1-5759e988-bd862e3fe1be46a994272793";
