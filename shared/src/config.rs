@@ -307,7 +307,7 @@ pub enum FlushStrategy {
     /// so waiting loses nothing.
     ///
     /// Lambda tells a function process that it is shutting down (SIGTERM) only when an extension is
-    /// registered, so [`crate::lambda::run`] registers an internal extension named `tracekit` before
+    /// registered, so [`crate::run`] registers an internal extension named `tracekit` before
     /// the first invocation. Where that registration fails, tracekit warns and flushes at the end of
     /// each invocation instead: buffered spans would otherwise be lost with the sandbox.
     Amortized {
@@ -338,6 +338,15 @@ pub enum LogFormat {
     /// Human-readable text.
     Text,
 }
+
+/// Spans kept at most while waiting for a flush (the SDK batch processor's default queue size).
+pub(crate) const DEFAULT_MAX_BUFFERED_SPANS: usize = 2048;
+/// Room only entry spans (the invocation's SERVER span, SQS CONSUMER spans) may use. They end after
+/// their children, so a burst of child spans would otherwise cost the trace its root.
+pub(crate) const ENTRY_SPAN_RESERVE: usize = 64;
+/// Most spans an `amortized` flush may wait for (`TRACEKIT_FLUSH_MAX_SPANS`): the places child spans
+/// can fill.
+pub(crate) const MAX_AMORTIZED_SPANS: usize = DEFAULT_MAX_BUFFERED_SPANS - ENTRY_SPAN_RESERVE;
 
 /// tracekit's whole configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -718,7 +727,7 @@ fn parse_flush_strategy(
             .trim()
             .parse::<usize>()
             .ok()
-            .filter(|n| (1..=crate::flush::MAX_AMORTIZED_SPANS).contains(n))
+            .filter(|n| (1..=MAX_AMORTIZED_SPANS).contains(n))
             .ok_or_else(|| {
                 ConfigError::invalid(
                     env::TRACEKIT_FLUSH_MAX_SPANS,

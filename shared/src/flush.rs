@@ -35,13 +35,7 @@ use std::{
     time::Duration,
 };
 
-/// Spans kept at most while waiting for a flush (the SDK batch processor's default queue size).
-pub(crate) const DEFAULT_MAX_BUFFERED_SPANS: usize = 2048;
-/// Room only entry spans (the invocation's SERVER span, SQS CONSUMER spans) may use. They end after
-/// their children, so a burst of child spans would otherwise cost the trace its root.
-const ENTRY_SPAN_RESERVE: usize = 64;
-/// Most spans an `amortized` flush may wait for: the places child spans can fill.
-pub(crate) const MAX_AMORTIZED_SPANS: usize = DEFAULT_MAX_BUFFERED_SPANS - ENTRY_SPAN_RESERVE;
+use crate::config::{DEFAULT_MAX_BUFFERED_SPANS, ENTRY_SPAN_RESERVE};
 /// Spans sent in one export request (the SDK batch processor's default batch size).
 const MAX_EXPORT_BATCH: usize = 512;
 

@@ -79,6 +79,13 @@ impl InvocationLayer {
     }
 }
 
+/// The invocation layer for `telemetry`. Not public: on its own it would lose the handler's errors,
+/// the extension and the SIGTERM flush; a function gets it through [`run`] and its kin, or
+/// [`runtime`].
+pub(crate) fn invocation_layer(telemetry: &Telemetry) -> InvocationLayer {
+    InvocationLayer::new(telemetry.clone())
+}
+
 impl<S> Layer<S> for InvocationLayer {
     type Service = InvocationService<S>;
 
@@ -219,10 +226,10 @@ impl Finish {
         if !telemetry.flush_due() {
             return None;
         }
-        if telemetry.inner.background.load(Ordering::Acquire) {
+        if telemetry.flushes_in_background() {
             // Managed concurrency: the background task flushes, so no invocation's worker waits on
             // an export (and 64 invocations finding a flush due never queue up for it).
-            telemetry.inner.wake.notify_one();
+            telemetry.wake_background();
             return None;
         }
         let bound = flush_bound(telemetry.config().flush_timeout, deadline_ms, now_ms());
@@ -231,7 +238,7 @@ impl Finish {
             return None;
         }
         Some(Box::pin(async move {
-            telemetry.inner.flusher.flush(bound).await;
+            telemetry.force_flush(bound).await;
         }))
     }
 }
@@ -477,7 +484,7 @@ where
     E: Into<lambda_runtime::Error> + Send + fmt::Debug,
 {
     warn_if_sequential_under_concurrency(telemetry, "run", "run_concurrent");
-    let runtime = lambda_runtime::Runtime::new(traced(handler)).layer(telemetry.layer());
+    let runtime = lambda_runtime::Runtime::new(traced(handler)).layer(invocation_layer(telemetry));
     run_until_terminated(telemetry, Box::pin(runtime.run())).await
 }
 
@@ -508,7 +515,7 @@ where
     D: Into<bytes::Bytes> + Send + 'static,
     E: Into<lambda_runtime::Error> + Send + fmt::Debug + 'static,
 {
-    let runtime = lambda_runtime::Runtime::new(traced(handler)).layer(telemetry.layer());
+    let runtime = lambda_runtime::Runtime::new(traced(handler)).layer(invocation_layer(telemetry));
     run_until_terminated(telemetry, Box::pin(runtime.run_concurrent())).await
 }
 
@@ -557,7 +564,7 @@ where
     E: Into<lambda_runtime::Error> + Send + fmt::Debug,
 {
     start_beside_a_runtime(telemetry).await;
-    lambda_runtime::Runtime::new(traced(handler)).layer(telemetry.layer())
+    lambda_runtime::Runtime::new(traced(handler)).layer(invocation_layer(telemetry))
 }
 
 /// [`runtime`] for Lambda Managed Instances: the handler is `Clone + Send`, so the runtime's
@@ -583,7 +590,7 @@ where
     E: Into<lambda_runtime::Error> + Send + fmt::Debug + 'static,
 {
     start_beside_a_runtime(telemetry).await;
-    lambda_runtime::Runtime::new(traced(handler)).layer(telemetry.layer())
+    lambda_runtime::Runtime::new(traced(handler)).layer(invocation_layer(telemetry))
 }
 
 /// [`run`] for `lambda_http` handlers (API Gateway REST and HTTP APIs, ALB, function URLs).
@@ -606,7 +613,7 @@ where
     let runtime = lambda_runtime::Runtime::new(traced(lambda_http::Adapter::from(
         http_status::Recorded::new(handler),
     )))
-    .layer(telemetry.layer());
+    .layer(invocation_layer(telemetry));
     run_until_terminated(telemetry, Box::pin(runtime.run())).await
 }
 
@@ -625,7 +632,7 @@ where
     let runtime = lambda_runtime::Runtime::new(traced(lambda_http::Adapter::from(
         http_status::Recorded::new(handler),
     )))
-    .layer(telemetry.layer());
+    .layer(invocation_layer(telemetry));
     run_until_terminated(telemetry, Box::pin(runtime.run_concurrent())).await
 }
 
@@ -655,7 +662,7 @@ where
         "run_http_streaming_concurrent",
     );
     let runtime = lambda_runtime::Runtime::new(traced(http_status::Streaming::new(handler)))
-        .layer(telemetry.layer());
+        .layer(invocation_layer(telemetry));
     run_until_terminated(telemetry, Box::pin(runtime.run())).await
 }
 
@@ -678,7 +685,7 @@ where
     B::Error: Into<lambda_runtime::Error> + Send + fmt::Debug,
 {
     let runtime = lambda_runtime::Runtime::new(traced(http_status::Streaming::new(handler)))
-        .layer(telemetry.layer());
+        .layer(invocation_layer(telemetry));
     run_until_terminated(telemetry, Box::pin(runtime.run_concurrent())).await
 }
 
@@ -878,7 +885,7 @@ async fn start_extension(telemetry: &Telemetry) {
         return;
     }
     match extension::register().await {
-        Ok(()) => telemetry.inner.amortize.store(true, Ordering::Release),
+        Ok(()) => telemetry.set_amortized(true),
         Err(error) => tracing::warn!(
             target: "tracekit",
             %error,
@@ -1007,7 +1014,7 @@ fn start_background_flush(telemetry: &Telemetry) -> Option<tokio::task::JoinHand
         return None;
     };
     if config.max_concurrency <= 1
-        || !telemetry.inner.amortize.load(Ordering::Acquire)
+        || !telemetry.is_amortized()
         || max_age.is_zero()
     {
         return None;
@@ -1016,7 +1023,7 @@ fn start_background_flush(telemetry: &Telemetry) -> Option<tokio::task::JoinHand
         crate::config::ExporterConfig::Otlp(otlp) => otlp.timeout.max(config.flush_timeout),
         _ => config.flush_timeout,
     };
-    telemetry.inner.background.store(true, Ordering::Release);
+    telemetry.flush_in_background();
     let telemetry = telemetry.clone();
     Some(tokio::spawn(async move {
         let mut ticks = tokio::time::interval(max_age);
@@ -1024,10 +1031,10 @@ fn start_background_flush(telemetry: &Telemetry) -> Option<tokio::task::JoinHand
         loop {
             tokio::select! {
                 _ = ticks.tick() => {}
-                () = telemetry.inner.wake.notified() => {}
+                () = telemetry.background_woken() => {}
             }
-            if telemetry.inner.flusher.is_due(max_spans, max_age) {
-                telemetry.inner.flusher.flush(bound).await;
+            if telemetry.is_due(max_spans, max_age) {
+                telemetry.force_flush(bound).await;
             }
         }
     }))
@@ -1142,7 +1149,7 @@ mod tests {
             }
             Ok::<(), BoxError>(())
         });
-        let mut service = test.telemetry().layer().layer(runtime);
+        let mut service = test.layer().layer(runtime);
         // 3 spans per invocation: 3, then 6 are below the threshold of 7.
         for _ in 0..2 {
             invoke(&mut service, FakeInvocation::new(serde_json::json!({}))).await;
@@ -1163,7 +1170,7 @@ mod tests {
     #[tokio::test]
     async fn amortized_flush_exports_spans_that_waited_too_long() {
         let test = amortized(1_000, Duration::from_millis(50));
-        let mut service = test.telemetry().layer().layer(ok_runtime());
+        let mut service = test.layer().layer(ok_runtime());
         invoke(&mut service, FakeInvocation::new(serde_json::json!({}))).await;
         assert_eq!(test.flush_count(), 0, "the span is fresh");
         tokio::time::sleep(Duration::from_millis(60)).await;
@@ -1176,11 +1183,8 @@ mod tests {
     async fn amortized_without_its_extension_flushes_every_invocation() {
         let test = amortized(1_000, Duration::from_secs(3600));
         // As when the Extensions API refused the registration.
-        test.telemetry()
-            .inner
-            .amortize
-            .store(false, Ordering::Release);
-        let mut service = test.telemetry().layer().layer(ok_runtime());
+        test.telemetry().set_amortized(false);
+        let mut service = test.layer().layer(ok_runtime());
         invoke(&mut service, FakeInvocation::new(serde_json::json!({}))).await;
         assert_eq!(test.flush_count(), 1);
         assert_eq!(test.spans().len(), 1);
@@ -1189,7 +1193,7 @@ mod tests {
     #[tokio::test]
     async fn invocation_span_continues_the_lambda_trace_header() {
         let test = TestTelemetry::new();
-        let mut service = test.telemetry().layer().layer(ok_runtime());
+        let mut service = test.layer().layer(ok_runtime());
         let invocation =
             FakeInvocation::new(serde_json::json!({"Records": [{"eventSource": "aws:sqs"}]}))
                 .trace_header(HEADER)
@@ -1291,7 +1295,7 @@ mod tests {
     async fn http_events_give_the_span_its_route_method_and_path() {
         for (file, name, route, path) in HTTP_EVENTS {
             let test = TestTelemetry::new();
-            let mut service = test.telemetry().layer().layer(ok_runtime());
+            let mut service = test.layer().layer(ok_runtime());
             let event: serde_json::Value = serde_json::from_str(&http_event(file)).expect(file);
             invoke(
                 &mut service,
@@ -1336,7 +1340,7 @@ mod tests {
     #[tokio::test]
     async fn coldstart_is_true_only_for_the_first_invocation_even_when_concurrent() {
         let test = TestTelemetry::new();
-        let layer = test.telemetry().layer();
+        let layer = test.layer();
         // Workers under run_concurrent each hold a clone of the service.
         let invocations = (0..8).map(|i| {
             let mut service = layer.layer(ok_runtime());
@@ -1365,7 +1369,7 @@ mod tests {
         let mut config = crate::Config::from_lookup(|_| None).expect("defaults");
         config.provisioned = true;
         let test = TestTelemetry::with_config(config);
-        let mut service = test.telemetry().layer().layer(ok_runtime());
+        let mut service = test.layer().layer(ok_runtime());
         invoke(
             &mut service,
             FakeInvocation::new(serde_json::json!({})).trace_header(HEADER),
@@ -1395,7 +1399,7 @@ mod tests {
                 tracing::info!("working");
                 Ok::<(), BoxError>(())
             });
-            let mut service = test.telemetry().layer().layer(runtime);
+            let mut service = test.layer().layer(runtime);
             invoke(
                 &mut service,
                 FakeInvocation::new(serde_json::json!({})).trace_header(header),
@@ -1446,7 +1450,7 @@ mod tests {
             Some("Root=2-5759e988-bd862e3fe1be46a994272793;Sampled=1"),
         ] {
             let test = TestTelemetry::new();
-            let mut service = test.telemetry().layer().layer(ok_runtime());
+            let mut service = test.layer().layer(ok_runtime());
             let mut invocation = FakeInvocation::new(serde_json::json!({}));
             if let Some(header) = header {
                 invocation = invocation.trace_header(header);
@@ -1559,7 +1563,7 @@ mod tests {
             let mut config = crate::Config::from_lookup(|_| None).expect("defaults");
             config.propagators = vec![Propagator::TraceContext, propagator];
             let test = TestTelemetry::with_config(config);
-            let mut service = test.telemetry().layer().layer(ok_runtime());
+            let mut service = test.layer().layer(ok_runtime());
             let mut invocation = FakeInvocation::new(event);
             if let Some(header) = header {
                 invocation = invocation.trace_header(header);
@@ -1588,7 +1592,7 @@ mod tests {
     #[tokio::test]
     async fn sampled_zero_header_is_recorded_by_default() {
         let test = TestTelemetry::new();
-        let mut service = test.telemetry().layer().layer(ok_runtime());
+        let mut service = test.layer().layer(ok_runtime());
         let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0";
         invoke(
             &mut service,
@@ -1609,7 +1613,7 @@ mod tests {
         let mut config = crate::Config::from_lookup(|_| None).expect("defaults");
         config.sampled_zero = crate::config::SampledZeroPolicy::Honor;
         let honor = TestTelemetry::with_config(config);
-        let mut service = honor.telemetry().layer().layer(ok_runtime());
+        let mut service = honor.layer().layer(ok_runtime());
         invoke(
             &mut service,
             FakeInvocation::new(serde_json::json!({})).trace_header(header),
@@ -1651,7 +1655,7 @@ mod tests {
                 traced(adapter).oneshot(event).await.expect("an answer");
                 Ok::<(), BoxError>(())
             });
-            let mut service = test.telemetry().layer().layer(runtime);
+            let mut service = test.layer().layer(runtime);
             invoke(
                 &mut service,
                 FakeInvocation::new(serde_json::json!({})).trace_header(HEADER),
@@ -1704,7 +1708,7 @@ mod tests {
                 Ok::<(), BoxError>(())
             }
         });
-        let mut service = test.telemetry().layer().layer(runtime);
+        let mut service = test.layer().layer(runtime);
         invoke(
             &mut service,
             FakeInvocation::new(serde_json::json!({})).trace_header(HEADER),
@@ -1750,7 +1754,7 @@ mod tests {
             drop(started);
             Ok::<(), BoxError>(())
         });
-        let mut service = test.telemetry().layer().layer(runtime);
+        let mut service = test.layer().layer(runtime);
         invoke(
             &mut service,
             FakeInvocation::new(serde_json::json!({})).trace_header(HEADER),
@@ -1769,7 +1773,7 @@ mod tests {
             tracing::info!(order_id = 42, "loaded");
             Ok::<(), BoxError>(())
         });
-        let mut service = test.telemetry().layer().layer(runtime);
+        let mut service = test.layer().layer(runtime);
         invoke(
             &mut service,
             FakeInvocation::new(serde_json::json!({}))
@@ -1831,7 +1835,7 @@ mod tests {
             crate::flush::Flusher::new(&config, &resource).expect("exporter");
         let parts = crate::telemetry::Parts::new(config, resource, flusher, processor);
         let _guard = tracing::subscriber::set_default(parts.subscriber_with_writer(std::io::sink));
-        let mut service = parts.telemetry.layer().layer(ok_runtime());
+        let mut service = invocation_layer(&parts.telemetry).layer(ok_runtime());
 
         let deadline = now_ms() + 300;
         let invocation = FakeInvocation::new(serde_json::json!({}))

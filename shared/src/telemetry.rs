@@ -10,7 +10,6 @@ use crate::{
         SampledZeroPolicy, SamplerConfig,
     },
     flush::{ExporterError, FlushReport, Flusher},
-    lambda::InvocationLayer,
     log_format::JsonFormat,
     propagation,
 };
@@ -463,13 +462,6 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// The tower layer that traces each invocation (see [`InvocationLayer`]). Not public: on its
-    /// own it would lose the handler's errors, the extension and the SIGTERM flush; a function
-    /// gets it through [`run`](crate::run) and its kin, or [`runtime`](crate::runtime).
-    pub(crate) fn layer(&self) -> InvocationLayer {
-        InvocationLayer::new(self.clone())
-    }
-
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.inner.config
@@ -479,13 +471,55 @@ impl Telemetry {
     /// `amortized`, only past a threshold.
     pub(crate) fn flush_due(&self) -> bool {
         match self.inner.config.flush {
-            FlushStrategy::Amortized { max_spans, max_age }
-                if self.inner.amortize.load(Ordering::Acquire) =>
+            FlushStrategy::Amortized { max_spans, max_age } if self.is_amortized() =>
             {
                 self.inner.flusher.is_due(max_spans, max_age)
             }
             _ => true,
         }
+    }
+
+    /// Whether the `amortized` strategy is in force from now on: it is once its extension has
+    /// registered.
+    pub(crate) fn set_amortized(&self, on: bool) {
+        self.inner.amortize.store(on, Ordering::Release);
+    }
+
+    /// Whether the `amortized` strategy is in force.
+    pub(crate) fn is_amortized(&self) -> bool {
+        self.inner.amortize.load(Ordering::Acquire)
+    }
+
+    /// From now on a background task flushes: invocations [`wake_background`](Self::wake_background)
+    /// it instead of flushing.
+    pub(crate) fn flush_in_background(&self) {
+        self.inner.background.store(true, Ordering::Release);
+    }
+
+    /// Whether a background task flushes.
+    pub(crate) fn flushes_in_background(&self) -> bool {
+        self.inner.background.load(Ordering::Acquire)
+    }
+
+    /// Wakes the background flush (a flush is due).
+    pub(crate) fn wake_background(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Resolves when an invocation wakes the background flush.
+    pub(crate) async fn background_woken(&self) {
+        self.inner.wake.notified().await;
+    }
+
+    /// How many flushes have started.
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn flush_count(&self) -> u64 {
+        self.inner.flusher.flush_count()
+    }
+
+    /// Whether an `amortized` flush is due (see `Flusher::is_due`).
+    pub(crate) fn is_due(&self, max_spans: usize, max_age: Duration) -> bool {
+        self.inner.flusher.is_due(max_spans, max_age)
     }
 
     /// Exports every buffered span, waiting at most `timeout`. Never fails: what could not be

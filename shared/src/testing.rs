@@ -71,11 +71,7 @@ impl TestTelemetry {
         let parts = Parts::new(config, resource, flusher, processor);
         // The propagator is process-wide (SDK calls inject through it); the subscriber stays per thread.
         parts.install_propagator();
-        parts
-            .telemetry
-            .inner
-            .amortize
-            .store(true, std::sync::atomic::Ordering::Release);
+        parts.telemetry.set_amortized(true);
         let logs = CapturedLogs::default();
         let guard = tracing::subscriber::set_default(parts.subscriber_with_writer(logs.clone()));
         TestTelemetry {
@@ -94,7 +90,7 @@ impl TestTelemetry {
     /// The invocation layer, to wrap a stand-in for the runtime's invocation service (see the
     /// module example); in a function, [`run`](crate::run) and [`runtime`](crate::runtime) add it.
     pub fn layer(&self) -> InvocationLayer {
-        self.telemetry.layer()
+        crate::lambda::invocation_layer(&self.telemetry)
     }
 
     /// A handler wrapped as tracekit wraps it, so that its errors reach the invocation span of
@@ -129,7 +125,7 @@ impl TestTelemetry {
 
     /// How many flushes have started.
     pub fn flush_count(&self) -> u64 {
-        self.telemetry.inner.flusher.flush_count()
+        self.telemetry.flush_count()
     }
 }
 
