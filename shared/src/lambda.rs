@@ -1013,10 +1013,7 @@ fn start_background_flush(telemetry: &Telemetry) -> Option<tokio::task::JoinHand
     let crate::config::FlushStrategy::Amortized { max_spans, max_age } = config.flush else {
         return None;
     };
-    if config.max_concurrency <= 1
-        || !telemetry.is_amortized()
-        || max_age.is_zero()
-    {
+    if config.max_concurrency <= 1 || !telemetry.is_amortized() || max_age.is_zero() {
         return None;
     }
     let bound = match &config.exporter {

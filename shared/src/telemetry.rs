@@ -471,8 +471,7 @@ impl Telemetry {
     /// `amortized`, only past a threshold.
     pub(crate) fn flush_due(&self) -> bool {
         match self.inner.config.flush {
-            FlushStrategy::Amortized { max_spans, max_age } if self.is_amortized() =>
-            {
+            FlushStrategy::Amortized { max_spans, max_age } if self.is_amortized() => {
                 self.inner.flusher.is_due(max_spans, max_age)
             }
             _ => true,

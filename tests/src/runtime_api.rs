@@ -5,8 +5,9 @@
 //! Timing marks are taken in the server's request handlers, where Lambda would take them, so benchmarks can
 //! measure latency (`/next` served → answer received) and turnaround (answer received → next `/next`).
 //!
-//! The Extensions API (`/2020-01-01/extension/...`) is not served: a request to it is answered 404 and
-//! recorded as a protocol violation.
+//! The Extensions API's register and `/event/next` calls are served as Lambda serves them to an
+//! internal extension that subscribes to no event (the registration is recorded, `/event/next` is
+//! never answered); any other request is answered 404 and recorded as a protocol violation.
 //!
 //! Reference: <https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html>
 

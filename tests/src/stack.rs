@@ -189,6 +189,27 @@ pub async fn traced_sqs_client() -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::from_conf(tracekit::aws::traced(builder).build())
 }
 
+/// A traced DynamoDB, S3 and SQS client that need no local stack, for tests that make no AWS call
+/// (a request would go to a closed port on 127.0.0.1 and fail at once).
+pub async fn offline_traced_clients() -> (
+    aws_sdk_dynamodb::Client,
+    aws_sdk_s3::Client,
+    aws_sdk_sqs::Client,
+) {
+    const NOWHERE: &str = "http://127.0.0.1:9";
+    let sdk = sdk_config().await;
+    let dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(NOWHERE);
+    let s3 = aws_sdk_s3::config::Builder::from(&sdk)
+        .endpoint_url(NOWHERE)
+        .force_path_style(true);
+    let sqs = aws_sdk_sqs::config::Builder::from(&sdk).endpoint_url(NOWHERE);
+    (
+        aws_sdk_dynamodb::Client::from_conf(tracekit::aws::traced(dynamodb).build()),
+        aws_sdk_s3::Client::from_conf(tracekit::aws::traced(s3).build()),
+        aws_sdk_sqs::Client::from_conf(tracekit::aws::traced(sqs).build()),
+    )
+}
+
 /// A resource name `scripts/devstack env` exports (`ORDERS_TABLE`, `RECEIPTS_BUCKET`, ...).
 ///
 /// # Panics

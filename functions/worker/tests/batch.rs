@@ -136,6 +136,7 @@ fn failed(response: &SqsBatchResponse) -> Vec<&str> {
 }
 
 #[tokio::test]
+#[ignore = "needs the local stack (LocalStack and moto): `make test` runs it"]
 async fn only_the_failed_and_malformed_records_are_reported() {
     let fx = Fixture::new().await;
     let good = stack::unique_name("order");
@@ -214,6 +215,7 @@ async fn only_the_failed_and_malformed_records_are_reported() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local stack (LocalStack and moto): `make test` runs it"]
 async fn a_redelivered_message_succeeds_without_changing_the_order_again() {
     let fx = Fixture::new().await;
     let id = stack::unique_name("order");
