@@ -55,38 +55,40 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 // Each service's keys are used only with its feature on.
 #[cfg_attr(
     not(all(feature = "dynamodb", feature = "s3", feature = "sqs")),
-    allow(dead_code)
+    allow(dead_code, unused_imports)
 )]
 mod attr {
-    pub(super) const RPC_SYSTEM: &str = "rpc.system";
-    pub(super) const RPC_SYSTEM_NAME: &str = "rpc.system.name";
+    pub(super) use opentelemetry_semantic_conventions::attribute::RPC_METHOD;
+    // Deprecated upstream (`rpc.system.name` and a qualified `rpc.method` replace them), still
+    // what X-Ray's translators key on: emitted beside the new names.
     pub(super) const RPC_SERVICE: &str = "rpc.service";
-    pub(super) const RPC_METHOD: &str = "rpc.method";
+    pub(super) const RPC_SYSTEM: &str = "rpc.system";
+    pub(super) use opentelemetry_semantic_conventions::attribute::RPC_SYSTEM_NAME;
     pub(super) const AWS_API: &str = "aws-api";
-    pub(super) const AWS_REQUEST_ID: &str = "aws.request_id";
-    pub(super) const AWS_EXTENDED_REQUEST_ID: &str = "aws.extended_request_id";
-    pub(super) const CLOUD_REGION: &str = "cloud.region";
-    pub(super) const SERVER_ADDRESS: &str = "server.address";
-    pub(super) const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
+    pub(super) use opentelemetry_semantic_conventions::attribute::AWS_EXTENDED_REQUEST_ID;
+    pub(super) use opentelemetry_semantic_conventions::attribute::AWS_REQUEST_ID;
+    pub(super) use opentelemetry_semantic_conventions::attribute::CLOUD_REGION;
+    pub(super) use opentelemetry_semantic_conventions::attribute::HTTP_RESPONSE_STATUS_CODE;
+    pub(super) use opentelemetry_semantic_conventions::attribute::SERVER_ADDRESS;
     pub(super) const ATTEMPTS: &str = "aws.attempts";
-    pub(super) const DB_SYSTEM_NAME: &str = "db.system.name";
-    pub(super) const DYNAMODB_TABLE_NAMES: &str = "aws.dynamodb.table_names";
-    pub(super) const DYNAMODB_CONSUMED_CAPACITY: &str = "aws.dynamodb.consumed_capacity";
-    pub(super) const DYNAMODB_CONSISTENT_READ: &str = "aws.dynamodb.consistent_read";
-    pub(super) const DYNAMODB_PROJECTION: &str = "aws.dynamodb.projection";
-    pub(super) const DYNAMODB_INDEX_NAME: &str = "aws.dynamodb.index_name";
-    pub(super) const DYNAMODB_LIMIT: &str = "aws.dynamodb.limit";
-    pub(super) const DYNAMODB_COUNT: &str = "aws.dynamodb.count";
-    pub(super) const DYNAMODB_SCANNED_COUNT: &str = "aws.dynamodb.scanned_count";
-    pub(super) const S3_BUCKET: &str = "aws.s3.bucket";
-    pub(super) const S3_KEY: &str = "aws.s3.key";
-    pub(super) const MESSAGING_SYSTEM: &str = "messaging.system";
-    pub(super) const MESSAGING_OPERATION_NAME: &str = "messaging.operation.name";
-    pub(super) const MESSAGING_OPERATION_TYPE: &str = "messaging.operation.type";
-    pub(super) const MESSAGING_DESTINATION_NAME: &str = "messaging.destination.name";
-    pub(super) const MESSAGING_MESSAGE_ID: &str = "messaging.message.id";
-    pub(super) const MESSAGING_BATCH_MESSAGE_COUNT: &str = "messaging.batch.message_count";
-    pub(super) const SQS_QUEUE_URL: &str = "aws.sqs.queue.url";
+    pub(super) use opentelemetry_semantic_conventions::attribute::AWS_DYNAMODB_CONSISTENT_READ as DYNAMODB_CONSISTENT_READ;
+    pub(super) use opentelemetry_semantic_conventions::attribute::AWS_DYNAMODB_CONSUMED_CAPACITY as DYNAMODB_CONSUMED_CAPACITY;
+    pub(super) use opentelemetry_semantic_conventions::attribute::AWS_DYNAMODB_COUNT as DYNAMODB_COUNT;
+    pub(super) use opentelemetry_semantic_conventions::attribute::AWS_DYNAMODB_INDEX_NAME as DYNAMODB_INDEX_NAME;
+    pub(super) use opentelemetry_semantic_conventions::attribute::AWS_DYNAMODB_LIMIT as DYNAMODB_LIMIT;
+    pub(super) use opentelemetry_semantic_conventions::attribute::AWS_DYNAMODB_PROJECTION as DYNAMODB_PROJECTION;
+    pub(super) use opentelemetry_semantic_conventions::attribute::AWS_DYNAMODB_SCANNED_COUNT as DYNAMODB_SCANNED_COUNT;
+    pub(super) use opentelemetry_semantic_conventions::attribute::AWS_DYNAMODB_TABLE_NAMES as DYNAMODB_TABLE_NAMES;
+    pub(super) use opentelemetry_semantic_conventions::attribute::AWS_S3_BUCKET as S3_BUCKET;
+    pub(super) use opentelemetry_semantic_conventions::attribute::AWS_S3_KEY as S3_KEY;
+    pub(super) use opentelemetry_semantic_conventions::attribute::AWS_SQS_QUEUE_URL as SQS_QUEUE_URL;
+    pub(super) use opentelemetry_semantic_conventions::attribute::DB_SYSTEM_NAME;
+    pub(super) use opentelemetry_semantic_conventions::attribute::MESSAGING_BATCH_MESSAGE_COUNT;
+    pub(super) use opentelemetry_semantic_conventions::attribute::MESSAGING_DESTINATION_NAME;
+    pub(super) use opentelemetry_semantic_conventions::attribute::MESSAGING_MESSAGE_ID;
+    pub(super) use opentelemetry_semantic_conventions::attribute::MESSAGING_OPERATION_NAME;
+    pub(super) use opentelemetry_semantic_conventions::attribute::MESSAGING_OPERATION_TYPE;
+    pub(super) use opentelemetry_semantic_conventions::attribute::MESSAGING_SYSTEM;
     /// The name older X-Ray translators read.
     pub(super) const SQS_QUEUE_URL_LEGACY: &str = "aws.queue_url";
 }

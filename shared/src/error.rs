@@ -28,10 +28,10 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 /// [Recording errors](https://opentelemetry.io/docs/specs/semconv/general/recording-errors/),
 /// [exceptions](https://opentelemetry.io/docs/specs/semconv/exceptions/exceptions-spans/).
 mod attr {
-    pub(super) const ERROR_TYPE: &str = "error.type";
+    pub(super) use opentelemetry_semantic_conventions::attribute::ERROR_TYPE;
     pub(super) const EXCEPTION_EVENT: &str = "exception";
-    pub(super) const EXCEPTION_TYPE: &str = "exception.type";
-    pub(super) const EXCEPTION_MESSAGE: &str = "exception.message";
+    pub(super) use opentelemetry_semantic_conventions::attribute::EXCEPTION_MESSAGE;
+    pub(super) use opentelemetry_semantic_conventions::attribute::EXCEPTION_TYPE;
 }
 
 /// The semantic conventions' `error.type` when the type cannot be told.

@@ -43,14 +43,17 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 /// [FaaS spans](https://opentelemetry.io/docs/specs/semconv/faas/faas-spans/),
 /// [AWS Lambda](https://opentelemetry.io/docs/specs/semconv/faas/aws-lambda/).
 mod attr {
-    pub(super) const FAAS_TRIGGER: &str = "faas.trigger";
-    pub(super) const FAAS_INVOCATION_ID: &str = "faas.invocation_id";
-    pub(super) const FAAS_COLDSTART: &str = "faas.coldstart";
-    pub(super) const CLOUD_RESOURCE_ID: &str = "cloud.resource_id";
-    pub(super) const CLOUD_ACCOUNT_ID: &str = "cloud.account.id";
-    pub(super) const AWS_LAMBDA_INVOKED_ARN: &str = "aws.lambda.invoked_arn";
-    pub(super) const ERROR_TYPE: &str = "error.type";
-    pub(super) const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
+    pub(super) use opentelemetry_semantic_conventions::attribute::AWS_LAMBDA_INVOKED_ARN;
+    pub(super) use opentelemetry_semantic_conventions::attribute::CLOUD_ACCOUNT_ID;
+    pub(super) use opentelemetry_semantic_conventions::attribute::CLOUD_RESOURCE_ID;
+    pub(super) use opentelemetry_semantic_conventions::attribute::ERROR_TYPE;
+    pub(super) use opentelemetry_semantic_conventions::attribute::FAAS_COLDSTART;
+    pub(super) use opentelemetry_semantic_conventions::attribute::FAAS_INVOCATION_ID;
+    pub(super) use opentelemetry_semantic_conventions::attribute::FAAS_TRIGGER;
+    pub(super) use opentelemetry_semantic_conventions::attribute::HTTP_RESPONSE_STATUS_CODE;
+    pub(super) use opentelemetry_semantic_conventions::attribute::{
+        HTTP_REQUEST_METHOD, HTTP_ROUTE, URL_PATH,
+    };
 }
 
 /// `error.type` of an invocation whose handler panicked.
@@ -281,9 +284,9 @@ fn invocation_span(telemetry: &Telemetry, invocation: &LambdaInvocation, coldsta
         { attr::CLOUD_RESOURCE_ID } = arn.map(function_arn),
         { attr::AWS_LAMBDA_INVOKED_ARN } = arn,
         { attr::CLOUD_ACCOUNT_ID } = arn.and_then(account_id),
-        "http.request.method" = trigger.http_method.as_deref(),
-        "http.route" = trigger.http_route.as_deref(),
-        "url.path" = trigger.url_path.as_deref(),
+        { attr::HTTP_REQUEST_METHOD } = trigger.http_method.as_deref(),
+        { attr::HTTP_ROUTE } = trigger.http_route.as_deref(),
+        { attr::URL_PATH } = trigger.url_path.as_deref(),
     );
 
     let config = telemetry.config();

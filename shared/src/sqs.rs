@@ -69,11 +69,11 @@ pub use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage}
 
 /// Attribute keys. [SQS conventions](https://opentelemetry.io/docs/specs/semconv/messaging/sqs/).
 mod attr {
-    pub(super) const MESSAGING_SYSTEM: &str = "messaging.system";
-    pub(super) const MESSAGING_OPERATION_NAME: &str = "messaging.operation.name";
-    pub(super) const MESSAGING_OPERATION_TYPE: &str = "messaging.operation.type";
-    pub(super) const MESSAGING_DESTINATION_NAME: &str = "messaging.destination.name";
-    pub(super) const MESSAGING_MESSAGE_ID: &str = "messaging.message.id";
+    pub(super) use opentelemetry_semantic_conventions::attribute::MESSAGING_DESTINATION_NAME;
+    pub(super) use opentelemetry_semantic_conventions::attribute::MESSAGING_MESSAGE_ID;
+    pub(super) use opentelemetry_semantic_conventions::attribute::MESSAGING_OPERATION_NAME;
+    pub(super) use opentelemetry_semantic_conventions::attribute::MESSAGING_OPERATION_TYPE;
+    pub(super) use opentelemetry_semantic_conventions::attribute::MESSAGING_SYSTEM;
 }
 
 /// `messaging.system` for SQS.
