@@ -339,6 +339,24 @@ pub enum LogFormat {
     Text,
 }
 
+impl SamplerConfig {
+    /// The SDK sampler this configuration names.
+    pub(crate) fn sdk_sampler(&self) -> opentelemetry_sdk::trace::Sampler {
+        use opentelemetry_sdk::trace::Sampler;
+        let root = |root: &RootSampler| match root {
+            RootSampler::AlwaysOn => Sampler::AlwaysOn,
+            RootSampler::AlwaysOff => Sampler::AlwaysOff,
+            RootSampler::TraceIdRatio(ratio) => Sampler::TraceIdRatioBased(*ratio),
+        };
+        match self {
+            SamplerConfig::AlwaysOn => Sampler::AlwaysOn,
+            SamplerConfig::AlwaysOff => Sampler::AlwaysOff,
+            SamplerConfig::TraceIdRatio(ratio) => Sampler::TraceIdRatioBased(*ratio),
+            SamplerConfig::ParentBased(inner) => Sampler::ParentBased(Box::new(root(inner))),
+        }
+    }
+}
+
 /// Spans kept at most while waiting for a flush (the SDK batch processor's default queue size).
 pub(crate) const DEFAULT_MAX_BUFFERED_SPANS: usize = 2048;
 /// Room only entry spans (the invocation's SERVER span, SQS CONSUMER spans) may use. They end after

@@ -18,7 +18,7 @@
 
 mod strict;
 
-use crate::config::{Propagator, RootSampler, SampledZeroPolicy, SamplerConfig};
+use crate::config::{Propagator, SampledZeroPolicy, SamplerConfig};
 use opentelemetry::{
     Context,
     propagation::{Extractor, Injector, TextMapCompositePropagator, TextMapPropagator},
@@ -327,28 +327,14 @@ pub fn invocation_parent(
 
 /// What the sampler would decide for a new root with this trace id.
 fn root_decision(sampler: &SamplerConfig, trace_id: TraceId) -> bool {
-    match sampler {
-        SamplerConfig::AlwaysOn | SamplerConfig::ParentBased(RootSampler::AlwaysOn) => true,
-        SamplerConfig::AlwaysOff | SamplerConfig::ParentBased(RootSampler::AlwaysOff) => false,
-        SamplerConfig::TraceIdRatio(ratio)
-        | SamplerConfig::ParentBased(RootSampler::TraceIdRatio(ratio)) => {
-            ratio_decision(*ratio, trace_id)
-        }
-    }
-}
-
-/// The SDK's `TraceIdRatioBased` rule (low 63 bits against the ratio), so the decision here matches
-/// the one the SDK sampler makes for the same trace id.
-fn ratio_decision(ratio: f64, trace_id: TraceId) -> bool {
-    if ratio >= 1.0 {
-        return true;
-    }
-    let bytes = trace_id.to_bytes();
-    let mut low = [0u8; 8];
-    low.copy_from_slice(&bytes[8..]);
-    let rnd = u64::from_be_bytes(low) >> 1;
-    let bound = (ratio.max(0.0) * (1u64 << 63) as f64) as u64;
-    rnd < bound
+    // The SDK's own sampler, asked about a root span: the decision the tracer would make.
+    use opentelemetry::trace::SpanKind;
+    use opentelemetry_sdk::trace::{SamplingDecision, ShouldSample};
+    sampler
+        .sdk_sampler()
+        .should_sample(None, trace_id, "", &SpanKind::Server, &[], &[])
+        .decision
+        == SamplingDecision::RecordAndSample
 }
 
 fn parse_root(value: &str) -> Option<TraceId> {
@@ -471,6 +457,7 @@ pub fn xray_trace_id(trace_id: TraceId) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::RootSampler;
     use opentelemetry::trace::TraceContextExt;
     use opentelemetry_sdk::propagation::TraceContextPropagator;
     use std::collections::HashMap;
@@ -656,18 +643,25 @@ mod tests {
     }
 
     #[test]
-    fn ratio_decision_matches_the_sdk_sampler() {
+    fn an_undecided_header_is_decided_as_the_sdk_sampler_decides_a_root() {
         use opentelemetry::trace::SpanKind;
         use opentelemetry_sdk::trace::{Sampler, SamplingDecision, ShouldSample};
         let sdk = Sampler::TraceIdRatioBased(0.5);
+        let mut sampled = 0;
         for seed in 0u128..200 {
             let id = TraceId::from(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835));
             let sdk_says = sdk
                 .should_sample(None, id, "x", &SpanKind::Server, &[], &[])
                 .decision
                 == SamplingDecision::RecordAndSample;
-            assert_eq!(ratio_decision(0.5, id), sdk_says, "trace id {id}");
+            let ours = root_decision(
+                &SamplerConfig::ParentBased(RootSampler::TraceIdRatio(0.5)),
+                id,
+            );
+            assert_eq!(ours, sdk_says, "trace id {id}");
+            sampled += usize::from(ours);
         }
+        assert!((60..140).contains(&sampled), "about half: {sampled}");
     }
 
     #[test]

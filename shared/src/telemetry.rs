@@ -5,10 +5,7 @@
 
 use crate::{
     app_signals::{self, AlwaysRecord},
-    config::{
-        Config, ConfigError, ExporterConfig, FlushStrategy, LogFormat, RootSampler,
-        SampledZeroPolicy, SamplerConfig,
-    },
+    config::{Config, ConfigError, ExporterConfig, FlushStrategy, LogFormat, SampledZeroPolicy},
     flush::{ExporterError, FlushReport, Flusher},
     log_format::JsonFormat,
     propagation,
@@ -20,7 +17,7 @@ use opentelemetry::{
 use opentelemetry_aws::{detector::LambdaResourceDetector, trace::XrayIdGenerator};
 use opentelemetry_sdk::{
     Resource,
-    trace::{IdGenerator, Sampler, SdkTracerProvider, ShouldSample},
+    trace::{IdGenerator, SdkTracerProvider, ShouldSample},
 };
 use opentelemetry_semantic_conventions::resource as semres;
 use std::{
@@ -259,7 +256,8 @@ impl Parts {
         let builder = SdkTracerProvider::builder();
         let ids = id_generator.unwrap_or_else(|| Box::new(XrayIdGenerator::default()));
         let builder = builder.with_id_generator(Ids(ids));
-        let chosen_sampler = chosen_sampler.unwrap_or_else(|| Box::new(sampler(&config.sampler)));
+        let chosen_sampler =
+            chosen_sampler.unwrap_or_else(|| Box::new(config.sampler.sdk_sampler()));
         let builder = if app_signals::records_unsampled(&config) {
             builder.with_sampler(AlwaysRecord(chosen_sampler))
         } else {
@@ -413,20 +411,6 @@ fn resource_with(config: &Config, chosen: Vec<KeyValue>) -> Resource {
         .build()
 }
 
-fn sampler(config: &SamplerConfig) -> Sampler {
-    let root = |root: &RootSampler| match root {
-        RootSampler::AlwaysOn => Sampler::AlwaysOn,
-        RootSampler::AlwaysOff => Sampler::AlwaysOff,
-        RootSampler::TraceIdRatio(ratio) => Sampler::TraceIdRatioBased(*ratio),
-    };
-    match config {
-        SamplerConfig::AlwaysOn => Sampler::AlwaysOn,
-        SamplerConfig::AlwaysOff => Sampler::AlwaysOff,
-        SamplerConfig::TraceIdRatio(ratio) => Sampler::TraceIdRatioBased(*ratio),
-        SamplerConfig::ParentBased(inner) => Sampler::ParentBased(Box::new(root(inner))),
-    }
-}
-
 /// The ID generator: X-Ray's or the user's ([`Builder::id_generator`]), except for the root span
 /// of an invocation whose Lambda header names only a trace (`invocation::with_root_trace_id`).
 #[derive(Debug)]
@@ -541,6 +525,7 @@ mod tests {
     use super::*;
     use crate::testing::CapturedLogs;
     use opentelemetry::trace::TraceContextExt;
+    use opentelemetry_sdk::trace::Sampler;
     use std::sync::{Arc, Mutex};
     use tracing_opentelemetry::OpenTelemetrySpanExt;
 
