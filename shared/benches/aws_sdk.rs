@@ -4,7 +4,7 @@
 //! endpoint (a keep-alive HTTP/1.1 responder on its own threads, 127.0.0.1); the difference is the
 //! interceptor, the span and its trip through the span processor. They report the calling thread's
 //! CPU time, not wall time: the loopback round trip and the responder's work would otherwise bury a
-//! difference of microseconds in scheduling noise. `sqs_inject` is `tracekit::aws::sqs::inject` into a message that
+//! difference of microseconds in scheduling noise. `sqs_inject` is `tracekit::sqs::inject` into a message that
 //! already carries two user attributes.
 //!
 //! `cargo bench -p tracekit --bench aws_sdk --features testing`
@@ -148,7 +148,7 @@ fn sqs_inject(c: &mut Criterion) {
     c.bench_function("sqs_inject", |b| {
         b.iter_batched_ref(
             || user.clone(),
-            |attributes| black_box(tracekit::aws::sqs::inject(attributes)),
+            |attributes| black_box(tracekit::sqs::inject(attributes)),
             BatchSize::SmallInput,
         );
     });

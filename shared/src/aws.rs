@@ -15,8 +15,8 @@
 //! ```no_run
 //! # async fn example() {
 //! let sdk = aws_config::load_from_env().await;
-//! let sqs = tracekit::aws::sqs(&sdk);
-//! let table = tracekit::aws::dynamodb(&sdk);
+//! let sqs = tracekit::aws::sqs_client(&sdk);
+//! let table = tracekit::aws::dynamodb_client(&sdk);
 //! let bucket = aws_sdk_s3::Client::from_conf(
 //!     tracekit::aws::traced(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true)).build(),
 //! );
@@ -103,7 +103,8 @@ pub const MAX_MESSAGE_ATTRIBUTES: usize = 10;
 #[cfg(feature = "sqs")]
 const W3C_KEYS: [&str; 3] = ["traceparent", "tracestate", "baggage"];
 
-/// The interceptor. Add it to a client config with [`traced`], or use [`dynamodb()`], [`s3()`] or [`sqs()`].
+/// The interceptor. Add it to a client config with [`traced`], or use [`dynamodb_client`],
+/// [`s3_client`] or [`sqs_client`].
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct TracingInterceptor;
@@ -349,7 +350,10 @@ fn string_array(values: Vec<String>) -> opentelemetry::Value {
     )
 }
 
-/// Adds the [`TracingInterceptor`] to a client config builder of any AWS SDK service.
+/// Adds the [`TracingInterceptor`] to the config builder of a DynamoDB, S3 or SQS client (the
+/// services tracekit has features for, [`InterceptorBuilder`]). Any other aws-sdk-rust client takes
+/// the interceptor the same way by hand, and gets the same CLIENT spans without service attributes:
+/// `aws_sdk_sns::config::Builder::from(&sdk).interceptor(tracekit::aws::TracingInterceptor)`.
 pub fn traced<B: InterceptorBuilder>(builder: B) -> B {
     builder.with_interceptor(TracingInterceptor)
 }
@@ -380,16 +384,16 @@ macro_rules! service {
 service!(
     "dynamodb",
     aws_sdk_dynamodb,
-    dynamodb,
+    dynamodb_client,
     "A traced DynamoDB client."
 );
 service!(
     "s3",
     aws_sdk_s3,
-    s3,
+    s3_client,
     "A traced S3 client (virtual-hosted style; see [`traced`] for path style)."
 );
-service!("sqs", aws_sdk_sqs, sqs, "A traced SQS client.");
+service!("sqs", aws_sdk_sqs, sqs_client, "A traced SQS client.");
 
 #[cfg(feature = "dynamodb")]
 mod dynamodb {
@@ -616,8 +620,8 @@ mod s3 {
 }
 
 #[cfg(feature = "sqs")]
-pub mod sqs {
-    //! SQS send-side propagation, also usable by hand.
+pub(crate) mod sqs {
+    //! SQS send-side propagation; [`inject`] is public as `tracekit::sqs::inject`.
     use super::{MAX_MESSAGE_ATTRIBUTES, Span, attr, w3c_context};
     use aws_sdk_sqs::{
         operation as op,

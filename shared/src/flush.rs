@@ -62,7 +62,7 @@ impl SpanBuffer {
 /// each response. A full buffer drops the new span and counts it; the last
 /// places are kept for entry spans (SERVER, CONSUMER), so an overflowing invocation keeps its root.
 #[derive(Debug, Clone)]
-pub struct LambdaSpanProcessor {
+pub(crate) struct LambdaSpanProcessor {
     buffer: Arc<SpanBuffer>,
 }
 

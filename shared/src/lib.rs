@@ -112,12 +112,19 @@ mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+/// The services and futures tracekit's layer and handler wrapper are made of: plumbing, named here
+/// so that a type signature can spell them, as tower and axum keep theirs.
+pub mod future {
+    pub use crate::lambda::{
+        InvocationFuture, InvocationService, TracedHandler, TracedHandlerFuture,
+    };
+}
+
 pub use config::{Config, ConfigError, FlushStrategy, SqsParentPolicy};
 pub use error::record_error;
-pub use flush::{ExporterError, FlushReport, LambdaSpanProcessor};
+pub use flush::{ExporterError, FlushReport};
 pub use lambda::{
-    InvocationFuture, InvocationLayer, InvocationService, TracedHandler, TracedHandlerFuture,
-    Trigger, TriggerKind, run, run_concurrent, runtime, runtime_concurrent,
+    InvocationLayer, Trigger, TriggerKind, run, run_concurrent, runtime, runtime_concurrent,
 };
 #[cfg(feature = "http")]
 pub use lambda::{

@@ -51,6 +51,9 @@
 //! Messages from a `.fifo` queue are processed one at a time, in order; after a failure the rest of
 //! the batch is reported failed without being processed, so that the group's order holds on retry.
 
+/// Send-side propagation for a message built by hand (the interceptor does it for every
+/// `SendMessage` and `SendMessageBatch` of a traced client).
+pub use crate::aws::sqs::inject;
 use crate::config::{Config, SqsParentPolicy};
 use crate::error::{self, record as record_error};
 use futures_util::StreamExt;

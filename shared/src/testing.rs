@@ -25,9 +25,10 @@
 //! ```
 
 use crate::{
-    InvocationLayer, TracedHandler,
+    InvocationLayer,
     config::{Config, ExporterConfig},
     flush::Flusher,
+    future::TracedHandler,
     telemetry::{Parts, Telemetry, resource},
 };
 use lambda_runtime::{Context, LambdaEvent, LambdaInvocation};

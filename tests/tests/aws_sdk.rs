@@ -51,7 +51,7 @@ async fn dynamodb_calls_are_client_spans_with_table_names_and_modeled_errors() {
     stack::require_moto().await;
     let test = TestTelemetry::new();
     let sdk = stack::sdk_config().await;
-    let client = tracekit::aws::dynamodb(&sdk);
+    let client = tracekit::aws::dynamodb_client(&sdk);
     let table = stack::unique_name("orders");
     let other = stack::unique_name("audit");
     let handler = tracing::info_span!("handler");
@@ -358,7 +358,7 @@ async fn sqs_send_carries_the_producer_context_without_losing_user_attributes() 
     stack::require_localstack().await;
     let test = TestTelemetry::new();
     let sdk = stack::sdk_config().await;
-    let client = tracekit::aws::sqs(&sdk);
+    let client = tracekit::aws::sqs_client(&sdk);
     let queue_name = stack::unique_name("orders");
     let queue_url = client
         .create_queue()
@@ -485,7 +485,7 @@ async fn sqs_batch_entries_each_carry_the_context() {
     stack::require_localstack().await;
     let test = TestTelemetry::new();
     let sdk = stack::sdk_config().await;
-    let client = tracekit::aws::sqs(&sdk);
+    let client = tracekit::aws::sqs_client(&sdk);
     let queue_url = client
         .create_queue()
         .queue_name(stack::unique_name("batch"))

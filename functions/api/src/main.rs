@@ -19,9 +19,9 @@ async fn main() -> Result<(), Error> {
         .any(|name| std::env::var_os(name).is_some());
     let s3 = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(path_style);
     let app = handler::App {
-        dynamodb: tracekit::aws::dynamodb(&sdk),
+        dynamodb: tracekit::aws::dynamodb_client(&sdk),
         s3: aws_sdk_s3::Client::from_conf(tracekit::aws::traced(s3).build()),
-        sqs: tracekit::aws::sqs(&sdk),
+        sqs: tracekit::aws::sqs_client(&sdk),
         table: required("ORDERS_TABLE"),
         bucket: required("RECEIPTS_BUCKET"),
         queue_url: required("ORDERS_QUEUE_URL"),
