@@ -455,12 +455,9 @@ mod tests {
         }
     }
 
-    /// A span X-Ray's segment documents cannot hold is counted and reported, not refused in
-    /// silence by the translator; the others reach the daemon.
+    /// A flusher on the segment path, and the loopback socket standing in for the daemon.
     #[cfg(feature = "xray")]
-    #[tokio::test]
-    async fn the_segment_path_counts_spans_x_ray_cannot_hold() {
-        use opentelemetry_sdk::trace::SpanProcessor as _;
+    fn xray_flusher() -> (std::net::UdpSocket, Flusher, LambdaSpanProcessor) {
         let daemon = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
         daemon
             .set_read_timeout(Some(Duration::from_secs(5)))
@@ -471,6 +468,16 @@ mod tests {
         };
         let resource = Resource::builder_empty().build();
         let (flusher, processor) = Flusher::new(&config, &resource).expect("exporter");
+        (daemon, flusher, processor)
+    }
+
+    /// A span X-Ray's segment documents cannot hold is counted and reported, not refused in
+    /// silence by the translator; the others reach the daemon.
+    #[cfg(feature = "xray")]
+    #[tokio::test]
+    async fn the_segment_path_counts_spans_x_ray_cannot_hold() {
+        use opentelemetry_sdk::trace::SpanProcessor as _;
+        let (daemon, flusher, processor) = xray_flusher();
         let fresh = format!(
             "{:08x}bd862e3fe1be46a994272793",
             crate::propagation::now_secs()
@@ -511,16 +518,7 @@ mod tests {
             (200, Status::Unset, false, false, false),
         ];
         for (code, status, error, fault, throttle) in cases {
-            let daemon = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-            daemon
-                .set_read_timeout(Some(Duration::from_secs(5)))
-                .expect("timeout");
-            let mut config = Config::from_lookup(|_| None).expect("defaults");
-            config.exporter = ExporterConfig::Xray {
-                daemon_address: daemon.local_addr().expect("address").to_string(),
-            };
-            let resource = Resource::builder_empty().build();
-            let (flusher, processor) = Flusher::new(&config, &resource).expect("exporter");
+            let (daemon, flusher, processor) = xray_flusher();
             let mut data = span(true);
             data.span_context = SpanContext::new(
                 TraceId::from_hex(&format!(

@@ -213,8 +213,9 @@ async fn agent_one_trace_from_the_request_to_the_worker() {
     flow.shutdown().await.expect("shutdown");
 }
 
-#[tokio::test]
-async fn xray_one_trace_with_the_segments_xray_needs() {
+/// The flow on the X-Ray segment path: the X-Ray API client, the daemon stand-in forwarding to it,
+/// and the two functions.
+async fn xray_flow() -> (aws_sdk_xray::Client, XrayDaemon, Flow) {
     let client = stack::xray_client().await;
     let daemon = XrayDaemon::start(client.clone()).expect("daemon stand-in");
     let flow = Flow::start(
@@ -226,6 +227,12 @@ async fn xray_one_trace_with_the_segments_xray_needs() {
     )
     .await
     .expect("flow");
+    (client, daemon, flow)
+}
+
+#[tokio::test]
+async fn xray_one_trace_with_the_segments_xray_needs() {
+    let (client, daemon, flow) = xray_flow().await;
     let (trace, parent, header) = lambda_header();
     assert_eq!(
         status_code(&flow.post_order(&order(), &header).await.expect("post")),
@@ -311,17 +318,8 @@ async fn xray_one_trace_with_the_segments_xray_needs() {
 /// so its process subsegment and calls arrive under the worker's own trace, and no span is lost.
 #[tokio::test]
 async fn xray_a_w3c_producer_falls_back_to_the_workers_trace_and_loses_nothing() {
-    let client = stack::xray_client().await;
-    let daemon = XrayDaemon::start(client.clone()).expect("daemon stand-in");
-    let flow = Flow::start(
-        &[
-            ("OTEL_TRACES_EXPORTER", "xray".to_owned()),
-            ("AWS_XRAY_DAEMON_ADDRESS", daemon.address().to_owned()),
-        ],
-        Duration::from_secs(1),
-    )
-    .await
-    .expect("flow");
+    // The daemon stand-in lives as long as the test.
+    let (client, _daemon, flow) = xray_flow().await;
     // A real order first, so that the third party's message names an order and a receipt that
     // exist; its own message is processed and deleted here.
     let (_, _, header) = lambda_header();

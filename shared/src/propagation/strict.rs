@@ -152,6 +152,14 @@ fn valid_value(value: &str) -> bool {
         && bytes.iter().all(|b| *b == b' ' || nblk(b))
 }
 
+/// `cx` with `remote` as its remote parent, or `cx` as it is.
+fn with_remote(cx: &Context, remote: Option<SpanContext>) -> Context {
+    match remote {
+        Some(span_context) => cx.with_remote_span_context(span_context),
+        None => cx.clone(),
+    }
+}
+
 /// W3C Trace Context, read strictly (see the module docs), written by opentelemetry-sdk.
 #[derive(Debug, Default)]
 pub(crate) struct StrictTraceContext {
@@ -191,10 +199,7 @@ impl TextMapPropagator for StrictTraceContext {
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
-        match Self::extract_span_context(extractor) {
-            Some(span_context) => cx.with_remote_span_context(span_context),
-            None => cx.clone(),
-        }
+        with_remote(cx, Self::extract_span_context(extractor))
     }
 
     fn fields(&self) -> FieldIter<'_> {
@@ -232,10 +237,7 @@ impl TextMapPropagator for StrictXray {
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
-        match Self::extract_span_context(extractor) {
-            Some(span_context) => cx.with_remote_span_context(span_context),
-            None => cx.clone(),
-        }
+        with_remote(cx, Self::extract_span_context(extractor))
     }
 
     fn fields(&self) -> FieldIter<'_> {
