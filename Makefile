@@ -14,13 +14,14 @@ BENCH_VARIANTS := baseline lambda-runtime-otel otel-lite otel-xray
 ## demo: the orders flow end to end (api → SQS → worker) on the local stack, and the trace it produced
 demo:
 	scripts/browser install
-	$(CARGO) build -q -p api -p worker -p integration-tests --bins
-	scripts/with-devstack $(CARGO) run -q -p integration-tests --bin demo
+	$(CARGO) build -q -p api -p worker -p tracekit-tools --bins
+	scripts/with-devstack $(CARGO) run -q -p tracekit-tools --bin demo
 
 ## test: everything — infrastructure checks, unit tests, doc tests, and the integration tests against LocalStack and moto
 ## (the functions' stack tests are #[ignore]d so that plain `cargo test` passes with nothing running; here they run)
 test: infra-check lambda-build
 	scripts/browser install
+	$(CARGO) build -q -p api -p worker -p test-functions --bins
 	$(CARGO) test --workspace --all-features --no-run
 	scripts/with-devstack $(CARGO) test --workspace --all-features -- --include-ignored
 
@@ -31,7 +32,7 @@ bench:
 	for variant in $(BENCH_VARIANTS); do (cd bench && $(CARGO) build -q --release --locked -p bench-$$variant); done
 	cd bench && $(CARGO) build -q --release --locked -p bench-tracekit --features xray && cp target/release/bench-tracekit target/release/bench-tracekit-xray
 	cd bench && $(CARGO) build -q --release --locked -p bench-tracekit
-	$(CARGO) build -q --profile bench-harness -p integration-tests --bin bench
+	$(CARGO) build -q --profile bench-harness -p tracekit-tools --bin bench
 	target/bench-harness/bench --functions bench/target/release --rounds $(BENCH_ROUNDS) --invocations $(BENCH_INVOCATIONS) --instructions --out BENCHMARKS.md
 	$(CARGO) bench -p tracekit --features testing --bench spans --bench aws_sdk
 

@@ -310,6 +310,6 @@ pub fn function_binary(name: &str) -> PathBuf {
         other => format!(" --profile {other}"),
     };
     panic!(
-        "function binary {name} not found (looked at {candidates:?}): build it with `cargo build -p {name}{flag}`"
+        "function binary {name} not found (looked at {candidates:?}): build it with `cargo build --workspace --bins{flag}` (`make test` does)"
     );
 }

@@ -3,7 +3,6 @@
 
 use std::ffi::OsStr;
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -23,13 +22,20 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 use prost::Message;
 use serde_json::{Value, json};
 
-const ECHO: &str = env!("CARGO_BIN_EXE_echo-function");
 const TRACE_HEADER: &str =
     "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
 
+/// The untraced echo function (package `test-functions`).
+fn echo() -> std::path::PathBuf {
+    stack::function_binary("echo-function")
+}
+
 fn spawn_echo() -> FunctionProcess {
-    FunctionProcess::spawn(Path::new(ECHO), &[("RUST_LOG", "info")])
-        .expect("spawning echo-function")
+    FunctionProcess::spawn(
+        &stack::function_binary("echo-function"),
+        &[("RUST_LOG", "info")],
+    )
+    .expect("spawning echo-function")
 }
 
 #[tokio::test]
@@ -174,11 +180,8 @@ async fn defaults_send_no_trace_header_a_future_deadline_and_the_unqualified_arn
 
 #[tokio::test]
 async fn environment_overrides_win_and_function_name_follows_them() {
-    let function = FunctionProcess::spawn(
-        Path::new(ECHO),
-        &[("AWS_LAMBDA_FUNCTION_NAME", "orders-api")],
-    )
-    .expect("spawning echo-function");
+    let function = FunctionProcess::spawn(&echo(), &[("AWS_LAMBDA_FUNCTION_NAME", "orders-api")])
+        .expect("spawning echo-function");
 
     let context = function
         .invoke(Invocation::json(json!({"context": true})))
@@ -269,9 +272,8 @@ async fn cpu_time_counts_what_the_function_ran_and_not_its_waiting() {
 async fn a_launcher_runs_the_function_in_its_own_process() {
     // `env` sets one more variable and then becomes the function, as `valgrind` does.
     let launcher = [OsStr::new("env"), OsStr::new("ECHO_LAUNCHED=1")];
-    let function =
-        FunctionProcess::spawn_under(&launcher, Path::new(ECHO), &[("RUST_LOG", "info")])
-            .expect("spawning echo-function under env");
+    let function = FunctionProcess::spawn_under(&launcher, &echo(), &[("RUST_LOG", "info")])
+        .expect("spawning echo-function under env");
     let payload = json!({"launched": true});
     let outcome = function
         .invoke(Invocation::json(payload.clone()))
@@ -283,7 +285,7 @@ async fn a_launcher_runs_the_function_in_its_own_process() {
     let exe = std::fs::read_link(format!("/proc/{}/exe", function.pid())).expect("/proc/PID/exe");
     assert_eq!(
         exe,
-        std::fs::canonicalize(ECHO).expect("echo-function's path")
+        std::fs::canonicalize(echo()).expect("echo-function's path")
     );
     let status = function.shutdown().await.expect("shutdown");
     assert_eq!(status.signal(), Some(15), "{status:?}");
@@ -314,11 +316,8 @@ async fn shutdown_sends_sigterm_and_returns_the_exit_status() {
 
 #[tokio::test]
 async fn function_that_dies_at_start_up_is_reported_with_exit_status_and_stderr() {
-    let function = FunctionProcess::spawn(
-        Path::new(ECHO),
-        &[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots")],
-    )
-    .expect("spawning echo-function");
+    let function = FunctionProcess::spawn(&echo(), &[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots")])
+        .expect("spawning echo-function");
 
     let error = function
         .invoke(Invocation::json(json!({})))

@@ -8,10 +8,8 @@ use integration_tests::stack;
 use integration_tests::xray::{self, XrayDaemon};
 use integration_tests::{FunctionProcess, Invocation, InvocationOutcome, OtlpReceiver};
 use serde_json::{Value, json};
-use std::path::Path;
 use std::time::Duration;
 
-const FUNCTION: &str = env!("CARGO_BIN_EXE_traced-function");
 const WAIT: Duration = Duration::from_secs(10);
 
 fn header(trace_id: &str, parent: &str) -> String {
@@ -19,7 +17,8 @@ fn header(trace_id: &str, parent: &str) -> String {
 }
 
 fn spawn(env: &[(&str, String)]) -> FunctionProcess {
-    FunctionProcess::spawn(Path::new(FUNCTION), env).expect("spawning traced-function")
+    FunctionProcess::spawn(&stack::function_binary("traced-function"), env)
+        .expect("spawning traced-function")
 }
 
 #[tokio::test]
