@@ -36,7 +36,8 @@ async fn lines_of_one_invocation(env: &[(&str, &str)]) -> Vec<String> {
         "{outcome:?}"
     );
     // Under managed concurrency the flush is amortized: the spans may wait for SIGTERM.
-    function.shutdown().await.expect("exit");
+    let status = function.shutdown().await.expect("exit");
+    assert!(status.success(), "exited cleanly after SIGTERM: {status:?}");
     agent.wait_for_spans(2, WAIT).await.expect("the spans");
     let mut lines = function.stdout();
     lines.extend(function.stderr());
@@ -74,7 +75,12 @@ async fn a_traced_function_starts_quietly() {
 /// once, and names the entry point to use.
 #[tokio::test]
 async fn a_sequential_entry_point_under_managed_concurrency_says_which_to_use() {
-    let lines = lines_of_one_invocation(&[("AWS_LAMBDA_MAX_CONCURRENCY", "4")]).await;
+    // The warning is what is tested here; the SIGTERM flush of every entry point is tested below.
+    let lines = lines_of_one_invocation(&[
+        ("AWS_LAMBDA_MAX_CONCURRENCY", "4"),
+        ("TRACEKIT_FLUSH", "end-of-invocation"),
+    ])
+    .await;
     let warnings: Vec<&String> = lines
         .iter()
         .filter(|line| line.contains("AWS_LAMBDA_MAX_CONCURRENCY"))
