@@ -26,7 +26,7 @@ use opentelemetry::{
 };
 use opentelemetry_sdk::propagation::BaggagePropagator;
 use std::sync::atomic::{AtomicU8, Ordering};
-use strict::{StrictTraceContext, StrictXray};
+use strict::Strict;
 
 /// The X-Ray trace header, as HTTP and the AWS SDKs carry it.
 /// [X-Ray tracing header](https://docs.aws.amazon.com/xray/latest/devguide/xray-concepts.html#xray-concepts-tracingheader)
@@ -43,9 +43,9 @@ pub fn composite(propagators: &[Propagator]) -> TextMapCompositePropagator {
         .iter()
         .map(|propagator| -> Box<dyn TextMapPropagator + Send + Sync> {
             match propagator {
-                Propagator::TraceContext => Box::new(StrictTraceContext::default()),
+                Propagator::TraceContext => Box::new(Strict::trace_context()),
                 Propagator::Baggage => Box::new(BaggagePropagator::new()),
-                Propagator::Xray | Propagator::XrayLambda => Box::new(StrictXray::default()),
+                Propagator::Xray | Propagator::XrayLambda => Box::new(Strict::xray()),
             }
         })
         .collect();

@@ -19,6 +19,11 @@ use std::{
 };
 use tower::Service;
 
+/// Notes the response's status on the invocation's state, for the invocation span.
+fn note_status(status: u16) {
+    let _ = INVOCATION.try_with(|state| state.http_status.store(status, Ordering::Release));
+}
+
 /// The header lambda_http gives a request the invocation's trace header in.
 const XRAY_TRACE_HEADER: http::HeaderName = http::HeaderName::from_static("x-amzn-trace-id");
 
@@ -61,8 +66,7 @@ where
                 Err(error) => return Err(error),
             };
             let response = response.await;
-            let status = response.status().as_u16();
-            let _ = INVOCATION.try_with(|state| state.http_status.store(status, Ordering::Release));
+            note_status(response.status().as_u16());
             Ok(response)
         })
     }
@@ -119,8 +123,7 @@ where
         Box::pin(async move {
             let response = answer.await?;
             let status = response.status();
-            let _ = INVOCATION
-                .try_with(|state| state.http_status.store(status.as_u16(), Ordering::Release));
+            note_status(status.as_u16());
             let (parts, body) = response.into_parts();
             let mut headers = parts.headers;
             let cookies = headers

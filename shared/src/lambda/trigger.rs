@@ -244,13 +244,14 @@ impl Trigger {
             url_path: None,
             carrier: TraceHeaders::default(),
         };
-        let Ok(probe) = serde_json::from_slice::<Probe<'_>>(event) else {
+        let Ok(mut probe) = serde_json::from_slice::<Probe<'_>>(event) else {
             return other;
         };
         let request_context = probe.request_context.as_ref();
-        let carrier = || {
-            let single = probe.headers.clone().unwrap_or_default();
-            single.or(probe.multi_value_headers.clone().unwrap_or_default())
+        // Moved out of the probe (no header is copied); empty unless the event has headers.
+        let carrier = {
+            let single = probe.headers.take().unwrap_or_default();
+            single.or(probe.multi_value_headers.take().unwrap_or_default())
         };
 
         // API Gateway HTTP API (payload 2.0) and function URLs.
@@ -267,7 +268,7 @@ impl Trigger {
                 http_method: method,
                 http_route: route,
                 url_path: string(probe.raw_path).map(without_query),
-                carrier: carrier(),
+                carrier,
             };
         }
         if probe.agent.is_some() && probe.action_group.is_some() {
@@ -297,7 +298,7 @@ impl Trigger {
                     .and_then(|rc| string(rc.path))
                     .or_else(|| string(probe.path))
                     .map(without_query),
-                carrier: carrier(),
+                carrier,
             };
         }
         if let Some(request) = probe

@@ -152,54 +152,44 @@ fn valid_value(value: &str) -> bool {
         && bytes.iter().all(|b| *b == b' ' || nblk(b))
 }
 
-/// `cx` with `remote` as its remote parent, or `cx` as it is.
-fn with_remote(cx: &Context, remote: Option<SpanContext>) -> Context {
-    match remote {
-        Some(span_context) => cx.with_remote_span_context(span_context),
-        None => cx.clone(),
+/// A propagator that reads with tracekit's strict reader `read` and writes with the library's
+/// `writer`.
+#[derive(Debug)]
+pub(crate) struct Strict<W> {
+    writer: W,
+    read: fn(&dyn Extractor) -> Option<SpanContext>,
+}
+
+impl Strict<TraceContextPropagator> {
+    /// W3C Trace Context, read strictly (see the module docs), written by opentelemetry-sdk.
+    pub(crate) fn trace_context() -> Self {
+        Strict {
+            writer: TraceContextPropagator::new(),
+            read: read_trace_context,
+        }
     }
 }
 
-/// W3C Trace Context, read strictly (see the module docs), written by opentelemetry-sdk.
-#[derive(Debug, Default)]
-pub(crate) struct StrictTraceContext {
-    writer: TraceContextPropagator,
-}
-
-impl StrictTraceContext {
-    fn extract_span_context(extractor: &dyn Extractor) -> Option<SpanContext> {
-        // A repeated traceparent is no traceparent.
-        if extractor
-            .get_all(TRACEPARENT)
-            .is_some_and(|all| all.len() > 1)
-        {
-            return None;
+impl Strict<XrayPropagator> {
+    /// `X-Amzn-Trace-Id`, read by [`XrayHeader::parse`], written by opentelemetry-aws.
+    pub(crate) fn xray() -> Self {
+        Strict {
+            writer: XrayPropagator::new(),
+            read: read_xray,
         }
-        let (trace_id, span_id, flags) = parse_traceparent(extractor.get(TRACEPARENT)?)?;
-        let trace_state = match extractor.get_all(TRACESTATE) {
-            Some(all) if all.len() > 1 => parse_tracestate(&all.join(",")),
-            _ => extractor
-                .get(TRACESTATE)
-                .map_or(Some(TraceState::NONE), parse_tracestate),
-        }
-        .unwrap_or_default();
-        Some(SpanContext::new(
-            trace_id,
-            span_id,
-            flags,
-            true,
-            trace_state,
-        ))
     }
 }
 
-impl TextMapPropagator for StrictTraceContext {
+impl<W: TextMapPropagator> TextMapPropagator for Strict<W> {
     fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
         self.writer.inject_context(cx, injector);
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
-        with_remote(cx, Self::extract_span_context(extractor))
+        match (self.read)(extractor) {
+            Some(span_context) => cx.with_remote_span_context(span_context),
+            None => cx.clone(),
+        }
     }
 
     fn fields(&self) -> FieldIter<'_> {
@@ -207,42 +197,47 @@ impl TextMapPropagator for StrictTraceContext {
     }
 }
 
-/// `X-Amzn-Trace-Id`, read by [`XrayHeader::parse`], written by opentelemetry-aws.
-#[derive(Debug, Default)]
-pub(crate) struct StrictXray {
-    writer: XrayPropagator,
+/// The W3C Trace Context of `extractor`'s carrier, if it keeps every rule.
+fn read_trace_context(extractor: &dyn Extractor) -> Option<SpanContext> {
+    // A repeated traceparent is no traceparent.
+    if extractor
+        .get_all(TRACEPARENT)
+        .is_some_and(|all| all.len() > 1)
+    {
+        return None;
+    }
+    let (trace_id, span_id, flags) = parse_traceparent(extractor.get(TRACEPARENT)?)?;
+    let trace_state = match extractor.get_all(TRACESTATE) {
+        Some(all) if all.len() > 1 => parse_tracestate(&all.join(",")),
+        _ => extractor
+            .get(TRACESTATE)
+            .map_or(Some(TraceState::NONE), parse_tracestate),
+    }
+    .unwrap_or_default();
+    Some(SpanContext::new(
+        trace_id,
+        span_id,
+        flags,
+        true,
+        trace_state,
+    ))
 }
 
-impl StrictXray {
-    fn extract_span_context(extractor: &dyn Extractor) -> Option<SpanContext> {
-        let header = XrayHeader::parse(extractor.get(super::XRAY_TRACE_HEADER)?.trim()).ok()?;
-        let flags = match header.sampled {
-            XraySampled::Yes => TraceFlags::SAMPLED,
-            XraySampled::No => TraceFlags::default(),
-            XraySampled::Undecided => XRAY_DEFERRED,
-        };
-        Some(SpanContext::new(
-            header.trace_id,
-            header.parent_id,
-            flags,
-            true,
-            header.trace_state,
-        ))
-    }
-}
-
-impl TextMapPropagator for StrictXray {
-    fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
-        self.writer.inject_context(cx, injector);
-    }
-
-    fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
-        with_remote(cx, Self::extract_span_context(extractor))
-    }
-
-    fn fields(&self) -> FieldIter<'_> {
-        self.writer.fields()
-    }
+/// The X-Ray context of `extractor`'s carrier, read as the invocation's header is.
+fn read_xray(extractor: &dyn Extractor) -> Option<SpanContext> {
+    let header = XrayHeader::parse(extractor.get(super::XRAY_TRACE_HEADER)?.trim()).ok()?;
+    let flags = match header.sampled {
+        XraySampled::Yes => TraceFlags::SAMPLED,
+        XraySampled::No => TraceFlags::default(),
+        XraySampled::Undecided => XRAY_DEFERRED,
+    };
+    Some(SpanContext::new(
+        header.trace_id,
+        header.parent_id,
+        flags,
+        true,
+        header.trace_state,
+    ))
 }
 
 #[cfg(test)]
@@ -277,7 +272,7 @@ mod tests {
     }
 
     fn ours(headers: &[(&str, &str)]) -> Option<SpanContext> {
-        StrictTraceContext::extract_span_context(&Headers(headers.to_vec()))
+        read_trace_context(&Headers(headers.to_vec()))
     }
 
     fn sdk(headers: &[(&str, &str)]) -> Option<SpanContext> {
@@ -634,7 +629,7 @@ mod tests {
     }
 
     fn ours_xray(header: &str) -> Option<SpanContext> {
-        StrictXray::extract_span_context(&Headers(vec![("X-Amzn-Trace-Id", header)]))
+        read_xray(&Headers(vec![("X-Amzn-Trace-Id", header)]))
     }
 
     fn aws_xray(header: &str) -> Option<SpanContext> {
