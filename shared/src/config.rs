@@ -12,17 +12,22 @@
 //! | `OTEL_TRACES_SAMPLER` | `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio` | `parentbased_always_on` |
 //! | `OTEL_TRACES_SAMPLER_ARG` | a ratio in `[0, 1]` (ratio samplers only) | `1.0` |
 //! | `OTEL_TRACES_EXPORTER` | `otlp`, `xray` (feature `xray`), `console` (feature `console`), `none` | `otlp` |
-//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | an `http://` URL; `/v1/traces` is appended | in Lambda: none (the agent, below); elsewhere `http://localhost:4318` |
-//! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | an `http://` URL, used as is | from the above |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | an `http://` or `https://` URL; `/v1/traces` is appended | in Lambda: none (the agent, below); elsewhere `http://localhost:4318` |
+//! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | an `http://` or `https://` URL, used as is | from the above |
 //! | `OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL` | `http/protobuf`, `http/json` | `http/protobuf` |
 //! | `OTEL_EXPORTER_OTLP_[TRACES_]HEADERS` | `key=value,...` (values percent-decoded) | none |
 //! | `OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT` | milliseconds | `10000` |
+//! | `OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION` | `gzip`, `none` | `none` |
+//! | `OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE` | a PEM file of the roots trusted for an `https://` endpoint, instead of the system's | the system's roots |
+//! | `TRACEKIT_OTLP_XRAY_REGION` | a region: the endpoint is X-Ray's OTLP endpoint behind a name that does not say so (a VPC endpoint, a proxy) | from the host `xray.<region>.amazonaws.com` |
+//! | `OTEL_BSP_MAX_QUEUE_SIZE` | spans buffered at most, 128 to 1000000 | `2048` |
+//! | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | spans handed to the exporter at once, 1 to the queue size | `512` |
 //! | `AWS_XRAY_DAEMON_ADDRESS` | `host:port` | `127.0.0.1:2000` |
 //! | `OTEL_AWS_APPLICATION_SIGNALS_ENABLED` | `true`, `false` | `false` |
 //! | `OTEL_RESOURCE_ATTRIBUTES`' `deployment.environment.name` (or `deployment.environment`) | the Application Signals environment | `lambda:default` |
 //! | `TRACEKIT_FLUSH_TIMEOUT_MS` | milliseconds, at most the time left before the invocation deadline | `500` |
 //! | `TRACEKIT_FLUSH` | `end-of-invocation`, `amortized` ([`FlushStrategy`]) | `amortized` under managed concurrency (`AWS_LAMBDA_MAX_CONCURRENCY` > 1), else `end-of-invocation` |
-//! | `TRACEKIT_FLUSH_MAX_SPANS` | spans buffered before an `amortized` flush, 1 to 1984 | `128` |
+//! | `TRACEKIT_FLUSH_MAX_SPANS` | spans buffered before an `amortized` flush, 1 to the queue size less 64 (1984 by default) | `128` |
 //! | `TRACEKIT_FLUSH_MAX_AGE_MS` | milliseconds the oldest span may wait under `amortized` | `10000` |
 //! | `TRACEKIT_SAMPLED_ZERO` | `defer`, `honor`, `sample` | `honor` when X-Ray is the backend (the agent, `xray`), else `defer` |
 //! | `TRACEKIT_SQS_PARENT` | `parent-if-single`, `link` | `parent-if-single` |
@@ -40,6 +45,14 @@
 //! `_customize_span_exporter`). An endpoint, either of the two, means OTLP/HTTP to that collector; outside
 //! Lambda the default endpoint is `http://localhost:4318`. The OTLP/HTTP variables are validated on
 //! either path, so a typo fails the init before someone switches to a collector.
+//!
+//! ## X-Ray's OTLP endpoint
+//! When the traces endpoint is `https://xray.<region>.amazonaws.com/v1/traces` (or
+//! `TRACEKIT_OTLP_XRAY_REGION` says the endpoint is X-Ray's), requests are signed with SigV4 for
+//! service `xray` in that region, with credentials from the AWS SDK's default chain, and split to
+//! the endpoint's limits ([`XrayEndpoint`]). An `Authorization` header in
+//! `OTEL_EXPORTER_OTLP_[TRACES_]HEADERS` (an X-Ray API key) is sent instead of a signature, as AWS
+//! documents it.
 //!
 //! `xray` sends X-Ray segment documents to the same address instead: the compatibility path for the
 //! X-Ray daemon, which cannot carry span links (an SQS message's link to its producer is lost).
@@ -81,6 +94,20 @@ pub mod env {
     pub const OTEL_EXPORTER_OTLP_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
     /// OTLP export timeout for traces in milliseconds.
     pub const OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT";
+    /// OTLP request compression.
+    pub const OTEL_EXPORTER_OTLP_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_COMPRESSION";
+    /// OTLP request compression for traces.
+    pub const OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION";
+    /// PEM file of the roots trusted for an `https://` OTLP endpoint.
+    pub const OTEL_EXPORTER_OTLP_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CERTIFICATE";
+    /// PEM file of the roots trusted for an `https://` OTLP traces endpoint.
+    pub const OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE";
+    /// The OTLP endpoint is X-Ray's, in this region, behind a host name that does not say so.
+    pub const TRACEKIT_OTLP_XRAY_REGION: &str = "TRACEKIT_OTLP_XRAY_REGION";
+    /// Spans buffered at most (the batch span processor's queue size).
+    pub const OTEL_BSP_MAX_QUEUE_SIZE: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
+    /// Spans handed to the exporter at once (the batch span processor's batch size).
+    pub const OTEL_BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
     /// The X-Ray daemon's UDP address, set by Lambda when tracing is active.
     pub const AWS_XRAY_DAEMON_ADDRESS: &str = "AWS_XRAY_DAEMON_ADDRESS";
     /// Upper bound of the end-of-invocation flush.
@@ -228,6 +255,37 @@ pub struct OtlpConfig {
     pub headers: Vec<(String, String)>,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Request body compression.
+    pub compression: OtlpCompression,
+    /// A PEM file of the roots trusted instead of the system's, for an `https://` endpoint.
+    pub certificate: Option<std::path::PathBuf>,
+    /// Set when the endpoint is X-Ray's OTLP endpoint.
+    pub xray: Option<XrayEndpoint>,
+}
+
+/// X-Ray's OTLP endpoint (`https://xray.<region>.amazonaws.com/v1/traces`): requests are signed
+/// unless the user sends an API key, and split to its
+/// [limits](https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch-OTLPEndpoint.html):
+/// at most 10,000 spans and 5 MB uncompressed per request, 200 KB per span.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct XrayEndpoint {
+    /// The region, from the host or `TRACEKIT_OTLP_XRAY_REGION`.
+    pub region: String,
+    /// Sign requests with SigV4 (service `xray`): false when `OTEL_EXPORTER_OTLP_[TRACES_]HEADERS`
+    /// sets `Authorization` (an X-Ray API key).
+    pub sign: bool,
+}
+
+/// OTLP/HTTP request compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OtlpCompression {
+    /// Bodies are sent as they are.
+    #[default]
+    None,
+    /// `Content-Encoding: gzip`.
+    Gzip,
 }
 
 /// OTLP/HTTP payload encoding.
@@ -362,9 +420,13 @@ pub(crate) const DEFAULT_MAX_BUFFERED_SPANS: usize = 2048;
 /// Room only entry spans (the invocation's SERVER span, SQS CONSUMER spans) may use. They end after
 /// their children, so a burst of child spans would otherwise cost the trace its root.
 pub(crate) const ENTRY_SPAN_RESERVE: usize = 64;
-/// Most spans an `amortized` flush may wait for (`TRACEKIT_FLUSH_MAX_SPANS`): the places child spans
-/// can fill.
-pub(crate) const MAX_AMORTIZED_SPANS: usize = DEFAULT_MAX_BUFFERED_SPANS - ENTRY_SPAN_RESERVE;
+/// The smallest buffer `OTEL_BSP_MAX_QUEUE_SIZE` may ask for: twice the entry spans' reserve.
+const MIN_BUFFERED_SPANS: usize = 2 * ENTRY_SPAN_RESERVE;
+/// The largest: a million spans of a few hundred bytes each is already most of a small function's
+/// memory.
+const MAX_BUFFERED_SPANS: usize = 1_000_000;
+/// Spans sent in one export request (the SDK batch processor's default batch size).
+const DEFAULT_MAX_EXPORT_BATCH: usize = 512;
 
 /// tracekit's whole configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -382,6 +444,11 @@ pub struct Config {
     pub exporter: ExporterConfig,
     /// Upper bound of each flush.
     pub flush_timeout: Duration,
+    /// Spans buffered at most (`OTEL_BSP_MAX_QUEUE_SIZE`); the last 64 places are kept for entry
+    /// spans.
+    pub max_buffered_spans: usize,
+    /// Spans handed to the exporter at once (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`).
+    pub max_export_batch: usize,
     /// When spans are exported.
     pub flush: FlushStrategy,
     /// Meaning of `Sampled=0`.
@@ -443,7 +510,37 @@ impl Config {
             .and_then(|value| value.trim().parse::<u32>().ok())
             .unwrap_or(1)
             .max(1);
-        let flush = parse_flush_strategy(&get, max_concurrency)?;
+        let max_buffered_spans = match get(env::OTEL_BSP_MAX_QUEUE_SIZE) {
+            Some(value) => value
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (MIN_BUFFERED_SPANS..=MAX_BUFFERED_SPANS).contains(n))
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        env::OTEL_BSP_MAX_QUEUE_SIZE,
+                        &value,
+                        "a whole number from 128 to 1000000",
+                    )
+                })?,
+            None => DEFAULT_MAX_BUFFERED_SPANS,
+        };
+        let max_export_batch = match get(env::OTEL_BSP_MAX_EXPORT_BATCH_SIZE) {
+            Some(value) => value
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=max_buffered_spans).contains(n))
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        env::OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
+                        &value,
+                        "a whole number from 1 to the queue size (OTEL_BSP_MAX_QUEUE_SIZE)",
+                    )
+                })?,
+            None => DEFAULT_MAX_EXPORT_BATCH.min(max_buffered_spans),
+        };
+        let flush = parse_flush_strategy(&get, max_concurrency, max_buffered_spans)?;
         let sampled_zero = match get(env::TRACEKIT_SAMPLED_ZERO).as_deref().map(str::trim) {
             None => SampledZeroPolicy::default_for(&exporter),
             Some("defer") => SampledZeroPolicy::Defer,
@@ -514,6 +611,8 @@ impl Config {
             sampler,
             exporter,
             flush_timeout,
+            max_buffered_spans,
+            max_export_batch,
             flush,
             sampled_zero,
             sqs_parent,
@@ -700,23 +799,100 @@ fn parse_otlp(get: &impl Fn(&str) -> Option<String>) -> Result<OtlpConfig, Confi
         Some((variable, value)) => parse_millis(variable, &value)?,
         None => DEFAULT_OTLP_TIMEOUT,
     };
+    let compression = match either(
+        env::OTEL_EXPORTER_OTLP_TRACES_COMPRESSION,
+        env::OTEL_EXPORTER_OTLP_COMPRESSION,
+    ) {
+        None => OtlpCompression::None,
+        Some((_, value)) if value.trim() == "none" => OtlpCompression::None,
+        Some((_, value)) if value.trim() == "gzip" => OtlpCompression::Gzip,
+        Some((variable, value)) => {
+            return Err(ConfigError::invalid(variable, &value, "gzip or none"));
+        }
+    };
+    let certificate = either(
+        env::OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE,
+        env::OTEL_EXPORTER_OTLP_CERTIFICATE,
+    )
+    .map(|(_, path)| std::path::PathBuf::from(path.trim()));
+    let region = match get(env::TRACEKIT_OTLP_XRAY_REGION) {
+        Some(region) if is_region(region.trim()) => Some(region.trim().to_owned()),
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                env::TRACEKIT_OTLP_XRAY_REGION,
+                &other,
+                "a region name such as us-east-1",
+            ));
+        }
+        None => xray_region(&endpoint),
+    };
+    // An API key replaces the signature (X-Ray's OTLP endpoint takes either).
+    let api_key = headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
+    let xray = region.map(|region| XrayEndpoint {
+        region,
+        sign: !api_key,
+    });
     Ok(OtlpConfig {
         endpoint,
         protocol,
         headers,
         timeout,
+        compression,
+        certificate,
+        xray,
     })
 }
 
-/// Only plain HTTP: the ADOT layer listens on localhost, and TLS would add a second TLS stack to every
-/// function's cold start.
+/// The region of an X-Ray OTLP endpoint URL (`https://xray.<region>.amazonaws.com/...`, or
+/// `.amazonaws.com.cn` in China), the way AWS's distributions recognise it to sign.
+pub(crate) fn xray_region(endpoint: &str) -> Option<String> {
+    let uri: http::Uri = endpoint.parse().ok()?;
+    if uri.scheme_str() != Some("https") {
+        return None;
+    }
+    let host = uri.host()?.to_ascii_lowercase();
+    let rest = host.strip_prefix("xray.")?;
+    let region = rest
+        .strip_suffix(".amazonaws.com")
+        .or_else(|| rest.strip_suffix(".amazonaws.com.cn"))?;
+    is_region(region).then(|| region.to_owned())
+}
+
+/// `us-east-1`, `eu-central-2`, `us-gov-west-1`: lowercase letters, digits and inner dashes.
+fn is_region(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-')
+}
+
+/// `http://` (the ADOT layer on localhost, a collector in the VPC) or `https://` (X-Ray's OTLP
+/// endpoint, a vendor); `https://` needs tracekit's `https` feature.
 fn validate_http_url(variable: &'static str, url: &str) -> Result<String, ConfigError> {
-    const EXPECTED: &str = "an http:// URL such as http://localhost:4318";
+    const EXPECTED: &str = "an http:// or https:// URL such as http://localhost:4318 or https://xray.us-east-1.amazonaws.com/v1/traces";
     let parsed: http::Uri = url
         .parse()
         .map_err(|_| ConfigError::invalid(variable, url, EXPECTED))?;
-    if parsed.scheme_str() != Some("http") || parsed.host().is_none() {
+    if parsed.host().is_none() {
         return Err(ConfigError::invalid(variable, url, EXPECTED));
+    }
+    match parsed.scheme_str() {
+        Some("http") => {}
+        #[cfg(feature = "https")]
+        Some("https") => {}
+        #[cfg(not(feature = "https"))]
+        Some("https") => {
+            return Err(ConfigError::invalid(
+                variable,
+                url,
+                "an http:// URL: https:// needs tracekit's `https` feature, which this build leaves out",
+            ));
+        }
+        _ => return Err(ConfigError::invalid(variable, url, EXPECTED)),
     }
     Ok(url.to_owned())
 }
@@ -739,18 +915,22 @@ fn parse_daemon_address(value: &str) -> Result<String, ConfigError> {
 fn parse_flush_strategy(
     get: &impl Fn(&str) -> Option<String>,
     max_concurrency: u32,
+    max_buffered_spans: usize,
 ) -> Result<FlushStrategy, ConfigError> {
+    // The places child spans can fill: the rest is kept for entry spans.
+    let most = max_buffered_spans - ENTRY_SPAN_RESERVE;
     let max_spans = match get(env::TRACEKIT_FLUSH_MAX_SPANS) {
         Some(value) => value
             .trim()
             .parse::<usize>()
             .ok()
-            .filter(|n| (1..=MAX_AMORTIZED_SPANS).contains(n))
+            .filter(|n| (1..=most).contains(n))
             .ok_or_else(|| {
                 ConfigError::invalid(
                     env::TRACEKIT_FLUSH_MAX_SPANS,
                     &value,
-                    "a whole number from 1 to 1984 (the buffer keeps 2048 spans, 64 of them for entry spans)",
+                    "a whole number from 1 to the buffer's size (OTEL_BSP_MAX_QUEUE_SIZE, 2048 by \
+                     default) less the 64 places kept for entry spans",
                 )
             })?,
         None => DEFAULT_AMORTIZED_MAX_SPANS,
@@ -850,6 +1030,9 @@ mod tests {
                 protocol: OtlpProtocol::HttpProtobuf,
                 headers: vec![],
                 timeout: Duration::from_secs(10),
+                compression: OtlpCompression::None,
+                certificate: None,
+                xray: None,
             })
         );
         assert_eq!(
@@ -886,6 +1069,9 @@ mod tests {
                 protocol: OtlpProtocol::HttpProtobuf,
                 headers: vec![],
                 timeout: Duration::from_secs(10),
+                compression: OtlpCompression::None,
+                certificate: None,
+                xray: None,
             })
         };
         let cases: &[(Vars, ExporterConfig, &str)] = &[
@@ -1117,6 +1303,9 @@ mod tests {
                             protocol: OtlpProtocol::HttpJson,
                             headers: vec![("x-api-key".into(), "abc=".into())],
                             timeout: Duration::from_secs(2),
+                            compression: OtlpCompression::None,
+                            certificate: None,
+                            xray: None,
                         })
                 },
                 "generic OTLP variables, path appended once",
@@ -1140,6 +1329,9 @@ mod tests {
                             protocol: OtlpProtocol::HttpProtobuf,
                             headers: vec![],
                             timeout: Duration::from_secs(3),
+                            compression: OtlpCompression::None,
+                            certificate: None,
+                            xray: None,
                         })
                 },
                 "signal-specific variables win and the traces endpoint is used as is",
@@ -1329,10 +1521,33 @@ mod tests {
             (
                 &[(
                     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                    "https://collector/v1/traces",
+                    "ftp://collector/v1/traces",
                 )],
                 "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                "https is not built in",
+                "neither http nor https",
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd")],
+                "OTEL_EXPORTER_OTLP_COMPRESSION",
+                "only gzip is built in",
+            ),
+            (
+                &[("TRACEKIT_OTLP_XRAY_REGION", "US East 1")],
+                "TRACEKIT_OTLP_XRAY_REGION",
+                "not a region name",
+            ),
+            (
+                &[("OTEL_BSP_MAX_QUEUE_SIZE", "10")],
+                "OTEL_BSP_MAX_QUEUE_SIZE",
+                "too small to keep room for entry spans",
+            ),
+            (
+                &[
+                    ("OTEL_BSP_MAX_QUEUE_SIZE", "1000"),
+                    ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "2000"),
+                ],
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+                "a batch larger than the queue",
             ),
             (
                 &[("TRACEKIT_FLUSH", "lazy")],
@@ -1437,6 +1652,149 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "OTEL_TRACES_EXPORTER=\"jaeger\" is not accepted; expected one of otlp, xray, console, none"
+        );
+    }
+
+    fn otlp(pairs: &[(&str, &str)]) -> OtlpConfig {
+        let config = Config::from_lookup(|name| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        })
+        .expect("valid");
+        match config.exporter {
+            ExporterConfig::Otlp(otlp) => otlp,
+            other => panic!("not OTLP/HTTP: {other:?}"),
+        }
+    }
+
+    /// The traces endpoint alone selects signing, as AWS's distributions decide it; an API key
+    /// turns it off; `TRACEKIT_OTLP_XRAY_REGION` says so for a host that does not.
+    #[test]
+    fn x_rays_otlp_endpoint_is_recognised_by_its_host() {
+        let xray = |region: &str, sign: bool| {
+            Some(XrayEndpoint {
+                region: region.into(),
+                sign,
+            })
+        };
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<XrayEndpoint>, &'a str);
+        let cases: &[Case<'_>] = &[
+            (
+                &[(
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    "https://xray.us-east-1.amazonaws.com/v1/traces",
+                )],
+                xray("us-east-1", true),
+                "the endpoint AWS documents",
+            ),
+            (
+                &[(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    "https://xray.eu-central-2.amazonaws.com",
+                )],
+                xray("eu-central-2", true),
+                "the base endpoint, /v1/traces appended",
+            ),
+            (
+                &[(
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    "https://xray.cn-north-1.amazonaws.com.cn/v1/traces",
+                )],
+                xray("cn-north-1", true),
+                "China's partition",
+            ),
+            (
+                &[
+                    (
+                        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                        "https://xray.us-west-2.amazonaws.com/v1/traces",
+                    ),
+                    (
+                        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                        "Authorization=Bearer%20key",
+                    ),
+                ],
+                xray("us-west-2", false),
+                "an X-Ray API key instead of a signature",
+            ),
+            (
+                &[
+                    (
+                        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                        "https://vpce-0abc.xray.us-east-1.vpce.amazonaws.com/v1/traces",
+                    ),
+                    ("TRACEKIT_OTLP_XRAY_REGION", "us-east-1"),
+                ],
+                xray("us-east-1", true),
+                "a VPC endpoint, declared",
+            ),
+            (
+                &[(
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    "https://collector.example.com/v1/traces",
+                )],
+                None,
+                "a vendor",
+            ),
+            (
+                &[(
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    "http://xray.us-east-1.amazonaws.com/v1/traces",
+                )],
+                None,
+                "plain HTTP is never signed",
+            ),
+            (
+                &[(
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    "https://xray.amazonaws.com.evil.example/v1/traces",
+                )],
+                None,
+                "a look-alike host",
+            ),
+        ];
+        for (pairs, expected, reason) in cases {
+            assert_eq!(&otlp(pairs).xray, expected, "{reason}");
+        }
+    }
+
+    #[test]
+    fn compression_certificate_and_queue_are_read() {
+        let config = otlp(&[
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "https://collector.example.com",
+            ),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "none"),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip"),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/ssl/private-ca.pem"),
+        ]);
+        assert_eq!(
+            config.compression,
+            OtlpCompression::Gzip,
+            "the traces variable wins"
+        );
+        assert_eq!(
+            config.certificate.as_deref(),
+            Some(std::path::Path::new("/etc/ssl/private-ca.pem"))
+        );
+        let config = Config::from_lookup(|name| match name {
+            "OTEL_BSP_MAX_QUEUE_SIZE" => Some("30000".into()),
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE" => Some("25000".into()),
+            "TRACEKIT_FLUSH_MAX_SPANS" => Some("20000".into()),
+            _ => None,
+        })
+        .expect("valid");
+        assert_eq!(
+            (config.max_buffered_spans, config.max_export_batch),
+            (30_000, 25_000)
+        );
+        let defaults = Config::from_lookup(|_| None).expect("defaults");
+        assert_eq!(
+            (defaults.max_buffered_spans, defaults.max_export_batch),
+            (2048, 512)
         );
     }
 }

@@ -18,14 +18,21 @@
 
 mod agent;
 mod encode;
+mod http1;
+mod otlp;
+mod pack;
+#[cfg(feature = "sigv4")]
+mod sigv4;
+#[cfg(feature = "https")]
+mod tls;
 
 use crate::app_signals::{self, AppSignals};
-use crate::config::{Config, ExporterConfig, OtlpConfig, OtlpProtocol};
+use crate::config::{Config, ExporterConfig};
 use opentelemetry::Context;
 use opentelemetry_sdk::{
     Resource,
     error::OTelSdkResult,
-    trace::{Span, SpanData, SpanExporter, SpanProcessor},
+    trace::{Span, SpanData, SpanProcessor},
 };
 use std::{
     sync::{
@@ -35,9 +42,9 @@ use std::{
     time::Duration,
 };
 
-use crate::config::{DEFAULT_MAX_BUFFERED_SPANS, ENTRY_SPAN_RESERVE};
-/// Spans sent in one export request (the SDK batch processor's default batch size).
-const MAX_EXPORT_BATCH: usize = 512;
+#[cfg(any(test, feature = "testing"))]
+use crate::config::DEFAULT_MAX_BUFFERED_SPANS;
+use crate::config::ENTRY_SPAN_RESERVE;
 
 #[derive(Debug)]
 struct SpanBuffer {
@@ -119,13 +126,24 @@ struct Loss {
     error: String,
 }
 
+impl Loss {
+    /// An SDK exporter's result: on failure, the whole batch of `size` spans is lost.
+    #[cfg(any(feature = "console", test, feature = "testing"))]
+    fn whole(size: usize, result: OTelSdkResult) -> Result<(), Loss> {
+        result.map_err(|error| Loss {
+            dropped: size,
+            error: error.to_string(),
+        })
+    }
+}
+
 /// The configured exporter. An enum rather than a trait object: `SpanExporter::export` returns
 /// `impl Future`, which a trait object cannot. There is one per process: the size of its largest
 /// variant does not matter.
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)]
 enum Exporter {
-    Otlp(opentelemetry_otlp::SpanExporter),
+    Otlp(otlp::OtlpHttp),
     Agent(agent::Agent),
     #[cfg(feature = "xray")]
     Xray(xray::LazyXray),
@@ -137,24 +155,28 @@ enum Exporter {
 }
 
 impl Exporter {
-    /// Exports `batch`; on failure, how many of its spans were lost and why.
-    async fn export(&self, batch: Vec<SpanData>) -> Result<(), Loss> {
-        let size = batch.len();
-        let whole = |result: OTelSdkResult| {
-            result.map_err(|error| Loss {
-                dropped: size,
-                error: error.to_string(),
-            })
-        };
+    /// Exports `batch`, before `deadline` where the exporter can wait (retries); on failure, how
+    /// many of its spans were lost and why.
+    async fn export(
+        &self,
+        batch: Vec<SpanData>,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), Loss> {
         match self {
-            Exporter::Otlp(exporter) => whole(exporter.export(batch).await),
+            Exporter::Otlp(exporter) => exporter.export(batch, deadline).await,
             Exporter::Agent(exporter) => exporter.export(batch).await,
             #[cfg(feature = "xray")]
             Exporter::Xray(exporter) => exporter.export(batch).await,
             #[cfg(feature = "console")]
-            Exporter::Console(exporter) => whole(exporter.export(batch).await),
+            Exporter::Console(exporter) => Loss::whole(
+                batch.len(),
+                opentelemetry_sdk::trace::SpanExporter::export(exporter, batch).await,
+            ),
             #[cfg(any(test, feature = "testing"))]
-            Exporter::Memory(exporter) => whole(exporter.export(batch).await),
+            Exporter::Memory(exporter) => Loss::whole(
+                batch.len(),
+                opentelemetry_sdk::trace::SpanExporter::export(exporter, batch).await,
+            ),
             Exporter::None => Ok(()),
         }
     }
@@ -166,9 +188,13 @@ impl Exporter {
             #[cfg(feature = "xray")]
             Exporter::Xray(exporter) => exporter.set_resource(resource),
             #[cfg(feature = "console")]
-            Exporter::Console(exporter) => exporter.set_resource(resource),
+            Exporter::Console(exporter) => {
+                opentelemetry_sdk::trace::SpanExporter::set_resource(exporter, resource)
+            }
             #[cfg(any(test, feature = "testing"))]
-            Exporter::Memory(exporter) => exporter.set_resource(resource),
+            Exporter::Memory(exporter) => {
+                opentelemetry_sdk::trace::SpanExporter::set_resource(exporter, resource)
+            }
             Exporter::None => {}
         }
     }
@@ -178,9 +204,21 @@ impl Exporter {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExporterError {
-    /// The OTLP exporter rejected its settings.
-    #[error("cannot build the OTLP exporter: {0}")]
-    Otlp(#[source] opentelemetry_otlp::ExporterBuildError),
+    /// `OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE` names a file that holds no PEM certificate.
+    #[error("cannot read the trusted roots in {path}: {reason}")]
+    Certificate {
+        /// The file.
+        path: String,
+        /// Why it could not be read.
+        reason: String,
+    },
+    /// The endpoint is X-Ray's OTLP endpoint, which needs SigV4, in a build without tracekit's
+    /// `sigv4` feature.
+    #[error(
+        "X-Ray's OTLP endpoint needs SigV4 signing (tracekit's `sigv4` feature, which this build \
+         leaves out) or an X-Ray API key in OTEL_EXPORTER_OTLP_TRACES_HEADERS (Authorization=...)"
+    )]
+    SigV4NotBuilt,
     /// `OTEL_TRACES_EXPORTER=xray`, in a build without tracekit's `xray` feature.
     #[error(
         "OTEL_TRACES_EXPORTER=xray needs tracekit's `xray` feature, which this build leaves out"
@@ -194,9 +232,10 @@ pub enum ExporterError {
     /// An OTLP header is not a valid HTTP header.
     #[error("OTLP header {0:?} is not a valid HTTP header")]
     Header(String),
-    /// The OTLP endpoint is not an `http://` URL with a host. (Config validation refuses such a
-    /// value first; this covers a [`Config`](crate::Config) built in code.)
-    #[error("OTLP endpoint {0:?} is not an http:// URL with a host")]
+    /// The OTLP endpoint is not an `http://` (or, with the `https` feature, `https://`) URL with a
+    /// host. (Config validation refuses such a value first; this covers a
+    /// [`Config`](crate::Config) built in code.)
+    #[error("OTLP endpoint {0:?} is not an http:// or https:// URL with a host")]
     Endpoint(String),
 }
 
@@ -217,6 +256,8 @@ pub struct FlushReport {
 pub(crate) struct Flusher {
     buffer: Arc<SpanBuffer>,
     exporter: Exporter,
+    /// Spans handed to the exporter at once.
+    max_export_batch: usize,
     /// Application Signals attributes, added to each span as it is exported.
     app_signals: Option<AppSignals>,
     /// One flush at a time: concurrent invocations would otherwise split batches for nothing.
@@ -230,7 +271,7 @@ impl Flusher {
         resource: &Resource,
     ) -> Result<(Self, LambdaSpanProcessor), ExporterError> {
         let exporter = match &config.exporter {
-            ExporterConfig::Otlp(otlp) => Exporter::Otlp(otlp_exporter(otlp)?),
+            ExporterConfig::Otlp(otlp) => Exporter::Otlp(otlp::OtlpHttp::new(otlp)?),
             ExporterConfig::OtlpUdp { agent_address } => {
                 Exporter::Agent(agent::Agent::new(agent_address.clone()))
             }
@@ -256,6 +297,7 @@ impl Flusher {
             resource,
             app_signals,
             app_signals::records_unsampled(config),
+            (config.max_buffered_spans, config.max_export_batch),
         ))
     }
 
@@ -264,7 +306,13 @@ impl Flusher {
         exporter: opentelemetry_sdk::trace::InMemorySpanExporter,
         resource: &Resource,
     ) -> (Self, LambdaSpanProcessor) {
-        Self::with_exporter(Exporter::Memory(exporter), resource, None, false)
+        Self::with_exporter(
+            Exporter::Memory(exporter),
+            resource,
+            None,
+            false,
+            (DEFAULT_MAX_BUFFERED_SPANS, 512),
+        )
     }
 
     fn with_exporter(
@@ -272,12 +320,14 @@ impl Flusher {
         resource: &Resource,
         app_signals: Option<AppSignals>,
         unsampled: bool,
+        (capacity, max_export_batch): (usize, usize),
     ) -> (Self, LambdaSpanProcessor) {
         exporter.set_resource(resource);
-        let processor = LambdaSpanProcessor::new(DEFAULT_MAX_BUFFERED_SPANS, unsampled);
+        let processor = LambdaSpanProcessor::new(capacity, unsampled);
         let flusher = Flusher {
             buffer: processor.buffer.clone(),
             exporter,
+            max_export_batch,
             app_signals,
             gate: tokio::sync::Mutex::new(()),
             flushes: AtomicU64::new(0),
@@ -333,14 +383,14 @@ impl Flusher {
                 if spans.is_empty() {
                     break;
                 }
-                let take = spans.len().min(MAX_EXPORT_BATCH);
+                let take = spans.len().min(self.max_export_batch);
                 spans.drain(..take).collect()
             };
             if let Some(app_signals) = &self.app_signals {
                 batch.iter_mut().for_each(|span| app_signals.annotate(span));
             }
             let size = batch.len();
-            match tokio::time::timeout_at(deadline, self.exporter.export(batch)).await {
+            match tokio::time::timeout_at(deadline, self.exporter.export(batch, deadline)).await {
                 Ok(Ok(())) => report.exported += size,
                 Ok(Err(loss)) => {
                     report.exported += size - loss.dropped.min(size);
@@ -379,40 +429,6 @@ impl Flusher {
         report
     }
 }
-
-fn otlp_exporter(config: &OtlpConfig) -> Result<opentelemetry_otlp::SpanExporter, ExporterError> {
-    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
-    let protocol = match config.protocol {
-        OtlpProtocol::HttpProtobuf => opentelemetry_otlp::Protocol::HttpBinary,
-        OtlpProtocol::HttpJson => opentelemetry_otlp::Protocol::HttpJson,
-    };
-    let mut headers = std::collections::HashMap::new();
-    for (name, value) in &config.headers {
-        if http::HeaderName::try_from(name.as_str()).is_err()
-            || http::HeaderValue::try_from(value.as_str()).is_err()
-        {
-            return Err(ExporterError::Header(name.clone()));
-        }
-        headers.insert(name.clone(), value.clone());
-    }
-    // Building it opens no connection; the first export does, after the first response.
-    let client = http1::Http1Client::new(&config.endpoint, config.timeout)
-        .ok_or_else(|| ExporterError::Endpoint(config.endpoint.clone()))?;
-    opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_http_client(client)
-        .with_endpoint(config.endpoint.clone())
-        .with_protocol(protocol)
-        .with_timeout(config.timeout)
-        .with_headers(headers)
-        // One attempt per flush: backoff retries would spend the invocation's billed time waiting on a
-        // collector that is down. Spans of a failed attempt are counted as dropped.
-        .with_retry_policy(opentelemetry_otlp::RetryPolicy::disabled())
-        .build()
-        .map_err(ExporterError::Otlp)
-}
-
-mod http1;
 
 #[cfg(feature = "xray")]
 mod xray;

@@ -381,7 +381,8 @@ fn span_filter() -> Targets {
         .with_target("opentelemetry", LevelFilter::OFF)
         .with_target("opentelemetry_sdk", LevelFilter::OFF)
         .with_target("opentelemetry_aws", LevelFilter::OFF)
-        .with_target("opentelemetry_otlp", LevelFilter::OFF)
+        .with_target("aws_sigv4", LevelFilter::OFF)
+        .with_target("aws_credential_types", LevelFilter::OFF)
 }
 
 /// The Lambda resource: the opentelemetry-aws detector, `service.name`, and

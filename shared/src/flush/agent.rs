@@ -13,15 +13,8 @@
 //! never a wait.
 
 use super::Loss;
-use super::encode::{self, Message as _, Out as _, SpanMessage};
-use opentelemetry_proto::tonic::{
-    common::v1::InstrumentationScope as ProtoScope,
-    resource::v1::Resource as ProtoResource,
-    trace::v1::{ResourceSpans, ScopeSpans},
-};
-use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
+use super::pack::{self, EncodedResource, Limits};
 use opentelemetry_sdk::{Resource, trace::SpanData};
-use prost::{Message, encoding::encoded_len_varint};
 use std::{
     io,
     net::{SocketAddr, UdpSocket},
@@ -40,36 +33,6 @@ pub(crate) const MAX_DATAGRAM: usize = 65_507;
 /// characters per three bytes.
 pub(crate) const MAX_PROTOBUF: usize = (MAX_DATAGRAM - HEADER.len() - SAMPLED.len()) / 4 * 3;
 
-/// The resource's part of every request, encoded once: the `resource` field of `ResourceSpans`
-/// and its `schema_url` field.
-#[derive(Debug, Default)]
-pub(crate) struct EncodedResource {
-    resource: Vec<u8>,
-    schema_url: Vec<u8>,
-}
-
-impl EncodedResource {
-    pub(crate) fn new(resource: &Resource) -> Self {
-        let resource = ResourceAttributesWithSchema::from(resource);
-        EncodedResource {
-            resource: ResourceSpans {
-                resource: Some(ProtoResource {
-                    attributes: resource.attributes.0,
-                    dropped_attributes_count: 0,
-                    entity_refs: Vec::new(),
-                }),
-                ..ResourceSpans::default()
-            }
-            .encode_to_vec(),
-            schema_url: ResourceSpans {
-                schema_url: resource.schema_url.unwrap_or_default(),
-                ..ResourceSpans::default()
-            }
-            .encode_to_vec(),
-        }
-    }
-}
-
 /// Spans packed into datagrams.
 #[derive(Debug, Default)]
 pub(crate) struct Packed {
@@ -79,158 +42,25 @@ pub(crate) struct Packed {
     pub(crate) oversized: usize,
 }
 
+/// What a datagram may hold: one protobuf of at most [`MAX_PROTOBUF`] bytes, any number of spans.
+const LIMITS: Limits = Limits {
+    max_bytes: MAX_PROTOBUF,
+    max_spans: usize::MAX,
+    max_span_bytes: usize::MAX,
+};
+
 /// Packs `spans` into as few datagrams of at most [`MAX_DATAGRAM`] bytes as their encoded sizes
 /// allow, each prefixed with `prefix`. Spans keep their order within their scope; a span never
 /// straddles two datagrams.
 pub(crate) fn pack(spans: Vec<SpanData>, resource: &EncodedResource, prefix: &[u8]) -> Packed {
-    let mut packed = Packed::default();
-    let mut request = Request::new(resource);
-    for span in spans {
-        let length = encode::encoded_len(&SpanMessage(&span));
-        let field = field_len(length);
-        let scope = &span.instrumentation_scope;
-        if request.len_with(scope, field) > MAX_PROTOBUF {
-            if !request.is_empty() {
-                packed.datagrams.push(request.take(prefix));
-            }
-            if request.len_with(scope, field) > MAX_PROTOBUF {
-                packed.oversized += 1;
-                continue;
-            }
-        }
-        request.push(span, length);
-    }
-    if !request.is_empty() {
-        packed.datagrams.push(request.take(prefix));
-    }
-    packed
-}
-
-/// Bytes a length-delimited field of `len` bytes takes: its key (every field number here is below
-/// 16, so one byte), the length, and the value.
-fn field_len(len: usize) -> usize {
-    1 + encoded_len_varint(len as u64) + len
-}
-
-/// One `ExportTraceServiceRequest` being filled: one resource, one `ScopeSpans` per scope, with its
-/// encoded length kept exactly as spans are added.
-struct Request<'r> {
-    resource: &'r EncodedResource,
-    scopes: Vec<Scope>,
-    spans: usize,
-}
-
-/// The spans of one instrumentation scope, and the scope's own fields, encoded.
-struct Scope {
-    key: opentelemetry::InstrumentationScope,
-    /// The `scope` field of `ScopeSpans`.
-    scope: Vec<u8>,
-    /// Its `schema_url` field.
-    schema_url: Vec<u8>,
-    /// Each span with the length of its message.
-    spans: Vec<(SpanData, usize)>,
-    /// Encoded length of the `ScopeSpans` message.
-    len: usize,
-}
-
-impl Scope {
-    fn new(key: &opentelemetry::InstrumentationScope) -> Self {
-        let scope = ScopeSpans {
-            scope: Some(ProtoScope::from((key, None))),
-            ..ScopeSpans::default()
-        }
-        .encode_to_vec();
-        let schema_url = ScopeSpans {
-            schema_url: key.schema_url().unwrap_or_default().to_owned(),
-            ..ScopeSpans::default()
-        }
-        .encode_to_vec();
-        Scope {
-            key: key.clone(),
-            len: scope.len() + schema_url.len(),
-            scope,
-            schema_url,
-            spans: Vec::new(),
-        }
-    }
-}
-
-impl<'r> Request<'r> {
-    fn new(resource: &'r EncodedResource) -> Self {
-        Request {
-            resource,
-            scopes: Vec::new(),
-            spans: 0,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.spans == 0
-    }
-
-    /// Encoded length of the `ResourceSpans` message as it stands.
-    fn resource_spans_len(&self) -> usize {
-        self.resource.resource.len()
-            + self.resource.schema_url.len()
-            + self
-                .scopes
-                .iter()
-                .map(|scope| field_len(scope.len))
-                .sum::<usize>()
-    }
-
-    /// The request's encoded length once a span field of `span_field` bytes is added under `scope`.
-    fn len_with(&self, scope: &opentelemetry::InstrumentationScope, span_field: usize) -> usize {
-        let current = self.resource_spans_len();
-        let resource_spans = match self.scopes.iter().find(|entry| &entry.key == scope) {
-            Some(entry) => current - field_len(entry.len) + field_len(entry.len + span_field),
-            None => current + field_len(Scope::new(scope).len + span_field),
-        };
-        field_len(resource_spans)
-    }
-
-    fn push(&mut self, span: SpanData, len: usize) {
-        let index = match self
-            .scopes
+    let requests = pack::pack(spans, resource, LIMITS);
+    Packed {
+        datagrams: requests
+            .requests
             .iter()
-            .position(|entry| entry.key == span.instrumentation_scope)
-        {
-            Some(index) => index,
-            None => {
-                self.scopes.push(Scope::new(&span.instrumentation_scope));
-                self.scopes.len() - 1
-            }
-        };
-        let scope = &mut self.scopes[index];
-        scope.len += field_len(len);
-        scope.spans.push((span, len));
-        self.spans += 1;
-    }
-
-    /// The datagram of what was added, leaving the request empty.
-    fn take(&mut self, prefix: &[u8]) -> (Vec<u8>, usize) {
-        let resource_spans = self.resource_spans_len();
-        let mut protobuf = Vec::with_capacity(field_len(resource_spans));
-        // ExportTraceServiceRequest.resource_spans (1) → ResourceSpans: resource (1), scope_spans
-        // (2), schema_url (3) → ScopeSpans: scope (1), spans (2), schema_url (3).
-        protobuf.key(1, 2);
-        protobuf.varint(resource_spans as u64);
-        protobuf.put(&self.resource.resource);
-        for scope in self.scopes.drain(..) {
-            protobuf.key(2, 2);
-            protobuf.varint(scope.len as u64);
-            protobuf.put(&scope.scope);
-            for (span, len) in &scope.spans {
-                protobuf.key(2, 2);
-                protobuf.varint(*len as u64);
-                SpanMessage(span).encode(&mut protobuf);
-            }
-            protobuf.put(&scope.schema_url);
-        }
-        protobuf.put(&self.resource.schema_url);
-        debug_assert_eq!(protobuf.len(), field_len(resource_spans));
-        let spans = std::mem::take(&mut self.spans);
-        (datagram(prefix, &protobuf), spans)
+            .map(|request| (datagram(prefix, &request.protobuf()), request.spans()))
+            .collect(),
+        oversized: requests.oversized,
     }
 }
 
@@ -368,6 +198,7 @@ mod tests {
     };
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
+    use prost::Message as _;
     use std::time::SystemTime;
 
     fn span(id: u64, attributes: Vec<KeyValue>) -> SpanData {
@@ -438,52 +269,6 @@ mod tests {
         assert!(full.len() <= MAX_DATAGRAM, "{}", full.len());
         let over = datagram(SAMPLED, &vec![0xa5; MAX_PROTOBUF + 1]);
         assert!(over.len() > MAX_DATAGRAM, "{}", over.len());
-    }
-
-    #[test]
-    fn a_datagram_carries_what_opentelemetry_proto_would_encode() {
-        // Spans under two scopes, so the per-scope accounting and grouping are exercised.
-        let other = opentelemetry::InstrumentationScope::builder("user")
-            .with_version("1.2")
-            .with_schema_url("https://opentelemetry.io/schemas/1.30.0")
-            .build();
-        let spans: Vec<SpanData> = (1..=20u64)
-            .map(|id| {
-                let mut span = span(id, vec![KeyValue::new("n", id as i64)]);
-                if id % 3 == 0 {
-                    span.instrumentation_scope = other.clone();
-                }
-                span
-            })
-            .collect();
-        let resource = resource();
-        let attributes = ResourceAttributesWithSchema::from(&sdk_resource());
-        for count in 1..=spans.len() {
-            let mut request = Request::new(&resource);
-            let mut predicted = 0;
-            for span in spans[..count].iter().cloned() {
-                let length = encode::encoded_len(&SpanMessage(&span));
-                predicted = request.len_with(&span.instrumentation_scope, field_len(length));
-                request.push(span, length);
-            }
-            let (datagram, carried) = request.take(SAMPLED);
-            assert_eq!(carried, count);
-            let decoded = decode(&datagram, SAMPLED);
-            assert_eq!(predicted, decoded.encoded_len(), "{count} spans");
-            let expected = ExportTraceServiceRequest {
-                resource_spans:
-                    opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope(
-                        spans[..count].to_vec(),
-                        &attributes,
-                    ),
-            };
-            assert_eq!(decoded, expected, "{count} spans");
-            assert_eq!(
-                protobuf(&datagram, SAMPLED),
-                expected.encode_to_vec(),
-                "{count} spans: byte for byte"
-            );
-        }
     }
 
     #[test]
