@@ -45,6 +45,16 @@ data "aws_iam_policy_document" "traces" {
     actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
     resources = ["*"]
   }
+
+  # X-Ray's OTLP endpoint (traces_endpoint = "xray-otlp"): the actions AWS lists for it.
+  dynamic "statement" {
+    for_each = local.use_xray_otlp ? [1] : []
+    content {
+      sid       = "OtlpTraces"
+      actions   = ["xray:PutSpans", "xray:PutSpansForIndexing"]
+      resources = ["*"]
+    }
+  }
 }
 
 data "aws_iam_policy_document" "api" {

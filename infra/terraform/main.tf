@@ -16,6 +16,7 @@ locals {
   account_id = data.aws_caller_identity.current.account_id
 
   use_collector = var.collector_layer != "none"
+  use_xray_otlp = var.traces_endpoint == "xray-otlp" && !local.use_collector
   # The ADOT layer names spell x86_64 as amd64.
   adot_architecture   = var.architecture == "arm64" ? "arm64" : "amd64"
   collector_layer_arn = var.collector_layer == "adot" ? "arn:${data.aws_partition.current.partition}:lambda:${var.region}:901920570463:layer:aws-otel-collector-${local.adot_architecture}-ver-0-156-0:1" : var.collector_layer
@@ -33,9 +34,13 @@ locals {
     OTEL_PROPAGATORS                     = "tracecontext,baggage,xray"
     OTEL_AWS_APPLICATION_SIGNALS_ENABLED = tostring(var.application_signals)
     TRACEKIT_FLUSH_TIMEOUT_MS            = "500"
-  }, local.collector_environment)
+  }, local.collector_environment, local.xray_otlp_environment)
   collector_environment = local.use_collector ? {
     OTEL_EXPORTER_OTLP_ENDPOINT        = "http://localhost:4318"
     OPENTELEMETRY_COLLECTOR_CONFIG_URI = "/opt/tracekit/collector.yaml"
+  } : {}
+  # tracekit signs requests to X-Ray's OTLP endpoint by itself (SigV4, service xray, the function's role).
+  xray_otlp_environment = local.use_xray_otlp ? {
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = "https://xray.${var.region}.amazonaws.com/v1/traces"
   } : {}
 }

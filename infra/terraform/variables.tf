@@ -34,6 +34,22 @@ variable "collector_layer" {
   }
 }
 
+variable "traces_endpoint" {
+  description = <<-EOT
+    "agent" (default): OTLP over UDP to the X-Ray agent Lambda runs with active tracing. "xray-otlp":
+    OTLP/HTTPS straight to X-Ray's OTLP endpoint in var.region (https://xray.<region>.amazonaws.com/v1/traces),
+    SigV4-signed with the function's role, which then also gets xray:PutSpans and xray:PutSpansForIndexing;
+    CloudWatch Transaction Search must be enabled in the account. Ignored when collector_layer is set.
+  EOT
+  type        = string
+  default     = "agent"
+
+  validation {
+    condition     = contains(["agent", "xray-otlp"], var.traces_endpoint)
+    error_message = "traces_endpoint must be agent or xray-otlp."
+  }
+}
+
 variable "application_signals" {
   description = "Set OTEL_AWS_APPLICATION_SIGNALS_ENABLED (spans carry the attributes CloudWatch Application Signals reads, unsampled invocations are counted too) and attach AWS's CloudWatchLambdaApplicationSignalsExecutionRolePolicy to both roles. Application Signals must be enabled in the account."
   type        = bool

@@ -85,6 +85,10 @@
 //! - `xray` (default): `OTEL_TRACES_EXPORTER=xray`, segment documents to Lambda's X-Ray daemon address
 //!   (the compatibility path: segments carry no span links). The agent path needs no feature.
 //! - `console` (default): `OTEL_TRACES_EXPORTER=console`, spans printed to stdout.
+//! - `https` (default): `https://` OTLP endpoints, over rustls (the AWS SDK's TLS stack) with the
+//!   platform's roots or `OTEL_EXPORTER_OTLP_CERTIFICATE`.
+//! - `sigv4` (default, with `https`): SigV4 for X-Ray's OTLP endpoint
+//!   (`https://xray.<region>.amazonaws.com/v1/traces`), credentials from the AWS SDK's default chain.
 //! - `dynamodb`, `s3`, `sqs` (default): service attributes on [`aws`] client spans; `sqs` also brings
 //!   send-side propagation and the consumer side, [`sqs`].
 //! - `testing`: [`testing::TestTelemetry`] (in-memory exporter) and [`testing::FakeInvocation`] to test

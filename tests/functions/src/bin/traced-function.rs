@@ -1,6 +1,8 @@
 //! The smallest real tracekit function: `tracekit::init` and `tracekit::run`, nothing else.
 //!
-//! - `{"children": N}` opens N child spans (default 2), each logging one line;
+//! - `{"children": N}` opens N child spans (default 2), each logging one line (none with
+//!   `"quiet": true`), each with a `padding` attribute of `"padding": B` bytes when given;
+//! - `{"oversized": B}` also opens one `oversized` span with a `padding` attribute of B bytes;
 //! - `{"fail": "message"}` returns an error of type `OrderError` with that message;
 //! - `{"panic": true}` panics inside the handler;
 //! - `{"sdk_call": "http://…"}` makes one DynamoDB GetItem with a traced client at that endpoint;
@@ -63,10 +65,21 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, OrderError> {
         }
     }
     let children = payload.get("children").and_then(Value::as_u64).unwrap_or(2);
+    let quiet = payload.get("quiet").and_then(Value::as_bool) == Some(true);
+    let padding = payload
+        .get("padding")
+        .and_then(Value::as_u64)
+        .map(|bytes| "p".repeat(bytes as usize));
     for step in 0..children {
-        let span = tracing::info_span!("step", step);
+        let span = tracing::info_span!("step", step, padding = padding.as_deref());
         let _entered = span.enter();
-        tracing::info!(step, "working");
+        if !quiet {
+            tracing::info!(step, "working");
+        }
+    }
+    if let Some(bytes) = payload.get("oversized").and_then(Value::as_u64) {
+        let padding = "o".repeat(bytes as usize);
+        let _span = tracing::info_span!("oversized", padding = padding.as_str()).entered();
     }
     if payload.get("fan_out").and_then(Value::as_bool) == Some(true) {
         let nap = || tokio::time::sleep(std::time::Duration::from_millis(10));
