@@ -17,6 +17,9 @@ pub enum Error {
     /// The trace page did not render in the browser as it should; the message lists every problem.
     #[error("{0}")]
     Browser(String),
+    /// Generating a certificate or a TLS configuration failed.
+    #[error("{0}")]
+    Tls(String),
     /// A socket, pipe or child-process operation failed.
     #[error("{what}: {source}")]
     Io {

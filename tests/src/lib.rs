@@ -6,7 +6,12 @@
 //!   are taken where the server sees the requests, so benchmarks can use them too.
 //! - [`flow`]: the orders flow end to end: the `api` and `worker` binaries, and the SQS event source
 //!   mapping's part played by the harness.
-//! - [`otlp`]: an OTLP/HTTP receiver standing in for the ADOT collector layer.
+//! - [`otlp`]: an OTLP/HTTP receiver standing in for the ADOT collector layer, or, over HTTPS with
+//!   SigV4 and gzip, for X-Ray's OTLP endpoint.
+//! - [`sigv4`]: the receiver's authentication (a SigV4 verifier built on `aws-sigv4`, bearer keys),
+//!   the credentials a test issues and revokes, and a container-credentials server that hands them
+//!   to the AWS SDK.
+//! - [`tls`]: a CA generated at test time and the certificates and client configurations it makes.
 //! - [`page`]: the trace page (waterfall and service map in one HTML file) and its check in headless
 //!   Chromium.
 //! - [`xray`]: an X-Ray agent stand-in (UDP) that decodes OTLP `T1S`/`T1U` datagrams into the same
@@ -49,12 +54,16 @@ pub mod otlp;
 pub mod page;
 pub mod runtime_api;
 pub mod scripted;
+pub mod sigv4;
 pub mod stack;
+pub mod tls;
 mod util;
 pub mod xray;
 
 pub use error::{Error, Result};
-pub use otlp::{OtlpReceiver, ReceivedSpan};
+pub use otlp::{OtlpReceiver, ReceivedRequest, ReceivedSpan, TlsOptions};
 pub use runtime_api::{FunctionProcess, Invocation, InvocationOutcome, TimedOutcome};
 pub use scripted::{Scripted, ScriptedEndpoint};
+pub use sigv4::{Auth, CredentialStore, CredentialsServer, TestCredentials};
+pub use tls::TestCa;
 pub use xray::XrayDaemon;

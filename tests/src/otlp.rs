@@ -4,15 +4,22 @@
 //!
 //! A [`Mode`] makes the receiver fail, hang or answer slowly, to test what an exporter does then.
 //!
+//! It can also stand in for AWS X-Ray's OTLP endpoint (`https://xray.<region>.amazonaws.com/v1/traces`):
+//! [`OtlpReceiver::start_tls`] serves HTTPS with a certificate from a [`TestCa`], an [`Auth`] checks
+//! SigV4 signatures (or a bearer key) before anything else, and `Content-Encoding: gzip` bodies are
+//! decompressed. Every export request is recorded as a [`ReceivedRequest`], refused ones included.
+//!
 //! Reference: <https://opentelemetry.io/docs/specs/otlp/#otlphttp>
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -21,7 +28,9 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use prost::Message;
 use tokio::sync::watch;
 
-use crate::http::{Body, Server, read_body, respond};
+use crate::http::{Body, Server, respond};
+use crate::sigv4::{Auth, authorization_scheme};
+use crate::tls::TestCa;
 use crate::util::lock;
 use crate::{Error, Result};
 
@@ -31,8 +40,9 @@ pub use opentelemetry_proto::tonic::trace::v1::status::StatusCode as SpanStatusC
 const TRACES_PATH: &str = "/v1/traces";
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
+const GZIP: &str = "gzip";
 
-/// How the receiver answers export requests.
+/// How the receiver answers export requests that passed its [`Auth`] check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Mode {
@@ -41,10 +51,81 @@ pub enum Mode {
     Accept,
     /// Answer with this status without storing anything.
     Fail(StatusCode),
+    /// Answer the next `times` requests with `status` (and `Retry-After: retry_after` when given)
+    /// without storing anything, then accept: a throttled or briefly unavailable endpoint.
+    FailTimes {
+        /// The status of the failed answers, e.g. 429 or 503.
+        status: StatusCode,
+        /// A `Retry-After` value: seconds (`"2"`) or an HTTP date.
+        retry_after: Option<&'static str>,
+        /// How many requests fail before the receiver accepts again.
+        times: usize,
+    },
     /// Never answer.
     Hang,
     /// Wait this long, then accept.
     Delay(Duration),
+}
+
+/// One `POST /v1/traces` as the receiver saw it and answered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedRequest {
+    /// The `Content-Type` header as sent (empty when there was none).
+    pub content_type: String,
+    /// The `Content-Encoding` header, if any.
+    pub content_encoding: Option<String>,
+    /// The body's length as received (compressed, if it was).
+    pub body_bytes: usize,
+    /// The body's length after decompression (0 when it could not be decompressed).
+    pub uncompressed_bytes: usize,
+    /// Spans stored from it (0 unless accepted).
+    pub spans: usize,
+    /// The `Authorization` header's scheme only (`AWS4-HMAC-SHA256`, `Bearer`), never its value.
+    pub authorization: Option<String>,
+    /// Whether its spans were stored.
+    pub accepted: bool,
+    /// The status answered; 0 while unanswered (a [`Mode::Hang`] request, or one still in flight).
+    pub status: u16,
+}
+
+/// How [`OtlpReceiver::start_tls`] serves HTTPS.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TlsOptions {
+    /// The CA that signs the served certificate; clients must trust it.
+    pub ca: Arc<TestCa>,
+    /// Subject-alt names of the served certificate (IP addresses or DNS names).
+    pub names: Vec<String>,
+    /// How requests are authenticated.
+    pub auth: Auth,
+}
+
+impl TlsOptions {
+    /// A certificate from `ca` for `127.0.0.1` and `localhost`, no authentication.
+    pub fn new(ca: &Arc<TestCa>) -> TlsOptions {
+        TlsOptions {
+            ca: Arc::clone(ca),
+            names: vec!["127.0.0.1".to_owned(), "localhost".to_owned()],
+            auth: Auth::None,
+        }
+    }
+
+    /// The served certificate names these instead, e.g. only `elsewhere.example` to test that a
+    /// client checks the name.
+    pub fn names<I, S>(mut self, names: I) -> TlsOptions
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.names = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Authenticates requests with `auth`.
+    pub fn auth(mut self, auth: Auth) -> TlsOptions {
+        self.auth = auth;
+        self
+    }
 }
 
 impl std::fmt::Display for AttrValue {
@@ -301,12 +382,7 @@ pub struct OtlpReceiver {
 impl OtlpReceiver {
     /// Starts the receiver on 127.0.0.1 and a free port. Must be called inside a Tokio runtime.
     pub fn start() -> Result<OtlpReceiver> {
-        let state = Arc::new(ReceiverState {
-            spans: SpanStore::default(),
-            requests: AtomicUsize::new(0),
-            mode: Mutex::new(Mode::Accept),
-            rejections: Mutex::default(),
-        });
+        let state = ReceiverState::new(Auth::None);
         let server = Server::start("OTLP receiver", {
             let state = Arc::clone(&state);
             move |request| Arc::clone(&state).handle(request)
@@ -314,9 +390,40 @@ impl OtlpReceiver {
         Ok(OtlpReceiver { state, server })
     }
 
-    /// `http://127.0.0.1:PORT`, the value for `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    /// Starts the receiver serving HTTPS, as X-Ray's OTLP endpoint does, with a certificate for
+    /// `options.names` signed by `options.ca`. Must be called inside a Tokio runtime.
+    pub fn start_tls(options: TlsOptions) -> Result<OtlpReceiver> {
+        let names: Vec<&str> = options.names.iter().map(String::as_str).collect();
+        let config = options.ca.server_config(&names)?;
+        let state = ReceiverState::new(options.auth);
+        let server = Server::start_tls("HTTPS OTLP receiver", config, {
+            let state = Arc::clone(&state);
+            move |request| Arc::clone(&state).handle(request)
+        })?;
+        Ok(OtlpReceiver { state, server })
+    }
+
+    /// `http://127.0.0.1:PORT` (`https://` for [`OtlpReceiver::start_tls`]), the value for
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.server.addr())
+        format!("{}://{}", self.server.scheme(), self.server.addr())
+    }
+
+    /// [`OtlpReceiver::endpoint`] with `/v1/traces`, the value for
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`.
+    pub fn traces_url(&self) -> String {
+        format!("{}{TRACES_PATH}", self.endpoint())
+    }
+
+    /// TLS handshakes that failed, e.g. because the client refused the certificate (0 for a plain
+    /// receiver).
+    pub fn handshake_failures(&self) -> usize {
+        self.server.handshake_failures()
+    }
+
+    /// Changes how later requests are authenticated.
+    pub fn set_auth(&self, auth: Auth) {
+        *lock(&self.state.auth) = auth;
     }
 
     /// Changes how later requests are answered.
@@ -358,7 +465,13 @@ impl OtlpReceiver {
         self.state.requests.load(Ordering::SeqCst)
     }
 
-    /// Why requests were refused (wrong path, content type or encoding, undecodable body).
+    /// Every `POST /v1/traces` so far, in arrival order, refused ones included.
+    pub fn requests(&self) -> Vec<ReceivedRequest> {
+        lock(&self.state.records).clone()
+    }
+
+    /// Why requests were refused (wrong path, authentication, content type or encoding, undecodable
+    /// body). Answers from a failing [`Mode`] are not refusals.
     pub fn rejections(&self) -> Vec<String> {
         lock(&self.state.rejections).clone()
     }
@@ -369,10 +482,74 @@ struct ReceiverState {
     spans: SpanStore,
     requests: AtomicUsize,
     mode: Mutex<Mode>,
+    auth: Mutex<Auth>,
+    records: Mutex<Vec<ReceivedRequest>>,
     rejections: Mutex<Vec<String>>,
 }
 
+/// A request's entry in [`ReceiverState::records`], filled in as it is answered.
+struct Record<'a> {
+    state: &'a ReceiverState,
+    index: usize,
+}
+
+impl Record<'_> {
+    fn update(&self, update: impl FnOnce(&mut ReceivedRequest)) {
+        if let Some(record) = lock(&self.state.records).get_mut(self.index) {
+            update(record);
+        }
+    }
+
+    /// Records the answer and passes it on.
+    fn answer(&self, response: Response<Body>) -> Response<Body> {
+        let status = response.status();
+        self.update(|record| record.status = status.as_u16());
+        response
+    }
+
+    /// A refusal: recorded with its reason.
+    fn reject(&self, status: StatusCode, reason: String) -> Response<Body> {
+        self.answer(self.state.reject(status, reason))
+    }
+}
+
 impl ReceiverState {
+    fn new(auth: Auth) -> Arc<ReceiverState> {
+        Arc::new(ReceiverState {
+            spans: SpanStore::default(),
+            requests: AtomicUsize::new(0),
+            mode: Mutex::new(Mode::Accept),
+            auth: Mutex::new(auth),
+            records: Mutex::default(),
+            rejections: Mutex::default(),
+        })
+    }
+
+    /// The mode for the request arriving now, counting a [`Mode::FailTimes`] failure down.
+    fn next_mode(&self) -> Mode {
+        let mut mode = lock(&self.mode);
+        let current = *mode;
+        if let Mode::FailTimes {
+            status,
+            retry_after,
+            times,
+        } = current
+        {
+            *mode = match times {
+                0 | 1 => Mode::Accept,
+                _ => Mode::FailTimes {
+                    status,
+                    retry_after,
+                    times: times - 1,
+                },
+            };
+            if times == 0 {
+                return Mode::Accept;
+            }
+        }
+        current
+    }
+
     async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
         if request.uri().path() != TRACES_PATH || request.method() != Method::POST {
             let reason = format!(
@@ -383,14 +560,6 @@ impl ReceiverState {
             return self.reject(StatusCode::NOT_FOUND, reason);
         }
         self.requests.fetch_add(1, Ordering::SeqCst);
-        let mode = *lock(&self.mode);
-        match mode {
-            Mode::Accept => {}
-            Mode::Fail(status) => return respond(status, "fault injected by the test"),
-            Mode::Hang => std::future::pending::<()>().await,
-            Mode::Delay(delay) => tokio::time::sleep(delay).await,
-        }
-
         let header = |name| {
             request
                 .headers()
@@ -398,13 +567,76 @@ impl ReceiverState {
                 .and_then(|value: &HeaderValue| value.to_str().ok())
                 .map(str::to_owned)
         };
-        if let Some(encoding) =
-            header(header::CONTENT_ENCODING).filter(|encoding| encoding != "identity")
-        {
-            let reason = format!("Content-Encoding {encoding} is not supported");
-            return self.reject(StatusCode::UNSUPPORTED_MEDIA_TYPE, reason);
-        }
         let content_type = header(header::CONTENT_TYPE).unwrap_or_default();
+        let content_encoding = header(header::CONTENT_ENCODING);
+        let record = {
+            let mut records = lock(&self.records);
+            records.push(ReceivedRequest {
+                content_type: content_type.clone(),
+                content_encoding: content_encoding.clone(),
+                body_bytes: 0,
+                uncompressed_bytes: 0,
+                spans: 0,
+                authorization: authorization_scheme(request.headers()),
+                accepted: false,
+                status: 0,
+            });
+            Record {
+                state: &self,
+                index: records.len() - 1,
+            }
+        };
+
+        // The whole body first: a SigV4 signature covers its bytes as sent.
+        let (parts, body) = request.into_parts();
+        let Ok(body) = body.collect().await.map(|body| body.to_bytes()) else {
+            return record.answer(respond(StatusCode::BAD_REQUEST, ""));
+        };
+        record.update(|record| record.body_bytes = body.len());
+        // Authentication before the mode: a bad signature is a 403 whatever the test scripted.
+        let auth = lock(&self.auth).clone();
+        if let Err(reason) = auth.check(&parts, &body) {
+            return record.reject(StatusCode::FORBIDDEN, reason);
+        }
+
+        match self.next_mode() {
+            Mode::Accept => {}
+            Mode::Fail(status) => {
+                return record.answer(respond(status, "fault injected by the test"));
+            }
+            Mode::FailTimes {
+                status,
+                retry_after,
+                ..
+            } => {
+                let mut response = respond(status, "fault injected by the test");
+                if let Some(value) = retry_after.and_then(|value| HeaderValue::from_str(value).ok())
+                {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                return record.answer(response);
+            }
+            Mode::Hang => std::future::pending::<()>().await,
+            Mode::Delay(delay) => tokio::time::sleep(delay).await,
+        }
+
+        let body = match content_encoding.as_deref() {
+            None | Some("identity") => body,
+            Some(encoding) if encoding.eq_ignore_ascii_case(GZIP) => {
+                let mut decompressed = Vec::new();
+                let mut decoder = flate2::read::MultiGzDecoder::new(&body[..]);
+                if let Err(error) = decoder.read_to_end(&mut decompressed) {
+                    let reason = format!("undecodable gzip body: {error}");
+                    return record.reject(StatusCode::BAD_REQUEST, reason);
+                }
+                Bytes::from(decompressed)
+            }
+            Some(encoding) => {
+                let reason = format!("Content-Encoding {encoding} is not supported");
+                return record.reject(StatusCode::UNSUPPORTED_MEDIA_TYPE, reason);
+            }
+        };
+        record.update(|record| record.uncompressed_bytes = body.len());
         // Parameters such as `; charset=utf-8` do not change the format.
         let media_type = content_type
             .split(';')
@@ -412,9 +644,6 @@ impl ReceiverState {
             .unwrap_or_default()
             .trim()
             .to_owned();
-        let Some(body) = read_body(request).await else {
-            return respond(StatusCode::BAD_REQUEST, "");
-        };
         let (decoded, response_body) = match media_type.as_str() {
             PROTOBUF => (
                 ExportTraceServiceRequest::decode(body).map_err(|error| error.to_string()),
@@ -426,22 +655,32 @@ impl ReceiverState {
             ),
             _ => {
                 let reason = format!("Content-Type {content_type:?} is not {PROTOBUF} or {JSON}");
-                return self.reject(StatusCode::UNSUPPORTED_MEDIA_TYPE, reason);
+                return record.reject(StatusCode::UNSUPPORTED_MEDIA_TYPE, reason);
             }
         };
-        let export = match decoded {
+        let export: ExportTraceServiceRequest = match decoded {
             Ok(export) => export,
             Err(error) => {
                 let reason = format!("undecodable {media_type} body: {error}");
-                return self.reject(StatusCode::BAD_REQUEST, reason);
+                return record.reject(StatusCode::BAD_REQUEST, reason);
             }
         };
+        let spans = export
+            .resource_spans
+            .iter()
+            .flat_map(|resource_spans| &resource_spans.scope_spans)
+            .map(|scope_spans| scope_spans.spans.len())
+            .sum();
         self.spans.add(export);
+        record.update(|record| {
+            record.spans = spans;
+            record.accepted = true;
+        });
         let mut response = respond(StatusCode::OK, response_body);
         if let Ok(value) = HeaderValue::from_str(&media_type) {
             response.headers_mut().insert(header::CONTENT_TYPE, value);
         }
-        response
+        record.answer(response)
     }
 
     fn reject(&self, status: StatusCode, reason: String) -> Response<Body> {

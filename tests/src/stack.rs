@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::util::random_hex;
 
+pub use crate::http::https_request;
 pub use crate::http::request as http_request;
 use crate::{Error, Result};
 

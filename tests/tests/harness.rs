@@ -1,15 +1,22 @@
 //! Tests of the harness itself: the Runtime API driving a plain `lambda_runtime` function
-//! (`echo-function`), the OTLP receiver, and the X-Ray daemon stand-in (with moto).
+//! (`echo-function`), the OTLP receiver (plain, and as X-Ray's HTTPS, SigV4 endpoint), the
+//! container-credentials server, and the X-Ray daemon stand-in (with moto).
 
 use std::ffi::OsStr;
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use integration_tests::otlp::{AttrValue, Mode, SpanKind, SpanStatusCode};
-use integration_tests::stack::{self, http_request};
+use integration_tests::sigv4::sign_request;
+use integration_tests::stack::{self, http_request, https_request};
 use integration_tests::xray::{self, XrayDaemon};
-use integration_tests::{Error, FunctionProcess, Invocation, InvocationOutcome, OtlpReceiver};
+use integration_tests::{
+    Auth, CredentialStore, CredentialsServer, Error, FunctionProcess, Invocation,
+    InvocationOutcome, OtlpReceiver, TestCa, TestCredentials, TlsOptions,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -667,6 +674,583 @@ async fn otlp_receiver_in_delay_mode_answers_late_and_keeps_the_spans() {
     );
     assert_eq!(response.status(), http::StatusCode::OK);
     assert_eq!(otlp.spans().len(), 2);
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).expect("gzip");
+    encoder.finish().expect("gzip")
+}
+
+/// One span, the smallest useful export.
+fn one_span_export() -> Vec<u8> {
+    let mut export = export_request();
+    export.resource_spans[0].scope_spans[0].spans.truncate(1);
+    export.encode_to_vec()
+}
+
+fn traces_request(url: &str, content_type: &str, body: impl Into<Bytes>) -> http::Request<Bytes> {
+    http::Request::post(url)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .body(body.into())
+        .expect("a request")
+}
+
+#[tokio::test]
+async fn tls_receiver_stores_spans_from_a_client_that_trusts_its_ca() {
+    let ca = Arc::new(TestCa::new().expect("a CA"));
+    let otlp = OtlpReceiver::start_tls(TlsOptions::new(&ca)).expect("starting the HTTPS receiver");
+    assert!(
+        otlp.endpoint().starts_with("https://127.0.0.1:"),
+        "{}",
+        otlp.endpoint()
+    );
+    assert_eq!(otlp.traces_url(), format!("{}/v1/traces", otlp.endpoint()));
+
+    let request = traces_request(
+        &otlp.traces_url(),
+        "application/x-protobuf",
+        one_span_export(),
+    );
+    let response = https_request(request, ca.client_config().expect("a client config"))
+        .await
+        .expect("POST over HTTPS");
+
+    assert_eq!(response.status(), http::StatusCode::OK);
+    let spans = otlp
+        .wait_for_spans(1, Duration::from_secs(1))
+        .await
+        .expect("one span");
+    assert_eq!(spans[0].name, "echo-function");
+    assert_eq!(otlp.handshake_failures(), 0);
+    let pem = std::fs::read_to_string(ca.pem_file().expect("the CA's PEM file")).expect("PEM");
+    assert_eq!(pem, ca.pem());
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+}
+
+#[tokio::test]
+async fn tls_receiver_is_refused_by_clients_that_do_not_trust_its_certificate() {
+    let ca = Arc::new(TestCa::new().expect("a CA"));
+    let otlp = OtlpReceiver::start_tls(TlsOptions::new(&ca)).expect("starting the HTTPS receiver");
+    let other_ca = TestCa::new().expect("another CA");
+    let clients = [
+        integration_tests::tls::client_config(rustls::RootCertStore::empty()).expect("no roots"),
+        other_ca
+            .client_config()
+            .expect("another CA's client config"),
+    ];
+
+    for client in clients {
+        let request = traces_request(
+            &otlp.traces_url(),
+            "application/x-protobuf",
+            one_span_export(),
+        );
+        let error = https_request(request, client)
+            .await
+            .expect_err("an untrusted certificate");
+        let message = error.to_string();
+        assert!(matches!(error, Error::Io { .. }), "{message}");
+        assert!(message.contains("invalid peer certificate"), "{message}");
+        assert!(message.contains("UnknownIssuer"), "{message}");
+    }
+
+    stack::wait_until(Duration::from_secs(2), "two failed handshakes", || async {
+        (otlp.handshake_failures() == 2).then_some(())
+    })
+    .await
+    .expect("the receiver counts the refused handshakes");
+    assert!(otlp.requests().is_empty());
+    assert!(otlp.spans().is_empty());
+}
+
+#[tokio::test]
+async fn tls_receiver_with_a_certificate_for_another_name_is_refused() {
+    let ca = Arc::new(TestCa::new().expect("a CA"));
+    let otlp = OtlpReceiver::start_tls(TlsOptions::new(&ca).names(["elsewhere.example"]))
+        .expect("starting the HTTPS receiver");
+
+    let request = traces_request(
+        &otlp.traces_url(),
+        "application/x-protobuf",
+        one_span_export(),
+    );
+    let error = https_request(request, ca.client_config().expect("a client config"))
+        .await
+        .expect_err("a certificate for another name");
+
+    let message = error.to_string();
+    assert!(message.contains("invalid peer certificate"), "{message}");
+    assert!(message.contains("not valid for name"), "{message}");
+    stack::wait_until(Duration::from_secs(2), "a failed handshake", || async {
+        (otlp.handshake_failures() == 1).then_some(())
+    })
+    .await
+    .expect("the receiver counts the refused handshake");
+    assert!(otlp.spans().is_empty());
+}
+
+const REGION: &str = "us-east-1";
+
+/// A protobuf export request for `otlp`, signed for X-Ray in `region` at `time`.
+fn signed(
+    otlp: &OtlpReceiver,
+    credentials: &TestCredentials,
+    region: &str,
+    time: SystemTime,
+) -> http::Request<Bytes> {
+    let mut request = traces_request(
+        &otlp.traces_url(),
+        "application/x-protobuf",
+        one_span_export(),
+    );
+    sign_request(&mut request, credentials, region, "xray", time).expect("signing");
+    request
+}
+
+#[tokio::test]
+async fn sigv4_receiver_accepts_a_correctly_signed_request_over_https() {
+    let ca = Arc::new(TestCa::new().expect("a CA"));
+    let store = CredentialStore::new();
+    let otlp = OtlpReceiver::start_tls(TlsOptions::new(&ca).auth(Auth::sigv4(REGION, &store)))
+        .expect("starting the HTTPS receiver");
+    let credentials = store.issue(Duration::from_secs(3600));
+    // Signed over the compressed bytes, as sent.
+    let mut request = traces_request(
+        &otlp.traces_url(),
+        "application/x-protobuf",
+        gzip(&one_span_export()),
+    );
+    request.headers_mut().insert(
+        http::header::CONTENT_ENCODING,
+        http::HeaderValue::from_static("gzip"),
+    );
+    sign_request(
+        &mut request,
+        &credentials,
+        REGION,
+        "xray",
+        SystemTime::now(),
+    )
+    .expect("signing");
+    let signed_headers = request.headers()[http::header::AUTHORIZATION]
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
+
+    let response = https_request(request, ca.client_config().expect("a client config"))
+        .await
+        .expect("POST over HTTPS");
+
+    assert_eq!(
+        response.status(),
+        http::StatusCode::OK,
+        "{:?}",
+        otlp.rejections()
+    );
+    assert!(
+        signed_headers.contains(
+            "SignedHeaders=content-encoding;content-type;host;x-amz-date;x-amz-security-token,"
+        ),
+        "{signed_headers}"
+    );
+    let requests = otlp.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].authorization.as_deref(),
+        Some("AWS4-HMAC-SHA256")
+    );
+    assert_eq!(requests[0].content_encoding.as_deref(), Some("gzip"));
+    assert!(requests[0].accepted);
+    assert_eq!(requests[0].spans, 1);
+    assert_eq!(requests[0].status, 200);
+}
+
+#[tokio::test]
+async fn sigv4_receiver_refuses_what_x_ray_would_refuse() {
+    let otlp = OtlpReceiver::start().expect("starting the OTLP receiver");
+    let store = CredentialStore::new();
+    otlp.set_auth(Auth::sigv4(REGION, &store));
+    let good = store.issue(Duration::from_secs(3600));
+    let expired = store.issue(Duration::ZERO);
+    let revoked = store.issue(Duration::from_secs(3600));
+    store.revoke(&revoked.access_key_id);
+    let stranger = CredentialStore::new().issue(Duration::from_secs(3600));
+    let now = SystemTime::now();
+
+    let mut changed_body = signed(&otlp, &good, REGION, now);
+    let mut body = changed_body.body().to_vec();
+    body[3] ^= 1;
+    *changed_body.body_mut() = Bytes::from(body);
+    let mut no_token = signed(&otlp, &good, REGION, now);
+    no_token.headers_mut().remove("x-amz-security-token");
+    let mut wrong_token = signed(&otlp, &good, REGION, now);
+    wrong_token.headers_mut().insert(
+        "x-amz-security-token",
+        http::HeaderValue::from_str(&expired.session_token).expect("a header value"),
+    );
+    let mut unsigned = signed(&otlp, &good, REGION, now);
+    unsigned.headers_mut().remove(http::header::AUTHORIZATION);
+    let cases = [
+        (changed_body, "sigv4: signature mismatch"),
+        (
+            signed(&otlp, &expired, REGION, now),
+            "sigv4: expired credentials",
+        ),
+        (
+            signed(&otlp, &revoked, REGION, now),
+            "sigv4: revoked access key",
+        ),
+        (
+            signed(&otlp, &stranger, REGION, now),
+            "sigv4: unknown access key",
+        ),
+        (
+            signed(&otlp, &good, "eu-west-1", now),
+            "region is \"eu-west-1\"",
+        ),
+        (no_token, "sigv4: no x-amz-security-token"),
+        (wrong_token, "is not the session token"),
+        (unsigned, "sigv4: no Authorization header"),
+        (
+            signed(&otlp, &good, REGION, now - Duration::from_secs(600)),
+            "away from the receiver's clock",
+        ),
+    ];
+    let expected: Vec<&str> = cases.iter().map(|(_, reason)| *reason).collect();
+    // A scripted failure does not hide a bad signature.
+    otlp.set_mode(Mode::Fail(http::StatusCode::SERVICE_UNAVAILABLE));
+
+    for (request, reason) in cases {
+        let response = http_request(request).await.expect("POST /v1/traces");
+        assert_eq!(response.status(), http::StatusCode::FORBIDDEN, "{reason}");
+    }
+    otlp.set_mode(Mode::Accept);
+    let accepted = http_request(signed(&otlp, &good, REGION, SystemTime::now()))
+        .await
+        .expect("POST /v1/traces");
+
+    assert_eq!(
+        accepted.status(),
+        http::StatusCode::OK,
+        "{:?}",
+        otlp.rejections()
+    );
+    let rejections = otlp.rejections();
+    assert_eq!(rejections.len(), expected.len(), "{rejections:?}");
+    for (rejection, expected) in rejections.iter().zip(&expected) {
+        assert!(
+            rejection.contains(expected),
+            "{rejection:?} should say {expected:?}"
+        );
+        for credentials in [&good, &expired, &revoked, &stranger] {
+            assert!(
+                !rejection.contains(&credentials.secret_access_key),
+                "{rejection}"
+            );
+            assert!(
+                !rejection.contains(&credentials.session_token),
+                "{rejection}"
+            );
+        }
+    }
+    assert!(
+        rejections[1].contains(&expired.access_key_id),
+        "{}",
+        rejections[1]
+    );
+    let requests = otlp.requests();
+    assert_eq!(requests.len(), expected.len() + 1);
+    assert!(
+        requests[..expected.len()]
+            .iter()
+            .all(|request| !request.accepted && request.status == 403)
+    );
+    assert_eq!(otlp.spans().len(), 1);
+}
+
+#[tokio::test]
+async fn bearer_receiver_wants_exactly_its_key_and_no_signature() {
+    let otlp = OtlpReceiver::start().expect("starting the OTLP receiver");
+    otlp.set_auth(Auth::Bearer("Bearer abc".to_owned()));
+    let store = CredentialStore::new();
+    let credentials = store.issue(Duration::from_secs(3600));
+    let with = |value: Option<&'static str>| {
+        let mut request = traces_request(
+            &otlp.traces_url(),
+            "application/x-protobuf",
+            one_span_export(),
+        );
+        if let Some(value) = value {
+            request.headers_mut().insert(
+                http::header::AUTHORIZATION,
+                http::HeaderValue::from_static(value),
+            );
+        }
+        request
+    };
+
+    let good = http_request(with(Some("Bearer abc"))).await.expect("POST");
+    let wrong = http_request(with(Some("Bearer abd"))).await.expect("POST");
+    let missing = http_request(with(None)).await.expect("POST");
+    let sigv4 = http_request(signed(&otlp, &credentials, REGION, SystemTime::now()))
+        .await
+        .expect("POST");
+
+    assert_eq!(good.status(), http::StatusCode::OK);
+    for refused in [&wrong, &missing, &sigv4] {
+        assert_eq!(refused.status(), http::StatusCode::FORBIDDEN);
+    }
+    let rejections = otlp.rejections();
+    assert_eq!(rejections.len(), 3, "{rejections:?}");
+    assert!(
+        rejections
+            .iter()
+            .all(|reason| !reason.contains("abc") && !reason.contains("abd"))
+    );
+    let schemes: Vec<Option<String>> = otlp
+        .requests()
+        .into_iter()
+        .map(|r| r.authorization)
+        .collect();
+    assert_eq!(
+        schemes,
+        [
+            Some("Bearer"),
+            Some("Bearer"),
+            None,
+            Some("AWS4-HMAC-SHA256")
+        ]
+        .map(|s| s.map(str::to_owned))
+    );
+}
+
+#[tokio::test]
+async fn otlp_receiver_decodes_gzipped_bodies_and_refuses_corrupt_ones() {
+    let otlp = OtlpReceiver::start().expect("starting the OTLP receiver");
+    let json = json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": "5759e988bd862e3fe1be46a994272793",
+        "spanId": "53995c3f42cd8ad8",
+        "name": "from json",
+    }]}]}]})
+    .to_string();
+    let protobuf = export_request().encode_to_vec();
+    let gzipped = |content_type: &str, body: Vec<u8>| {
+        let mut request = traces_request(&otlp.traces_url(), content_type, body);
+        request.headers_mut().insert(
+            http::header::CONTENT_ENCODING,
+            http::HeaderValue::from_static("gzip"),
+        );
+        request
+    };
+
+    let from_json = http_request(gzipped("application/json", gzip(json.as_bytes())))
+        .await
+        .expect("POST");
+    let from_protobuf = http_request(gzipped("application/x-protobuf", gzip(&protobuf)))
+        .await
+        .expect("POST");
+    let corrupt = http_request(gzipped("application/x-protobuf", protobuf.clone()))
+        .await
+        .expect("POST");
+    let mut brotli = traces_request(
+        &otlp.traces_url(),
+        "application/x-protobuf",
+        protobuf.clone(),
+    );
+    brotli.headers_mut().insert(
+        http::header::CONTENT_ENCODING,
+        http::HeaderValue::from_static("br"),
+    );
+    let brotli = http_request(brotli).await.expect("POST");
+
+    assert_eq!(
+        from_json.status(),
+        http::StatusCode::OK,
+        "{:?}",
+        otlp.rejections()
+    );
+    assert_eq!(
+        from_protobuf.status(),
+        http::StatusCode::OK,
+        "{:?}",
+        otlp.rejections()
+    );
+    assert_eq!(corrupt.status(), http::StatusCode::BAD_REQUEST);
+    assert_eq!(brotli.status(), http::StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let names: Vec<String> = otlp.spans().into_iter().map(|span| span.name).collect();
+    assert_eq!(names, ["from json", "echo-function", "DynamoDB.PutItem"]);
+    let requests = otlp.requests();
+    assert_eq!(requests[0].uncompressed_bytes, json.len());
+    assert_eq!(requests[1].uncompressed_bytes, protobuf.len());
+    assert!(
+        requests[1].body_bytes < requests[1].uncompressed_bytes,
+        "{:?}",
+        requests[1]
+    );
+    assert_eq!(requests[1].spans, 2);
+    assert_eq!(requests[1].content_encoding.as_deref(), Some("gzip"));
+    assert!(!requests[2].accepted);
+    let rejections = otlp.rejections();
+    assert!(
+        rejections[0].starts_with("undecodable gzip body"),
+        "{rejections:?}"
+    );
+    assert!(
+        rejections[1].contains("Content-Encoding br"),
+        "{rejections:?}"
+    );
+}
+
+#[tokio::test]
+async fn fail_times_answers_with_the_status_and_retry_after_then_accepts() {
+    let otlp = OtlpReceiver::start().expect("starting the OTLP receiver");
+    otlp.set_mode(Mode::FailTimes {
+        status: http::StatusCode::TOO_MANY_REQUESTS,
+        retry_after: Some("2"),
+        times: 2,
+    });
+
+    let mut responses = Vec::new();
+    for _ in 0..3 {
+        let request = traces_request(
+            &otlp.traces_url(),
+            "application/x-protobuf",
+            one_span_export(),
+        );
+        responses.push(http_request(request).await.expect("POST"));
+    }
+
+    for throttled in &responses[..2] {
+        assert_eq!(throttled.status(), http::StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(throttled.headers()[http::header::RETRY_AFTER], "2");
+    }
+    assert_eq!(responses[2].status(), http::StatusCode::OK);
+    assert!(
+        !responses[2]
+            .headers()
+            .contains_key(http::header::RETRY_AFTER)
+    );
+    let outcomes: Vec<(bool, u16)> = otlp
+        .requests()
+        .into_iter()
+        .map(|request| (request.accepted, request.status))
+        .collect();
+    assert_eq!(outcomes, [(false, 429), (false, 429), (true, 200)]);
+    assert!(otlp.rejections().is_empty());
+    assert_eq!(otlp.spans().len(), 1);
+}
+
+const ECS_CHILD_EXPECT: &str = "HARNESS_ECS_CHILD_EXPECT";
+const ECS_TOKEN: &str = "tracekit-container-token";
+
+#[tokio::test]
+async fn credentials_server_feeds_the_sdks_container_provider() {
+    let store = CredentialStore::new();
+    let server = CredentialsServer::start(store.clone()).expect("starting the credentials server");
+    let url = server.url();
+    let none = http_request(
+        http::Request::get(&url)
+            .body(Bytes::new())
+            .expect("a request"),
+    )
+    .await
+    .expect("GET");
+    assert_eq!(none.status(), http::StatusCode::NOT_FOUND);
+    let credentials = store.issue(Duration::from_secs(3600));
+    let served = http_request(
+        http::Request::get(&url)
+            .body(Bytes::new())
+            .expect("a request"),
+    )
+    .await
+    .expect("GET");
+    let served: Value = serde_json::from_slice(served.body()).expect("JSON");
+    assert_eq!(served["AccessKeyId"], credentials.access_key_id.as_str());
+    let expiration = served["Expiration"].as_str().expect("an expiry");
+    assert!(
+        expiration.len() == 20 && expiration.ends_with('Z') && expiration.as_bytes()[10] == b'T',
+        "{expiration}"
+    );
+    server.require_token(ECS_TOKEN);
+    let untokened = http_request(
+        http::Request::get(&url)
+            .body(Bytes::new())
+            .expect("a request"),
+    )
+    .await
+    .expect("GET");
+    assert_eq!(untokened.status(), http::StatusCode::UNAUTHORIZED);
+
+    // The SDK's provider reads its configuration from the environment only, and tests must not
+    // change this process's: it runs in a child, this test binary again.
+    let expected = json!({
+        "access_key_id": credentials.access_key_id,
+        "secret_access_key": credentials.secret_access_key,
+        "session_token": credentials.session_token,
+        "expiration": credentials.expiration.duration_since(UNIX_EPOCH).expect("after the epoch").as_secs(),
+    });
+    let output = tokio::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args([
+            "--exact",
+            "ecs_provider_in_a_child_process",
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url)
+        .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", ECS_TOKEN)
+        .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        .env_remove("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
+        .env(ECS_CHILD_EXPECT, expected.to_string())
+        .output()
+        .await
+        .expect("running the child test");
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "the child test did not run: {stdout}"
+    );
+    assert_eq!(server.requests(), 4);
+}
+
+/// The child side of `credentials_server_feeds_the_sdks_container_provider`: the SDK's own
+/// container-credentials provider, configured from this process's environment.
+#[tokio::test]
+#[ignore = "run in a child process by credentials_server_feeds_the_sdks_container_provider"]
+async fn ecs_provider_in_a_child_process() {
+    let Ok(expected) = std::env::var(ECS_CHILD_EXPECT) else {
+        return;
+    };
+    let expected: Value = serde_json::from_str(&expected).expect("JSON");
+
+    let credentials = aws_config::ecs::EcsCredentialsProvider::builder()
+        .build()
+        .credentials()
+        .await
+        .expect("credentials from the container endpoint");
+
+    assert_eq!(credentials.access_key_id(), expected["access_key_id"]);
+    assert_eq!(
+        credentials.secret_access_key(),
+        expected["secret_access_key"]
+    );
+    assert_eq!(
+        credentials.session_token(),
+        expected["session_token"].as_str()
+    );
+    let expiry = credentials
+        .expiry()
+        .expect("an expiry")
+        .duration_since(UNIX_EPOCH)
+        .expect("after the epoch")
+        .as_secs();
+    assert_eq!(Some(expiry), expected["expiration"].as_u64());
 }
 
 /// A segment document as the X-Ray SDKs write it (https://docs.aws.amazon.com/xray/latest/devguide/xray-api-segmentdocuments.html).
