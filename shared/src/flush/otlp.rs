@@ -267,14 +267,19 @@ impl OtlpHttp {
                     delay.as_millis()
                 ));
             }
-            return Err(format!("{host} answered {status}{}", advice(status)));
+            let advice = if self.limits == XRAY_LIMITS {
+                xray_advice(status)
+            } else {
+                ""
+            };
+            return Err(format!("{host} answered {status}{advice}"));
         }
         Err(format!("{host} still refused after {MAX_RETRIES} retries"))
     }
 }
 
-/// What a user can do about a status, where it is not obvious.
-fn advice(status: StatusCode) -> &'static str {
+/// What a user can do about X-Ray's OTLP endpoint's answer, where it is not obvious.
+fn xray_advice(status: StatusCode) -> &'static str {
     match status.as_u16() {
         401 | 403 => {
             " (X-Ray's OTLP endpoint needs Transaction Search enabled, and the role needs \
