@@ -31,6 +31,7 @@ test: infra-check lambda-build
 bench:
 	for variant in $(BENCH_VARIANTS); do (cd bench && $(CARGO) build -q --release --locked -p bench-$$variant); done
 	cd bench && $(CARGO) build -q --release --locked -p bench-tracekit --features xray && cp target/release/bench-tracekit target/release/bench-tracekit-xray
+	cd bench && $(CARGO) build -q --release --locked -p bench-tracekit --features sigv4 && cp target/release/bench-tracekit target/release/bench-tracekit-sigv4
 	cd bench && $(CARGO) build -q --release --locked -p bench-tracekit
 	$(CARGO) build -q --profile bench-harness -p tracekit-tools --bin bench
 	target/bench-harness/bench --functions bench/target/release --rounds $(BENCH_ROUNDS) --invocations $(BENCH_INVOCATIONS) --instructions --out BENCHMARKS.md

@@ -34,6 +34,7 @@ pub(crate) struct Server {
     addr: SocketAddr,
     tls: bool,
     handshake_failures: Arc<AtomicUsize>,
+    connections: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -122,6 +123,8 @@ impl Server {
         let tls = matches!(transport, Transport::Tls(_));
         let handshake_failures = Arc::new(AtomicUsize::new(0));
         let failures = Arc::clone(&handshake_failures);
+        let connections_accepted = Arc::new(AtomicUsize::new(0));
+        let accepted_count = Arc::clone(&connections_accepted);
         let task = tokio::spawn(async move {
             // Connections live in this set so that aborting the accept loop ends them too.
             let mut connections = JoinSet::new();
@@ -129,6 +132,7 @@ impl Server {
                 tokio::select! {
                     accepted = listener.accept() => {
                         let Ok((stream, _)) = accepted else { continue };
+                        accepted_count.fetch_add(1, Ordering::SeqCst);
                         // The handshake runs in the connection's task: a slow client does not hold
                         // up the accept loop.
                         let (transport, handler) = (transport.clone(), handler.clone());
@@ -145,6 +149,7 @@ impl Server {
             addr,
             tls,
             handshake_failures,
+            connections: connections_accepted,
             task,
         })
     }
@@ -157,6 +162,11 @@ impl Server {
     /// TLS handshakes that failed or timed out (always 0 for a plain server).
     pub(crate) fn handshake_failures(&self) -> usize {
         self.handshake_failures.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections accepted so far.
+    pub(crate) fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     pub(crate) fn addr(&self) -> SocketAddr {

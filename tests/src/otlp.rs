@@ -421,6 +421,11 @@ impl OtlpReceiver {
         self.server.handshake_failures()
     }
 
+    /// TCP connections accepted so far: an exporter that keeps its connection opens one.
+    pub fn connections(&self) -> usize {
+        self.server.connections()
+    }
+
     /// Changes how later requests are authenticated.
     pub fn set_auth(&self, auth: Auth) {
         *lock(&self.state.auth) = auth;

@@ -241,6 +241,8 @@ async fn refreshed_credentials_are_picked_up_and_expired_ones_refused() {
     let signed = Signed::start(&["127.0.0.1"]);
     let expired = signed.store.issue(Duration::ZERO);
     let function = spawn(&signed.env(&[]));
+    function.init_duration().await.expect("init");
+    assert_eq!(signed.receiver.connections(), 0, "init opens no connection");
 
     invoke(&function, json!({"children": 1}), "expired credentials").await;
     wait_for_warnings(&function, 1).await;
@@ -303,6 +305,11 @@ async fn refreshed_credentials_are_picked_up_and_expired_ones_refused() {
         lines_with(&function, "span export failed").len(),
         1,
         "only the expired credentials' flush failed"
+    );
+    assert_eq!(
+        signed.receiver.connections(),
+        1,
+        "five flushes, one TLS connection, opened by the first"
     );
     for credentials in [&expired, &first, &second, &long] {
         assert_nothing_secret(&function, &secrets(credentials), "rotation");

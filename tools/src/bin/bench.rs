@@ -4,9 +4,10 @@
 //!
 //! Each round spawns every variant once, in an order that rotates from round to round, and invokes
 //! it `--invocations` times with a fresh `Lambda-Runtime-Trace-Id` each time. The handler creates 10
-//! child spans under the invocation span. Spans go to the OTLP receiver (a collector's stand-in) or
-//! to the X-Ray agent stand-in over UDP: OTLP datagrams on the agent path (tracekit's default in
-//! Lambda), segment documents for the X-Ray exporters.
+//! child spans under the invocation span. Spans go to the OTLP receiver (a collector's stand-in), to
+//! an HTTPS OTLP receiver that checks SigV4 as X-Ray's OTLP endpoint does, or to the X-Ray agent
+//! stand-in over UDP: OTLP datagrams on the agent path (tracekit's default in Lambda), segment
+//! documents for the X-Ray exporters.
 //!
 //! ```text
 //! bench --functions DIR [--rounds 30] [--invocations 1000] [--variants a,b,...] [--out BENCHMARKS.md]
@@ -19,7 +20,10 @@
 //! does not blur. `--profiles DIR` keeps those callgrind profiles (`callgrind_annotate` reads them),
 //! to see where a variant's instructions go.
 
-use integration_tests::{FunctionProcess, Invocation, OtlpReceiver, XrayDaemon, xray};
+use integration_tests::{
+    Auth, CredentialStore, FunctionProcess, Invocation, OtlpReceiver, TestCa, TestCredentials,
+    TlsOptions, XrayDaemon, xray,
+};
 use serde_json::json;
 use std::ffi::OsStr;
 use std::os::unix::process::ExitStatusExt;
@@ -49,6 +53,8 @@ const COUNTED_TO: usize = 1001;
 enum Sink {
     None,
     Otlp,
+    /// OTLP/HTTPS, SigV4-signed, to the receiver standing in for X-Ray's OTLP endpoint.
+    OtlpSigned,
     /// OTLP over UDP to the agent stand-in: no OTLP endpoint in the function's environment.
     Agent,
     Xray,
@@ -127,6 +133,14 @@ const VARIANTS: &[Variant] = &[
         ],
         sink: Sink::Agent,
         sampled: false,
+    },
+    Variant {
+        name: "tracekit-otlp-https",
+        label: "**tracekit, `end-of-invocation`** (OTLP/HTTPS + SigV4: X-Ray's OTLP endpoint)",
+        binary: "bench-tracekit-sigv4",
+        env: &[("TRACEKIT_FLUSH", "end-of-invocation")],
+        sink: Sink::OtlpSigned,
+        sampled: true,
     },
     Variant {
         name: "tracekit-xray",
@@ -278,7 +292,7 @@ async fn run(args: &Args) -> Result<(), String> {
             );
         }
     }
-    let receiver = OtlpReceiver::start().map_err(|e| e.to_string())?;
+    let receiver = Sinks::start()?;
     let mut samples: Vec<Vec<Sample>> = args.variants.iter().map(|_| Vec::new()).collect();
     let started = Instant::now();
     let count = args.variants.len();
@@ -310,16 +324,48 @@ async fn run(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-async fn run_process(
-    args: &Args,
-    variant: &Variant,
-    receiver: &OtlpReceiver,
-) -> Result<Sample, String> {
+/// Where spans are received: the collector's stand-in, and X-Ray's OTLP endpoint's (HTTPS, SigV4
+/// checked against the credentials the functions are given).
+struct Sinks {
+    otlp: OtlpReceiver,
+    signed: OtlpReceiver,
+    ca_file: PathBuf,
+    credentials: TestCredentials,
+}
+
+impl Sinks {
+    fn start() -> Result<Sinks, String> {
+        let err = |e: integration_tests::Error| e.to_string();
+        let ca = std::sync::Arc::new(TestCa::new().map_err(err)?);
+        let store = CredentialStore::new();
+        let credentials = store.issue(Duration::from_secs(12 * 3600));
+        Ok(Sinks {
+            otlp: OtlpReceiver::start().map_err(err)?,
+            signed: OtlpReceiver::start_tls(
+                TlsOptions::new(&ca).auth(Auth::sigv4("us-east-1", &store)),
+            )
+            .map_err(err)?,
+            ca_file: ca.pem_file().map_err(err)?,
+            credentials,
+        })
+    }
+
+    /// The receiver `sink` sends to.
+    fn receiver(&self, sink: Sink) -> &OtlpReceiver {
+        match sink {
+            Sink::OtlpSigned => &self.signed,
+            _ => &self.otlp,
+        }
+    }
+}
+
+async fn run_process(args: &Args, variant: &Variant, sinks: &Sinks) -> Result<Sample, String> {
     let err = |e: integration_tests::Error| e.to_string();
+    let receiver = sinks.receiver(variant.sink);
     receiver.clear();
     let requests_before = receiver.request_count();
     let daemon = XrayDaemon::recording().map_err(err)?;
-    let env = function_env(variant, receiver, &daemon);
+    let env = function_env(variant, sinks, &daemon);
     let function =
         FunctionProcess::spawn(&args.functions.join(variant.binary), &env).map_err(err)?;
 
@@ -363,7 +409,7 @@ async fn run_process(
     let expected = args.invocations * SPANS_PER_INVOCATION;
     let trace_ids: Vec<String> = match variant.sink {
         Sink::None => Vec::new(),
-        Sink::Otlp => {
+        Sink::Otlp | Sink::OtlpSigned => {
             // Some variants may deliver fewer: what arrived within the wait is what counts.
             let _ = receiver.wait_for_spans(expected, DELIVERY_WAIT).await;
             receiver.spans().into_iter().map(|s| s.trace_id).collect()
@@ -397,16 +443,38 @@ async fn run_process(
 /// The environment of one of `variant`'s processes: its sinks, then its own settings.
 fn function_env(
     variant: &Variant,
-    receiver: &OtlpReceiver,
+    sinks: &Sinks,
     daemon: &XrayDaemon,
 ) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("AWS_XRAY_DAEMON_ADDRESS", daemon.address().to_owned()),
         ("OTEL_SERVICE_NAME", "bench".to_owned()),
     ];
-    // An OTLP endpoint would take tracekit off the agent path.
-    if variant.sink != Sink::Agent {
-        env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()));
+    match variant.sink {
+        // An OTLP endpoint would take tracekit off the agent path.
+        Sink::Agent => {}
+        // X-Ray's OTLP endpoint as Lambda runs it: credentials in the environment.
+        Sink::OtlpSigned => {
+            let credentials = &sinks.credentials;
+            env.extend([
+                (
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    sinks.signed.traces_url(),
+                ),
+                (
+                    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+                    sinks.ca_file.display().to_string(),
+                ),
+                ("TRACEKIT_OTLP_XRAY_REGION", "us-east-1".to_owned()),
+                ("AWS_ACCESS_KEY_ID", credentials.access_key_id.clone()),
+                (
+                    "AWS_SECRET_ACCESS_KEY",
+                    credentials.secret_access_key.clone(),
+                ),
+                ("AWS_SESSION_TOKEN", credentials.session_token.clone()),
+            ]);
+        }
+        _ => env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", sinks.otlp.endpoint())),
     }
     env.extend(variant.env.iter().map(|(k, v)| (*k, (*v).to_owned())));
     env
@@ -427,7 +495,7 @@ fn traced_invocation(n: usize, sampled: bool) -> (Invocation, String) {
 /// Instructions per invocation and one-time instructions, per variant (in `args.variants` order).
 async fn count_all_instructions(
     args: &Args,
-    receiver: &OtlpReceiver,
+    receiver: &Sinks,
 ) -> Result<Vec<Instructions>, String> {
     let mut counts = Vec::with_capacity(args.variants.len());
     for variant in &args.variants {
@@ -447,7 +515,7 @@ async fn count_all_instructions(
 async fn count_instructions(
     args: &Args,
     variant: &Variant,
-    receiver: &OtlpReceiver,
+    receiver: &Sinks,
     invocations: usize,
 ) -> Result<u64, String> {
     let err = |e: integration_tests::Error| format!("{} under callgrind: {e}", variant.name);
