@@ -24,6 +24,7 @@
 //! | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | spans handed to the exporter at once, 1 to the queue size | `512` |
 //! | `AWS_XRAY_DAEMON_ADDRESS` | `host:port` | `127.0.0.1:2000` |
 //! | `OTEL_AWS_APPLICATION_SIGNALS_ENABLED` | `true`, `false` | `false` |
+//! | `TRACEKIT_INVOCATION_ANNOTATIONS` | `true`, `false`: the X-Ray annotations `ColdStart` and `Service` on every invocation span, as Powertools' Tracer adds them | `true` |
 //! | `OTEL_RESOURCE_ATTRIBUTES`' `deployment.environment.name` (or `deployment.environment`) | the Application Signals environment | `lambda:default` |
 //! | `TRACEKIT_FLUSH_TIMEOUT_MS` | milliseconds, at most the time left before the invocation deadline | `500` |
 //! | `TRACEKIT_FLUSH` | `end-of-invocation`, `amortized` ([`FlushStrategy`]) | `amortized` under managed concurrency (`AWS_LAMBDA_MAX_CONCURRENCY` > 1), else `end-of-invocation` |
@@ -102,6 +103,8 @@ pub mod env {
     pub const OTEL_EXPORTER_OTLP_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CERTIFICATE";
     /// PEM file of the roots trusted for an `https://` OTLP traces endpoint.
     pub const OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE";
+    /// `ColdStart` and `Service` annotations on every invocation span (Powertools' names).
+    pub const TRACEKIT_INVOCATION_ANNOTATIONS: &str = "TRACEKIT_INVOCATION_ANNOTATIONS";
     /// The OTLP endpoint is X-Ray's, in this region, behind a host name that does not say so.
     pub const TRACEKIT_OTLP_XRAY_REGION: &str = "TRACEKIT_OTLP_XRAY_REGION";
     /// Spans buffered at most (the batch span processor's queue size).
@@ -464,6 +467,9 @@ pub struct Config {
     /// `AWS_LAMBDA_MAX_CONCURRENCY`: above 1, invocations share the environment (Lambda Managed
     /// Instances) and it never freezes. 1 when unset or not a whole number, as lambda_runtime reads it.
     pub max_concurrency: u32,
+    /// The X-Ray annotations `ColdStart` and `Service` on every invocation span
+    /// (`TRACEKIT_INVOCATION_ANNOTATIONS`).
+    pub invocation_annotations: bool,
     /// Application Signals (`OTEL_AWS_APPLICATION_SIGNALS_ENABLED`): `aws.local.*` and
     /// `aws.remote.*` attributes on every span and, on the agent path, unsampled spans sent as `T1U`.
     pub application_signals: bool,
@@ -604,6 +610,19 @@ impl Config {
             }
         };
 
+        let invocation_annotations = match get(env::TRACEKIT_INVOCATION_ANNOTATIONS) {
+            None => true,
+            Some(value) if value.trim().eq_ignore_ascii_case("true") => true,
+            Some(value) if value.trim().eq_ignore_ascii_case("false") => false,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    env::TRACEKIT_INVOCATION_ANNOTATIONS,
+                    &other,
+                    "true or false",
+                ));
+            }
+        };
+
         Ok(Config {
             service_name,
             resource_attributes,
@@ -620,6 +639,7 @@ impl Config {
             log_format,
             provisioned,
             max_concurrency,
+            invocation_annotations,
             application_signals,
         })
     }

@@ -389,6 +389,9 @@ impl Flusher {
             if let Some(app_signals) = &self.app_signals {
                 batch.iter_mut().for_each(|span| app_signals.annotate(span));
             }
+            if matches!(self.exporter, Exporter::Otlp(_) | Exporter::Agent(_)) {
+                batch.iter_mut().for_each(crate::annotations::for_otlp);
+            }
             let size = batch.len();
             match tokio::time::timeout_at(deadline, self.exporter.export(batch, deadline)).await {
                 Ok(Ok(())) => report.exported += size,

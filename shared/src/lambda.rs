@@ -280,6 +280,9 @@ fn invocation_span(telemetry: &Telemetry, invocation: &LambdaInvocation, coldsta
         .as_deref()
         .unwrap_or(&context.env_config.function_name);
     let arn = Some(context.invoked_function_arn.as_str()).filter(|arn| !arn.is_empty());
+    let config = telemetry.config();
+    // Powertools' invocation annotations, searchable in X-Ray (`annotation.ColdStart = true`).
+    let annotate = config.invocation_annotations;
     // Every value is given here, none recorded later: each `record` is a trip through the
     // subscriber. A `None` field is left out of the span.
     let span = tracing::info_span!(
@@ -296,9 +299,10 @@ fn invocation_span(telemetry: &Telemetry, invocation: &LambdaInvocation, coldsta
         { attr::HTTP_REQUEST_METHOD } = trigger.http_method.as_deref(),
         { attr::HTTP_ROUTE } = trigger.http_route.as_deref(),
         { attr::URL_PATH } = trigger.url_path.as_deref(),
+        annotation.ColdStart = annotate.then_some(coldstart),
+        annotation.Service = annotate.then_some(config.service_name.as_str()),
     );
 
-    let config = telemetry.config();
     let header = context.xray_trace_id.as_deref();
     let mut root_trace = None;
     let lambda_parent = match propagation::invocation_parent(

@@ -101,6 +101,7 @@
 //! attributes CloudWatch Application Signals reads, and on the agent path unsampled invocations are
 //! recorded and sent too (`T1U`), so Application Signals counts every invocation.
 
+mod annotations;
 mod app_signals;
 pub mod aws;
 pub mod config;
@@ -124,6 +125,7 @@ pub mod future {
     };
 }
 
+pub use annotations::{ANNOTATION_PREFIX, AnnotationValue, annotate};
 pub use config::{Config, ConfigError, FlushStrategy, SqsParentPolicy};
 pub use error::record_error;
 pub use flush::{ExporterError, FlushReport};

@@ -3,6 +3,9 @@
 //! - `{"children": N}` opens N child spans (default 2), each logging one line (none with
 //!   `"quiet": true`), each with a `padding` attribute of `"padding": B` bytes when given;
 //! - `{"oversized": B}` also opens one `oversized` span with a `padding` attribute of B bytes;
+//! - `{"annotate": {"key": value, ...}}` annotates the invocation span with each string, number or
+//!   boolean (`tracekit::annotate`), and opens one `tagged` span with the annotation
+//!   `annotation.tier = "gold"` written as a `tracing` field;
 //! - `{"fail": "message"}` returns an error of type `OrderError` with that message;
 //! - `{"panic": true}` panics inside the handler;
 //! - `{"sdk_call": "http://…"}` makes one DynamoDB GetItem with a traced client at that endpoint;
@@ -63,6 +66,20 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, OrderError> {
         if let Err(error) = result {
             return Err(OrderError(error.to_string()));
         }
+    }
+    if let Some(annotations) = payload.get("annotate").and_then(Value::as_object) {
+        for (key, value) in annotations {
+            match value {
+                Value::String(text) => tracekit::annotate(key, text.as_str()),
+                Value::Bool(flag) => tracekit::annotate(key, *flag),
+                Value::Number(number) => match number.as_i64() {
+                    Some(whole) => tracekit::annotate(key, whole),
+                    None => tracekit::annotate(key, number.as_f64().unwrap_or_default()),
+                },
+                _ => {}
+            }
+        }
+        let _tagged = tracing::info_span!("tagged", annotation.tier = "gold").entered();
     }
     let children = payload.get("children").and_then(Value::as_u64).unwrap_or(2);
     let quiet = payload.get("quiet").and_then(Value::as_bool) == Some(true);
