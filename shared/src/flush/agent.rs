@@ -192,44 +192,13 @@ fn connect(address: SocketAddr) -> io::Result<UdpSocket> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flush::pack::tests::{sdk_resource, span};
     use opentelemetry::{
         KeyValue,
-        trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState},
+        trace::{SpanContext, SpanId, TraceFlags, TraceState},
     };
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-    use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
     use prost::Message as _;
-    use std::time::SystemTime;
-
-    fn span(id: u64, attributes: Vec<KeyValue>) -> SpanData {
-        SpanData {
-            span_context: SpanContext::new(
-                TraceId::from(0x6900_0000_1234_5678_9abc_def0_1234_5678u128),
-                SpanId::from(id),
-                TraceFlags::SAMPLED,
-                false,
-                TraceState::default(),
-            ),
-            parent_span_id: SpanId::from(0xfeed),
-            parent_span_is_remote: false,
-            span_kind: SpanKind::Internal,
-            name: format!("step {id}").into(),
-            start_time: SystemTime::now(),
-            end_time: SystemTime::now(),
-            attributes,
-            dropped_attributes_count: 0,
-            events: SpanEvents::default(),
-            links: SpanLinks::default(),
-            status: Status::Unset,
-            instrumentation_scope: opentelemetry::InstrumentationScope::builder("tracekit").build(),
-        }
-    }
-
-    fn sdk_resource() -> Resource {
-        Resource::builder_empty()
-            .with_service_name("orders")
-            .build()
-    }
 
     fn resource() -> EncodedResource {
         EncodedResource::new(&sdk_resource())

@@ -246,7 +246,7 @@ impl<'r> Request<'r> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use opentelemetry::{
         KeyValue,
@@ -256,7 +256,8 @@ mod tests {
     use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
     use std::time::SystemTime;
 
-    fn span(id: u64, attributes: Vec<KeyValue>) -> SpanData {
+    /// A sampled span `id` of scope `tracekit`, for the packing tests here and the agent's.
+    pub(in crate::flush) fn span(id: u64, attributes: Vec<KeyValue>) -> SpanData {
         SpanData {
             span_context: SpanContext::new(
                 TraceId::from(0x6900_0000_1234_5678_9abc_def0_1234_5678u128),
@@ -280,7 +281,7 @@ mod tests {
         }
     }
 
-    fn sdk_resource() -> Resource {
+    pub(in crate::flush) fn sdk_resource() -> Resource {
         Resource::builder_empty()
             .with_service_name("orders")
             .build()
