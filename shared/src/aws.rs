@@ -137,6 +137,10 @@ impl Intercept for TracingInterceptor {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        // Off: no span, no header; the later hooks find no operation span and do nothing.
+        if crate::telemetry::disabled() {
+            return Ok(());
+        }
         let (service, operation) = match cfg.load::<Metadata>() {
             Some(metadata) => (metadata.service().to_owned(), metadata.name().to_owned()),
             None => return Ok(()),

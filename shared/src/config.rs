@@ -24,6 +24,7 @@
 //! | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | spans handed to the exporter at once, 1 to the queue size | `512` |
 //! | `AWS_XRAY_DAEMON_ADDRESS` | `host:port` | `127.0.0.1:2000` |
 //! | `OTEL_AWS_APPLICATION_SIGNALS_ENABLED` | `true`, `false` | `false` |
+//! | `OTEL_SDK_DISABLED` | `true`, `false`: `true` turns tracing off while the function runs as ever (logs included) | `false` |
 //! | `TRACEKIT_INVOCATION_ANNOTATIONS` | `true`, `false`: the X-Ray annotations `ColdStart` and `Service` on every invocation span, as Powertools' Tracer adds them | `true` |
 //! | `OTEL_RESOURCE_ATTRIBUTES`' `deployment.environment.name` (or `deployment.environment`) | the Application Signals environment | `lambda:default` |
 //! | `TRACEKIT_FLUSH_TIMEOUT_MS` | milliseconds, at most the time left before the invocation deadline | `500` |
@@ -103,6 +104,9 @@ pub mod env {
     pub const OTEL_EXPORTER_OTLP_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CERTIFICATE";
     /// PEM file of the roots trusted for an `https://` OTLP traces endpoint.
     pub const OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE";
+    /// `true` turns tracing off: no span is recorded or exported, no extension registers, the SDK
+    /// interceptor does nothing; logs are written as ever.
+    pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
     /// `ColdStart` and `Service` annotations on every invocation span (Powertools' names).
     pub const TRACEKIT_INVOCATION_ANNOTATIONS: &str = "TRACEKIT_INVOCATION_ANNOTATIONS";
     /// The OTLP endpoint is X-Ray's, in this region, behind a host name that does not say so.
@@ -467,6 +471,9 @@ pub struct Config {
     /// `AWS_LAMBDA_MAX_CONCURRENCY`: above 1, invocations share the environment (Lambda Managed
     /// Instances) and it never freezes. 1 when unset or not a whole number, as lambda_runtime reads it.
     pub max_concurrency: u32,
+    /// Tracing is off (`OTEL_SDK_DISABLED=true`): no span is recorded or exported, no extension
+    /// registers, the SDK interceptor does nothing.
+    pub disabled: bool,
     /// The X-Ray annotations `ColdStart` and `Service` on every invocation span
     /// (`TRACEKIT_INVOCATION_ANNOTATIONS`).
     pub invocation_annotations: bool,
@@ -610,6 +617,24 @@ impl Config {
             }
         };
 
+        let disabled = match get(env::OTEL_SDK_DISABLED) {
+            None => false,
+            Some(value) if value.trim().eq_ignore_ascii_case("true") => true,
+            Some(value) if value.trim().eq_ignore_ascii_case("false") => false,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    env::OTEL_SDK_DISABLED,
+                    &other,
+                    "true or false",
+                ));
+            }
+        };
+        // Off means nothing to export and nothing to wait for: no exporter, no extension.
+        let (exporter, flush) = if disabled {
+            (ExporterConfig::None, FlushStrategy::EndOfInvocation)
+        } else {
+            (exporter, flush)
+        };
         let invocation_annotations = match get(env::TRACEKIT_INVOCATION_ANNOTATIONS) {
             None => true,
             Some(value) if value.trim().eq_ignore_ascii_case("true") => true,
@@ -639,6 +664,7 @@ impl Config {
             log_format,
             provisioned,
             max_concurrency,
+            disabled,
             invocation_annotations,
             application_signals,
         })
@@ -1816,5 +1842,24 @@ mod tests {
             (defaults.max_buffered_spans, defaults.max_export_batch),
             (2048, 512)
         );
+    }
+
+    /// Off means off: no exporter and no extension, whatever else is set; a typo is an error.
+    #[test]
+    fn otel_sdk_disabled_turns_export_and_the_extension_off() {
+        let config = Config::from_lookup(|name| match name {
+            "OTEL_SDK_DISABLED" => Some("TRUE".into()),
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://127.0.0.1:4318".into()),
+            "TRACEKIT_FLUSH" => Some("amortized".into()),
+            _ => None,
+        })
+        .expect("valid");
+        assert!(config.disabled);
+        assert_eq!(config.exporter, ExporterConfig::None);
+        assert_eq!(config.flush, FlushStrategy::EndOfInvocation);
+        let error =
+            Config::from_lookup(|name| (name == "OTEL_SDK_DISABLED").then(|| "yes".to_owned()))
+                .expect_err("not a boolean");
+        assert!(error.to_string().contains("OTEL_SDK_DISABLED"), "{error}");
     }
 }

@@ -213,6 +213,7 @@ impl Builder {
             }
             config.exporter = exporter;
         }
+        DISABLED.store(config.disabled, Ordering::Relaxed);
         let resource = resource_with(&config, attributes);
         let (flusher, processor) = Flusher::new(&config, &resource)?;
         let parts = Parts::with(config, resource, flusher, processor, sampler, id_generator);
@@ -224,6 +225,15 @@ impl Builder {
         };
         Ok((parts, dispatch))
     }
+}
+
+/// `OTEL_SDK_DISABLED=true` at init: read by the SDK interceptor, which a client's config carries
+/// without a handle on [`Telemetry`]. One init per process sets it.
+static DISABLED: AtomicBool = AtomicBool::new(false);
+
+/// Whether tracing is off (`OTEL_SDK_DISABLED=true`).
+pub(crate) fn disabled() -> bool {
+    DISABLED.load(Ordering::Relaxed)
 }
 
 /// What an init builds, before it is installed (shared with the `testing` module).
@@ -333,6 +343,12 @@ impl Parts {
             .with_level(false)
             .with_target(false);
         let log_filter = quiet::log_targets(&self.log_filter);
+        // Off: no span reaches OpenTelemetry; log lines are written as ever.
+        let span_filter = if self.telemetry.inner.config.disabled {
+            Targets::new()
+        } else {
+            span_filter()
+        };
         match self.log_format {
             // JSON lines carry the trace and span ids, not span fields: the log layer needs no span,
             // so both layers share one filter and spans pay for one (see `one_filter`).
@@ -340,7 +356,7 @@ impl Parts {
                 let logs = tracing_subscriber::fmt::layer()
                     .event_format(JsonFormat)
                     .with_writer(writer);
-                let spans = span_filter();
+                let spans = span_filter;
                 Gate::spans_and_events(otel, spans.clone())
                     .and_then(Gate::events_only(logs, log_filter.clone()))
                     .with_filter(SpansAndLogs {
@@ -355,7 +371,7 @@ impl Parts {
                 let logs = tracing_subscriber::fmt::layer()
                     .with_ansi(false)
                     .with_writer(writer);
-                otel.with_filter(span_filter())
+                otel.with_filter(span_filter)
                     .and_then(
                         Gate::events_and_spans(logs, log_filter.clone()).with_filter(log_filter),
                     )

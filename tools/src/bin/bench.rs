@@ -149,6 +149,14 @@ const VARIANTS: &[Variant] = &[
         sampled: true,
     },
     Variant {
+        name: "tracekit-disabled",
+        label: "tracekit with `OTEL_SDK_DISABLED=true`: nothing recorded or exported, logs as ever",
+        binary: "bench-tracekit",
+        env: &[("OTEL_SDK_DISABLED", "true")],
+        sink: Sink::None,
+        sampled: true,
+    },
+    Variant {
         name: "tracekit-xray",
         label: "**tracekit, `end-of-invocation`** (X-Ray daemon, UDP)",
         binary: "bench-tracekit-xray",
