@@ -92,11 +92,12 @@ pub(super) async fn run_until_terminated(
     telemetry: &Telemetry,
     mut runtime: Pin<Box<dyn Future<Output = Result<(), lambda_runtime::Error>> + '_>>,
 ) -> Result<(), lambda_runtime::Error> {
+    let sigterm = watch_sigterm();
     start_extension(telemetry).await;
     let background = start_background_flush(telemetry);
     tokio::select! {
         result = &mut runtime => return result,
-        () = terminated() => {}
+        () = terminated(sigterm) => {}
     }
     drop(runtime);
     if let Some(background) = background {
@@ -110,11 +111,12 @@ pub(super) async fn run_until_terminated(
 /// ([`runtime`]): the extension now, the background flush, and a task that flushes on SIGTERM and
 /// then ends the process, as the runtime would not.
 pub(super) async fn start_beside_a_runtime(telemetry: &Telemetry) {
+    let sigterm = watch_sigterm();
     start_extension(telemetry).await;
     let background = start_background_flush(telemetry);
     let telemetry = telemetry.clone();
     tokio::spawn(async move {
-        terminated().await;
+        terminated(sigterm).await;
         if let Some(background) = background {
             background.abort();
         }
@@ -170,17 +172,36 @@ fn start_background_flush(telemetry: &Telemetry) -> Option<tokio::task::JoinHand
     }))
 }
 
-/// Resolves when the process gets SIGTERM; never, where that signal cannot be watched.
-async fn terminated() {
-    #[cfg(unix)]
+/// SIGTERM's handler, installed now: before the runtime's first `/next`, so that no SIGTERM can
+/// find the default action (ending the process unflushed) however the tasks are scheduled. `None`
+/// where the signal cannot be watched, with a warning.
+#[cfg(unix)]
+fn watch_sigterm() -> Option<tokio::signal::unix::Signal> {
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut sigterm) => {
-            sigterm.recv().await;
-            return;
-        }
+        Ok(sigterm) => Some(sigterm),
         Err(error) => {
             tracing::warn!(target: "tracekit", %error, "cannot watch SIGTERM; spans buffered at shutdown may be lost");
+            None
         }
     }
+}
+
+#[cfg(not(unix))]
+fn watch_sigterm() -> Option<()> {
+    None
+}
+
+/// Resolves when the process gets SIGTERM; never, where that signal cannot be watched.
+#[cfg(unix)]
+async fn terminated(sigterm: Option<tokio::signal::unix::Signal>) {
+    if let Some(mut sigterm) = sigterm {
+        sigterm.recv().await;
+        return;
+    }
+    std::future::pending::<()>().await;
+}
+
+#[cfg(not(unix))]
+async fn terminated(_sigterm: Option<()>) {
     std::future::pending::<()>().await;
 }
