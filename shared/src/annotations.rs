@@ -216,23 +216,7 @@ mod tests {
     }
 
     fn span(attributes: Vec<KeyValue>) -> SpanData {
-        use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status};
-        use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
-        SpanData {
-            span_context: SpanContext::empty_context(),
-            parent_span_id: SpanId::INVALID,
-            parent_span_is_remote: false,
-            span_kind: SpanKind::Server,
-            name: "invocation".into(),
-            start_time: std::time::SystemTime::now(),
-            end_time: std::time::SystemTime::now(),
-            attributes,
-            dropped_attributes_count: 0,
-            events: SpanEvents::default(),
-            links: SpanLinks::default(),
-            status: Status::Unset,
-            instrumentation_scope: Default::default(),
-        }
+        crate::test_spans::span(1, attributes)
     }
 
     fn listed(span: &SpanData) -> Vec<String> {

@@ -114,6 +114,8 @@ pub mod propagation;
 #[cfg(feature = "sqs")]
 pub mod sqs;
 mod telemetry;
+#[cfg(test)]
+mod test_spans;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 

@@ -192,7 +192,7 @@ fn connect(address: SocketAddr) -> io::Result<UdpSocket> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flush::pack::tests::{sdk_resource, span};
+    use crate::test_spans::{sdk_resource, span, span_ids};
     use opentelemetry::{
         KeyValue,
         trace::{SpanContext, SpanId, TraceFlags, TraceState},
@@ -217,16 +217,6 @@ mod tests {
     fn decode(datagram: &[u8], prefix: &[u8]) -> ExportTraceServiceRequest {
         ExportTraceServiceRequest::decode(protobuf(datagram, prefix).as_slice())
             .expect("a valid request")
-    }
-
-    fn span_ids(request: &ExportTraceServiceRequest) -> Vec<u64> {
-        request
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| &s.spans)
-            .map(|s| u64::from_be_bytes(s.span_id.as_slice().try_into().expect("8 bytes")))
-            .collect()
     }
 
     #[test]

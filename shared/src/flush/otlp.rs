@@ -386,12 +386,8 @@ mod tests {
     /// limit is halved until every body fits, and every span goes exactly once.
     #[test]
     fn json_bodies_are_halved_until_they_fit() {
-        use opentelemetry::{
-            KeyValue,
-            trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState},
-        };
+        use opentelemetry::KeyValue;
         use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-        use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
         let mut config = crate::Config::from_lookup(|_| None).expect("defaults");
         let crate::config::ExporterConfig::Otlp(otlp) = &mut config.exporter else {
             panic!("OTLP/HTTP outside Lambda");
@@ -400,27 +396,7 @@ mod tests {
         let mut exporter = OtlpHttp::new(otlp).expect("exporter");
         exporter.limits.max_bytes = 10_000;
         let spans: Vec<SpanData> = (1..=50u64)
-            .map(|id| SpanData {
-                span_context: SpanContext::new(
-                    TraceId::from(7u128),
-                    SpanId::from(id),
-                    TraceFlags::SAMPLED,
-                    false,
-                    TraceState::default(),
-                ),
-                parent_span_id: SpanId::INVALID,
-                parent_span_is_remote: false,
-                span_kind: SpanKind::Internal,
-                name: "step".into(),
-                start_time: std::time::SystemTime::now(),
-                end_time: std::time::SystemTime::now(),
-                attributes: vec![KeyValue::new("padding", "x".repeat(900))],
-                dropped_attributes_count: 0,
-                events: SpanEvents::default(),
-                links: SpanLinks::default(),
-                status: Status::Unset,
-                instrumentation_scope: Default::default(),
-            })
+            .map(|id| crate::test_spans::span(id, vec![KeyValue::new("padding", "x".repeat(900))]))
             .collect();
         let mut bodies = Vec::new();
         assert_eq!(exporter.json(spans, &mut bodies), 0, "every span fits");
@@ -430,12 +406,7 @@ mod tests {
             assert!(body.len() <= 10_000, "{} bytes", body.len());
             let request: ExportTraceServiceRequest =
                 serde_json::from_slice(body).expect("OTLP JSON");
-            let spans: usize = request
-                .resource_spans
-                .iter()
-                .flat_map(|r| &r.scope_spans)
-                .map(|s| s.spans.len())
-                .sum();
+            let spans = crate::test_spans::span_ids(&request).len();
             assert_eq!(spans, *count);
             total += spans;
         }

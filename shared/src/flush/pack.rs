@@ -246,56 +246,11 @@ impl<'r> Request<'r> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
     use super::*;
-    use opentelemetry::{
-        KeyValue,
-        trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState},
-    };
+    use crate::test_spans::{sdk_resource, span, span_ids};
+    use opentelemetry::KeyValue;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-    use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
-    use std::time::SystemTime;
-
-    /// A sampled span `id` of scope `tracekit`, for the packing tests here and the agent's.
-    pub(in crate::flush) fn span(id: u64, attributes: Vec<KeyValue>) -> SpanData {
-        SpanData {
-            span_context: SpanContext::new(
-                TraceId::from(0x6900_0000_1234_5678_9abc_def0_1234_5678u128),
-                SpanId::from(id),
-                TraceFlags::SAMPLED,
-                false,
-                TraceState::default(),
-            ),
-            parent_span_id: SpanId::from(0xfeed),
-            parent_span_is_remote: false,
-            span_kind: SpanKind::Internal,
-            name: format!("step {id}").into(),
-            start_time: SystemTime::now(),
-            end_time: SystemTime::now(),
-            attributes,
-            dropped_attributes_count: 0,
-            events: SpanEvents::default(),
-            links: SpanLinks::default(),
-            status: Status::Unset,
-            instrumentation_scope: opentelemetry::InstrumentationScope::builder("tracekit").build(),
-        }
-    }
-
-    pub(in crate::flush) fn sdk_resource() -> Resource {
-        Resource::builder_empty()
-            .with_service_name("orders")
-            .build()
-    }
-
-    fn ids(request: &ExportTraceServiceRequest) -> Vec<u64> {
-        request
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| &s.spans)
-            .map(|s| u64::from_be_bytes(s.span_id.as_slice().try_into().expect("8 bytes")))
-            .collect()
-    }
 
     #[test]
     fn a_request_is_what_opentelemetry_proto_would_encode() {
@@ -378,7 +333,7 @@ pub(super) mod tests {
             );
             let decoded =
                 ExportTraceServiceRequest::decode(protobuf.as_slice()).expect("a valid request");
-            let carried = ids(&decoded);
+            let carried = span_ids(&decoded);
             assert!(carried.len() <= limits.max_spans, "{} spans", carried.len());
             assert_eq!(carried.len(), request.spans());
             seen.extend(carried);
