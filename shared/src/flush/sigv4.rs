@@ -44,13 +44,7 @@ pub(super) struct Signer {
 struct Cached {
     credentials: Credentials,
     /// When to fetch again.
-    refresh_at: Refresh,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Refresh {
-    At(SystemTime),
-    After(Instant),
+    refresh_at: Instant,
 }
 
 impl Signer {
@@ -76,11 +70,11 @@ impl Signer {
     }
 
     async fn credentials(&self) -> Result<Credentials, String> {
-        let fresh = |cached: &Cached| match cached.refresh_at {
-            Refresh::At(time) => SystemTime::now() < time,
-            Refresh::After(instant) => Instant::now() < instant,
-        };
-        if let Some(cached) = self.lock().as_ref().filter(|cached| fresh(cached)) {
+        if let Some(cached) = self
+            .lock()
+            .as_ref()
+            .filter(|cached| Instant::now() < cached.refresh_at)
+        {
             return Ok(cached.credentials.clone());
         }
         let credentials = self
@@ -95,14 +89,15 @@ impl Signer {
                     super::otlp::describe(&error)
                 )
             })?;
-        let refresh_at = match credentials.expiry() {
-            Some(expiry) => Refresh::At(
-                expiry
-                    .checked_sub(REFRESH_BEFORE_EXPIRY)
-                    .unwrap_or(SystemTime::UNIX_EPOCH),
-            ),
-            None => Refresh::After(Instant::now() + NO_EXPIRY_LIFETIME),
+        // Expired, or about to be: fetched again at the next flush.
+        let lifetime = match credentials.expiry() {
+            Some(expiry) => expiry
+                .duration_since(SystemTime::now())
+                .unwrap_or_default()
+                .saturating_sub(REFRESH_BEFORE_EXPIRY),
+            None => NO_EXPIRY_LIFETIME,
         };
+        let refresh_at = Instant::now() + lifetime;
         *self.lock() = Some(Cached {
             credentials: credentials.clone(),
             refresh_at,
