@@ -43,7 +43,7 @@ async fn disabled_tracing_records_and_exports_nothing_and_the_function_runs() {
         assert_eq!(answer["ok"], true);
     }
     let status = function.shutdown().await.expect("shutdown");
-    assert!(status.success() || status.code().is_none(), "{status:?}");
+    assert!(status.success(), "SIGTERM ends it cleanly: {status:?}");
     assert!(
         function.extensions().is_empty(),
         "no extension registers: {:?}",
