@@ -148,25 +148,28 @@ impl OtlpHttp {
     pub(crate) async fn export(&self, batch: Vec<SpanData>, deadline: Instant) -> Result<(), Loss> {
         let packed = pack::pack(batch, &self.resource, self.limits);
         let mut oversized = packed.oversized;
-        let mut bodies = Vec::with_capacity(packed.requests.len());
+        let mut lost = 0;
+        let mut failure = None;
+        // Each request is encoded just before it is sent: after a failure the rest are only counted.
+        let mut bodies = Vec::new();
         for request in packed.requests {
+            if failure.is_some() {
+                lost += request.spans();
+                continue;
+            }
             match self.protocol {
                 OtlpProtocol::HttpProtobuf => bodies.push((request.protobuf(), request.spans())),
                 OtlpProtocol::HttpJson => {
                     oversized += self.json(request.into_spans(), &mut bodies);
                 }
             }
-        }
-        let mut lost = 0;
-        let mut failure = None;
-        for (body, spans) in bodies {
-            if failure.is_some() {
-                lost += spans;
-                continue;
-            }
-            if let Err(error) = self.post(body, deadline).await {
-                lost += spans;
-                failure = Some(error);
+            for (body, spans) in bodies.drain(..) {
+                if failure.is_some() {
+                    lost += spans;
+                } else if let Err(error) = self.post(body, deadline).await {
+                    lost += spans;
+                    failure = Some(error);
+                }
             }
         }
         if lost == 0 && oversized == 0 {
