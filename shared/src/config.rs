@@ -26,6 +26,14 @@
 //! | `OTEL_AWS_APPLICATION_SIGNALS_ENABLED` | `true`, `false` | `false` |
 //! | `OTEL_SDK_DISABLED` | `true`, `false`: `true` turns tracing off while the function runs as ever (logs included) | `false` |
 //! | `TRACEKIT_INVOCATION_ANNOTATIONS` | `true`, `false`: the X-Ray annotations `ColdStart` and `Service` on every invocation span, as Powertools' Tracer adds them | `true` |
+//! | `TRACEKIT_CAPTURE_RESPONSE` | `true`, `false`: the handler's response, as JSON, in the invocation span's metadata ([`Capture`]) | `false` |
+//! | `TRACEKIT_CAPTURE_ERROR` | `true`, `false`: the handler's error (`errorType`, `errorMessage`) in the invocation span's metadata | `false` |
+//! | `TRACEKIT_CAPTURE_MAX_BYTES` | bytes of captured JSON kept, 1 to 32768 (longer is cut and marked) | `4096` |
+//! | `TRACEKIT_INIT_SPAN` | `true`, `false`: an `init` span for the cold start (what init did inside, beside Lambda's own `Initialization` subsegment), in the first invocation's trace | `false` |
+//! | `TRACEKIT_EXCLUDED_ROUTES` | comma-separated `[METHOD ]/path` entries (a trailing `*` matches any rest) never traced ([`ExcludedRoute`]) | none |
+//! | `TRACEKIT_LOG_BUFFER` | `off`, a level (`debug`), or `target=level` directives (`orders=debug`): the lines it enables that the log level does not are kept per invocation and written only if it fails ([`LogBuffer`]) | `off` |
+//! | `TRACEKIT_LOG_BUFFER_MAX_BYTES` | bytes kept per invocation, 1024 to 1048576 (the oldest lines go first) | `20480` |
+//! | `TRACEKIT_LOG_BUFFER_FLUSH_ON_ERROR_LOG` | `true`, `false`: an `error!` line also writes what is buffered | `true` |
 //! | `OTEL_RESOURCE_ATTRIBUTES`' `deployment.environment.name` (or `deployment.environment`) | the Application Signals environment | `lambda:default` |
 //! | `TRACEKIT_FLUSH_TIMEOUT_MS` | milliseconds, at most the time left before the invocation deadline | `500` |
 //! | `TRACEKIT_FLUSH` | `end-of-invocation`, `amortized` ([`FlushStrategy`]) | `amortized` under managed concurrency (`AWS_LAMBDA_MAX_CONCURRENCY` > 1), else `end-of-invocation` |
@@ -109,6 +117,23 @@ pub mod env {
     pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
     /// `ColdStart` and `Service` annotations on every invocation span (Powertools' names).
     pub const TRACEKIT_INVOCATION_ANNOTATIONS: &str = "TRACEKIT_INVOCATION_ANNOTATIONS";
+    /// The handler's response in the invocation span's metadata.
+    pub const TRACEKIT_CAPTURE_RESPONSE: &str = "TRACEKIT_CAPTURE_RESPONSE";
+    /// The handler's error in the invocation span's metadata.
+    pub const TRACEKIT_CAPTURE_ERROR: &str = "TRACEKIT_CAPTURE_ERROR";
+    /// Bytes of captured JSON kept.
+    pub const TRACEKIT_CAPTURE_MAX_BYTES: &str = "TRACEKIT_CAPTURE_MAX_BYTES";
+    /// The `init` span of a cold start.
+    pub const TRACEKIT_INIT_SPAN: &str = "TRACEKIT_INIT_SPAN";
+    /// HTTP routes never traced.
+    pub const TRACEKIT_EXCLUDED_ROUTES: &str = "TRACEKIT_EXCLUDED_ROUTES";
+    /// Which log lines are kept per invocation (a level or directives), or `off`.
+    pub const TRACEKIT_LOG_BUFFER: &str = "TRACEKIT_LOG_BUFFER";
+    /// Bytes of log lines kept per invocation.
+    pub const TRACEKIT_LOG_BUFFER_MAX_BYTES: &str = "TRACEKIT_LOG_BUFFER_MAX_BYTES";
+    /// Whether an `error!` line writes what is buffered.
+    pub const TRACEKIT_LOG_BUFFER_FLUSH_ON_ERROR_LOG: &str =
+        "TRACEKIT_LOG_BUFFER_FLUSH_ON_ERROR_LOG";
     /// The OTLP endpoint is X-Ray's, in this region, behind a host name that does not say so.
     pub const TRACEKIT_OTLP_XRAY_REGION: &str = "TRACEKIT_OTLP_XRAY_REGION";
     /// Spans buffered at most (the batch span processor's queue size).
@@ -477,6 +502,14 @@ pub struct Config {
     /// The X-Ray annotations `ColdStart` and `Service` on every invocation span
     /// (`TRACEKIT_INVOCATION_ANNOTATIONS`).
     pub invocation_annotations: bool,
+    /// What of the handler's outcome goes into the invocation span's metadata (nothing by default).
+    pub capture: Capture,
+    /// An `init` span for the cold start, in the first invocation's trace (`TRACEKIT_INIT_SPAN`).
+    pub init_span: bool,
+    /// HTTP routes never traced (`TRACEKIT_EXCLUDED_ROUTES`).
+    pub excluded_routes: Vec<ExcludedRoute>,
+    /// Log lines kept per invocation and written only if it fails (`TRACEKIT_LOG_BUFFER`).
+    pub log_buffer: Option<LogBuffer>,
     /// Application Signals (`OTEL_AWS_APPLICATION_SIGNALS_ENABLED`): `aws.local.*` and
     /// `aws.remote.*` attributes on every span and, on the agent path, unsampled spans sent as `T1U`.
     pub application_signals: bool,
@@ -604,49 +637,34 @@ impl Config {
         };
         let provisioned =
             get(env::AWS_LAMBDA_INITIALIZATION_TYPE).as_deref() == Some("provisioned-concurrency");
-        let application_signals = match get(env::OTEL_AWS_APPLICATION_SIGNALS_ENABLED) {
-            None => false,
-            Some(value) if value.trim().eq_ignore_ascii_case("true") => true,
-            Some(value) if value.trim().eq_ignore_ascii_case("false") => false,
-            Some(other) => {
-                return Err(ConfigError::invalid(
-                    env::OTEL_AWS_APPLICATION_SIGNALS_ENABLED,
-                    &other,
-                    "true or false",
-                ));
-            }
-        };
+        let application_signals =
+            parse_bool(&get, env::OTEL_AWS_APPLICATION_SIGNALS_ENABLED, false)?;
 
-        let disabled = match get(env::OTEL_SDK_DISABLED) {
-            None => false,
-            Some(value) if value.trim().eq_ignore_ascii_case("true") => true,
-            Some(value) if value.trim().eq_ignore_ascii_case("false") => false,
-            Some(other) => {
-                return Err(ConfigError::invalid(
-                    env::OTEL_SDK_DISABLED,
-                    &other,
-                    "true or false",
-                ));
-            }
-        };
+        let disabled = parse_bool(&get, env::OTEL_SDK_DISABLED, false)?;
         // Off means nothing to export and nothing to wait for: no exporter, no extension.
         let (exporter, flush) = if disabled {
             (ExporterConfig::None, FlushStrategy::EndOfInvocation)
         } else {
             (exporter, flush)
         };
-        let invocation_annotations = match get(env::TRACEKIT_INVOCATION_ANNOTATIONS) {
-            None => true,
-            Some(value) if value.trim().eq_ignore_ascii_case("true") => true,
-            Some(value) if value.trim().eq_ignore_ascii_case("false") => false,
-            Some(other) => {
-                return Err(ConfigError::invalid(
-                    env::TRACEKIT_INVOCATION_ANNOTATIONS,
-                    &other,
-                    "true or false",
-                ));
-            }
+        let invocation_annotations = parse_bool(&get, env::TRACEKIT_INVOCATION_ANNOTATIONS, true)?;
+        let capture = Capture {
+            response: parse_bool(&get, env::TRACEKIT_CAPTURE_RESPONSE, false)?,
+            error: parse_bool(&get, env::TRACEKIT_CAPTURE_ERROR, false)?,
+            max_bytes: parse_bounded(
+                &get,
+                env::TRACEKIT_CAPTURE_MAX_BYTES,
+                1..=MAX_CAPTURE_BYTES,
+                DEFAULT_CAPTURE_BYTES,
+                "a whole number of bytes from 1 to 32768",
+            )?,
         };
+        let init_span = parse_bool(&get, env::TRACEKIT_INIT_SPAN, false)?;
+        let excluded_routes = match get(env::TRACEKIT_EXCLUDED_ROUTES) {
+            Some(value) => parse_excluded_routes(&value)?,
+            None => Vec::new(),
+        };
+        let log_buffer = parse_log_buffer(&get)?;
 
         Ok(Config {
             service_name,
@@ -666,6 +684,10 @@ impl Config {
             max_concurrency,
             disabled,
             invocation_annotations,
+            capture,
+            init_span,
+            excluded_routes,
+            log_buffer,
             application_signals,
         })
     }
@@ -1007,6 +1029,203 @@ fn parse_millis(variable: &'static str, value: &str) -> Result<Duration, ConfigE
         .parse::<u64>()
         .map(Duration::from_millis)
         .map_err(|_| ConfigError::invalid(variable, value, "a whole number of milliseconds"))
+}
+
+fn parse_bool(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(variable) {
+        None => Ok(default),
+        Some(value) if value.trim().eq_ignore_ascii_case("true") => Ok(true),
+        Some(value) if value.trim().eq_ignore_ascii_case("false") => Ok(false),
+        Some(other) => Err(ConfigError::invalid(variable, &other, "true or false")),
+    }
+}
+
+fn parse_bounded(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    range: std::ops::RangeInclusive<usize>,
+    default: usize,
+    expected: &'static str,
+) -> Result<usize, ConfigError> {
+    match get(variable) {
+        None => Ok(default),
+        Some(value) => value
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| ConfigError::invalid(variable, &value, expected)),
+    }
+}
+
+/// What of the handler's outcome the invocation span keeps as X-Ray metadata, under the service's
+/// namespace (Powertools' Tracer keeps `<handler> response` and `<handler> error` the same way).
+/// Off by default: tracekit records no payload unless asked. The JSON is cut to `max_bytes` (and
+/// marked so); a streamed response is never captured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capture {
+    /// The response, as the runtime serializes it (`TRACEKIT_CAPTURE_RESPONSE`).
+    pub response: bool,
+    /// The error, as the runtime reports it: `errorType` and `errorMessage`
+    /// (`TRACEKIT_CAPTURE_ERROR`).
+    pub error: bool,
+    /// Bytes of JSON kept of each (`TRACEKIT_CAPTURE_MAX_BYTES`).
+    pub max_bytes: usize,
+}
+
+impl Default for Capture {
+    fn default() -> Self {
+        Capture {
+            response: false,
+            error: false,
+            max_bytes: DEFAULT_CAPTURE_BYTES,
+        }
+    }
+}
+
+/// A span's share of an agent datagram (64 KiB, base64) leaves room for 32 KiB of captured JSON.
+const MAX_CAPTURE_BYTES: usize = 32 * 1024;
+const DEFAULT_CAPTURE_BYTES: usize = 4096;
+
+/// An HTTP route never traced (`TRACEKIT_EXCLUDED_ROUTES`): `GET /health` (that method only),
+/// `/health` (any method) or `/internal/*` (any path under `/internal/`). It is matched against the
+/// event's route (API Gateway's route or resource, when there is one) and its path, before any span
+/// is recorded: an excluded invocation records no span at all, its SDK calls included, and sends
+/// nothing (Application Signals included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExcludedRoute {
+    /// The method, upper case; `None` matches any.
+    pub method: Option<String>,
+    /// The path or route, without the trailing `*` of a prefix.
+    pub path: String,
+    /// `path` is a prefix (the entry ended in `*`).
+    pub prefix: bool,
+}
+
+impl ExcludedRoute {
+    /// Whether a request with this method, route and path is excluded.
+    pub(crate) fn matches(
+        &self,
+        method: Option<&str>,
+        route: Option<&str>,
+        path: Option<&str>,
+    ) -> bool {
+        if let Some(wanted) = &self.method
+            && !method.is_some_and(|method| method.eq_ignore_ascii_case(wanted))
+        {
+            return false;
+        }
+        let fits = |candidate: &str| {
+            // API Gateway's route keys carry the method (`GET /health`): compare the path part.
+            let candidate = candidate
+                .rsplit_once(' ')
+                .map_or(candidate, |(_, path)| path);
+            if self.prefix {
+                candidate.starts_with(&self.path)
+            } else {
+                candidate == self.path
+            }
+        };
+        route.is_some_and(fits) || path.is_some_and(fits)
+    }
+}
+
+fn parse_excluded_routes(value: &str) -> Result<Vec<ExcludedRoute>, ConfigError> {
+    const EXPECTED: &str =
+        "comma-separated `[METHOD ]/path` entries such as `GET /health,/internal/*`";
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let (method, path) = match entry.split_once(' ') {
+                Some((method, path)) => (Some(method), path.trim()),
+                None => (None, entry),
+            };
+            let method_ok = method.is_none_or(|method| {
+                !method.is_empty() && method.bytes().all(|b| b.is_ascii_alphabetic())
+            });
+            if !method_ok || !path.starts_with('/') {
+                return Err(ConfigError::invalid(
+                    env::TRACEKIT_EXCLUDED_ROUTES,
+                    value,
+                    EXPECTED,
+                ));
+            }
+            let (path, prefix) = match path.strip_suffix('*') {
+                Some(prefix) => (prefix, true),
+                None => (path, false),
+            };
+            Ok(ExcludedRoute {
+                method: method.map(str::to_ascii_uppercase),
+                path: path.to_owned(),
+                prefix,
+            })
+        })
+        .collect()
+}
+
+/// Log buffering (`TRACEKIT_LOG_BUFFER`), as Powertools' Logger buffers: the lines its directives
+/// enable (`debug`, or `level` and `target=level` directives as in `RUST_LOG`: `orders=debug` keeps
+/// only the `orders` crate's) that the log filter would not write are kept for the invocation that
+/// logged them (at most `max_bytes`, the oldest dropped first), and written only if that invocation
+/// fails (the handler returned an error, panicked or answered 5xx) or, with `flush_on_error_log`,
+/// when it logs an error. Each invocation keeps its own lines, so concurrent invocations never
+/// write each other's. The dependencies tracekit keeps quiet stay quiet; lines logged outside an
+/// invocation, or from a task the handler spawned, are not kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogBuffer {
+    /// Which lines are kept: `tracing` target directives.
+    pub directives: String,
+    /// Bytes kept per invocation (`TRACEKIT_LOG_BUFFER_MAX_BYTES`).
+    pub max_bytes: usize,
+    /// An `error!` line writes what is buffered (`TRACEKIT_LOG_BUFFER_FLUSH_ON_ERROR_LOG`).
+    pub flush_on_error_log: bool,
+}
+
+/// Powertools' default buffer size.
+const DEFAULT_LOG_BUFFER_BYTES: usize = 20_480;
+
+fn parse_log_buffer(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<LogBuffer>, ConfigError> {
+    let max_bytes = parse_bounded(
+        get,
+        env::TRACEKIT_LOG_BUFFER_MAX_BYTES,
+        1024..=1_048_576,
+        DEFAULT_LOG_BUFFER_BYTES,
+        "a whole number of bytes from 1024 to 1048576",
+    )?;
+    let flush_on_error_log = parse_bool(get, env::TRACEKIT_LOG_BUFFER_FLUSH_ON_ERROR_LOG, true)?;
+    let Some(value) = get(env::TRACEKIT_LOG_BUFFER) else {
+        return Ok(None);
+    };
+    let directives = value.trim();
+    if directives.eq_ignore_ascii_case("off") || directives.eq_ignore_ascii_case("false") {
+        return Ok(None);
+    }
+    if directives
+        .parse::<tracing_subscriber::filter::Targets>()
+        .is_err()
+    {
+        return Err(ConfigError::invalid(
+            env::TRACEKIT_LOG_BUFFER,
+            &value,
+            "off, a level such as `debug`, or `target=level` directives such as `orders=debug`",
+        ));
+    }
+    Ok(Some(LogBuffer {
+        directives: directives.to_owned(),
+        max_bytes,
+        flush_on_error_log,
+    }))
 }
 
 fn validate_filter(directives: &str) -> Result<(), ConfigError> {
