@@ -363,6 +363,13 @@ impl Flusher {
             })
     }
 
+    /// Replaces the buffered spans with what `rework` makes of them.
+    pub(crate) fn rework_buffered(&self, rework: impl FnOnce(Vec<SpanData>) -> Vec<SpanData>) {
+        let mut spans = self.buffer.lock();
+        let taken = std::mem::take(&mut *spans);
+        *spans = rework(taken);
+    }
+
     /// Exports what is buffered, within `bound`. Never fails: losses are counted in the report and
     /// logged once.
     pub(crate) async fn flush(&self, bound: Duration) -> FlushReport {
@@ -390,7 +397,10 @@ impl Flusher {
                 batch.iter_mut().for_each(|span| app_signals.annotate(span));
             }
             if matches!(self.exporter, Exporter::Otlp(_) | Exporter::Agent(_)) {
-                batch.iter_mut().for_each(crate::annotations::for_otlp);
+                batch.iter_mut().for_each(|span| {
+                    crate::annotations::for_otlp(span);
+                    crate::metadata::for_otlp(span);
+                });
             }
             let size = batch.len();
             match tokio::time::timeout_at(deadline, self.exporter.export(batch, deadline)).await {
