@@ -9,6 +9,7 @@
 use opentelemetry::trace::TraceId;
 use std::{
     cell::Cell,
+    collections::VecDeque,
     sync::{
         Mutex,
         atomic::{AtomicBool, AtomicU16},
@@ -30,6 +31,41 @@ pub(crate) struct InvocationState {
     pub(crate) error: Mutex<Option<(String, String)>>,
     /// The HTTP response's status, for `lambda_http` handlers; 0 until there is one.
     pub(crate) http_status: AtomicU16,
+    /// Log lines kept until the invocation fails (`TRACEKIT_LOG_BUFFER`).
+    pub(crate) log_buffer: Mutex<LineBuffer>,
+}
+
+/// One invocation's kept lines, oldest first, each with its newline.
+#[derive(Debug, Default)]
+pub(crate) struct LineBuffer {
+    lines: VecDeque<Vec<u8>>,
+    bytes: usize,
+    /// Lines dropped to keep within the bound.
+    evicted: usize,
+}
+
+impl LineBuffer {
+    /// Keeps `line`, dropping the oldest lines while more than `max_bytes` are kept (a line longer
+    /// than the bound is itself dropped).
+    pub(crate) fn push(&mut self, line: Vec<u8>, max_bytes: usize) {
+        self.bytes += line.len();
+        self.lines.push_back(line);
+        while self.bytes > max_bytes {
+            let Some(oldest) = self.lines.pop_front() else {
+                break;
+            };
+            self.bytes -= oldest.len();
+            self.evicted += 1;
+        }
+    }
+
+    pub(crate) fn take(&mut self) -> (VecDeque<Vec<u8>>, usize) {
+        self.bytes = 0;
+        (
+            std::mem::take(&mut self.lines),
+            std::mem::take(&mut self.evicted),
+        )
+    }
 }
 
 impl InvocationState {
@@ -64,4 +100,37 @@ pub(crate) fn with_root_trace_id<R>(trace_id: TraceId, start: impl FnOnce() -> R
 /// The trace id [`with_root_trace_id`] asked for, once; read by tracekit's ID generator.
 pub(crate) fn take_root_trace_id() -> Option<TraceId> {
     ROOT_TRACE_ID.with(Cell::take)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oldest_lines_go_first_and_are_counted() {
+        let mut buffer = LineBuffer::default();
+        for n in 0..10 {
+            buffer.push(format!("line {n}\n").into_bytes(), 21);
+        }
+        let (lines, evicted) = buffer.take();
+        assert_eq!(evicted, 7);
+        assert_eq!(
+            lines
+                .iter()
+                .map(|l| String::from_utf8_lossy(l).into_owned())
+                .collect::<Vec<_>>(),
+            ["line 7\n", "line 8\n", "line 9\n"]
+        );
+        let (lines, evicted) = buffer.take();
+        assert!(lines.is_empty() && evicted == 0, "taken once");
+    }
+
+    #[test]
+    fn a_line_longer_than_the_bound_is_not_kept() {
+        let mut buffer = LineBuffer::default();
+        buffer.push(vec![b'x'; 100], 50);
+        let (lines, evicted) = buffer.take();
+        assert!(lines.is_empty());
+        assert_eq!(evicted, 1);
+    }
 }

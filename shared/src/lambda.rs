@@ -17,8 +17,8 @@ mod lifecycle;
 mod trigger;
 
 pub use entry::*;
-pub(crate) use handler::traced;
 pub use handler::{TracedHandler, TracedHandlerFuture};
+pub(crate) use handler::{captured, traced};
 
 pub use trigger::{Trigger, TriggerKind};
 
@@ -130,7 +130,12 @@ where
 
     fn call(&mut self, invocation: LambdaInvocation) -> Self::Future {
         let coldstart = self.layer.coldstart.swap(false, Ordering::Relaxed);
-        let span = invocation_span(&self.layer.telemetry, &invocation, coldstart);
+        let (span, parent) = invocation_span(&self.layer.telemetry, &invocation, coldstart);
+        if coldstart {
+            // The init span hangs beside the invocation span, or under it when it is a root.
+            let parent = parent.unwrap_or_else(|| span.context());
+            self.layer.telemetry.record_init(&parent);
+        }
         let state = Arc::new(InvocationState::new(invocation.context.request_id.clone()));
         let deadline_ms = invocation.context.deadline;
         // The runtime's services call the handler synchronously from `call`: the task-local must be
@@ -222,7 +227,18 @@ impl Finish {
         if http_status != 0 {
             span.set_attribute(attr::HTTP_RESPONSE_STATUS_CODE, i64::from(http_status));
         }
+        let failed = error.is_some() || panicked || http_status >= 500;
         if let Some((error_type, message)) = error {
+            let capture = &telemetry.config().capture;
+            if capture.error {
+                let _entered = span.enter();
+                crate::metadata::capture(
+                    &crate::metadata::namespace_of(&telemetry.config().service_name),
+                    "error",
+                    &serde_json::json!({"errorType": error_type, "errorMessage": message}),
+                    capture.max_bytes,
+                );
+            }
             error::record(&span, &error_type, &message);
         } else if panicked {
             error::record(&span, PANIC_ERROR_TYPE, "the handler panicked");
@@ -232,6 +248,9 @@ impl Finish {
             // https://opentelemetry.io/docs/specs/semconv/http/http-spans/#status
             span.set_status(Status::error(format!("HTTP {http_status}")));
             span.set_attribute(attr::ERROR_TYPE, http_status.to_string());
+        }
+        if failed {
+            telemetry.write_kept_logs(&state);
         }
         // Closing the span ends it and hands it to the span buffer, in time for this flush.
         drop(span);
@@ -272,7 +291,12 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn invocation_span(telemetry: &Telemetry, invocation: &LambdaInvocation, coldstart: bool) -> Span {
+/// The invocation span, and the parent it was given, when it is not a root.
+fn invocation_span(
+    telemetry: &Telemetry,
+    invocation: &LambdaInvocation,
+    coldstart: bool,
+) -> (Span, Option<opentelemetry::Context>) {
     let context = &invocation.context;
     let trigger = Trigger::detect(&invocation.body);
     let route_name = trigger.span_name();
@@ -303,6 +327,14 @@ fn invocation_span(telemetry: &Telemetry, invocation: &LambdaInvocation, coldsta
         annotation.Service = annotate.then_some(config.service_name.as_str()),
     );
 
+    if excluded(config, &trigger) {
+        // Suppressed, the SDK builds a span that records nothing, and its children (tracing's
+        // spans, the SDK interceptor's) inherit the suppression: the invocation sends nothing.
+        let suppressed = opentelemetry::Context::new().with_telemetry_suppressed();
+        let _ = span.set_parent(suppressed.clone());
+        return (span, Some(suppressed));
+    }
+
     let header = context.xray_trace_id.as_deref();
     let mut root_trace = None;
     let lambda_parent = match propagation::invocation_parent(
@@ -328,16 +360,19 @@ fn invocation_span(telemetry: &Telemetry, invocation: &LambdaInvocation, coldsta
     };
     // `set_parent` fails only when no OpenTelemetry layer is installed, and then there is nothing to
     // parent.
-    match (carrier_parent, lambda_parent) {
+    let parent = match (carrier_parent, lambda_parent) {
         (Some(carrier), lambda) => {
-            let _ = span.set_parent(carrier);
+            let _ = span.set_parent(carrier.clone());
             // Lambda's own segment is still part of the story: a link, as the conventions ask.
             if let Some(lambda) = lambda.filter(SpanContext::is_valid) {
                 span.add_link(lambda);
             }
+            Some(carrier)
         }
         (None, Some(lambda)) => {
-            let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(lambda));
+            let lambda = opentelemetry::Context::new().with_remote_span_context(lambda);
+            let _ = span.set_parent(lambda.clone());
+            Some(lambda)
         }
         (None, None) => {
             let _ = span.set_parent(opentelemetry::Context::new());
@@ -345,9 +380,22 @@ fn invocation_span(telemetry: &Telemetry, invocation: &LambdaInvocation, coldsta
                 // Started now, on this thread, so that its trace id is the header's.
                 crate::invocation::with_root_trace_id(trace_id, || span.context());
             }
+            None
         }
-    }
-    span
+    };
+    (span, parent)
+}
+
+/// Whether `TRACEKIT_EXCLUDED_ROUTES` names this event's route or path.
+fn excluded(config: &crate::Config, trigger: &Trigger) -> bool {
+    !config.excluded_routes.is_empty()
+        && config.excluded_routes.iter().any(|route| {
+            route.matches(
+                trigger.http_method.as_deref(),
+                trigger.http_route.as_deref(),
+                trigger.url_path.as_deref(),
+            )
+        })
 }
 
 /// `xray-lambda`: the parent the HTTP request's own trace headers name, when they name one in a
@@ -1117,6 +1165,170 @@ mod tests {
         .await;
         let span = &test.spans()[0];
         assert_eq!(attr(span, "error.type"), Some(&Value::from("panic")));
+    }
+
+    fn api_event(method: &str, path: &str) -> serde_json::Value {
+        serde_json::json!({
+            "version": "2.0",
+            "routeKey": format!("{method} {path}"),
+            "rawPath": path,
+            "headers": {},
+            "requestContext": {"http": {"method": method, "path": path}, "routeKey": format!("{method} {path}")},
+            "isBase64Encoded": false
+        })
+    }
+
+    #[tokio::test]
+    async fn an_excluded_route_records_no_span_at_all() {
+        let mut config = crate::Config::from_lookup(|name| {
+            (name == "TRACEKIT_EXCLUDED_ROUTES").then(|| "GET /health,/internal/*".to_owned())
+        })
+        .expect("valid");
+        config.invocation_annotations = false;
+        let test = TestTelemetry::with_config(config);
+        let runtime = service_fn(|_: LambdaInvocation| async {
+            let _child = tracing::info_span!("check the table").entered();
+            Ok::<(), BoxError>(())
+        });
+        let mut service = test.layer().layer(runtime);
+        for (method, path) in [("GET", "/health"), ("POST", "/internal/reindex")] {
+            invoke(
+                &mut service,
+                FakeInvocation::new(api_event(method, path)).trace_header(HEADER),
+            )
+            .await;
+        }
+        assert!(test.spans().is_empty(), "{:#?}", test.spans());
+        invoke(
+            &mut service,
+            FakeInvocation::new(api_event("POST", "/health")).trace_header(HEADER),
+        )
+        .await;
+        assert_eq!(
+            test.spans().len(),
+            2,
+            "another method on the route is traced"
+        );
+    }
+
+    /// A stand-in for the runtime whose handler fails when the event says so, as the handler
+    /// wrapper would note it, after logging at DEBUG.
+    fn logging_runtime() -> impl Service<
+        LambdaInvocation,
+        Response = (),
+        Error = BoxError,
+        Future = impl Future<Output = Result<(), BoxError>> + Send,
+    > + Clone
+    + Send
+    + 'static {
+        service_fn(|invocation: LambdaInvocation| async move {
+            let event: serde_json::Value =
+                serde_json::from_slice(&invocation.body).expect("JSON event");
+            let name = event["name"].as_str().unwrap_or_default().to_owned();
+            tracing::debug!(name, "detail of {name}");
+            tokio::task::yield_now().await;
+            tracing::info!(name, "written of {name}");
+            if event["fail"] == true {
+                INVOCATION.with(|state| {
+                    *state.error.lock().expect("lock") =
+                        Some(("OrderError".to_owned(), "no such order".to_owned()));
+                });
+            }
+            Ok::<(), BoxError>(())
+        })
+    }
+
+    #[tokio::test]
+    async fn kept_log_lines_are_written_for_the_failing_invocation_only() {
+        let mut config = crate::Config::from_lookup(|name| match name {
+            "TRACEKIT_LOG_BUFFER" => Some("debug".to_owned()),
+            "TRACEKIT_CAPTURE_ERROR" => Some("true".to_owned()),
+            "OTEL_SERVICE_NAME" => Some("orders.api".to_owned()),
+            _ => None,
+        })
+        .expect("valid");
+        config.flush = crate::FlushStrategy::EndOfInvocation;
+        let test = TestTelemetry::with_config(config);
+        let service = test.layer().layer(logging_runtime());
+        // Two invocations at once on one task's executor: each keeps its own lines.
+        let (mut first, mut second) = (service.clone(), service);
+        tokio::join!(
+            invoke(
+                &mut first,
+                FakeInvocation::new(serde_json::json!({"name": "ok"})).request_id("req-ok"),
+            ),
+            invoke(
+                &mut second,
+                FakeInvocation::new(serde_json::json!({"name": "bad", "fail": true}))
+                    .request_id("req-bad"),
+            ),
+        );
+        let lines: Vec<serde_json::Value> = test
+            .log_lines()
+            .iter()
+            .map(|line| serde_json::from_str(line).expect("JSON line"))
+            .collect();
+        let detail: Vec<&serde_json::Value> = lines
+            .iter()
+            .filter(|line| line["level"] == "DEBUG")
+            .collect();
+        assert_eq!(detail.len(), 1, "{lines:#?}");
+        assert_eq!(detail[0]["requestId"], "req-bad");
+        assert_eq!(detail[0]["message"], "detail of bad");
+        assert!(
+            lines
+                .iter()
+                .any(|line| line["level"] == "INFO" && line["requestId"] == "req-ok"),
+            "lines at the log level are written as ever"
+        );
+
+        let spans = test.spans();
+        let failed = spans
+            .iter()
+            .find(|span| attr(span, attr::FAAS_INVOCATION_ID) == Some(&Value::from("req-bad")))
+            .expect("the failed invocation's span");
+        let captured = attr(failed, "metadata_json.orders_api.error").expect("error captured");
+        let captured: serde_json::Value =
+            serde_json::from_str(captured.as_str().as_ref()).expect("JSON");
+        assert_eq!(captured["errorType"], "OrderError");
+        let ok = spans
+            .iter()
+            .find(|span| attr(span, attr::FAAS_INVOCATION_ID) == Some(&Value::from("req-ok")))
+            .expect("the other invocation's span");
+        assert!(attr(ok, "metadata_json.orders_api.error").is_none());
+    }
+
+    #[tokio::test]
+    async fn an_error_line_writes_what_was_kept_before_it() {
+        let test = TestTelemetry::with_config(
+            crate::Config::from_lookup(|name| {
+                (name == "TRACEKIT_LOG_BUFFER").then(|| "debug".to_owned())
+            })
+            .expect("valid"),
+        );
+        let runtime = service_fn(|_: LambdaInvocation| async {
+            tracing::debug!("step one");
+            tracing::error!("it broke");
+            tracing::debug!("after the error, kept again");
+            Ok::<(), BoxError>(())
+        });
+        let mut service = test.layer().layer(runtime);
+        invoke(
+            &mut service,
+            FakeInvocation::new(serde_json::json!({})).trace_header(HEADER),
+        )
+        .await;
+        let messages: Vec<String> = test
+            .log_lines()
+            .iter()
+            .map(|line| {
+                serde_json::from_str::<serde_json::Value>(line).expect("JSON")["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(messages, ["step one", "it broke"]);
     }
 
     #[tokio::test]

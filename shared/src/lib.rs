@@ -94,9 +94,20 @@
 //! - `testing`: [`testing::TestTelemetry`] (in-memory exporter) and [`testing::FakeInvocation`] to test
 //!   your handlers the way tracekit tests its own.
 //!
+//! ## X-Ray annotations and metadata
+//! [`annotate`] sets an annotation (indexed: X-Ray searches by them) and [`metadata`] keeps any
+//! serializable value under a namespace; `tracing` fields named `annotation.<key>` and
+//! `metadata.<namespace>.<key>` do the same. Both mean the same on every export path.
+//!
+//! ```no_run
+//! tracekit::annotate("customer_tier", "gold");
+//! tracekit::metadata("orders", "items", &vec!["sku-1", "sku-2"]);
+//! ```
+//!
 //! ## What tracekit records
 //! Span names, kinds, timings, the invocation's ids and ARN, the trigger, and error types and
-//! messages. It never records event payloads or response bodies. With
+//! messages. It never records event payloads or response bodies, unless `TRACEKIT_CAPTURE_RESPONSE`
+//! or `TRACEKIT_CAPTURE_ERROR` asks for them ([`config::Capture`]). With
 //! `OTEL_AWS_APPLICATION_SIGNALS_ENABLED=true` spans also carry the `aws.local.*` and `aws.remote.*`
 //! attributes CloudWatch Application Signals reads, and on the agent path unsampled invocations are
 //! recorded and sent too (`T1U`), so Application Signals counts every invocation.
@@ -107,9 +118,11 @@ pub mod aws;
 pub mod config;
 mod error;
 mod flush;
+mod init_span;
 mod invocation;
 mod lambda;
 mod log_format;
+mod metadata;
 pub mod propagation;
 #[cfg(feature = "sqs")]
 pub mod sqs;
@@ -138,6 +151,7 @@ pub use lambda::{
 pub use lambda::{
     run_http, run_http_concurrent, run_http_streaming, run_http_streaming_concurrent,
 };
+pub use metadata::{METADATA_PREFIX, metadata};
 pub use telemetry::{Builder, InitError, Telemetry, builder, init, init_with};
 
 // The crates a function shares types with tracekit through, at the versions tracekit is built with:

@@ -38,50 +38,86 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let mut timestamp = String::with_capacity(32);
-        SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
-
-        let mut visitor = JsonVisitor::default();
-        event.record(&mut visitor);
-
-        let mut line = Map::with_capacity(8);
-        line.insert("timestamp".into(), Value::String(timestamp));
-        line.insert(
-            "level".into(),
-            Value::String(event.metadata().level().to_string()),
-        );
-        line.insert(
-            "target".into(),
-            Value::String(event.metadata().target().into()),
-        );
-        line.insert(
-            "message".into(),
-            visitor.message.unwrap_or(Value::String(String::new())),
-        );
-        if !visitor.fields.is_empty() {
-            line.insert("fields".into(), Value::Object(visitor.fields));
-        }
-        if let Some(request_id) = invocation::with_request_id(|id| Value::String(id.to_owned())) {
-            line.insert("requestId".into(), request_id);
-        }
-        // tracing-opentelemetry activates the span's OpenTelemetry context on enter, so the current
-        // context is the span this event belongs to.
-        let cx = opentelemetry::Context::current();
-        let span = cx.span();
-        let span_context = span.span_context();
-        if span_context.is_valid() {
-            line.insert(
-                "traceId".into(),
-                Value::String(xray_trace_id(span_context.trace_id())),
-            );
-            line.insert(
-                "spanId".into(),
-                Value::String(span_context.span_id().to_string()),
-            );
-        }
-        let json = serde_json::to_string(&line).map_err(|_| fmt::Error)?;
-        writeln!(writer, "{json}")
+        writeln!(writer, "{}", json_line(event)?)
     }
+}
+
+/// `event` as one JSON log line, without the newline.
+pub(crate) fn json_line(event: &Event<'_>) -> Result<String, fmt::Error> {
+    let mut visitor = JsonVisitor::default();
+    event.record(&mut visitor);
+    let mut line = Map::with_capacity(8);
+    line.insert("timestamp".into(), Value::String(timestamp()?));
+    line.insert(
+        "level".into(),
+        Value::String(event.metadata().level().to_string()),
+    );
+    line.insert(
+        "target".into(),
+        Value::String(event.metadata().target().into()),
+    );
+    line.insert(
+        "message".into(),
+        visitor.message.unwrap_or(Value::String(String::new())),
+    );
+    if !visitor.fields.is_empty() {
+        line.insert("fields".into(), Value::Object(visitor.fields));
+    }
+    if let Some(request_id) = invocation::with_request_id(|id| Value::String(id.to_owned())) {
+        line.insert("requestId".into(), request_id);
+    }
+    // tracing-opentelemetry activates the span's OpenTelemetry context on enter, so the current
+    // context is the span this event belongs to.
+    let cx = opentelemetry::Context::current();
+    let span = cx.span();
+    let span_context = span.span_context();
+    if span_context.is_valid() {
+        line.insert(
+            "traceId".into(),
+            Value::String(xray_trace_id(span_context.trace_id())),
+        );
+        line.insert(
+            "spanId".into(),
+            Value::String(span_context.span_id().to_string()),
+        );
+    }
+    serde_json::to_string(&line).map_err(|_| fmt::Error)
+}
+
+/// `event` as one text log line (`timestamp LEVEL target: message field=value ...`, the request id
+/// first among the fields), without the newline: buffered lines in text mode, written outside the
+/// text layer.
+pub(crate) fn text_line(event: &Event<'_>) -> Result<String, fmt::Error> {
+    let mut visitor = JsonVisitor::default();
+    event.record(&mut visitor);
+    let metadata = event.metadata();
+    let mut line = format!(
+        "{} {:>5} {}:",
+        timestamp()?,
+        metadata.level(),
+        metadata.target()
+    );
+    if let Some(request_id) = invocation::with_request_id(str::to_owned) {
+        line.push_str(&format!(" requestId={request_id}"));
+    }
+    match visitor.message {
+        Some(Value::String(message)) => line.push_str(&format!(" {message}")),
+        Some(other) => line.push_str(&format!(" {other}")),
+        None => {}
+    }
+    for (name, value) in visitor.fields {
+        match value {
+            Value::String(text) => line.push_str(&format!(" {name}={text}")),
+            other => line.push_str(&format!(" {name}={other}")),
+        }
+    }
+    Ok(line)
+}
+
+fn timestamp() -> Result<String, fmt::Error> {
+    let mut timestamp = String::with_capacity(32);
+    SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
+    Ok(timestamp)
 }
 
 #[derive(Default)]

@@ -23,7 +23,7 @@ use opentelemetry_semantic_conventions::resource as semres;
 use std::{
     fmt,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -37,9 +37,11 @@ use tracing_subscriber::{
     registry::LookupSpan,
 };
 
+mod log_buffer;
 mod one_filter;
 mod quiet;
 
+use crate::init_span::InitTimes;
 use one_filter::{Gate, SpansAndLogs};
 
 /// Instrumentation scope of tracekit's spans.
@@ -213,10 +215,15 @@ impl Builder {
             }
             config.exporter = exporter;
         }
+        let began = std::time::SystemTime::now();
         DISABLED.store(config.disabled, Ordering::Relaxed);
         let resource = resource_with(&config, attributes);
         let (flusher, processor) = Flusher::new(&config, &resource)?;
         let parts = Parts::with(config, resource, flusher, processor, sampler, id_generator);
+        let config = parts.telemetry.config();
+        if config.init_span && !config.disabled && !config.provisioned {
+            *parts.telemetry.init_times() = Some(InitTimes::tracekit_init(began));
+        }
         let writer = writer.unwrap_or_else(|| BoxMakeWriter::new(std::io::stdout));
         let dispatch = if layers.is_empty() {
             tracing::Dispatch::new(parts.subscriber_with_writer(writer))
@@ -285,6 +292,8 @@ impl Parts {
                 amortize: AtomicBool::new(false),
                 background: AtomicBool::new(false),
                 wake: tokio::sync::Notify::new(),
+                init: Mutex::new(None),
+                log_sink: std::sync::OnceLock::new(),
             }),
         };
         Parts {
@@ -343,6 +352,29 @@ impl Parts {
             .with_level(false)
             .with_target(false);
         let log_filter = quiet::log_targets(&self.log_filter);
+        let writer = log_buffer::SharedWriter(Arc::new(writer));
+        let buffer = self
+            .telemetry
+            .inner
+            .config
+            .log_buffer
+            .as_ref()
+            .map(|buffer| {
+                let sink_writer = writer.clone();
+                let sink = log_buffer::LineSink(Arc::new(move |line: &[u8]| {
+                    use std::io::Write;
+                    let _ = sink_writer.make_writer().write_all(line);
+                }));
+                let _ = self.telemetry.inner.log_sink.set(sink.clone());
+                let layer = log_buffer::BufferLayer {
+                    format: self.log_format,
+                    written: log_filter.clone(),
+                    max_bytes: buffer.max_bytes,
+                    flush_on_error_log: buffer.flush_on_error_log,
+                    sink,
+                };
+                (layer, buffer_targets(&buffer.directives))
+            });
         // Off: no span reaches OpenTelemetry; log lines are written as ever.
         let span_filter = if self.telemetry.inner.config.disabled {
             Targets::new()
@@ -357,11 +389,20 @@ impl Parts {
                     .event_format(JsonFormat)
                     .with_writer(writer);
                 let spans = span_filter;
+                let (buffer, kept) = match buffer {
+                    Some((layer, kept)) => {
+                        (Some(Gate::events_only(layer, kept.clone())), Some(kept))
+                    }
+                    None => (None, None),
+                };
+                // The buffer before the log layer: on an error line, what it kept is written first.
                 Gate::spans_and_events(otel, spans.clone())
+                    .and_then(buffer)
                     .and_then(Gate::events_only(logs, log_filter.clone()))
                     .with_filter(SpansAndLogs {
                         spans,
                         logs: log_filter,
+                        kept,
                     })
                     .boxed()
             }
@@ -371,7 +412,9 @@ impl Parts {
                 let logs = tracing_subscriber::fmt::layer()
                     .with_ansi(false)
                     .with_writer(writer);
+                let buffer = buffer.map(|(layer, kept)| layer.with_filter(kept));
                 otel.with_filter(span_filter)
+                    .and_then(buffer)
                     .and_then(
                         Gate::events_and_spans(logs, log_filter.clone()).with_filter(log_filter),
                     )
@@ -381,24 +424,50 @@ impl Parts {
     }
 }
 
-/// Which `tracing` spans become OpenTelemetry spans: INFO and above, except the runtime's and the
-/// SDK's own plumbing spans, which would otherwise appear as duplicate or orphan spans.
+/// The runtime's, the SDK's and the exporters' own targets: their spans would appear as duplicate
+/// or orphan spans, and their debug lines are plumbing, not the function's story.
+const PLUMBING: &[&str] = &[
+    "lambda_runtime",
+    "lambda_runtime_api_client",
+    "lambda_http",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_config",
+    "hyper",
+    "hyper_util",
+    "opentelemetry",
+    "opentelemetry_sdk",
+    "opentelemetry_aws",
+    "aws_sigv4",
+    "aws_credential_types",
+];
+
+/// Which `tracing` spans become OpenTelemetry spans: INFO and above, except the plumbing's.
 fn span_filter() -> Targets {
-    Targets::new()
-        .with_default(LevelFilter::INFO)
-        .with_target("lambda_runtime", LevelFilter::OFF)
-        .with_target("lambda_runtime_api_client", LevelFilter::OFF)
-        .with_target("lambda_http", LevelFilter::OFF)
-        .with_target("aws_smithy_runtime", LevelFilter::OFF)
-        .with_target("aws_smithy_runtime_api", LevelFilter::OFF)
-        .with_target("aws_config", LevelFilter::OFF)
-        .with_target("hyper", LevelFilter::OFF)
-        .with_target("hyper_util", LevelFilter::OFF)
-        .with_target("opentelemetry", LevelFilter::OFF)
-        .with_target("opentelemetry_sdk", LevelFilter::OFF)
-        .with_target("opentelemetry_aws", LevelFilter::OFF)
-        .with_target("aws_sigv4", LevelFilter::OFF)
-        .with_target("aws_credential_types", LevelFilter::OFF)
+    PLUMBING.iter().fold(
+        Targets::new().with_default(LevelFilter::INFO),
+        |targets, target| targets.with_target(*target, LevelFilter::OFF),
+    )
+}
+
+/// The clients' own debug lines, which an SDK call inside the handler writes by the dozen: not
+/// kept unless log buffering's directives name them.
+const CLIENT_PLUMBING: &[&str] = &["aws_sdk_", "aws_runtime", "rustls", "h2", "tower"];
+
+/// Which lines log buffering keeps: its directives (validated at init), without the plumbing's
+/// unless they name it.
+fn buffer_targets(directives: &str) -> Targets {
+    let targets = directives
+        .parse::<Targets>()
+        .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::DEBUG));
+    let quiet = PLUMBING.iter().chain(CLIENT_PLUMBING);
+    quiet.fold(targets.clone(), |kept, target| {
+        if targets.iter().any(|(named, _)| named.starts_with(target)) {
+            kept
+        } else {
+            kept.with_target(*target, LevelFilter::OFF)
+        }
+    })
 }
 
 /// The Lambda resource: the opentelemetry-aws detector, `service.name`, and
@@ -454,6 +523,10 @@ pub(crate) struct Inner {
     pub(crate) background: AtomicBool,
     /// Wakes the background flush when an invocation finds a flush due.
     pub(crate) wake: tokio::sync::Notify,
+    /// How long init took, until the first invocation makes its span of it.
+    pub(crate) init: Mutex<Option<InitTimes>>,
+    /// Where kept log lines are written (`TRACEKIT_LOG_BUFFER`): the log layer's writer.
+    pub(crate) log_sink: std::sync::OnceLock<log_buffer::LineSink>,
 }
 
 /// Handle on tracekit's tracing: the invocation layer, flush and shutdown. Cheap to clone.
@@ -466,6 +539,39 @@ impl Telemetry {
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    fn init_times(&self) -> std::sync::MutexGuard<'_, Option<InitTimes>> {
+        self.inner
+            .init
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Init is over: the runtime is about to ask for the first invocation.
+    pub(crate) fn init_done(&self) {
+        if let Some(times) = self.init_times().as_mut() {
+            times.ready.get_or_insert_with(std::time::SystemTime::now);
+        }
+    }
+
+    /// Writes the log lines `state`'s invocation kept (`TRACEKIT_LOG_BUFFER`): it failed.
+    pub(crate) fn write_kept_logs(&self, state: &crate::invocation::InvocationState) {
+        if let Some(sink) = self.inner.log_sink.get() {
+            log_buffer::write_kept(state, self.inner.config.log_format, sink);
+        }
+    }
+
+    /// The cold start's `init` span, under `parent`, once per process (see `init_span`).
+    pub(crate) fn record_init(&self, parent: &opentelemetry::Context) {
+        let Some(times) = self.init_times().take() else {
+            return;
+        };
+        if let Some((init, ready)) = crate::init_span::record(&self.inner.provider, times, parent) {
+            self.inner
+                .flusher
+                .rework_buffered(|ended| crate::init_span::adopt(ended, &init, ready));
+        }
     }
 
     /// Whether the invocation that just ended should flush: always under `end-of-invocation`; under

@@ -24,7 +24,8 @@ where
     E: Into<lambda_runtime::Error> + Send + fmt::Debug,
 {
     warn_if_sequential_under_concurrency(telemetry, "run", "run_concurrent");
-    let runtime = lambda_runtime::Runtime::new(traced(handler)).layer(invocation_layer(telemetry));
+    let runtime = lambda_runtime::Runtime::new(traced(captured::<_, B, S>(telemetry, handler)))
+        .layer(invocation_layer(telemetry));
     run_until_terminated(telemetry, Box::pin(runtime.run())).await
 }
 
@@ -55,7 +56,8 @@ where
     D: Into<bytes::Bytes> + Send + 'static,
     E: Into<lambda_runtime::Error> + Send + fmt::Debug + 'static,
 {
-    let runtime = lambda_runtime::Runtime::new(traced(handler)).layer(invocation_layer(telemetry));
+    let runtime = lambda_runtime::Runtime::new(traced(captured::<_, B, S>(telemetry, handler)))
+        .layer(invocation_layer(telemetry));
     run_until_terminated(telemetry, Box::pin(runtime.run_concurrent())).await
 }
 
@@ -98,13 +100,14 @@ where
     F::Error: Into<Diagnostic> + fmt::Debug + 'static,
     A: for<'de> serde::Deserialize<'de>,
     R: lambda_runtime::IntoFunctionResponse<B, S>,
-    B: serde::Serialize,
+    B: serde::Serialize + 'static,
     S: futures_core::Stream<Item = Result<D, E>> + Unpin + Send + 'static,
     D: Into<bytes::Bytes> + Send,
     E: Into<lambda_runtime::Error> + Send + fmt::Debug,
 {
     start_beside_a_runtime(telemetry).await;
-    lambda_runtime::Runtime::new(traced(handler)).layer(invocation_layer(telemetry))
+    lambda_runtime::Runtime::new(traced(captured::<_, B, S>(telemetry, handler)))
+        .layer(invocation_layer(telemetry))
 }
 
 /// [`runtime`] for Lambda Managed Instances: the handler is `Clone + Send`, so the runtime's
@@ -130,7 +133,8 @@ where
     E: Into<lambda_runtime::Error> + Send + fmt::Debug + 'static,
 {
     start_beside_a_runtime(telemetry).await;
-    lambda_runtime::Runtime::new(traced(handler)).layer(invocation_layer(telemetry))
+    lambda_runtime::Runtime::new(traced(captured::<_, B, S>(telemetry, handler)))
+        .layer(invocation_layer(telemetry))
 }
 
 /// [`run`] for `lambda_http` handlers (API Gateway REST and HTTP APIs, ALB, function URLs).
@@ -150,8 +154,9 @@ where
     E: fmt::Debug + Into<Diagnostic> + 'static,
 {
     warn_if_sequential_under_concurrency(telemetry, "run_http", "run_http_concurrent");
-    let runtime = lambda_runtime::Runtime::new(traced(lambda_http::Adapter::from(
-        http_status::Recorded::new(handler),
+    let runtime = lambda_runtime::Runtime::new(traced(captured(
+        telemetry,
+        lambda_http::Adapter::from(http_status::Recorded::new(handler)),
     )))
     .layer(invocation_layer(telemetry));
     run_until_terminated(telemetry, Box::pin(runtime.run())).await
@@ -169,8 +174,9 @@ where
     R: lambda_http::IntoResponse + Send + Sync + 'static,
     E: fmt::Debug + Into<Diagnostic> + Send + 'static,
 {
-    let runtime = lambda_runtime::Runtime::new(traced(lambda_http::Adapter::from(
-        http_status::Recorded::new(handler),
+    let runtime = lambda_runtime::Runtime::new(traced(captured(
+        telemetry,
+        lambda_http::Adapter::from(http_status::Recorded::new(handler)),
     )))
     .layer(invocation_layer(telemetry));
     run_until_terminated(telemetry, Box::pin(runtime.run_concurrent())).await

@@ -95,6 +95,8 @@ pub(super) async fn run_until_terminated(
     let sigterm = watch_sigterm();
     start_extension(telemetry).await;
     let background = start_background_flush(telemetry);
+    // Init ends here: what follows is the runtime asking for the first invocation.
+    telemetry.init_done();
     tokio::select! {
         result = &mut runtime => return result,
         () = terminated(sigterm) => {}
@@ -114,6 +116,8 @@ pub(super) async fn start_beside_a_runtime(telemetry: &Telemetry) {
     let sigterm = watch_sigterm();
     start_extension(telemetry).await;
     let background = start_background_flush(telemetry);
+    // Init ends here: what follows is the runtime asking for the first invocation.
+    telemetry.init_done();
     let telemetry = telemetry.clone();
     tokio::spawn(async move {
         terminated(sigterm).await;

@@ -21,13 +21,20 @@ use tracing_subscriber::{
 pub(super) struct SpansAndLogs {
     pub(super) spans: Targets,
     pub(super) logs: Targets,
+    /// The events log buffering keeps, when it is on.
+    pub(super) kept: Option<Targets>,
 }
 
 impl SpansAndLogs {
     fn wants(&self, metadata: &Metadata<'_>) -> bool {
         let (target, level) = (metadata.target(), metadata.level());
         self.spans.would_enable(target, level)
-            || (metadata.is_event() && self.logs.would_enable(target, level))
+            || (metadata.is_event()
+                && (self.logs.would_enable(target, level)
+                    || self
+                        .kept
+                        .as_ref()
+                        .is_some_and(|kept| kept.would_enable(target, level))))
     }
 }
 
@@ -48,7 +55,11 @@ impl<S> Filter<S> for SpansAndLogs {
     fn max_level_hint(&self) -> Option<LevelFilter> {
         let spans = Filter::<S>::max_level_hint(&self.spans);
         let logs = Filter::<S>::max_level_hint(&self.logs);
-        spans.max(logs)
+        let kept = self
+            .kept
+            .as_ref()
+            .and_then(|kept| Filter::<S>::max_level_hint(kept));
+        spans.max(logs).max(kept)
     }
 }
 

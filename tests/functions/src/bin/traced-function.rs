@@ -6,6 +6,10 @@
 //! - `{"annotate": {"key": value, ...}}` annotates the invocation span with each string, number or
 //!   boolean (`tracekit::annotate`), and opens one `tagged` span with the annotation
 //!   `annotation.tier = "gold"` written as a `tracing` field;
+//! - `{"metadata": {"namespace": {"key": value, ...}}}` keeps each value as X-Ray metadata of the
+//!   invocation span (`tracekit::metadata`), and opens one `described` span with the metadata field
+//!   `metadata.payment.provider = "stripe"`;
+//! - `{"debug": "text"}` logs `text` at DEBUG first;
 //! - `{"fail": "message"}` returns an error of type `OrderError` with that message;
 //! - `{"panic": true}` panics inside the handler;
 //! - `{"sdk_call": "http://…"}` makes one DynamoDB GetItem with a traced client at that endpoint;
@@ -41,6 +45,9 @@ impl From<OrderError> for Diagnostic {
 
 async fn handler(event: LambdaEvent<Value>) -> Result<Value, OrderError> {
     let payload = event.payload;
+    if let Some(text) = payload.get("debug").and_then(Value::as_str) {
+        tracing::debug!("{text}");
+    }
     if let Some(message) = payload.get("fail").and_then(Value::as_str) {
         tracing::warn!("refusing the order");
         return Err(OrderError(message.to_owned()));
@@ -66,6 +73,15 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, OrderError> {
         if let Err(error) = result {
             return Err(OrderError(error.to_string()));
         }
+    }
+    if let Some(namespaces) = payload.get("metadata").and_then(Value::as_object) {
+        for (namespace, entries) in namespaces {
+            for (key, value) in entries.as_object().into_iter().flatten() {
+                tracekit::metadata(namespace, key, value);
+            }
+        }
+        let _described =
+            tracing::info_span!("described", metadata.payment.provider = "stripe").entered();
     }
     if let Some(annotations) = payload.get("annotate").and_then(Value::as_object) {
         for (key, value) in annotations {
