@@ -8,7 +8,11 @@
 //! their nodes to tracekit's span; the header is excluded from SigV4 signing. On SQS
 //! `SendMessage`/`SendMessageBatch` it sets the `AWSTraceHeader` system attribute and, while a message
 //! keeps at most ten attributes, W3C `traceparent`/`tracestate`/`baggage` message attributes: a user's
-//! attribute is never dropped or overwritten, and tracing never fails a send.
+//! attribute is never dropped or overwritten, and tracing never fails a send. With their features it
+//! does the same for SNS `Publish`/`PublishBatch` (message attributes, `aws/sns`), EventBridge
+//! `PutEvents` (each entry's `TraceHeader`, `aws/eventbridge`), Step Functions
+//! `StartExecution`/`StartSyncExecution` (`traceHeader`, `aws/sfn`) and Lambda `Invoke`
+//! (`ClientContext.custom`, `aws/lambda_invoke`).
 //!
 //! The SDK cannot hold an interceptor in `SdkConfig`, so it is added per client:
 //!
@@ -54,7 +58,15 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 /// [SQS](https://opentelemetry.io/docs/specs/semconv/messaging/sqs/).
 // Each service's keys are used only with its feature on.
 #[cfg_attr(
-    not(all(feature = "dynamodb", feature = "s3", feature = "sqs")),
+    not(all(
+        feature = "dynamodb",
+        feature = "s3",
+        feature = "sqs",
+        feature = "sns",
+        feature = "eventbridge",
+        feature = "sfn",
+        feature = "lambda-invoke"
+    )),
     allow(dead_code, unused_imports)
 )]
 mod attr {
@@ -81,7 +93,9 @@ mod attr {
     pub(super) use opentelemetry_semantic_conventions::attribute::AWS_DYNAMODB_TABLE_NAMES as DYNAMODB_TABLE_NAMES;
     pub(super) use opentelemetry_semantic_conventions::attribute::AWS_S3_BUCKET as S3_BUCKET;
     pub(super) use opentelemetry_semantic_conventions::attribute::AWS_S3_KEY as S3_KEY;
+    pub(super) use opentelemetry_semantic_conventions::attribute::AWS_SNS_TOPIC_ARN as SNS_TOPIC_ARN;
     pub(super) use opentelemetry_semantic_conventions::attribute::AWS_SQS_QUEUE_URL as SQS_QUEUE_URL;
+    pub(super) use opentelemetry_semantic_conventions::attribute::AWS_STEP_FUNCTIONS_STATE_MACHINE_ARN as STEP_FUNCTIONS_STATE_MACHINE_ARN;
     pub(super) use opentelemetry_semantic_conventions::attribute::DB_SYSTEM_NAME;
     pub(super) use opentelemetry_semantic_conventions::attribute::MESSAGING_BATCH_MESSAGE_COUNT;
     pub(super) use opentelemetry_semantic_conventions::attribute::MESSAGING_DESTINATION_NAME;
@@ -89,6 +103,9 @@ mod attr {
     pub(super) use opentelemetry_semantic_conventions::attribute::MESSAGING_OPERATION_NAME;
     pub(super) use opentelemetry_semantic_conventions::attribute::MESSAGING_OPERATION_TYPE;
     pub(super) use opentelemetry_semantic_conventions::attribute::MESSAGING_SYSTEM;
+    pub(super) use opentelemetry_semantic_conventions::attribute::{
+        FAAS_INVOKED_NAME, FAAS_INVOKED_PROVIDER, FAAS_INVOKED_REGION,
+    };
     /// The name older X-Ray translators read.
     pub(super) const SQS_QUEUE_URL_LEGACY: &str = "aws.queue_url";
 }
@@ -99,8 +116,8 @@ pub const AWS_TRACE_HEADER: &str = "AWSTraceHeader";
 /// Real SQS rejects a message with more message attributes than this.
 /// [SQS quotas](https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html)
 pub const MAX_MESSAGE_ATTRIBUTES: usize = 10;
-/// W3C keys injected into SQS message attributes, in order of importance.
-#[cfg(feature = "sqs")]
+/// W3C keys injected into message attributes and client contexts, in order of importance.
+#[cfg(any(feature = "sqs", feature = "sns", feature = "lambda-invoke"))]
 const W3C_KEYS: [&str; 3] = ["traceparent", "tracestate", "baggage"];
 
 /// The interceptor. Add it to a client config with [`traced`], or use [`dynamodb_client`],
@@ -145,8 +162,14 @@ impl Intercept for TracingInterceptor {
             Some(metadata) => (metadata.service().to_owned(), metadata.name().to_owned()),
             None => return Ok(()),
         };
-        let producer =
-            service == "SQS" && matches!(operation.as_str(), "SendMessage" | "SendMessageBatch");
+        let producer = match service.as_str() {
+            "SQS" => matches!(operation.as_str(), "SendMessage" | "SendMessageBatch"),
+            #[cfg(feature = "sns")]
+            "SNS" => sns::is_send(&operation),
+            #[cfg(feature = "eventbridge")]
+            "EventBridge" => eventbridge::is_send(&operation),
+            _ => false,
+        };
         let span = tracing::info_span!(
             target: "tracekit::aws",
             "aws_sdk",
@@ -170,6 +193,14 @@ impl Intercept for TracingInterceptor {
             "S3" => s3::record_input(&span, input),
             #[cfg(feature = "sqs")]
             "SQS" => sqs::record_and_inject(&span, &cx, xray_header.as_deref(), input),
+            #[cfg(feature = "sns")]
+            "SNS" => sns::record_and_inject(&span, &cx, input),
+            #[cfg(feature = "eventbridge")]
+            "EventBridge" => eventbridge::record_and_inject(&span, xray_header.as_deref(), input),
+            #[cfg(feature = "sfn")]
+            "SFN" => sfn::record_and_inject(&span, xray_header.as_deref(), input),
+            #[cfg(feature = "lambda-invoke")]
+            "Lambda" => lambda_invoke::record_and_inject(&span, &cx, input),
             _ => {}
         }
         let _ = input; // unused when no service feature is on
@@ -284,6 +315,8 @@ impl Intercept for TracingInterceptor {
                 dynamodb::record_output(span, output);
                 #[cfg(feature = "sqs")]
                 sqs::record_output(span, output);
+                #[cfg(feature = "sns")]
+                sns::record_output(span, output);
                 let _ = output; // unused when no service feature is on
             }
             Some(Err(error)) => {
@@ -320,7 +353,47 @@ fn error_code(message: &str) -> &str {
     message.split(':').next().unwrap_or(message).trim()
 }
 
-#[cfg(feature = "sqs")]
+/// Adds each `(key, value)` of `pairs` to `attributes` as `make` builds it, only if the key is free,
+/// the map keeps at most [`MAX_MESSAGE_ATTRIBUTES`] and the value holds only characters SQS and SNS
+/// accept. Returns how many were added. Never removes or replaces anything.
+#[cfg(any(feature = "sqs", feature = "sns"))]
+fn inject_attributes<V>(
+    attributes: &mut std::collections::HashMap<String, V>,
+    pairs: impl IntoIterator<Item = (&'static str, String)>,
+    make: impl Fn(String) -> Option<V>,
+) -> usize {
+    let mut added = 0;
+    for (key, value) in pairs {
+        if attributes.len() >= MAX_MESSAGE_ATTRIBUTES || attributes.contains_key(key) {
+            continue;
+        }
+        // Baggage read from an incoming request may hold characters the service refuses, which
+        // would fail the user's send: such a value does not travel.
+        if !value.chars().all(attribute_allows) {
+            tracing::debug!(
+                key,
+                "a propagation value has characters the service refuses; not sent"
+            );
+            continue;
+        }
+        let Some(attribute) = make(value) else {
+            continue;
+        };
+        attributes.insert(key.to_owned(), attribute);
+        added += 1;
+    }
+    added
+}
+
+/// The characters SQS (and SNS, which delivers to it) accepts in a message attribute value: `#x9 |
+/// #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF`.
+/// [SendMessage](https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html)
+#[cfg(any(feature = "sqs", feature = "sns"))]
+fn attribute_allows(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | ' '..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+#[cfg(any(feature = "sqs", feature = "sns", feature = "lambda-invoke"))]
 /// The W3C context of `cx`, as `(key, value)` pairs in [`W3C_KEYS`] order, in the formats
 /// `OTEL_PROPAGATORS` names.
 fn w3c_context(cx: &opentelemetry::Context) -> Vec<(&'static str, String)> {
@@ -398,6 +471,37 @@ service!(
     "A traced S3 client (virtual-hosted style; see [`traced`] for path style)."
 );
 service!("sqs", aws_sdk_sqs, sqs_client, "A traced SQS client.");
+service!("sns", aws_sdk_sns, sns_client, "A traced SNS client.");
+service!(
+    "eventbridge",
+    aws_sdk_eventbridge,
+    eventbridge_client,
+    "A traced EventBridge client."
+);
+service!(
+    "sfn",
+    aws_sdk_sfn,
+    sfn_client,
+    "A traced Step Functions client."
+);
+service!(
+    "lambda-invoke",
+    aws_sdk_lambda,
+    lambda_client,
+    "A traced Lambda client."
+);
+
+#[cfg(feature = "sns")]
+mod sns;
+
+#[cfg(feature = "eventbridge")]
+mod eventbridge;
+
+#[cfg(feature = "sfn")]
+mod sfn;
+
+#[cfg(feature = "lambda-invoke")]
+mod lambda_invoke;
 
 #[cfg(feature = "dynamodb")]
 mod dynamodb;

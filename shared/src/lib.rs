@@ -91,6 +91,9 @@
 //!   (`https://xray.<region>.amazonaws.com/v1/traces`), credentials from the AWS SDK's default chain.
 //! - `dynamodb`, `s3`, `sqs` (default): service attributes on [`aws`] client spans; `sqs` also brings
 //!   send-side propagation and the consumer side, [`sqs`].
+//! - `sns`, `eventbridge`, `sfn`, `lambda-invoke` (off by default: each brings its SDK crate):
+//!   propagation through SNS message attributes, EventBridge's `TraceHeader`, Step Functions'
+//!   `traceHeader` and `Invoke`'s `ClientContext.custom`, and `tracekit::aws::sns_client` and kin.
 //! - `testing`: [`testing::TestTelemetry`] (in-memory exporter) and [`testing::FakeInvocation`] to test
 //!   your handlers the way tracekit tests its own.
 //!

@@ -74,7 +74,7 @@ pub(crate) fn install(propagators: &[Propagator]) {
 /// Injects only the W3C formats that the installed propagator names (`traceparent` and
 /// `tracestate`, `baggage`): SQS messages carry the X-Ray header in `AWSTraceHeader` instead, and
 /// writing it once more per message only to throw it away would double the cost of a send.
-#[cfg(feature = "sqs")]
+#[cfg(any(feature = "sqs", feature = "sns", feature = "lambda-invoke"))]
 pub(crate) fn inject_w3c(cx: &Context, carrier: &mut dyn Injector) {
     let formats = W3C_FORMATS.load(Ordering::Relaxed);
     if formats & TRACE_CONTEXT_FORMAT != 0 {
@@ -404,7 +404,7 @@ pub fn xray_header_value(span: &SpanContext) -> Option<String> {
 
 /// What the SDK's `TraceContextPropagator` injects, without its formatting machinery: `traceparent`
 /// and `tracestate` (possibly empty), or nothing for an invalid context.
-#[cfg(feature = "sqs")]
+#[cfg(any(feature = "sqs", feature = "sns", feature = "lambda-invoke"))]
 fn inject_trace_context(cx: &Context, carrier: &mut dyn Injector) {
     let span = opentelemetry::trace::TraceContextExt::span(cx);
     let span = span.span_context();
@@ -419,7 +419,7 @@ fn inject_trace_context(cx: &Context, carrier: &mut dyn Injector) {
 /// invalid context. Every SQS message tracekit sends carries it, so it is filled into a fixed
 /// template rather than formatted; a property test holds the two equal.
 /// [traceparent](https://www.w3.org/TR/trace-context/#traceparent-header)
-#[cfg(feature = "sqs")]
+#[cfg(any(feature = "sqs", feature = "sns", feature = "lambda-invoke"))]
 fn traceparent_value(span: &SpanContext) -> Option<String> {
     const LAYOUT: &[u8; 55] = b"00-00000000000000000000000000000000-0000000000000000-00";
     const TRACE: std::ops::Range<usize> = 3..35;

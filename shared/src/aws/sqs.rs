@@ -1,5 +1,5 @@
 //! SQS send-side propagation; [`inject`] is public as `tracekit::sqs::inject`.
-use super::{MAX_MESSAGE_ATTRIBUTES, Span, attr, w3c_context};
+use super::{Span, attr, w3c_context};
 use aws_sdk_sqs::{
     operation as op,
     types::{
@@ -15,7 +15,7 @@ const STRING: &str = "String";
 
 /// Adds W3C context (`traceparent`, then `tracestate`, then `baggage`) from the current span to
 /// `attributes`, each only if the key is free and the message keeps at most
-/// [`MAX_MESSAGE_ATTRIBUTES`]. Returns how many were added. Never removes or replaces anything.
+/// [`MAX_MESSAGE_ATTRIBUTES`](crate::aws::MAX_MESSAGE_ATTRIBUTES). Returns how many were added. Never removes or replaces anything.
 pub fn inject(attributes: &mut HashMap<String, MessageAttributeValue>) -> usize {
     inject_pairs(attributes, w3c_context(&Span::current().context()))
 }
@@ -24,38 +24,13 @@ pub(crate) fn inject_pairs(
     attributes: &mut HashMap<String, MessageAttributeValue>,
     pairs: impl IntoIterator<Item = (&'static str, String)>,
 ) -> usize {
-    let mut added = 0;
-    for (key, value) in pairs {
-        if attributes.len() >= MAX_MESSAGE_ATTRIBUTES || attributes.contains_key(key) {
-            continue;
-        }
-        // Baggage read from an incoming request may hold characters SQS refuses, which would
-        // fail the user's send: such a value does not travel.
-        if !value.chars().all(sqs_allows) {
-            tracing::debug!(
-                key,
-                "a propagation value has characters SQS refuses; not sent"
-            );
-            continue;
-        }
-        let Ok(attribute) = MessageAttributeValue::builder()
+    super::inject_attributes(attributes, pairs, |value| {
+        MessageAttributeValue::builder()
             .data_type(STRING)
             .string_value(value)
             .build()
-        else {
-            continue;
-        };
-        attributes.insert(key.to_owned(), attribute);
-        added += 1;
-    }
-    added
-}
-
-/// The characters SQS accepts in a message attribute value: `#x9 | #xA | #xD | #x20-#xD7FF |
-/// #xE000-#xFFFD | #x10000-#x10FFFF`.
-/// [SendMessage](https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html)
-fn sqs_allows(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\r' | ' '..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+            .ok()
+    })
 }
 
 /// Sets `AWSTraceHeader` unless the user set one.
