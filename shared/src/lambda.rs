@@ -353,10 +353,24 @@ fn invocation_span(
             None
         }
     };
-    let carrier_parent = if config.propagators.contains(&Propagator::XrayLambda) {
-        carrier_parent(&trigger, lambda_parent.as_ref(), &context.request_id)
-    } else {
-        None
+    let xray_lambda = config.propagators.contains(&Propagator::XrayLambda);
+    // A direct `Invoke` from a W3C caller carries its context in `ClientContext.custom`.
+    let caller = context.client_context.as_ref().and_then(|client| {
+        caller_context(&client.custom, lambda_parent.as_ref(), &context.request_id)
+    });
+    let carrier_parent = match caller {
+        // Link-or-parent, as for SQS: under `xray-lambda` the caller is the parent; under `xray`
+        // Lambda's segment stays the parent (X-Ray draws the edge from the Invoke's own header)
+        // and the caller's trace is linked.
+        Some(caller) if xray_lambda => Some(caller),
+        Some(caller) => {
+            span.add_link(caller.span().span_context().clone());
+            None
+        }
+        None if xray_lambda => {
+            carrier_parent(&trigger, lambda_parent.as_ref(), &context.request_id)
+        }
+        None => None,
     };
     // `set_parent` fails only when no OpenTelemetry layer is installed, and then there is nothing to
     // parent.
@@ -433,6 +447,31 @@ fn carrier_parent(
         return None;
     }
     Some(carrier)
+}
+
+/// The caller's context in a client context's `custom` map (W3C `traceparent`, as tracekit and
+/// OpenTelemetry's JavaScript instrumentation write it on `Invoke`), when it names a trace other than
+/// the invocation's: a caller in the invocation's own trace is already its ancestor through Lambda's
+/// segment. A malformed `traceparent` is skipped with a warning.
+fn caller_context(
+    custom: &std::collections::HashMap<String, String>,
+    lambda_parent: Option<&SpanContext>,
+    request_id: &str,
+) -> Option<opentelemetry::Context> {
+    if !custom.contains_key("traceparent") {
+        return None;
+    }
+    let caller =
+        opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(custom));
+    let remote = caller.span().span_context().clone();
+    if !remote.is_valid() {
+        tracing::warn!(target: "tracekit", request_id, "the client context's traceparent is malformed: ignored");
+        return None;
+    }
+    if lambda_parent.is_some_and(|lambda| lambda.trace_id() == remote.trace_id()) {
+        return None;
+    }
+    Some(caller)
 }
 
 /// The function's ARN without an alias or version: `arn:aws:lambda:region:account:function:name`.
