@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 
-LOCALSTACK_SERVICES = ("s3", "sqs")
+LOCALSTACK_SERVICES = ("s3", "sqs", "sns", "events", "stepfunctions")
 HEALTHY_STATES = ("available", "running")
 
 
@@ -118,6 +118,9 @@ def check_external(timeout: float) -> int:
     probes = {
         "s3": lambda: client("s3").list_buckets(),
         "sqs": lambda: client("sqs").list_queues(),
+        "sns": lambda: client("sns").list_topics(),
+        "events": lambda: client("events").list_event_buses(Limit=1),
+        "stepfunctions": lambda: client("stepfunctions").list_state_machines(maxResults=1),
         "dynamodb": lambda: client("dynamodb").list_tables(Limit=1),
     }
     failed = []

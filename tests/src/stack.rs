@@ -67,7 +67,8 @@ pub fn region() -> String {
     std::env::var("AWS_REGION").unwrap_or_else(|_| DEFAULT_REGION.to_owned())
 }
 
-/// Fails the test unless LocalStack answers its health check with S3 and SQS up.
+/// Fails the test unless LocalStack answers its health check with S3, SQS, SNS, EventBridge and
+/// Step Functions up.
 ///
 /// # Panics
 /// When LocalStack is not reachable or a service is not up.
@@ -83,7 +84,7 @@ pub async fn require_localstack() {
             ),
             Err(error) => panic!("LocalStack is not reachable at {url} ({error}): {START_STACK}"),
         };
-        for service in ["s3", "sqs"] {
+        for service in ["s3", "sqs", "sns", "events", "stepfunctions"] {
             let state = health
                 .as_ref()
                 .and_then(|health| health.pointer(&format!("/services/{service}")))
@@ -91,7 +92,7 @@ pub async fn require_localstack() {
                 .unwrap_or("missing");
             assert!(
                 matches!(state, "available" | "running"),
-                "LocalStack at {url} reports {service} as {state:?}: start it with SERVICES=s3,sqs ({START_STACK})"
+                "LocalStack at {url} reports {service} as {state:?}: start it with SERVICES=s3,sqs,sns,events,stepfunctions ({START_STACK})"
             );
         }
     }

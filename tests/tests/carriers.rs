@@ -1,0 +1,585 @@
+//! The send side of the carriers beyond SQS, through tracekit's interceptor on real SDK clients.
+//!
+//! - SNS (LocalStack): `Publish` and `PublishBatch` to a topic an SQS queue subscribes to with raw
+//!   delivery; what the queue receives: the user's attributes intact, W3C context only where the ten
+//!   attributes leave room, naming the PRODUCER span.
+//! - EventBridge (LocalStack, and the scripted endpoint): `PutEvents` accepted and the event
+//!   delivered to a rule's SQS target with its detail intact (LocalStack); each entry's
+//!   `TraceHeader` as sent, a user's kept (the scripted endpoint records the request, which LocalStack
+//!   does not hand on to its targets).
+//! - Step Functions (LocalStack): the execution's `traceHeader` read back with `DescribeExecution`.
+//! - Lambda `Invoke` (the scripted endpoint: no emulator here serves Lambda in host mode): the
+//!   `X-Amz-Client-Context` the request carried, W3C context beside the user's keys.
+
+use integration_tests::scripted::{Scripted, ScriptedEndpoint};
+use integration_tests::stack;
+use opentelemetry::{Value, trace::SpanKind};
+use opentelemetry_sdk::trace::SpanData;
+use std::time::Duration;
+use tracekit::testing::TestTelemetry;
+use tracing::Instrument;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn attr_str(span: &SpanData, key: &str) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| kv.value.as_str().into_owned())
+}
+
+async fn spans(test: &TestTelemetry) -> Vec<SpanData> {
+    test.telemetry().force_flush(Duration::from_secs(5)).await;
+    test.spans()
+}
+
+fn named<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
+    spans
+        .iter()
+        .find(|span| span.name == name)
+        .unwrap_or_else(|| panic!("no {name} span: {spans:#?}"))
+}
+
+/// A queue, and its ARN.
+async fn queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> (String, String) {
+    let url = sqs
+        .create_queue()
+        .queue_name(stack::unique_name(prefix))
+        .send()
+        .await
+        .expect("queue")
+        .queue_url
+        .expect("url");
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .and_then(|attributes| {
+            attributes
+                .get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
+        .expect("queue ARN");
+    (url, arn)
+}
+
+/// The next message on `url` (deleted), waiting up to [`WAIT`].
+async fn receive(sqs: &aws_sdk_sqs::Client, url: &str) -> aws_sdk_sqs::types::Message {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(url)
+            .message_attribute_names("All")
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        if let Some(message) = received.messages.unwrap_or_default().into_iter().next() {
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(message.receipt_handle.clone().unwrap_or_default())
+                .send()
+                .await
+                .expect("delete");
+            return message;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing arrived on {url}"
+        );
+    }
+}
+
+fn sns_attribute(value: &str) -> aws_sdk_sns::types::MessageAttributeValue {
+    aws_sdk_sns::types::MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .expect("attribute")
+}
+
+#[tokio::test]
+async fn sns_messages_carry_the_producer_context_without_losing_user_attributes() {
+    stack::require_localstack().await;
+    let test = TestTelemetry::new();
+    let sdk = stack::sdk_config().await;
+    let sns = tracekit::aws::sns_client(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let topic_name = stack::unique_name("orders-processed");
+    let topic = sns
+        .create_topic()
+        .name(&topic_name)
+        .send()
+        .await
+        .expect("topic")
+        .topic_arn
+        .expect("topic ARN");
+    let (queue_url, queue_arn) = queue(&sqs, "orders-processed-sink").await;
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(&queue_arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .expect("subscribe");
+
+    for user_count in [0usize, 9, 10] {
+        test.reset();
+        let mut publish = sns.publish().topic_arn(&topic).message("secret body");
+        for n in 0..user_count {
+            publish = publish
+                .message_attributes(format!("user{n}"), sns_attribute(&format!("value-{n}")));
+        }
+        let sent = publish
+            .send()
+            .instrument(tracing::info_span!("handler"))
+            .await
+            .expect("publish");
+        let message = receive(&sqs, &queue_url).await;
+        let attributes = message.message_attributes.unwrap_or_default();
+        for n in 0..user_count {
+            assert_eq!(
+                attributes
+                    .get(&format!("user{n}"))
+                    .and_then(|value| value.string_value.as_deref()),
+                Some(format!("value-{n}").as_str()),
+                "{user_count}: user{n} arrives intact"
+            );
+        }
+        assert!(attributes.len() <= 10, "{user_count}: {attributes:?}");
+        let traceparent = attributes
+            .get("traceparent")
+            .and_then(|value| value.string_value.clone());
+        assert_eq!(
+            traceparent.is_some(),
+            user_count < 10,
+            "{user_count}: traceparent only where it fits"
+        );
+
+        let spans = spans(&test).await;
+        let producer = named(&spans, "SNS.Publish");
+        assert_eq!(producer.span_kind, SpanKind::Producer);
+        assert_eq!(
+            attr_str(producer, "messaging.system").as_deref(),
+            Some("aws.sns")
+        );
+        assert_eq!(
+            attr_str(producer, "messaging.destination.name").as_deref(),
+            Some(topic_name.as_str())
+        );
+        assert_eq!(
+            attr_str(producer, "aws.sns.topic.arn").as_deref(),
+            Some(topic.as_str())
+        );
+        assert_eq!(attr_str(producer, "messaging.message.id"), sent.message_id);
+        assert!(
+            !format!("{producer:?}").contains("secret body"),
+            "no body recorded"
+        );
+        if let Some(traceparent) = traceparent {
+            assert_eq!(
+                traceparent,
+                format!(
+                    "00-{}-{}-01",
+                    producer.span_context.trace_id(),
+                    producer.span_context.span_id()
+                ),
+                "names the PRODUCER span"
+            );
+        }
+    }
+
+    // A batch: every entry carries the context, each user attribute kept.
+    test.reset();
+    let entries = (0..3).map(|n| {
+        aws_sdk_sns::types::PublishBatchRequestEntry::builder()
+            .id(format!("e{n}"))
+            .message(format!("entry {n}"))
+            .message_attributes("tenant", sns_attribute(&format!("t{n}")))
+            .build()
+            .expect("entry")
+    });
+    sns.publish_batch()
+        .topic_arn(&topic)
+        .set_publish_batch_request_entries(Some(entries.collect()))
+        .send()
+        .await
+        .expect("publish batch");
+    let spans = spans(&test).await;
+    let producer = named(&spans, "SNS.PublishBatch");
+    assert_eq!(producer.span_kind, SpanKind::Producer);
+    assert_eq!(
+        producer
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == "messaging.batch.message_count")
+            .map(|kv| kv.value.clone()),
+        Some(Value::I64(3))
+    );
+    let mut tenants = Vec::new();
+    for _ in 0..3 {
+        let message = receive(&sqs, &queue_url).await;
+        let attributes = message.message_attributes.unwrap_or_default();
+        tenants.push(
+            attributes
+                .get("tenant")
+                .and_then(|value| value.string_value.clone())
+                .expect("the user's attribute"),
+        );
+        let traceparent = attributes
+            .get("traceparent")
+            .and_then(|value| value.string_value.clone())
+            .expect("each entry carries traceparent");
+        assert!(
+            traceparent.contains(&producer.span_context.span_id().to_string()),
+            "{traceparent}"
+        );
+    }
+    tenants.sort();
+    assert_eq!(tenants, ["t0", "t1", "t2"]);
+}
+
+fn entry(
+    bus: Option<&str>,
+    detail: &str,
+    trace_header: Option<&str>,
+) -> aws_sdk_eventbridge::types::PutEventsRequestEntry {
+    aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+        .set_event_bus_name(bus.map(str::to_owned))
+        .source("orders.worker")
+        .detail_type("order.processed")
+        .detail(detail)
+        .set_trace_header(trace_header.map(str::to_owned))
+        .build()
+}
+
+/// LocalStack: the entries, with tracekit's `TraceHeader`, are accepted and delivered.
+#[tokio::test]
+async fn eventbridge_events_with_a_trace_header_reach_their_target_intact() {
+    stack::require_localstack().await;
+    let test = TestTelemetry::new();
+    let sdk = stack::sdk_config().await;
+    let events = tracekit::aws::eventbridge_client(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let bus = stack::unique_name("orders-bus");
+    events
+        .create_event_bus()
+        .name(&bus)
+        .send()
+        .await
+        .expect("bus");
+    let (queue_url, queue_arn) = queue(&sqs, "orders-events").await;
+    let rule = stack::unique_name("processed");
+    events
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(&bus)
+        .event_pattern(r#"{"source":["orders.worker"]}"#)
+        .send()
+        .await
+        .expect("rule");
+    events
+        .put_targets()
+        .rule(&rule)
+        .event_bus_name(&bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("sink")
+                .arn(&queue_arn)
+                .build()
+                .expect("target"),
+        )
+        .send()
+        .await
+        .expect("target");
+    let put = events
+        .put_events()
+        .entries(entry(Some(&bus), r#"{"order_id":"o-17"}"#, None))
+        .send()
+        .await
+        .expect("put events");
+    assert_eq!(put.failed_entry_count, 0, "{put:?}");
+    let message = receive(&sqs, &queue_url).await;
+    let event: serde_json::Value =
+        serde_json::from_str(message.body.as_deref().unwrap_or_default()).expect("the event");
+    assert_eq!(event["detail"], serde_json::json!({"order_id": "o-17"}));
+    let spans = spans(&test).await;
+    let producer = named(&spans, "EventBridge.PutEvents");
+    assert_eq!(producer.span_kind, SpanKind::Producer);
+    assert_eq!(
+        attr_str(producer, "messaging.destination.name").as_deref(),
+        Some(bus.as_str())
+    );
+}
+
+/// The scripted endpoint: what each entry's `TraceHeader` was on the wire.
+#[tokio::test]
+async fn eventbridge_entries_carry_the_producer_trace_header_and_keep_a_users() {
+    let endpoint = ScriptedEndpoint::start(vec![Scripted::json(
+        200,
+        r#"{"FailedEntryCount":0,"Entries":[{"EventId":"1"},{"EventId":"2"}]}"#,
+    )])
+    .expect("endpoint");
+    let test = TestTelemetry::new();
+    let sdk = stack::sdk_config().await;
+    let events = aws_sdk_eventbridge::Client::from_conf(
+        tracekit::aws::traced(
+            aws_sdk_eventbridge::config::Builder::from(&sdk).endpoint_url(endpoint.url()),
+        )
+        .build(),
+    );
+    let users = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    events
+        .put_events()
+        .entries(entry(None, "{}", None))
+        .entries(entry(None, "{}", Some(users)))
+        .send()
+        .await
+        .expect("put events");
+    let request = endpoint.received().into_iter().next().expect("a request");
+    let body: serde_json::Value = serde_json::from_slice(&request.body).expect("JSON body");
+    let spans = spans(&test).await;
+    let producer = named(&spans, "EventBridge.PutEvents");
+    let expected = format!(
+        "Root={};Parent={};Sampled=1",
+        xray_trace_id(producer),
+        producer.span_context.span_id()
+    );
+    assert_eq!(body["Entries"][0]["TraceHeader"], expected.as_str());
+    assert_eq!(
+        body["Entries"][1]["TraceHeader"], users,
+        "the user's is kept"
+    );
+    assert_eq!(
+        attr_str(producer, "messaging.destination.name").as_deref(),
+        Some("default")
+    );
+}
+
+/// The X-Ray form of a span's trace id: `1-{8 hex}-{24 hex}`.
+fn xray_trace_id(span: &SpanData) -> String {
+    let hex = span.span_context.trace_id().to_string();
+    format!("1-{}-{}", &hex[..8], &hex[8..])
+}
+
+#[tokio::test]
+async fn step_functions_executions_carry_the_client_spans_trace_header() {
+    stack::require_localstack().await;
+    let test = TestTelemetry::new();
+    let sdk = stack::sdk_config().await;
+    let sfn = tracekit::aws::sfn_client(&sdk);
+    let machine = sfn
+        .create_state_machine()
+        .name(stack::unique_name("fulfil"))
+        .definition(r#"{"StartAt":"Done","States":{"Done":{"Type":"Pass","End":true}}}"#)
+        .role_arn("arn:aws:iam::000000000000:role/fulfil")
+        .send()
+        .await
+        .expect("state machine")
+        .state_machine_arn;
+    let users = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    for user_header in [None, Some(users)] {
+        test.reset();
+        let started = sfn
+            .start_execution()
+            .state_machine_arn(&machine)
+            .input("{}")
+            .set_trace_header(user_header.map(str::to_owned))
+            .send()
+            .await
+            .expect("start");
+        let described = sfn
+            .describe_execution()
+            .execution_arn(&started.execution_arn)
+            .send()
+            .await
+            .expect("describe");
+        let spans = spans(&test).await;
+        let client = named(&spans, "SFN.StartExecution");
+        assert_eq!(client.span_kind, SpanKind::Client);
+        assert_eq!(
+            attr_str(client, "aws.step_functions.state_machine.arn").as_deref(),
+            Some(machine.as_str())
+        );
+        let expected = match user_header {
+            Some(users) => users.to_owned(),
+            None => format!(
+                "Root={};Parent={};Sampled=1",
+                xray_trace_id(client),
+                client.span_context.span_id()
+            ),
+        };
+        assert_eq!(described.trace_header.as_deref(), Some(expected.as_str()));
+    }
+}
+
+/// The scripted endpoint: the client context `Invoke` sent.
+#[tokio::test]
+async fn lambda_invoke_carries_w3c_context_in_the_client_context_beside_the_users_keys() {
+    let endpoint = ScriptedEndpoint::start(vec![
+        Scripted::json(200, r#"{"ok":true}"#).header("X-Amz-Executed-Version", "$LATEST"),
+    ])
+    .expect("endpoint");
+    let test = TestTelemetry::new();
+    let sdk = stack::sdk_config().await;
+    let lambda = aws_sdk_lambda::Client::from_conf(
+        tracekit::aws::traced(
+            aws_sdk_lambda::config::Builder::from(&sdk).endpoint_url(endpoint.url()),
+        )
+        .build(),
+    );
+    let users =
+        aws_smithy_types::base64::encode(r#"{"custom":{"tenant":"a"},"env":{"locale":"fr"}}"#);
+    for client_context in [None, Some(users.as_str())] {
+        test.reset();
+        lambda
+            .invoke()
+            .function_name("arn:aws:lambda:eu-west-1:123456789012:function:fulfil:live")
+            .payload(aws_smithy_types::Blob::new(r#"{"order_id":"o-17"}"#))
+            .set_client_context(client_context.map(str::to_owned))
+            .send()
+            .await
+            .expect("invoke");
+        let request = endpoint.received().pop().expect("a request");
+        let spans = spans(&test).await;
+        let client = named(&spans, "Lambda.Invoke");
+        assert_eq!(client.span_kind, SpanKind::Client);
+        assert_eq!(
+            attr_str(client, "faas.invoked_name").as_deref(),
+            Some("fulfil")
+        );
+        assert_eq!(
+            attr_str(client, "faas.invoked_provider").as_deref(),
+            Some("aws")
+        );
+        assert_eq!(
+            attr_str(client, "faas.invoked_region").as_deref(),
+            Some("eu-west-1")
+        );
+        let header = request.header("x-amzn-trace-id").expect("X-Ray header");
+        assert!(
+            header.contains(&format!("Parent={}", client.span_context.span_id())),
+            "{header}"
+        );
+        let encoded = request
+            .header("x-amz-client-context")
+            .expect("client context");
+        let context: serde_json::Value =
+            serde_json::from_slice(&aws_smithy_types::base64::decode(encoded).expect("base64"))
+                .expect("JSON");
+        assert_eq!(
+            context["custom"]["traceparent"],
+            format!(
+                "00-{}-{}-01",
+                client.span_context.trace_id(),
+                client.span_context.span_id()
+            )
+            .as_str()
+        );
+        if client_context.is_some() {
+            assert_eq!(context["custom"]["tenant"], "a", "the user's key is kept");
+            assert_eq!(context["env"]["locale"], "fr");
+        }
+        assert!(
+            !format!("{client:?}").contains("o-17"),
+            "no payload recorded"
+        );
+    }
+}
+
+mod invoked {
+    //! The consumer side of `Invoke`: a function invoked directly continues its caller's W3C
+    //! context from `ClientContext.custom` (a real function process, the harness's Runtime API
+    //! passing the client context as Lambda does).
+    use integration_tests::xray;
+    use integration_tests::{FunctionProcess, Invocation, OtlpReceiver, stack};
+    use std::time::Duration;
+
+    const CALLER_TRACE: &str = "5759e988bd862e3fe1be46a994272793";
+    const CALLER_SPAN: &str = "53995c3f42cd8ad8";
+
+    fn client_context(traceparent: &str) -> String {
+        serde_json::json!({"custom": {"traceparent": traceparent, "tenant": "a"}}).to_string()
+    }
+
+    async fn invoked(
+        propagators: &str,
+        traceparent: &str,
+    ) -> (integration_tests::ReceivedSpan, Vec<String>) {
+        let otlp = OtlpReceiver::start().expect("receiver");
+        let function = FunctionProcess::spawn(
+            &stack::function_binary("traced-function"),
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.endpoint()),
+                ("OTEL_PROPAGATORS", propagators.to_owned()),
+            ],
+        )
+        .expect("spawn");
+        let header = format!(
+            "Root={};Parent={};Sampled=1",
+            xray::new_trace_id(),
+            xray::new_segment_id()
+        );
+        function
+            .invoke(
+                Invocation::json(serde_json::json!({"children": 0}))
+                    .trace_header(header)
+                    .client_context(client_context(traceparent)),
+            )
+            .await
+            .expect("invocation");
+        let spans = otlp
+            .wait_for_spans(1, Duration::from_secs(10))
+            .await
+            .expect("spans");
+        let invocation = spans
+            .into_iter()
+            .find(|span| span.attr_str("faas.invocation_id").is_some())
+            .expect("the invocation span");
+        (invocation, function.stdout())
+    }
+
+    #[tokio::test]
+    async fn the_callers_context_is_a_link_beside_lambdas_segment_by_default() {
+        let traceparent = format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01");
+        let (invocation, _) = invoked("tracecontext,baggage,xray", &traceparent).await;
+        assert_ne!(invocation.trace_id, CALLER_TRACE, "Lambda's trace");
+        assert!(
+            invocation
+                .links
+                .iter()
+                .any(|link| link.trace_id == CALLER_TRACE && link.span_id == CALLER_SPAN),
+            "{:?}",
+            invocation.links
+        );
+    }
+
+    #[tokio::test]
+    async fn under_xray_lambda_the_caller_is_the_parent() {
+        let traceparent = format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01");
+        let (invocation, _) = invoked("tracecontext,baggage,xray-lambda", &traceparent).await;
+        assert_eq!(invocation.trace_id, CALLER_TRACE);
+        assert_eq!(invocation.parent_span_id.as_deref(), Some(CALLER_SPAN));
+    }
+
+    #[tokio::test]
+    async fn a_malformed_callers_context_is_skipped_with_a_warning() {
+        let (invocation, stdout) =
+            invoked("tracecontext,baggage,xray", "00-not-a-context-01").await;
+        assert!(invocation.links.is_empty(), "{:?}", invocation.links);
+        assert_eq!(
+            stdout
+                .iter()
+                .filter(|line| line.contains("client context's traceparent is malformed"))
+                .count(),
+            1,
+            "{stdout:#?}"
+        );
+    }
+}
