@@ -119,6 +119,8 @@ mod annotations;
 mod app_signals;
 pub mod aws;
 pub mod config;
+#[cfg(any(feature = "sqs", feature = "sns"))]
+mod consumer;
 mod error;
 mod flush;
 mod init_span;
@@ -127,6 +129,8 @@ mod lambda;
 mod log_format;
 mod metadata;
 pub mod propagation;
+#[cfg(feature = "sns")]
+pub mod sns;
 #[cfg(feature = "sqs")]
 pub mod sqs;
 mod telemetry;

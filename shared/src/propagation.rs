@@ -269,16 +269,16 @@ impl XrayHeader {
 /// How far back and ahead of now X-Ray accepts a trace id's time (its first 8 hex digits, the epoch
 /// seconds): 30 days, 5 minutes, as X-Ray's segment documents require
 /// ([segment documents](https://docs.aws.amazon.com/xray/latest/devguide/xray-api-segmentdocuments.html)).
-#[cfg(any(feature = "sqs", feature = "xray"))]
+#[cfg(any(feature = "sqs", feature = "sns", feature = "xray"))]
 const XRAY_TRACE_MAX_AGE_SECS: u64 = 30 * 24 * 60 * 60;
-#[cfg(any(feature = "sqs", feature = "xray"))]
+#[cfg(any(feature = "sqs", feature = "sns", feature = "xray"))]
 const XRAY_TRACE_MAX_AHEAD_SECS: u64 = 5 * 60;
 
 /// Whether X-Ray's segment documents can hold `trace_id` at `now_secs` (Unix seconds): its first
 /// four bytes are a time within the last 30 days (or 5 minutes ahead). A random W3C trace id, as
 /// OpenTelemetry producers make by default, almost never is; the agent and the OTLP endpoint take
 /// any id.
-#[cfg(any(feature = "sqs", feature = "xray"))]
+#[cfg(any(feature = "sqs", feature = "sns", feature = "xray"))]
 pub(crate) fn is_xray_trace_id(trace_id: TraceId, now_secs: u64) -> bool {
     let bytes = trace_id.to_bytes();
     let epoch = u64::from(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]));
@@ -286,7 +286,7 @@ pub(crate) fn is_xray_trace_id(trace_id: TraceId, now_secs: u64) -> bool {
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
-#[cfg(any(feature = "sqs", feature = "xray"))]
+#[cfg(any(feature = "sqs", feature = "sns", feature = "xray"))]
 pub(crate) fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -469,7 +469,7 @@ mod tests {
         TraceId::from_hex("5759e988bd862e3fe1be46a994272793").expect("valid")
     }
 
-    #[cfg(any(feature = "sqs", feature = "xray"))]
+    #[cfg(any(feature = "sqs", feature = "sns", feature = "xray"))]
     #[test]
     fn xray_trace_ids_are_those_of_the_last_thirty_days() {
         let now: u64 = 1_800_000_000;

@@ -58,31 +58,15 @@ use crate::config::{Config, SqsParentPolicy};
 use crate::error::{self, record as record_error};
 use futures_util::StreamExt;
 use lambda_runtime::Diagnostic;
-use opentelemetry::{
-    Context, KeyValue,
-    propagation::Extractor,
-    trace::{SpanContext, TraceContextExt, TraceFlags},
-};
+use opentelemetry::trace::{SpanContext, TraceFlags};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use tracing::{Instrument, Span};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 
-/// Attribute keys. [SQS conventions](https://opentelemetry.io/docs/specs/semconv/messaging/sqs/).
-mod attr {
-    pub(super) use opentelemetry_semantic_conventions::attribute::MESSAGING_DESTINATION_NAME;
-    pub(super) use opentelemetry_semantic_conventions::attribute::MESSAGING_MESSAGE_ID;
-    pub(super) use opentelemetry_semantic_conventions::attribute::MESSAGING_OPERATION_NAME;
-    pub(super) use opentelemetry_semantic_conventions::attribute::MESSAGING_OPERATION_TYPE;
-    pub(super) use opentelemetry_semantic_conventions::attribute::MESSAGING_SYSTEM;
-}
-
 /// `messaging.system` for SQS.
 const AWS_SQS: &str = "aws_sqs";
-/// `messaging.operation.name` / `.type` of the per-message span.
-const PROCESS: &str = "process";
 /// The system attribute X-Ray reads. [SQS and X-Ray](https://docs.aws.amazon.com/xray/latest/devguide/xray-services-sqs.html)
 const AWS_TRACE_HEADER: &str = "AWSTraceHeader";
 /// `error.type` of a record that is not an SQS message.
@@ -228,30 +212,8 @@ impl BatchProcessor {
         let id = message.message_id.clone().unwrap_or_default();
         let span = process_span(&queue_of(&record), message.message_id.as_deref());
         if let Some(producer) = producer_context(&message) {
-            let link = vec![KeyValue::new(attr::MESSAGING_MESSAGE_ID, id.clone())];
-            let holdable = !self.xray_ids_only
-                || crate::propagation::is_xray_trace_id(
-                    producer.trace_id(),
-                    crate::propagation::now_secs(),
-                );
-            if single && self.policy == SqsParentPolicy::ParentIfSingle && holdable {
-                // The process span follows the invocation's sampling decision, not the producer's:
-                // an invocation that is recorded shows all of its work.
-                let sampled = Span::current().context().span().span_context().is_sampled();
-                let parent = SpanContext::new(
-                    producer.trace_id(),
-                    producer.span_id(),
-                    if sampled {
-                        TraceFlags::SAMPLED
-                    } else {
-                        TraceFlags::default()
-                    },
-                    true,
-                    producer.trace_state().clone(),
-                );
-                let _ = span.set_parent(Context::new().with_remote_span_context(parent));
-            }
-            span.add_link_with_attributes(producer, link);
+            let parent = single && self.policy == SqsParentPolicy::ParentIfSingle;
+            crate::consumer::follow(&span, producer, &id, parent, self.xray_ids_only);
         }
         match handler(message).instrument(span.clone()).await {
             Ok(()) => Ok(()),
@@ -325,20 +287,7 @@ fn is_fifo(record: &serde_json::Value) -> bool {
 }
 
 fn process_span(queue: &str, message_id: Option<&str>) -> Span {
-    let span = tracing::info_span!(
-        target: "tracekit::sqs",
-        "process",
-        otel.name = format!("{PROCESS} {queue}"),
-        otel.kind = "consumer",
-        { attr::MESSAGING_SYSTEM } = AWS_SQS,
-        { attr::MESSAGING_OPERATION_NAME } = PROCESS,
-        { attr::MESSAGING_OPERATION_TYPE } = PROCESS,
-        { attr::MESSAGING_DESTINATION_NAME } = queue,
-    );
-    if let Some(id) = message_id {
-        span.set_attribute(attr::MESSAGING_MESSAGE_ID, id.to_owned());
-    }
-    span
+    crate::consumer::process_span(AWS_SQS, queue, message_id)
 }
 
 /// Where a message's producer context came from.
@@ -366,7 +315,7 @@ pub fn producer_context_with_carrier(message: &SqsMessage) -> Option<(SpanContex
         .iter()
         .filter_map(|(key, value)| Some((key.as_str(), value.string_value.as_deref()?)))
         .collect();
-    if let Some(context) = from_attributes(&attributes, id, "message attributes") {
+    if let Some(context) = crate::consumer::from_attributes(&attributes, id, "message attributes") {
         return Some((context, Carrier::MessageAttributes));
     }
     if let Some(header) = message.attributes.get(AWS_TRACE_HEADER) {
@@ -401,7 +350,8 @@ pub fn producer_context_with_carrier(message: &SqsMessage) -> Option<(SpanContex
         .iter()
         .filter_map(|(key, value)| Some((key.as_str(), value.value.as_deref()?)))
         .collect();
-    from_attributes(&attributes, id, "SNS envelope").map(|context| (context, Carrier::SnsEnvelope))
+    crate::consumer::from_attributes(&attributes, id, "SNS envelope")
+        .map(|context| (context, Carrier::SnsEnvelope))
 }
 
 /// The part of an SNS notification envelope that carries context.
@@ -417,61 +367,6 @@ struct SnsEnvelope {
 struct SnsAttribute {
     #[serde(rename = "Value")]
     value: Option<String>,
-}
-
-/// A message's attributes as a propagation carrier (keys are matched case-insensitively).
-struct Attributes<'a>(&'a HashMap<&'a str, &'a str>);
-
-impl Extractor for Attributes<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| *v)
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().copied().collect()
-    }
-}
-
-/// The producer's context from a message's attributes (or an SNS envelope's), through every
-/// configured propagator: a `traceparent`, or an `X-Amzn-Trace-Id` alone (as OpenTelemetry JS's
-/// aws-sdk instrumentation writes with the X-Ray propagator). Keys that carry no context on their own
-/// (`tracestate`, `baggage`) are not a reason to warn when nothing else is there.
-fn from_attributes(
-    attributes: &HashMap<&str, &str>,
-    message_id: &str,
-    carrier: &str,
-) -> Option<SpanContext> {
-    let present = |field: &str| attributes.keys().any(|key| key.eq_ignore_ascii_case(field));
-    let (any_field, context_field) = opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.fields().filter(|field| present(field)).fold(
-            (false, false),
-            |(_, context), field| {
-                let carries_context = !field.eq_ignore_ascii_case("tracestate")
-                    && !field.eq_ignore_ascii_case("baggage");
-                (true, context || carries_context)
-            },
-        )
-    });
-    if !any_field {
-        return None;
-    }
-    let context = crate::propagation::extract(&Attributes(attributes));
-    let span_context = context.span().span_context().clone();
-    if span_context.is_valid() {
-        Some(span_context)
-    } else {
-        if context_field {
-            tracing::warn!(
-                message_id,
-                carrier,
-                "ignoring a malformed trace context on an SQS message"
-            );
-        }
-        None
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,140 @@
+//! What the SQS and SNS consumers share: the producer's context from a message's attributes, the
+//! CONSUMER span of one message, and how that span follows its producer (the link-or-parent
+//! policy).
+
+use opentelemetry::{
+    Context, KeyValue,
+    propagation::Extractor,
+    trace::{SpanContext, TraceContextExt, TraceFlags},
+};
+use std::collections::HashMap;
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// Attribute keys. [Messaging spans](https://opentelemetry.io/docs/specs/semconv/messaging/messaging-spans/).
+mod attr {
+    pub(super) use opentelemetry_semantic_conventions::attribute::MESSAGING_DESTINATION_NAME;
+    pub(super) use opentelemetry_semantic_conventions::attribute::MESSAGING_MESSAGE_ID;
+    pub(super) use opentelemetry_semantic_conventions::attribute::MESSAGING_OPERATION_NAME;
+    pub(super) use opentelemetry_semantic_conventions::attribute::MESSAGING_OPERATION_TYPE;
+    pub(super) use opentelemetry_semantic_conventions::attribute::MESSAGING_SYSTEM;
+}
+
+/// `messaging.operation.name` / `.type` of the per-message span.
+const PROCESS: &str = "process";
+
+/// The CONSUMER span `process <destination>` of one message of `system`.
+pub(crate) fn process_span(
+    system: &'static str,
+    destination: &str,
+    message_id: Option<&str>,
+) -> Span {
+    let span = tracing::info_span!(
+        target: "tracekit::consumer",
+        "process",
+        otel.name = format!("{PROCESS} {destination}"),
+        otel.kind = "consumer",
+        { attr::MESSAGING_SYSTEM } = system,
+        { attr::MESSAGING_OPERATION_NAME } = PROCESS,
+        { attr::MESSAGING_OPERATION_TYPE } = PROCESS,
+        { attr::MESSAGING_DESTINATION_NAME } = destination,
+    );
+    if let Some(id) = message_id {
+        span.set_attribute(attr::MESSAGING_MESSAGE_ID, id.to_owned());
+    }
+    span
+}
+
+/// Links `span` to its message's `producer` and, when `parent` (a batch of one under
+/// `parent-if-single`) and the export path can hold the producer's trace id (X-Ray segment
+/// documents, `xray_ids_only`, hold X-Ray ids only), makes the producer its parent.
+pub(crate) fn follow(
+    span: &Span,
+    producer: SpanContext,
+    message_id: &str,
+    parent: bool,
+    xray_ids_only: bool,
+) {
+    let link = vec![KeyValue::new(
+        attr::MESSAGING_MESSAGE_ID,
+        message_id.to_owned(),
+    )];
+    let holdable = !xray_ids_only
+        || crate::propagation::is_xray_trace_id(
+            producer.trace_id(),
+            crate::propagation::now_secs(),
+        );
+    if parent && holdable {
+        // The process span follows the invocation's sampling decision, not the producer's: an
+        // invocation that is recorded shows all of its work.
+        let sampled = Span::current().context().span().span_context().is_sampled();
+        let parent = SpanContext::new(
+            producer.trace_id(),
+            producer.span_id(),
+            if sampled {
+                TraceFlags::SAMPLED
+            } else {
+                TraceFlags::default()
+            },
+            true,
+            producer.trace_state().clone(),
+        );
+        let _ = span.set_parent(Context::new().with_remote_span_context(parent));
+    }
+    span.add_link_with_attributes(producer, link);
+}
+
+/// A message's attributes as a propagation carrier (keys are matched case-insensitively).
+pub(crate) struct Attributes<'a>(pub(crate) &'a HashMap<&'a str, &'a str>);
+
+impl Extractor for Attributes<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| *v)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().copied().collect()
+    }
+}
+
+/// The producer's context from a message's attributes (or an SNS envelope's), through every
+/// configured propagator: a `traceparent`, or an `X-Amzn-Trace-Id` alone (as OpenTelemetry JS's
+/// aws-sdk instrumentation writes with the X-Ray propagator). Keys that carry no context on their own
+/// (`tracestate`, `baggage`) are not a reason to warn when nothing else is there.
+pub(crate) fn from_attributes(
+    attributes: &HashMap<&str, &str>,
+    message_id: &str,
+    carrier: &str,
+) -> Option<SpanContext> {
+    let present = |field: &str| attributes.keys().any(|key| key.eq_ignore_ascii_case(field));
+    let (any_field, context_field) = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.fields().filter(|field| present(field)).fold(
+            (false, false),
+            |(_, context), field| {
+                let carries_context = !field.eq_ignore_ascii_case("tracestate")
+                    && !field.eq_ignore_ascii_case("baggage");
+                (true, context || carries_context)
+            },
+        )
+    });
+    if !any_field {
+        return None;
+    }
+    let context = crate::propagation::extract(&Attributes(attributes));
+    let span_context = context.span().span_context().clone();
+    if span_context.is_valid() {
+        Some(span_context)
+    } else {
+        if context_field {
+            tracing::warn!(
+                message_id,
+                carrier,
+                "ignoring a malformed trace context on a message"
+            );
+        }
+        None
+    }
+}
