@@ -583,3 +583,100 @@ mod invoked {
         );
     }
 }
+
+/// SNS → a function: LocalStack delivers the notification (to an SQS queue, as it delivers to
+/// Lambda: the same envelope, `MessageAttributes` included); the harness invokes a real function
+/// process with it as Lambda's SNS event, and the function's `process` span continues the
+/// publisher's trace.
+#[tokio::test]
+async fn an_sns_triggered_function_continues_the_publishers_trace() {
+    use integration_tests::{FunctionProcess, Invocation, InvocationOutcome, OtlpReceiver, xray};
+    stack::require_localstack().await;
+    let test = TestTelemetry::new();
+    let sdk = stack::sdk_config().await;
+    let sns = tracekit::aws::sns_client(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let topic_name = stack::unique_name("orders-notified");
+    let topic = sns
+        .create_topic()
+        .name(&topic_name)
+        .send()
+        .await
+        .expect("topic")
+        .topic_arn
+        .expect("topic ARN");
+    let (queue_url, queue_arn) = queue(&sqs, "orders-notified-envelopes").await;
+    let subscription = sns
+        .subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(&queue_arn)
+        .send()
+        .await
+        .expect("subscribe")
+        .subscription_arn
+        .unwrap_or_default();
+    sns.publish()
+        .topic_arn(&topic)
+        .message("order o-17")
+        .message_attributes("tenant", sns_attribute("a"))
+        .send()
+        .instrument(tracing::info_span!("handler"))
+        .await
+        .expect("publish");
+    let producer = named(&spans(&test).await, "SNS.Publish").clone();
+    let envelope: serde_json::Value = serde_json::from_str(
+        receive(&sqs, &queue_url)
+            .await
+            .body
+            .as_deref()
+            .unwrap_or_default(),
+    )
+    .expect("the SNS envelope");
+    assert_eq!(
+        envelope["MessageAttributes"]["tenant"]["Value"], "a",
+        "{envelope:#}"
+    );
+    let event = serde_json::json!({"Records": [{
+        "EventSource": "aws:sns",
+        "EventVersion": "1.0",
+        "EventSubscriptionArn": subscription,
+        "Sns": envelope,
+    }]});
+
+    let otlp = OtlpReceiver::start().expect("receiver");
+    let function = FunctionProcess::spawn(
+        &stack::function_binary("traced-function"),
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.endpoint())],
+    )
+    .expect("spawn");
+    let header = format!(
+        "Root={};Parent={};Sampled=1",
+        xray::new_trace_id(),
+        xray::new_segment_id()
+    );
+    let outcome = function
+        .invoke(Invocation::json(event).trace_header(header))
+        .await
+        .expect("invocation");
+    assert!(
+        matches!(outcome, InvocationOutcome::Response(_)),
+        "{outcome:?}"
+    );
+    let received = otlp.wait_for_spans(2, WAIT).await.expect("spans");
+    let process = received
+        .iter()
+        .find(|span| span.name == format!("process {topic_name}"))
+        .unwrap_or_else(|| panic!("no process span: {received:#?}"));
+    assert_eq!(process.attr_str("messaging.system"), Some("aws.sns"));
+    assert_eq!(
+        process.trace_id,
+        producer.span_context.trace_id().to_string(),
+        "a message of its own continues the publisher's trace"
+    );
+    assert_eq!(
+        process.parent_span_id.as_deref(),
+        Some(producer.span_context.span_id().to_string().as_str())
+    );
+    assert_eq!(process.links.len(), 1, "and links to it");
+}

@@ -10,6 +10,8 @@
 //!   invocation span (`tracekit::metadata`), and opens one `described` span with the metadata field
 //!   `metadata.payment.provider = "stripe"`;
 //! - `{"debug": "text"}` logs `text` at DEBUG first;
+//! - an SNS event (`{"Records": [{"EventSource": "aws:sns", ...}]}`) is processed with
+//!   `tracekit::sns::SnsProcessor`, one `process` span per message; a message `"fail"` fails;
 //! - `{"fail": "message"}` returns an error of type `OrderError` with that message;
 //! - `{"panic": true}` panics inside the handler;
 //! - `{"sdk_call": "http://…"}` makes one DynamoDB GetItem with a traced client at that endpoint;
@@ -45,6 +47,27 @@ impl From<OrderError> for Diagnostic {
 
 async fn handler(event: LambdaEvent<Value>) -> Result<Value, OrderError> {
     let payload = event.payload;
+    if payload
+        .pointer("/Records/0/EventSource")
+        .and_then(Value::as_str)
+        == Some("aws:sns")
+    {
+        let batch: tracekit::sns::SnsBatch =
+            serde_json::from_value(payload).map_err(|error| OrderError(error.to_string()))?;
+        let processed = tracekit::sns::SnsProcessor::default()
+            .process(batch, |message| async move {
+                tracing::info!(id = %message.message_id, "notified");
+                match message.message.as_str() {
+                    "fail" => Err(OrderError("refused".to_owned())),
+                    _ => Ok(()),
+                }
+            })
+            .await;
+        return match processed {
+            Ok(()) => Ok(json!({"ok": true})),
+            Err(failure) => Err(OrderError(failure.to_string())),
+        };
+    }
     if let Some(text) = payload.get("debug").and_then(Value::as_str) {
         tracing::debug!("{text}");
     }
