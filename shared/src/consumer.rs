@@ -8,7 +8,7 @@ use opentelemetry::{
     trace::{SpanContext, TraceContextExt, TraceFlags},
 };
 use std::collections::HashMap;
-use tracing::Span;
+use tracing::{Instrument, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Attribute keys. [Messaging spans](https://opentelemetry.io/docs/specs/semconv/messaging/messaging-spans/).
@@ -136,5 +136,30 @@ pub(crate) fn from_attributes(
             );
         }
         None
+    }
+}
+
+/// Runs `handler` on one message inside its `span`. A failure is recorded on the span and logged
+/// with `warning` and the message's id, which is returned.
+pub(crate) async fn run_handler<M, F, Fut, E>(
+    span: Span,
+    id: String,
+    message: M,
+    handler: &F,
+    warning: &'static str,
+) -> Result<(), String>
+where
+    F: Fn(M) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Into<lambda_runtime::Diagnostic> + 'static,
+{
+    match handler(message).instrument(span.clone()).await {
+        Ok(()) => Ok(()),
+        Err(error) => {
+            let (diagnostic, error_type) = crate::error::diagnose(error);
+            crate::error::record(&span, &error_type, &diagnostic.error_message);
+            span.in_scope(|| tracing::warn!(message_id = %id, %error_type, "{warning}"));
+            Err(id)
+        }
     }
 }

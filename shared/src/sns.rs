@@ -33,12 +33,11 @@
 //! A record that is not an SNS message is that record's failure, with a warning.
 
 use crate::config::{Config, SqsParentPolicy};
-use crate::error::{self, record as record_error};
+use crate::error::record as record_error;
 use lambda_runtime::Diagnostic;
 use opentelemetry::trace::SpanContext;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use tracing::Instrument;
 
 pub use aws_lambda_events::sns::SnsMessage;
 
@@ -145,17 +144,7 @@ impl SnsProcessor {
             let parent = single && self.policy == SqsParentPolicy::ParentIfSingle;
             crate::consumer::follow(&span, producer, &id, parent, self.xray_ids_only);
         }
-        match handler(message).instrument(span.clone()).await {
-            Ok(()) => Ok(()),
-            Err(error) => {
-                let (diagnostic, error_type) = error::diagnose(error);
-                record_error(&span, &error_type, &diagnostic.error_message);
-                span.in_scope(|| {
-                    tracing::warn!(message_id = %id, %error_type, "SNS message failed");
-                });
-                Err(id)
-            }
-        }
+        crate::consumer::run_handler(span, id, message, handler, "SNS message failed").await
     }
 }
 
@@ -201,6 +190,7 @@ mod tests {
     use crate::testing::TestTelemetry;
     use opentelemetry::trace::SpanKind;
     use serde_json::json;
+    use tracing::Instrument;
 
     const TRACEPARENT: &str = "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01";
     const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:orders-processed";

@@ -55,13 +55,13 @@
 /// `SendMessage` and `SendMessageBatch` of a traced client).
 pub use crate::aws::sqs::inject;
 use crate::config::{Config, SqsParentPolicy};
-use crate::error::{self, record as record_error};
+use crate::error::record as record_error;
 use futures_util::StreamExt;
 use lambda_runtime::Diagnostic;
 use opentelemetry::trace::{SpanContext, TraceFlags};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use tracing::{Instrument, Span};
+use tracing::Span;
 
 pub use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 
@@ -215,17 +215,14 @@ impl BatchProcessor {
             let parent = single && self.policy == SqsParentPolicy::ParentIfSingle;
             crate::consumer::follow(&span, producer, &id, parent, self.xray_ids_only);
         }
-        match handler(message).instrument(span.clone()).await {
-            Ok(()) => Ok(()),
-            Err(error) => {
-                let (diagnostic, error_type) = error::diagnose(error);
-                record_error(&span, &error_type, &diagnostic.error_message);
-                span.in_scope(|| {
-                    tracing::warn!(message_id = %id, %error_type, "SQS message failed; reported for redelivery");
-                });
-                Err(id)
-            }
-        }
+        crate::consumer::run_handler(
+            span,
+            id,
+            message,
+            handler,
+            "SQS message failed; reported for redelivery",
+        )
+        .await
     }
 }
 
@@ -376,6 +373,7 @@ mod tests {
     use opentelemetry::trace::{SpanId, SpanKind, Status, TraceId};
     use opentelemetry_sdk::trace::SpanData;
     use serde_json::json;
+    use tracing::Instrument;
 
     const ARN: &str = "arn:aws:sqs:us-east-1:123456789012:orders";
     const TRACEPARENT: &str = "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01";

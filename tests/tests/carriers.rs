@@ -103,14 +103,16 @@ fn sns_attribute(value: &str) -> aws_sdk_sns::types::MessageAttributeValue {
         .expect("attribute")
 }
 
-#[tokio::test]
-async fn sns_messages_carry_the_producer_context_without_losing_user_attributes() {
-    stack::require_localstack().await;
-    let test = TestTelemetry::new();
-    let sdk = stack::sdk_config().await;
-    let sns = tracekit::aws::sns_client(&sdk);
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let topic_name = stack::unique_name("orders-processed");
+/// A topic and a queue subscribed to it (`raw`: raw message delivery, attributes as the queue's
+/// own; otherwise the SNS envelope in the body): the topic's name and ARN, the queue's URL, the
+/// subscription's ARN.
+async fn topic_to_queue(
+    sns: &aws_sdk_sns::Client,
+    sqs: &aws_sdk_sqs::Client,
+    prefix: &str,
+    raw: bool,
+) -> (String, String, String, String) {
+    let topic_name = stack::unique_name(prefix);
     let topic = sns
         .create_topic()
         .name(&topic_name)
@@ -119,15 +121,30 @@ async fn sns_messages_carry_the_producer_context_without_losing_user_attributes(
         .expect("topic")
         .topic_arn
         .expect("topic ARN");
-    let (queue_url, queue_arn) = queue(&sqs, "orders-processed-sink").await;
-    sns.subscribe()
+    let (queue_url, queue_arn) = queue(sqs, &format!("{prefix}-sink")).await;
+    let subscription = sns
+        .subscribe()
         .topic_arn(&topic)
         .protocol("sqs")
         .endpoint(&queue_arn)
-        .attributes("RawMessageDelivery", "true")
+        .attributes("RawMessageDelivery", raw.to_string())
         .send()
         .await
-        .expect("subscribe");
+        .expect("subscribe")
+        .subscription_arn
+        .unwrap_or_default();
+    (topic_name, topic, queue_url, subscription)
+}
+
+#[tokio::test]
+async fn sns_messages_carry_the_producer_context_without_losing_user_attributes() {
+    stack::require_localstack().await;
+    let test = TestTelemetry::new();
+    let sdk = stack::sdk_config().await;
+    let sns = tracekit::aws::sns_client(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let (topic_name, topic, queue_url, _) =
+        topic_to_queue(&sns, &sqs, "orders-processed", true).await;
 
     for user_count in [0usize, 9, 10] {
         test.reset();
@@ -596,26 +613,8 @@ async fn an_sns_triggered_function_continues_the_publishers_trace() {
     let sdk = stack::sdk_config().await;
     let sns = tracekit::aws::sns_client(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let topic_name = stack::unique_name("orders-notified");
-    let topic = sns
-        .create_topic()
-        .name(&topic_name)
-        .send()
-        .await
-        .expect("topic")
-        .topic_arn
-        .expect("topic ARN");
-    let (queue_url, queue_arn) = queue(&sqs, "orders-notified-envelopes").await;
-    let subscription = sns
-        .subscribe()
-        .topic_arn(&topic)
-        .protocol("sqs")
-        .endpoint(&queue_arn)
-        .send()
-        .await
-        .expect("subscribe")
-        .subscription_arn
-        .unwrap_or_default();
+    let (topic_name, topic, queue_url, subscription) =
+        topic_to_queue(&sns, &sqs, "orders-notified", false).await;
     sns.publish()
         .topic_arn(&topic)
         .message("order o-17")
