@@ -1,12 +1,14 @@
-//! What the SQS and SNS consumers share: the producer's context from a message's attributes, the
-//! CONSUMER span of one message, and how that span follows its producer (the link-or-parent
-//! policy).
+//! What the consumers (SQS, SNS, streams) share: the CONSUMER span of one message and how its
+//! handler runs; for the messaging consumers, the producer's context from a message's attributes and
+//! how the span follows its producer (the link-or-parent policy).
 
+#[cfg(any(feature = "sqs", feature = "sns"))]
 use opentelemetry::{
     Context, KeyValue,
     propagation::Extractor,
     trace::{SpanContext, TraceContextExt, TraceFlags},
 };
+#[cfg(any(feature = "sqs", feature = "sns"))]
 use std::collections::HashMap;
 use tracing::{Instrument, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -23,9 +25,10 @@ mod attr {
 /// `messaging.operation.name` / `.type` of the per-message span.
 const PROCESS: &str = "process";
 
-/// The CONSUMER span `process <destination>` of one message of `system`.
+/// The CONSUMER span `process <destination>` of one message of `system` (`None` for a system the
+/// conventions name no value for, such as Kinesis).
 pub(crate) fn process_span(
-    system: &'static str,
+    system: Option<&'static str>,
     destination: &str,
     message_id: Option<&str>,
 ) -> Span {
@@ -45,6 +48,7 @@ pub(crate) fn process_span(
     span
 }
 
+#[cfg(any(feature = "sqs", feature = "sns"))]
 /// Links `span` to its message's `producer` and, when `parent` (a batch of one under
 /// `parent-if-single`) and the export path can hold the producer's trace id (X-Ray segment
 /// documents, `xray_ids_only`, hold X-Ray ids only), makes the producer its parent.
@@ -84,9 +88,11 @@ pub(crate) fn follow(
     span.add_link_with_attributes(producer, link);
 }
 
+#[cfg(any(feature = "sqs", feature = "sns"))]
 /// A message's attributes as a propagation carrier (keys are matched case-insensitively).
 pub(crate) struct Attributes<'a>(pub(crate) &'a HashMap<&'a str, &'a str>);
 
+#[cfg(any(feature = "sqs", feature = "sns"))]
 impl Extractor for Attributes<'_> {
     fn get(&self, key: &str) -> Option<&str> {
         self.0
@@ -100,6 +106,7 @@ impl Extractor for Attributes<'_> {
     }
 }
 
+#[cfg(any(feature = "sqs", feature = "sns"))]
 /// The producer's context from a message's attributes (or an SNS envelope's), through every
 /// configured propagator: a `traceparent`, or an `X-Amzn-Trace-Id` alone (as OpenTelemetry JS's
 /// aws-sdk instrumentation writes with the X-Ray propagator). Keys that carry no context on their own

@@ -93,7 +93,9 @@
 //!   send-side propagation and the consumer side, [`sqs`].
 //! - `sns`, `eventbridge`, `sfn`, `lambda-invoke` (off by default: each brings its SDK crate):
 //!   propagation through SNS message attributes, EventBridge's `TraceHeader`, Step Functions'
-//!   `traceHeader` and `Invoke`'s `ClientContext.custom`, and `tracekit::aws::sns_client` and kin.
+//!   `traceHeader` and `Invoke`'s `ClientContext.custom`, and `tracekit::aws::sns_client` and kin;
+//!   `sns` also brings the SNS consumer, `tracekit::sns`.
+//! - `streams` (off by default): Kinesis and DynamoDB Streams batches, `tracekit::streams`.
 //! - `testing`: [`testing::TestTelemetry`] (in-memory exporter) and [`testing::FakeInvocation`] to test
 //!   your handlers the way tracekit tests its own.
 //!
@@ -119,7 +121,7 @@ mod annotations;
 mod app_signals;
 pub mod aws;
 pub mod config;
-#[cfg(any(feature = "sqs", feature = "sns"))]
+#[cfg(any(feature = "sqs", feature = "sns", feature = "streams"))]
 mod consumer;
 mod error;
 mod flush;
@@ -133,6 +135,8 @@ pub mod propagation;
 pub mod sns;
 #[cfg(feature = "sqs")]
 pub mod sqs;
+#[cfg(feature = "streams")]
+pub mod streams;
 mod telemetry;
 #[cfg(test)]
 mod test_spans;

@@ -1,7 +1,7 @@
 //! The SNS consumer side: a function SNS invokes gets one CONSUMER span `process <topic>` per
 //! message, its producer's context from the message's attributes (`traceparent`, as tracekit's
 //! interceptor writes it, or an `X-Amzn-Trace-Id`), with the same link-or-parent policy as SQS
-//! ([`SqsParentPolicy`](crate::SqsParentPolicy): SNS delivers one message per invocation, so under
+//! ([`SqsParentPolicy`]: SNS delivers one message per invocation, so under
 //! `parent-if-single` the message continues its producer's trace).
 //!
 //! SNS invokes a function asynchronously and retries the whole invocation on an error; there is no
@@ -130,7 +130,8 @@ impl SnsProcessor {
                     .and_then(serde_json::Value::as_str)
                     .unwrap_or_default()
                     .to_owned();
-                let span = crate::consumer::process_span(AWS_SNS, &topic_of(&record), Some(&id));
+                let span =
+                    crate::consumer::process_span(Some(AWS_SNS), &topic_of(&record), Some(&id));
                 record_error(&span, MALFORMED_RECORD, &error);
                 span.in_scope(|| {
                     tracing::warn!(message_id = %id, %error, "an SNS record is not an SNS message; failed");
@@ -139,7 +140,7 @@ impl SnsProcessor {
             }
         };
         let id = message.message_id.clone();
-        let span = crate::consumer::process_span(AWS_SNS, &topic_of(&record), Some(&id));
+        let span = crate::consumer::process_span(Some(AWS_SNS), &topic_of(&record), Some(&id));
         if let Some(producer) = producer_context(&message) {
             let parent = single && self.policy == SqsParentPolicy::ParentIfSingle;
             crate::consumer::follow(&span, producer, &id, parent, self.xray_ids_only);

@@ -284,7 +284,7 @@ fn is_fifo(record: &serde_json::Value) -> bool {
 }
 
 fn process_span(queue: &str, message_id: Option<&str>) -> Span {
-    crate::consumer::process_span(AWS_SQS, queue, message_id)
+    crate::consumer::process_span(Some(AWS_SQS), queue, message_id)
 }
 
 /// Where a message's producer context came from.
