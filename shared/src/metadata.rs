@@ -117,16 +117,7 @@ fn valid_namespace(namespace: &str) -> Option<Cow<'_, str>> {
     if !namespace.contains('.') && !namespace.contains(SEGMENT_NAMESPACE_MARK) {
         return Some(Cow::Borrowed(namespace));
     }
-    let valid: String = namespace
-        .chars()
-        .map(|c| {
-            if c == '.' || c == SEGMENT_NAMESPACE_MARK {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
+    let valid = namespace_of(namespace);
     tracing::warn!(target: "tracekit", namespace, changed = %valid, "metadata namespace changed: X-Ray namespaces hold no `.`");
     Some(Cow::Owned(valid))
 }
@@ -160,7 +151,7 @@ fn take_namespaces(span: &mut SpanData) -> Vec<(String, Map<String, Json>)> {
         } else {
             plain(&attribute.value)
         };
-        let namespace = namespace.replace('.', "_");
+        let namespace = namespace_of(namespace);
         let index = match namespaces.iter().position(|(known, _)| *known == namespace) {
             Some(index) => index,
             None => {
