@@ -11,17 +11,17 @@ BENCH_VARIANTS := baseline lambda-runtime-otel otel-lite otel-xray
 
 .PHONY: demo test check lint fmt clippy doc bench fuzz devstack-up devstack-down devstack-status infra-check lambda-build
 
-## demo: the orders flow end to end (api → SQS → worker) on the local stack, and the trace it produced
+## demo: the orders flow end to end (api → SQS → worker → SNS → notifier) on the local stack, and the trace it produced
 demo:
 	scripts/browser install
-	$(CARGO) build -q -p api -p worker -p tracekit-tools --bins
+	$(CARGO) build -q -p api -p worker -p notifier -p tracekit-tools --bins
 	scripts/with-devstack $(CARGO) run -q -p tracekit-tools --bin demo
 
 ## test: everything — infrastructure checks, unit tests, doc tests, and the integration tests against LocalStack and moto
 ## (the functions' stack tests are #[ignore]d so that plain `cargo test` passes with nothing running; here they run)
 test: infra-check lambda-build
 	scripts/browser install
-	$(CARGO) build -q -p api -p worker -p test-functions --bins
+	$(CARGO) build -q -p api -p worker -p notifier -p test-functions --bins
 	$(CARGO) test --workspace --all-features --no-run
 	scripts/with-devstack $(CARGO) test --workspace --all-features -- --include-ignored
 
@@ -65,7 +65,7 @@ devstack-down:
 devstack-status:
 	scripts/devstack status
 
-## lambda-build: cargo lambda build --release of api and worker for x86_64 (zips for infra/terraform)
+## lambda-build: cargo lambda build --release of api, worker and notifier for x86_64 (zips for infra/terraform)
 lambda-build:
 	scripts/infra-check lambda-build
 

@@ -109,9 +109,38 @@ data "aws_iam_policy_document" "worker" {
   }
 
   statement {
+    sid       = "OrderProcessed"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.order_events.arn]
+  }
+
+  statement {
     sid       = "Logs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${aws_cloudwatch_log_group.worker.arn}:*"]
+  }
+}
+
+data "aws_iam_policy_document" "notifier" {
+  source_policy_documents = [data.aws_iam_policy_document.traces.json]
+
+  statement {
+    sid       = "Notifications"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.receipts.arn}/notifications/*"]
+  }
+
+  # Lambda sends what failed its retries to the dead-letter queue with the function's role.
+  statement {
+    sid       = "DeadLetters"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.notifications_dlq.arn]
+  }
+
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.notifier.arn}:*"]
   }
 }
 
@@ -149,6 +178,23 @@ resource "aws_iam_role_policy_attachment" "worker_application_signals" {
   policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/CloudWatchLambdaApplicationSignalsExecutionRolePolicy"
 }
 
+resource "aws_iam_role" "notifier" {
+  name_prefix        = "${var.name_prefix}-notifier-"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume_role.json
+}
+
+resource "aws_iam_role_policy" "notifier" {
+  name   = "notifier"
+  role   = aws_iam_role.notifier.id
+  policy = data.aws_iam_policy_document.notifier.json
+}
+
+resource "aws_iam_role_policy_attachment" "notifier_application_signals" {
+  count      = var.application_signals ? 1 : 0
+  role       = aws_iam_role.notifier.name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/CloudWatchLambdaApplicationSignalsExecutionRolePolicy"
+}
+
 # --- log groups ------------------------------------------------------------------------------------------
 
 resource "aws_cloudwatch_log_group" "api" {
@@ -162,6 +208,13 @@ resource "aws_cloudwatch_log_group" "worker" {
   # checkov:skip=CKV_AWS_158:Log groups are encrypted at rest by CloudWatch Logs; a customer managed KMS key is not needed for logs that hold no payloads (tracekit never logs item values or bodies).
   # checkov:skip=CKV_AWS_338:Retention is a variable (log_retention_days, default 14 days) for an example stack; raise it where policy requires a year.
   name              = "/aws/lambda/${var.name_prefix}-worker"
+  retention_in_days = var.log_retention_days
+}
+
+resource "aws_cloudwatch_log_group" "notifier" {
+  # checkov:skip=CKV_AWS_158:Log groups are encrypted at rest by CloudWatch Logs; a customer managed KMS key is not needed for logs that hold no payloads (tracekit never logs item values or bodies).
+  # checkov:skip=CKV_AWS_338:Retention is a variable (log_retention_days, default 14 days) for an example stack; raise it where policy requires a year.
+  name              = "/aws/lambda/${var.name_prefix}-notifier"
   retention_in_days = var.log_retention_days
 }
 
@@ -207,12 +260,12 @@ resource "aws_lambda_function" "api" {
 
 resource "aws_lambda_function" "worker" {
   # checkov:skip=CKV_AWS_116:The SQS event source mapping invokes this function; failed messages go to the queue's own dead-letter queue (redrive_policy), a function DLQ only applies to asynchronous invocations.
-  # checkov:skip=CKV_AWS_117:The function calls only public AWS endpoints (DynamoDB, S3, X-Ray); a VPC would add NAT or VPC endpoints and cold-start time for no isolation gain.
+  # checkov:skip=CKV_AWS_117:The function calls only public AWS endpoints (DynamoDB, S3, SNS, X-Ray); a VPC would add NAT or VPC endpoints and cold-start time for no isolation gain.
   # checkov:skip=CKV_AWS_115:Reserved concurrency would fail deployment in accounts with the default low concurrency quota; the event source mapping's batch size bounds the work per invocation.
   # checkov:skip=CKV_AWS_173:The environment holds resource names and OTel settings only, no secrets; Lambda encrypts it at rest with an AWS managed key.
   # checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile and signed zips; cargo lambda output is deployed as built by this stack's owner.
   function_name    = "${var.name_prefix}-worker"
-  description      = "tracekit example SQS worker (reads the receipt, updates the order)"
+  description      = "tracekit example SQS worker (reads the receipt, updates the order, publishes order.processed)"
   role             = aws_iam_role.worker.arn
   runtime          = "provided.al2023"
   handler          = "bootstrap"
@@ -234,8 +287,9 @@ resource "aws_lambda_function" "worker" {
 
   environment {
     variables = merge(local.common_environment, {
-      OTEL_SERVICE_NAME   = "tracekit-worker"
-      TRACEKIT_SQS_PARENT = "parent-if-single"
+      ORDER_EVENTS_TOPIC_ARN = aws_sns_topic.order_events.arn
+      OTEL_SERVICE_NAME      = "tracekit-worker"
+      TRACEKIT_SQS_PARENT    = "parent-if-single"
     })
   }
 
@@ -247,4 +301,60 @@ resource "aws_lambda_event_source_mapping" "worker" {
   function_name           = aws_lambda_function.worker.arn
   batch_size              = 10
   function_response_types = ["ReportBatchItemFailures"]
+}
+
+resource "aws_lambda_function" "notifier" {
+  # checkov:skip=CKV_AWS_117:The function calls only public AWS endpoints (S3, X-Ray); a VPC would add NAT or VPC endpoints and cold-start time for no isolation gain.
+  # checkov:skip=CKV_AWS_115:Reserved concurrency would fail deployment in accounts with the default low concurrency quota; one SNS message per invocation bounds the work.
+  # checkov:skip=CKV_AWS_173:The environment holds resource names and OTel settings only, no secrets; Lambda encrypts it at rest with an AWS managed key.
+  # checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile and signed zips; cargo lambda output is deployed as built by this stack's owner.
+  function_name    = "${var.name_prefix}-notifier"
+  description      = "tracekit example SNS notifier (writes the order's notification to S3)"
+  role             = aws_iam_role.notifier.arn
+  runtime          = "provided.al2023"
+  handler          = "bootstrap"
+  architectures    = [var.architecture]
+  filename         = var.notifier_zip
+  source_code_hash = filebase64sha256(var.notifier_zip)
+  memory_size      = 256
+  timeout          = 10
+  layers           = local.layers
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  logging_config {
+    log_format = "Text"
+    log_group  = aws_cloudwatch_log_group.notifier.name
+  }
+
+  dead_letter_config {
+    target_arn = aws_sqs_queue.notifications_dlq.arn
+  }
+
+  environment {
+    variables = merge(local.common_environment, {
+      OTEL_SERVICE_NAME = "tracekit-notifier"
+    })
+  }
+
+  depends_on = [aws_iam_role_policy.notifier]
+}
+
+resource "aws_lambda_permission" "notifier_from_sns" {
+  statement_id  = "order-events"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.notifier.function_name
+  principal     = "sns.amazonaws.com"
+  source_arn    = aws_sns_topic.order_events.arn
+}
+
+resource "aws_sns_topic_subscription" "notifier" {
+  topic_arn     = aws_sns_topic.order_events.arn
+  protocol      = "lambda"
+  endpoint      = aws_lambda_function.notifier.arn
+  filter_policy = jsonencode({ type = ["order.processed"] })
+
+  depends_on = [aws_lambda_permission.notifier_from_sns]
 }

@@ -24,7 +24,7 @@ locals {
 
   worker_timeout = 30
 
-  # Environment shared by both functions (template.yaml: Globals). `otlp` with no endpoint: OTLP over UDP
+  # Environment shared by the functions (template.yaml: Globals). `otlp` with no endpoint: OTLP over UDP
   # to the X-Ray agent; with a collector layer, OTLP/HTTP to it.
   common_environment = merge({
     ORDERS_TABLE                         = aws_dynamodb_table.orders.name

@@ -32,3 +32,18 @@ output "worker_function_name" {
   description = "Worker function name."
   value       = aws_lambda_function.worker.function_name
 }
+
+output "order_events_topic_arn" {
+  description = "SNS topic ARN (ORDER_EVENTS_TOPIC_ARN)."
+  value       = aws_sns_topic.order_events.arn
+}
+
+output "notifier_function_name" {
+  description = "Notifier function name."
+  value       = aws_lambda_function.notifier.function_name
+}
+
+output "notifications_dlq_url" {
+  description = "The notifier's dead-letter queue URL."
+  value       = aws_sqs_queue.notifications_dlq.url
+}

@@ -101,3 +101,18 @@ resource "aws_sqs_queue" "orders" {
     maxReceiveCount     = 3
   })
 }
+
+# The worker publishes order.processed here; the notifier subscribes. Encrypted with the AWS managed key for
+# SNS, whose key policy lets every principal of the account use it through SNS: the worker's role needs
+# only sns:Publish.
+resource "aws_sns_topic" "order_events" {
+  name              = "${var.name_prefix}-order-events"
+  kms_master_key_id = "alias/aws/sns"
+}
+
+# SNS invokes the notifier asynchronously; what still fails after Lambda's two retries lands here.
+resource "aws_sqs_queue" "notifications_dlq" {
+  name                      = "${var.name_prefix}-notifications-dlq"
+  message_retention_seconds = 1209600 # 14 days, the maximum: time to look at what failed
+  sqs_managed_sse_enabled   = true
+}

@@ -5,7 +5,7 @@ variable "region" {
 }
 
 variable "architecture" {
-  description = "Lambda instruction set for both functions: arm64 (build with `cargo lambda build --release --arm64 --output-format zip`) or x86_64."
+  description = "Lambda instruction set for the functions: arm64 (build with `cargo lambda build --release --arm64 --output-format zip`) or x86_64."
   type        = string
   default     = "arm64"
 
@@ -77,6 +77,12 @@ variable "worker_zip" {
   description = "Deployment package of the worker function, as written by `cargo lambda build --release --output-format zip`."
   type        = string
   default     = "../../target/lambda/worker/bootstrap.zip"
+}
+
+variable "notifier_zip" {
+  description = "Deployment package of the notifier function, as written by `cargo lambda build --release --output-format zip`."
+  type        = string
+  default     = "../../target/lambda/notifier/bootstrap.zip"
 }
 
 variable "log_retention_days" {

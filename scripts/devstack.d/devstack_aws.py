@@ -205,9 +205,22 @@ def ensure_queue(sqs, name: str, attributes: dict[str, str]) -> str:
     return url
 
 
+def ensure_topic(spec: dict) -> str:
+    arn = client("sns").create_topic(Name=spec["name"])["TopicArn"]  # idempotent
+    log(f"topic {spec['name']}: ready")
+    return arn
+
+
+def local_topic_arn(queue_base: str, name: str) -> str:
+    """The local stack's topic ARN, from the region and account its queue URLs name."""
+    region, account = queue_base.rstrip("/").split("/")[-2:]
+    return f"arn:aws:sns:{region}:{account}:{name}"
+
+
 def create(resources: dict, queue_base: str | None) -> int:
     ensure_table(resources["table"])
     ensure_bucket(resources["bucket"])
+    topic_arn = ensure_topic(resources["topic"])
 
     sqs = client("sqs")
     q = resources["queue"]
@@ -226,22 +239,34 @@ def create(resources: dict, queue_base: str | None) -> int:
             if url != f"{queue_base}/{name}":
                 log(f"queue URL {url} differs from the one `devstack env` prints ({queue_base}/{name})")
                 return 1
+        expected = local_topic_arn(queue_base, resources["topic"]["name"])
+        if topic_arn != expected:
+            log(f"topic ARN {topic_arn} differs from the one `devstack env` prints ({expected})")
+            return 1
     return 0
 
 
 def env_lines(resources: dict, queue_base: str | None) -> int:
-    q = resources["queue"]
+    q, topic = resources["queue"], resources["topic"]
     if queue_base:
         queue_url, dlq_url = f"{queue_base}/{q['name']}", f"{queue_base}/{q['dlq']['name']}"
+        topic_arn = local_topic_arn(queue_base, topic["name"])
     else:  # external stack: ask it
         sqs = client("sqs")
         queue_url = sqs.get_queue_url(QueueName=q["name"])["QueueUrl"]
         dlq_url = sqs.get_queue_url(QueueName=q["dlq"]["name"])["QueueUrl"]
+        arns = [t["TopicArn"] for page in client("sns").get_paginator("list_topics").paginate() for t in page["Topics"]]
+        matching = [arn for arn in arns if arn.rsplit(":", 1)[-1] == topic["name"]]
+        if not matching:
+            log(f"no topic {topic['name']} on the external stack (scripts/devstack resources creates it)")
+            return 1
+        topic_arn = matching[0]
     pairs = [
         (resources["table"]["env"], resources["table"]["name"]),
         (resources["bucket"]["env"], resources["bucket"]["name"]),
         (q["env"], queue_url),
         (q["dlq"]["env"], dlq_url),
+        (topic["env"], topic_arn),
     ]
     for key, value in pairs:
         print(f"export {key}={shlex.quote(value)}")

@@ -133,7 +133,7 @@ def main() -> int:
     collector_port = check_collector(collector, errors)
 
     resources = json.loads((root / "infra/resources.json").read_text())
-    required = {resources["table"]["env"], resources["bucket"]["env"], resources["queue"]["env"]}
+    required = {resources[kind]["env"] for kind in ("table", "bucket", "queue", "topic")}
 
     sam = template_environment(yaml.load((root / "template.yaml").read_text(), Loader=_CfnLoader))
     tf = terraform_environment(root / "infra/terraform")

@@ -1,12 +1,16 @@
-//! The orders flow, end to end: the real `api` and `worker` binaries as Lambda processes against the
-//! local stack, and the harness doing what Lambda's SQS event source mapping does in between.
+//! The orders flow, end to end: the real `api`, `worker` and `notifier` binaries as Lambda processes
+//! against the local stack, and the harness doing what Lambda's SQS event source mapping and SNS
+//! trigger do in between.
 //!
-//! [`Flow::start`] creates a queue of its own (so no other test's messages reach the worker) and
-//! spawns both functions with the export settings a caller chooses. [`Flow::post_order`] invokes the
+//! [`Flow::start`] creates a queue and an order events topic of its own (so no other test's
+//! messages reach the functions) and spawns the three functions with the export settings a caller
+//! chooses. [`Flow::post_order`] invokes the
 //! api with an API Gateway v2 event under a chosen `Lambda-Runtime-Trace-Id`; [`Flow::deliver`]
 //! receives what is in the queue, builds the SQS event Lambda would send (`attributes.AWSTraceHeader`,
 //! `messageAttributes`), invokes the worker and, like the event source mapping, deletes the messages
-//! the worker did not report in `batchItemFailures`.
+//! the worker did not report in `batchItemFailures`. [`Flow::notify`] takes what the worker
+//! published: LocalStack delivers it to a queue subscribed to the topic (the SNS envelope, as SNS
+//! hands it to Lambda), and the harness invokes the notifier with it as Lambda's SNS event.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -21,32 +25,38 @@ use crate::{Error, Result};
 /// The account id LocalStack derives from the access key `test`.
 const LOCAL_ACCOUNT: &str = "000000000000";
 
-/// The two functions and their queue.
+/// The three functions, their queue and their topic.
 #[derive(Debug)]
 pub struct Flow {
     /// The api function process.
     pub api: FunctionProcess,
     /// The worker function process.
     pub worker: FunctionProcess,
+    /// The notifier function process.
+    pub notifier: FunctionProcess,
     /// The flow's own queue.
     pub queue_url: String,
+    /// The flow's own order events topic, and the queue that stands in for the notifier's
+    /// subscription.
+    pub topic: stack::TopicSink,
     sqs: aws_sdk_sqs::Client,
 }
 
-/// What one [`Flow::deliver`] did.
+/// What one [`Flow::deliver`] or [`Flow::notify`] did.
 #[derive(Debug)]
 pub struct Delivery {
-    /// The SQS event the worker was invoked with.
+    /// The event the function was invoked with (SQS for the worker, SNS for the notifier).
     pub event: Value,
-    /// What the worker answered.
+    /// What the function answered.
     pub outcome: InvocationOutcome,
-    /// Message ids the worker reported failed (left in the queue for redelivery).
+    /// Message ids that failed: those the worker reported (left in the queue for redelivery), or
+    /// the notification's SNS message id when the notifier failed.
     pub failed: Vec<String>,
 }
 
 impl Flow {
     /// Creates the flow's queue (visibility timeout `visibility`, so failed messages come back soon)
-    /// and spawns both functions with the stack's endpoints, the resource names and `export_env`.
+    /// and topic, and spawns the three functions with the stack's endpoints, the resource names and `export_env`.
     pub async fn start(export_env: &[(&str, String)], visibility: Duration) -> Result<Flow> {
         stack::require_localstack().await;
         stack::require_moto().await;
@@ -63,10 +73,12 @@ impl Flow {
             .map_err(|e| Error::Invalid(format!("creating the flow's queue: {e:?}")))?
             .queue_url
             .ok_or_else(|| Error::Invalid("SQS returned no queue URL".into()))?;
+        let topic = stack::topic_to_queue("flow-order-events", false).await;
         let common = |service: &str| -> Vec<(String, String)> {
             let mut env = vec![
                 ("AWS_ENDPOINT_URL_S3".into(), stack::endpoint(Service::S3)),
                 ("AWS_ENDPOINT_URL_SQS".into(), stack::endpoint(Service::Sqs)),
+                ("AWS_ENDPOINT_URL_SNS".into(), stack::endpoint(Service::Sns)),
                 (
                     "AWS_ENDPOINT_URL_DYNAMODB".into(),
                     stack::endpoint(Service::DynamoDb),
@@ -76,6 +88,7 @@ impl Flow {
                 ("ORDERS_TABLE".into(), stack::resource("ORDERS_TABLE")),
                 ("RECEIPTS_BUCKET".into(), stack::resource("RECEIPTS_BUCKET")),
                 ("ORDERS_QUEUE_URL".into(), queue_url.clone()),
+                ("ORDER_EVENTS_TOPIC_ARN".into(), topic.topic_arn.clone()),
                 ("OTEL_SERVICE_NAME".into(), service.into()),
             ];
             env.extend(export_env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
@@ -86,10 +99,16 @@ impl Flow {
             &stack::function_binary("worker"),
             &common("tracekit-worker"),
         )?;
+        let notifier = FunctionProcess::spawn(
+            &stack::function_binary("notifier"),
+            &common("tracekit-notifier"),
+        )?;
         Ok(Flow {
             api,
             worker,
+            notifier,
             queue_url,
+            topic,
             sqs,
         })
     }
@@ -184,6 +203,55 @@ impl Flow {
         }))
     }
 
+    /// Takes the next notification the worker published to the flow's topic (waiting up to `wait`
+    /// for it), and invokes the notifier with it as Lambda's SNS trigger does: one record, the SNS
+    /// envelope under `Sns`, under `trace_header`. `None` when nothing was published.
+    pub async fn notify(&self, trace_header: &str, wait: Duration) -> Result<Option<Delivery>> {
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.topic.queue_url)
+            .max_number_of_messages(1)
+            .wait_time_seconds(i32::try_from(wait.as_secs()).unwrap_or(20).clamp(0, 20))
+            .send()
+            .await
+            .map_err(|e| Error::Invalid(format!("receiving from the topic's queue: {e:?}")))?;
+        let Some(message) = received.messages.unwrap_or_default().into_iter().next() else {
+            return Ok(None);
+        };
+        let envelope: Value = serde_json::from_str(message.body.as_deref().unwrap_or_default())
+            .map_err(|e| Error::Invalid(format!("the SNS envelope: {e}")))?;
+        let sns_id = envelope["MessageId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let event = json!({
+            "Records": [stack::sns_record(envelope, &self.topic.subscription_arn)]
+        });
+        let outcome = self
+            .notifier
+            .invoke(Invocation::json(event.clone()).trace_header(trace_header))
+            .await?;
+        let failed = match &outcome {
+            InvocationOutcome::Response(_) => Vec::new(),
+            _ => vec![sns_id],
+        };
+        if let Some(handle) = &message.receipt_handle {
+            self.sqs
+                .delete_message()
+                .queue_url(&self.topic.queue_url)
+                .receipt_handle(handle)
+                .send()
+                .await
+                .map_err(|e| Error::Invalid(format!("deleting a notification: {e:?}")))?;
+        }
+        Ok(Some(Delivery {
+            event,
+            outcome,
+            failed,
+        }))
+    }
+
     /// Sends `body` to the flow's queue as a producer outside the flow would: with a W3C
     /// `traceparent` message attribute and no `AWSTraceHeader` (an OpenTelemetry producer's way).
     pub async fn send_as_w3c_producer(&self, body: &str, traceparent: &str) -> Result<()> {
@@ -203,16 +271,26 @@ impl Flow {
         Ok(())
     }
 
-    /// Stops both functions and deletes the flow's queue.
+    /// Stops the functions and deletes the flow's queues and topic.
     pub async fn shutdown(&self) -> Result<()> {
         self.api.shutdown().await?;
         self.worker.shutdown().await?;
-        self.sqs
-            .delete_queue()
-            .queue_url(&self.queue_url)
+        self.notifier.shutdown().await?;
+        for url in [&self.queue_url, &self.topic.queue_url] {
+            self.sqs
+                .delete_queue()
+                .queue_url(url)
+                .send()
+                .await
+                .map_err(|e| Error::Invalid(format!("deleting the flow's queue {url}: {e:?}")))?;
+        }
+        stack::sns_client()
+            .await
+            .delete_topic()
+            .topic_arn(&self.topic.topic_arn)
             .send()
             .await
-            .map_err(|e| Error::Invalid(format!("deleting the flow's queue: {e:?}")))?;
+            .map_err(|e| Error::Invalid(format!("deleting the flow's topic: {e:?}")))?;
         Ok(())
     }
 }

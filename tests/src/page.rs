@@ -89,7 +89,8 @@ pub fn service(span: &ReceivedSpan) -> &str {
 }
 
 /// The service map's edges, as X-Ray draws its nodes: client → each HTTP-triggered function; each
-/// function → the AWS services it calls (`rpc.service`); SQS → each function that processes messages.
+/// function → the AWS services it calls (`rpc.service`); SQS or SNS → each function that processes
+/// their messages.
 pub fn service_map(spans: &[ReceivedSpan]) -> BTreeSet<(String, String)> {
     let mut edges = BTreeSet::new();
     for span in spans {
@@ -100,7 +101,14 @@ pub fn service_map(spans: &[ReceivedSpan]) -> BTreeSet<(String, String)> {
             SpanKind::Client | SpanKind::Producer => span
                 .attr_str("rpc.service")
                 .map(|remote| (service(span).to_owned(), remote.to_owned())),
-            SpanKind::Consumer => Some(("SQS".to_owned(), service(span).to_owned())),
+            // The queue or topic the message came through, named as the producer's client span names it.
+            SpanKind::Consumer => {
+                let from = match span.attr_str("messaging.system") {
+                    Some("aws.sns") => "SNS",
+                    _ => "SQS",
+                };
+                Some((from.to_owned(), service(span).to_owned()))
+            }
             _ => None,
         };
         edges.extend(from_to);

@@ -32,6 +32,8 @@ pub enum Service {
     S3,
     /// SQS (LocalStack).
     Sqs,
+    /// SNS (LocalStack).
+    Sns,
     /// DynamoDB (moto).
     DynamoDb,
     /// The X-Ray API (moto).
@@ -45,6 +47,7 @@ impl Service {
         match self {
             Service::S3 => "AWS_ENDPOINT_URL_S3",
             Service::Sqs => "AWS_ENDPOINT_URL_SQS",
+            Service::Sns => "AWS_ENDPOINT_URL_SNS",
             Service::DynamoDb => "AWS_ENDPOINT_URL_DYNAMODB",
             Service::Xray => "AWS_ENDPOINT_URL_XRAY",
         }
@@ -153,6 +156,14 @@ pub async fn sqs_client() -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::from_conf(config)
 }
 
+/// An SNS client for the local stack.
+pub async fn sns_client() -> aws_sdk_sns::Client {
+    let config = aws_sdk_sns::config::Builder::from(&sdk_config().await)
+        .endpoint_url(endpoint(Service::Sns))
+        .build();
+    aws_sdk_sns::Client::from_conf(config)
+}
+
 /// A DynamoDB client for the local stack.
 pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
     let config = aws_sdk_dynamodb::config::Builder::from(&sdk_config().await)
@@ -189,6 +200,13 @@ pub async fn traced_sqs_client() -> aws_sdk_sqs::Client {
     let builder = aws_sdk_sqs::config::Builder::from(&sdk_config().await)
         .endpoint_url(endpoint(Service::Sqs));
     aws_sdk_sqs::Client::from_conf(tracekit::aws::traced(builder).build())
+}
+
+/// An SNS client for the local stack, traced by tracekit.
+pub async fn traced_sns_client() -> aws_sdk_sns::Client {
+    let builder = aws_sdk_sns::config::Builder::from(&sdk_config().await)
+        .endpoint_url(endpoint(Service::Sns));
+    aws_sdk_sns::Client::from_conf(tracekit::aws::traced(builder).build())
 }
 
 /// A traced DynamoDB, S3 and SQS client that need no local stack, for tests that make no AWS call
@@ -235,6 +253,89 @@ pub async fn create_queue(prefix: &str) -> String {
     created
         .queue_url
         .unwrap_or_else(|| panic!("SQS returned no queue URL"))
+}
+
+/// The ARN of the queue at `url`.
+///
+/// # Panics
+/// When SQS refuses or answers without one.
+pub async fn queue_arn(url: &str) -> String {
+    sqs_client()
+        .await
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("the attributes of {url}: {error:?}"))
+        .attributes
+        .and_then(|attributes| {
+            attributes
+                .get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
+        .unwrap_or_else(|| panic!("SQS returned no ARN for {url}"))
+}
+
+/// A topic of its own and a queue subscribed to it, made by [`topic_to_queue`].
+#[derive(Debug, Clone)]
+pub struct TopicSink {
+    /// The topic's name, `<prefix>-<random>`.
+    pub topic_name: String,
+    /// The topic's ARN.
+    pub topic_arn: String,
+    /// The subscribed queue's URL.
+    pub queue_url: String,
+    /// The subscription's ARN.
+    pub subscription_arn: String,
+}
+
+/// Creates a topic `<prefix>-<random>` and a queue subscribed to it. `raw`: raw message delivery
+/// (the message's attributes become the queue message's own); otherwise the queue receives the SNS
+/// envelope as its body, `MessageAttributes` included, as SNS delivers it to Lambda.
+///
+/// # Panics
+/// When SNS or SQS refuses.
+pub async fn topic_to_queue(prefix: &str, raw: bool) -> TopicSink {
+    let sns = sns_client().await;
+    let topic_name = unique_name(prefix);
+    let topic_arn = sns
+        .create_topic()
+        .name(&topic_name)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("creating a topic: {error:?}"))
+        .topic_arn
+        .unwrap_or_else(|| panic!("SNS returned no topic ARN"));
+    let queue_url = create_queue(&format!("{prefix}-sink")).await;
+    let subscription_arn = sns
+        .subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(queue_arn(&queue_url).await)
+        .attributes("RawMessageDelivery", raw.to_string())
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("subscribing a queue: {error:?}"))
+        .subscription_arn
+        .unwrap_or_default();
+    TopicSink {
+        topic_name,
+        topic_arn,
+        queue_url,
+        subscription_arn,
+    }
+}
+
+/// The Lambda SNS event record for one notification: `envelope` as SNS delivers it (the body an
+/// SQS subscriber without raw delivery receives), under the subscription `subscription_arn`.
+pub fn sns_record(envelope: serde_json::Value, subscription_arn: &str) -> serde_json::Value {
+    serde_json::json!({
+        "EventSource": "aws:sns",
+        "EventVersion": "1.0",
+        "EventSubscriptionArn": subscription_arn,
+        "Sns": envelope,
+    })
 }
 
 /// `<prefix>-<12 random hex digits>`: a name no other test run uses (valid for buckets, queues and

@@ -40,33 +40,6 @@ fn named<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
         .unwrap_or_else(|| panic!("no {name} span: {spans:#?}"))
 }
 
-/// A queue, and its ARN.
-async fn queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> (String, String) {
-    let url = sqs
-        .create_queue()
-        .queue_name(stack::unique_name(prefix))
-        .send()
-        .await
-        .expect("queue")
-        .queue_url
-        .expect("url");
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("queue attributes")
-        .attributes
-        .and_then(|attributes| {
-            attributes
-                .get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                .cloned()
-        })
-        .expect("queue ARN");
-    (url, arn)
-}
-
 /// The next message on `url` (deleted), waiting up to [`WAIT`].
 async fn receive(sqs: &aws_sdk_sqs::Client, url: &str) -> aws_sdk_sqs::types::Message {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -103,39 +76,6 @@ fn sns_attribute(value: &str) -> aws_sdk_sns::types::MessageAttributeValue {
         .expect("attribute")
 }
 
-/// A topic and a queue subscribed to it (`raw`: raw message delivery, attributes as the queue's
-/// own; otherwise the SNS envelope in the body): the topic's name and ARN, the queue's URL, the
-/// subscription's ARN.
-async fn topic_to_queue(
-    sns: &aws_sdk_sns::Client,
-    sqs: &aws_sdk_sqs::Client,
-    prefix: &str,
-    raw: bool,
-) -> (String, String, String, String) {
-    let topic_name = stack::unique_name(prefix);
-    let topic = sns
-        .create_topic()
-        .name(&topic_name)
-        .send()
-        .await
-        .expect("topic")
-        .topic_arn
-        .expect("topic ARN");
-    let (queue_url, queue_arn) = queue(sqs, &format!("{prefix}-sink")).await;
-    let subscription = sns
-        .subscribe()
-        .topic_arn(&topic)
-        .protocol("sqs")
-        .endpoint(&queue_arn)
-        .attributes("RawMessageDelivery", raw.to_string())
-        .send()
-        .await
-        .expect("subscribe")
-        .subscription_arn
-        .unwrap_or_default();
-    (topic_name, topic, queue_url, subscription)
-}
-
 #[tokio::test]
 async fn sns_messages_carry_the_producer_context_without_losing_user_attributes() {
     stack::require_localstack().await;
@@ -143,8 +83,12 @@ async fn sns_messages_carry_the_producer_context_without_losing_user_attributes(
     let sdk = stack::sdk_config().await;
     let sns = tracekit::aws::sns_client(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let (topic_name, topic, queue_url, _) =
-        topic_to_queue(&sns, &sqs, "orders-processed", true).await;
+    let stack::TopicSink {
+        topic_name,
+        topic_arn: topic,
+        queue_url,
+        ..
+    } = stack::topic_to_queue("orders-processed", true).await;
 
     for user_count in [0usize, 9, 10] {
         test.reset();
@@ -291,7 +235,8 @@ async fn eventbridge_events_with_a_trace_header_reach_their_target_intact() {
         .send()
         .await
         .expect("bus");
-    let (queue_url, queue_arn) = queue(&sqs, "orders-events").await;
+    let queue_url = stack::create_queue("orders-events").await;
+    let queue_arn = stack::queue_arn(&queue_url).await;
     let rule = stack::unique_name("processed");
     events
         .put_rule()
@@ -613,8 +558,12 @@ async fn an_sns_triggered_function_continues_the_publishers_trace() {
     let sdk = stack::sdk_config().await;
     let sns = tracekit::aws::sns_client(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let (topic_name, topic, queue_url, subscription) =
-        topic_to_queue(&sns, &sqs, "orders-notified", false).await;
+    let stack::TopicSink {
+        topic_name,
+        topic_arn: topic,
+        queue_url,
+        subscription_arn,
+    } = stack::topic_to_queue("orders-notified", false).await;
     sns.publish()
         .topic_arn(&topic)
         .message("order o-17")
@@ -636,12 +585,7 @@ async fn an_sns_triggered_function_continues_the_publishers_trace() {
         envelope["MessageAttributes"]["tenant"]["Value"], "a",
         "{envelope:#}"
     );
-    let event = serde_json::json!({"Records": [{
-        "EventSource": "aws:sns",
-        "EventVersion": "1.0",
-        "EventSubscriptionArn": subscription,
-        "Sns": envelope,
-    }]});
+    let event = serde_json::json!({"Records": [stack::sns_record(envelope, &subscription_arn)]});
 
     let otlp = OtlpReceiver::start().expect("receiver");
     let function = FunctionProcess::spawn(

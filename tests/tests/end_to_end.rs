@@ -1,6 +1,7 @@
-//! One trace from the HTTP request to the worker: the real `api` and `worker` binaries under the
-//! Runtime API harness, against LocalStack and moto, on every export path: OTLP/HTTP to a collector,
-//! OTLP over UDP to the agent (the default in Lambda), and X-Ray segment documents.
+//! One trace from the HTTP request through the worker to the notifier: the real `api`, `worker` and
+//! `notifier` binaries under the Runtime API harness, against LocalStack and moto, on every export
+//! path: OTLP/HTTP to a collector, OTLP over UDP to the agent (the default in Lambda), and X-Ray
+//! segment documents.
 
 use integration_tests::flow::Flow;
 use integration_tests::otlp::{ReceivedSpan, SpanKind, SpanStatusCode};
@@ -48,8 +49,9 @@ fn one<'a>(spans: &'a [ReceivedSpan], name: &str, service: &str) -> &'a Received
     found[0]
 }
 
-/// Posts one order under a fresh Lambda trace header and delivers its message to the worker, as the
-/// SQS event source mapping would; returns the request's X-Ray trace id and Lambda's segment id.
+/// Posts one order under a fresh Lambda trace header, delivers its message to the worker, as the
+/// SQS event source mapping would, and the worker's notification to the notifier, as SNS would;
+/// returns the request's X-Ray trace id and Lambda's segment id.
 async fn order_through_the_flow(flow: &Flow) -> (String, String) {
     let (trace, parent, header) = lambda_header();
     let posted = flow.post_order(&order(), &header).await.expect("post");
@@ -61,18 +63,32 @@ async fn order_through_the_flow(flow: &Flow) -> (String, String) {
         .expect("deliver")
         .expect("the order.created message");
     assert!(delivery.failed.is_empty(), "{:?}", delivery.outcome);
+    let (_, _, notifier_header) = lambda_header();
+    let notified = flow
+        .notify(&notifier_header, WAIT)
+        .await
+        .expect("notify")
+        .expect("the order.processed notification");
+    assert!(notified.failed.is_empty(), "{:?}", notified.outcome);
     (trace, parent)
 }
 
+/// api: invocation, validate, PutItem, PutObject, SendMessage; worker: invocation, process,
+/// GetObject, UpdateItem, Publish; notifier: invocation, process, PutObject.
+const ORDER_SPANS: usize = 13;
+
 /// What both OTLP paths (the collector and the agent) must deliver of one order: the api's spans in
 /// the request's trace under Lambda's segment, the worker's process span continuing it with a link
-/// to the SendMessage span, each span once.
+/// to the SendMessage span, the notifier's continuing it with a link to the worker's Publish span,
+/// each span once.
 fn check_the_orders_trace(spans: &[ReceivedSpan], flow: &Flow, trace: &str, parent: &str) {
-    // api: invocation, validate, PutItem, PutObject, SendMessage; worker: invocation, process,
-    // GetObject, UpdateItem.
-    assert_eq!(spans.len(), 9, "nothing exported twice, nothing extra");
+    assert_eq!(
+        spans.len(),
+        ORDER_SPANS,
+        "nothing exported twice, nothing extra"
+    );
     let ids: HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
-    assert_eq!(ids.len(), 9, "span ids are unique");
+    assert_eq!(ids.len(), ORDER_SPANS, "span ids are unique");
 
     let trace_id = xray::otel_trace_id(trace);
     let api = one(spans, "POST /orders", "tracekit-api");
@@ -145,7 +161,7 @@ fn check_the_orders_trace(spans: &[ReceivedSpan], flow: &Flow, trace: &str, pare
         "parent-if-single: a batch of one continues the producer's trace"
     );
     assert_eq!(process.trace_id, trace_id);
-    for name in ["S3.GetObject", "DynamoDB.UpdateItem"] {
+    for name in ["S3.GetObject", "DynamoDB.UpdateItem", "SNS.Publish"] {
         let span = one(spans, name, "tracekit-worker");
         assert_eq!(
             span.parent_span_id.as_deref(),
@@ -154,6 +170,51 @@ fn check_the_orders_trace(spans: &[ReceivedSpan], flow: &Flow, trace: &str, pare
         );
         assert_eq!(span.trace_id, trace_id, "{name}");
     }
+
+    // The hop beyond SQS: the worker's Publish, the notifier's process span under it.
+    let publish = one(spans, "SNS.Publish", "tracekit-worker");
+    assert_eq!(publish.kind, SpanKind::Producer);
+    assert_eq!(publish.attr_str("messaging.system"), Some("aws.sns"));
+    assert_eq!(
+        publish.attr_str("messaging.destination.name"),
+        Some(flow.topic.topic_name.as_str())
+    );
+    let notifier = spans
+        .iter()
+        .find(|s| {
+            s.resource_str("service.name") == Some("tracekit-notifier")
+                && s.kind == SpanKind::Server
+        })
+        .expect("the notifier's invocation span");
+    assert_eq!(notifier.attr_str("faas.trigger"), Some("pubsub"));
+    let notified = one(
+        spans,
+        &format!("process {}", flow.topic.topic_name),
+        "tracekit-notifier",
+    );
+    assert_eq!(notified.kind, SpanKind::Consumer);
+    assert_eq!(notified.attr_str("messaging.system"), Some("aws.sns"));
+    assert_eq!(
+        notified.trace_id, trace_id,
+        "SNS delivers one message: it continues the trace"
+    );
+    assert_eq!(
+        notified.parent_span_id.as_deref(),
+        Some(publish.span_id.as_str())
+    );
+    assert_eq!(notified.links.len(), 1);
+    assert_eq!(notified.links[0].span_id, publish.span_id);
+    let notification = one(spans, "S3.PutObject", "tracekit-notifier");
+    assert_eq!(
+        notification.parent_span_id.as_deref(),
+        Some(notified.span_id.as_str())
+    );
+    assert!(
+        notification
+            .attr_str("aws.s3.key")
+            .is_some_and(|key| key.starts_with("notifications/")),
+        "{notification:?}"
+    );
 }
 
 #[tokio::test]
@@ -167,9 +228,7 @@ async fn otlp_one_trace_from_the_request_to_the_worker() {
     .expect("flow");
     let (trace, parent) = order_through_the_flow(&flow).await;
 
-    // api: invocation, validate, PutItem, PutObject, SendMessage; worker: invocation, process,
-    // GetObject, UpdateItem.
-    otlp.wait_for_spans(9, WAIT).await.expect("spans");
+    otlp.wait_for_spans(ORDER_SPANS, WAIT).await.expect("spans");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let spans_after = otlp.spans();
     check_the_orders_trace(&spans_after, &flow, &trace, &parent);
@@ -177,14 +236,24 @@ async fn otlp_one_trace_from_the_request_to_the_worker() {
 
     // The trace page of this run, in headless Chromium: every span drawn, every service-map edge.
     let edges = page::service_map(&spans_after);
-    assert_eq!(edges.len(), 7, "{edges:?}");
+    for edge in [
+        ("tracekit-worker", "SNS"),
+        ("SNS", "tracekit-notifier"),
+        ("tracekit-notifier", "S3"),
+    ] {
+        assert!(
+            edges.contains(&(edge.0.to_owned(), edge.1.to_owned())),
+            "{edge:?} in {edges:?}"
+        );
+    }
+    assert_eq!(edges.len(), 10, "{edges:?}");
     let html = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("end-to-end-trace.html");
     let page_spans: Vec<PageSpan> = spans_after.iter().map(PageSpan::from).collect();
     std::fs::write(&html, page::render("end to end", &page_spans, &edges)).expect("write the page");
     let rendered = page::check_in_browser(&html, &html.with_extension("png"), &page_spans, &edges)
         .await
         .expect("the page renders every span");
-    assert_eq!(rendered.spans, 9);
+    assert_eq!(rendered.spans, ORDER_SPANS);
 }
 
 #[tokio::test]
@@ -198,7 +267,10 @@ async fn agent_one_trace_from_the_request_to_the_worker() {
     .await
     .expect("flow");
     let (trace, parent) = order_through_the_flow(&flow).await;
-    agent.wait_for_spans(9, WAIT).await.expect("spans over UDP");
+    agent
+        .wait_for_spans(ORDER_SPANS, WAIT)
+        .await
+        .expect("spans over UDP");
     tokio::time::sleep(Duration::from_millis(300)).await;
     check_the_orders_trace(&agent.spans(), &flow, &trace, &parent);
     assert!(agent.rejected().is_empty(), "{:?}", agent.rejected());
@@ -245,8 +317,9 @@ async fn xray_one_trace_with_the_segments_xray_needs() {
         .expect("deliver")
         .expect("message");
     assert!(delivery.failed.is_empty(), "{:?}", delivery.outcome);
+    // api: 5; worker: invocation, process, GetObject, UpdateItem, Publish.
     daemon
-        .wait_for_forwarded(9, WAIT)
+        .wait_for_forwarded(10, WAIT)
         .await
         .expect("documents forwarded");
     assert!(
@@ -303,7 +376,7 @@ async fn xray_one_trace_with_the_segments_xray_needs() {
         .filter(|d| d["parent_id"] == process["id"])
         .filter_map(|d| d["aws"]["operation"].as_str())
         .collect();
-    for operation in ["GetObject", "UpdateItem"] {
+    for operation in ["GetObject", "UpdateItem", "Publish"] {
         assert!(
             worker_calls.contains(&operation),
             "{operation} under process: {worker_calls:?}"

@@ -108,6 +108,13 @@ async fn run_with_secrets(export_env: &[(&str, String)]) -> (Secrets, Flow) {
         failed += delivery.failed.len();
     }
     assert!(failed >= 1, "the unreadable message is reported failed");
+    // The processed order's notification reaches the notifier.
+    let notified = flow
+        .notify(&header, WAIT)
+        .await
+        .expect("notify")
+        .expect("the order.processed notification");
+    assert!(notified.failed.is_empty(), "{:?}", notified.outcome);
 
     // The secrets did reach the stack: the item and the receipt hold them.
     let item = stack::dynamodb_client()
@@ -124,9 +131,16 @@ async fn run_with_secrets(export_env: &[(&str, String)]) -> (Secrets, Flow) {
     (secrets, flow)
 }
 
+/// The fewest spans one run exports (the worker may take both messages in one invocation).
+const SPANS: usize = 14;
+
 fn leaks_in_logs(secrets: &Secrets, flow: &Flow) -> Vec<String> {
     let mut leaks = Vec::new();
-    for (name, process) in [("api", &flow.api), ("worker", &flow.worker)] {
+    for (name, process) in [
+        ("api", &flow.api),
+        ("worker", &flow.worker),
+        ("notifier", &flow.notifier),
+    ] {
         for line in process.stdout().iter().chain(process.stderr().iter()) {
             leaks.extend(secrets.found_in(&format!("a log line of {name}"), line));
         }
@@ -139,8 +153,9 @@ async fn no_payload_reaches_an_otlp_span_or_a_log_line() {
     let otlp = OtlpReceiver::start().expect("receiver");
     let (secrets, flow) =
         run_with_secrets(&[("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.endpoint())]).await;
-    // api: 5 spans; worker: 2 invocations (or 1), 2 process spans, GetObject, UpdateItem.
-    let spans = otlp.wait_for_spans(10, WAIT).await.expect("spans");
+    // api: 5 spans; worker: 2 invocations (or 1), 2 process spans, GetObject, UpdateItem,
+    // Publish; notifier: invocation, process, PutObject.
+    let spans = otlp.wait_for_spans(SPANS, WAIT).await.expect("spans");
     let mut leaks = leaks_in_logs(&secrets, &flow);
     for span in &spans {
         // Debug output holds every field of the span, its events, links and resource.
@@ -163,7 +178,10 @@ async fn no_payload_reaches_an_xray_segment() {
         ("AWS_XRAY_DAEMON_ADDRESS", daemon.address().to_owned()),
     ])
     .await;
-    let documents = daemon.wait_for_documents(10, WAIT).await.expect("segments");
+    let documents = daemon
+        .wait_for_documents(SPANS, WAIT)
+        .await
+        .expect("segments");
     let mut leaks = leaks_in_logs(&secrets, &flow);
     for document in &documents {
         leaks.extend(secrets.found_in("a segment document", &document.to_string()));
@@ -182,7 +200,7 @@ async fn no_payload_reaches_an_agent_datagram_even_with_application_signals() {
         ("OTEL_AWS_APPLICATION_SIGNALS_ENABLED", "true".to_owned()),
     ])
     .await;
-    let spans = agent.wait_for_spans(10, WAIT).await.expect("spans");
+    let spans = agent.wait_for_spans(SPANS, WAIT).await.expect("spans");
     let mut leaks = leaks_in_logs(&secrets, &flow);
     for span in spans.iter().chain(&agent.unsampled_spans()) {
         leaks.extend(secrets.found_in(&format!("span {}", span.name), &format!("{span:?}")));

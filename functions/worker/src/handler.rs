@@ -1,13 +1,17 @@
-//! The orders worker: one `order.created` message at a time, read the receipt from S3, then mark the
-//! order processed in DynamoDB.
+//! The orders worker: one `order.created` message at a time, read the receipt from S3, mark the
+//! order processed in DynamoDB, then publish `order.processed` to the order events topic (SNS),
+//! which delivers it to the notifier.
 //!
 //! The update is conditional (`status <> processed`), so a redelivered message changes nothing and
-//! still succeeds: SQS delivers at least once. A message that cannot succeed (a body that is not an
+//! still succeeds: SQS delivers at least once. `order.processed` is published either way, so a
+//! publish that failed (and failed the message) is retried with it; the notifier's write is
+//! idempotent. A message that cannot succeed (a body that is not an
 //! `order.created`, a missing receipt or order) fails on its own; after the queue's `maxReceiveCount`
 //! it moves to the dead-letter queue.
 //!
 //! Tracing is all tracekit's: the `process` span per message comes from
-//! `tracekit::sqs::BatchProcessor`, the S3 and DynamoDB spans from the traced clients.
+//! `tracekit::sqs::BatchProcessor`, the S3, DynamoDB and SNS spans from the traced clients (the SNS
+//! client's interceptor puts the W3C context in the message's attributes).
 
 use aws_sdk_dynamodb::{
     operation::update_item::UpdateItemError,
@@ -22,6 +26,8 @@ use tracekit::sqs::SqsMessage;
 pub const ORDER_CREATED: &str = "order.created";
 /// The status an order reaches here.
 pub const PROCESSED: &str = "processed";
+/// The message type this worker publishes.
+pub const ORDER_PROCESSED: &str = "order.processed";
 
 /// The clients and resource names, built once in `main`.
 #[derive(Debug, Clone)]
@@ -30,6 +36,10 @@ pub struct App {
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// Traced S3 client.
     pub s3: aws_sdk_s3::Client,
+    /// Traced SNS client.
+    pub sns: aws_sdk_sns::Client,
+    /// `ORDER_EVENTS_TOPIC_ARN`.
+    pub topic_arn: String,
     /// `ORDERS_TABLE`.
     pub table: String,
     /// `RECEIPTS_BUCKET`.
@@ -133,31 +143,76 @@ pub async fn process(app: &App, message: SqsMessage) -> Result<(), WorkerError> 
         .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
         .send()
         .await;
-    match update {
+    let processed_at = match update {
         Ok(_) => {
             tracing::info!(order_id = %event.order_id, total_cents = receipt.total_cents, "order processed");
-            Ok(())
+            processed_at
         }
         Err(error) => match error.as_service_error() {
             Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                let status = failed
-                    .item()
+                let item = failed.item();
+                let status = item
                     .and_then(|item| item.get("status"))
                     .and_then(|status| status.as_s().ok());
                 match status {
                     Some(status) if status == PROCESSED => {
-                        tracing::info!(order_id = %event.order_id, "order already processed; redelivery ignored");
-                        Ok(())
+                        tracing::info!(order_id = %event.order_id, "order already processed; redelivery publishes again");
+                        item.and_then(|item| item.get("processed_at"))
+                            .and_then(|at| at.as_n().ok())
+                            .and_then(|at| at.parse().ok())
+                            .unwrap_or(processed_at)
                     }
-                    _ => Err(WorkerError::OrderMissing(event.order_id)),
+                    _ => return Err(WorkerError::OrderMissing(event.order_id)),
                 }
             }
-            _ => Err(WorkerError::Aws {
-                operation: "DynamoDB.UpdateItem",
-                message: aws_sdk_dynamodb::error::DisplayErrorContext(error).to_string(),
-            }),
+            _ => {
+                return Err(WorkerError::Aws {
+                    operation: "DynamoDB.UpdateItem",
+                    message: aws_sdk_dynamodb::error::DisplayErrorContext(error).to_string(),
+                });
+            }
         },
-    }
+    };
+    publish_processed(app, &event.order_id, processed_at).await
+}
+
+/// The `order.processed` message body.
+pub fn order_processed(order_id: &str, processed_at: u128) -> String {
+    serde_json::json!({
+        "type": ORDER_PROCESSED,
+        "order_id": order_id,
+        "processed_at": processed_at,
+    })
+    .to_string()
+}
+
+/// Publishes `order.processed`, with its type as a `String` attribute `type` that subscribers'
+/// filter policies can match.
+async fn publish_processed(
+    app: &App,
+    order_id: &str,
+    processed_at: u128,
+) -> Result<(), WorkerError> {
+    let kind = aws_sdk_sns::types::MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(ORDER_PROCESSED)
+        .build()
+        .map_err(|e| WorkerError::Aws {
+            operation: "SNS.Publish",
+            message: e.to_string(),
+        })?;
+    app.sns
+        .publish()
+        .topic_arn(&app.topic_arn)
+        .message(order_processed(order_id, processed_at))
+        .message_attributes("type", kind)
+        .send()
+        .await
+        .map_err(|e| WorkerError::Aws {
+            operation: "SNS.Publish",
+            message: aws_sdk_sns::error::DisplayErrorContext(e).to_string(),
+        })?;
+    Ok(())
 }
 
 async fn read_receipt(app: &App, event: &OrderCreated) -> Result<Receipt, WorkerError> {
@@ -217,6 +272,16 @@ mod tests {
                 "{reason}"
             );
         }
+    }
+
+    #[test]
+    fn the_published_message_is_an_order_processed_event() {
+        let body: serde_json::Value =
+            serde_json::from_str(&order_processed("o-1", 42)).expect("JSON");
+        assert_eq!(
+            body,
+            serde_json::json!({"type": "order.processed", "order_id": "o-1", "processed_at": 42})
+        );
     }
 
     #[test]

@@ -23,8 +23,10 @@ async fn main() -> Result<(), Error> {
     let app = handler::App {
         dynamodb: tracekit::aws::dynamodb_client(&sdk),
         s3: aws_sdk_s3::Client::from_conf(tracekit::aws::traced(s3).build()),
+        sns: tracekit::aws::sns_client(&sdk),
         table: required("ORDERS_TABLE"),
         bucket: required("RECEIPTS_BUCKET"),
+        topic_arn: required("ORDER_EVENTS_TOPIC_ARN"),
     };
     // Messages of a batch are independent orders: four at a time (FIFO batches stay in order).
     let processor = BatchProcessor::from_config(telemetry.config()).concurrency(4);

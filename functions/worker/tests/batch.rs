@@ -1,5 +1,6 @@
-//! The worker against the local stack (DynamoDB on moto, S3 on LocalStack), with the sample events from
-//! `events/`: partial batch failures, malformed records, redelivery.
+//! The worker against the local stack (DynamoDB on moto, S3 and SNS on LocalStack), with the sample
+//! events from `events/`: partial batch failures, malformed records, redelivery, and the
+//! `order.processed` notifications it publishes.
 
 use aws_lambda_events::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -50,6 +51,8 @@ fn sqs_events_round_trip_and_carry_context_in_each_carrier() {
 struct Fixture {
     app: App,
     test: TestTelemetry,
+    /// The worker's topic of its own, with a raw-delivery queue that receives what it publishes.
+    topic: stack::TopicSink,
 }
 
 impl Fixture {
@@ -57,13 +60,35 @@ impl Fixture {
         stack::require_moto().await;
         stack::require_localstack().await;
         let test = TestTelemetry::new();
+        let topic = stack::topic_to_queue("worker-order-events", true).await;
         let app = App {
             dynamodb: stack::traced_dynamodb_client().await,
             s3: stack::traced_s3_client().await,
+            sns: stack::traced_sns_client().await,
             table: stack::resource("ORDERS_TABLE"),
             bucket: stack::resource("RECEIPTS_BUCKET"),
+            topic_arn: topic.topic_arn.clone(),
         };
-        Fixture { app, test }
+        Fixture { app, test, topic }
+    }
+
+    /// Every notification the topic delivered within a few seconds: body and attributes.
+    async fn notifications(&self) -> Vec<aws_sdk_sqs::types::Message> {
+        let sqs = stack::sqs_client().await;
+        let mut messages = Vec::new();
+        for _ in 0..3 {
+            let received = sqs
+                .receive_message()
+                .queue_url(&self.topic.queue_url)
+                .max_number_of_messages(10)
+                .message_attribute_names("All")
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .expect("receive");
+            messages.extend(received.messages.unwrap_or_default());
+        }
+        messages
     }
 
     async fn put_order(&self, id: &str) {
@@ -234,4 +259,29 @@ async fn a_redelivered_message_succeeds_without_changing_the_order_again() {
         processed_at,
         "nothing changes the second time"
     );
+
+    // Each delivery publishes order.processed with the order's one processed_at, so a publish that
+    // failed the first time is made by the retry.
+    let notifications = fx.notifications().await;
+    assert_eq!(notifications.len(), 2, "{notifications:#?}");
+    for notification in &notifications {
+        let body: Value =
+            serde_json::from_str(notification.body.as_deref().unwrap_or_default()).expect("JSON");
+        assert_eq!(body["type"], "order.processed");
+        assert_eq!(body["order_id"], id.as_str());
+        assert_eq!(
+            body["processed_at"].to_string(),
+            processed_at.as_n().expect("a number").as_str()
+        );
+        let attributes = notification.message_attributes.clone().unwrap_or_default();
+        assert_eq!(
+            attributes["type"].string_value.as_deref(),
+            Some("order.processed"),
+            "the attribute filter policies match"
+        );
+        assert!(
+            attributes.contains_key("traceparent"),
+            "the interceptor carried the context: {attributes:?}"
+        );
+    }
 }

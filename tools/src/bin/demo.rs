@@ -1,12 +1,14 @@
 //! `make demo`: the orders flow end to end on this machine, and the trace it produced.
 //!
-//! The real `api` and `worker` binaries run as Lambda processes under the harness's Runtime API,
-//! against LocalStack (S3, SQS) and moto (DynamoDB). The api is invoked with `POST /orders` under a
-//! fresh X-Ray trace header, as Lambda sets it with active tracing; the harness then does what the
-//! SQS event source mapping does and invokes the worker with the message. Spans leave both processes
+//! The real `api`, `worker` and `notifier` binaries run as Lambda processes under the harness's
+//! Runtime API, against LocalStack (S3, SQS, SNS) and moto (DynamoDB). The api is invoked with
+//! `POST /orders` under a fresh X-Ray trace header, as Lambda sets it with active tracing; the
+//! harness then does what the SQS event source mapping does and invokes the worker with the
+//! message, and what SNS's Lambda trigger does with the `order.processed` notification the worker
+//! publishes, invoking the notifier with it. Spans leave the three processes
 //! the way tracekit sends them in Lambda by default: OTLP over UDP to the X-Ray agent at
 //! `AWS_XRAY_DAEMON_ADDRESS`, here a stand-in that checks every datagram. The demo prints the
-//! trace as a tree (durations, kinds, key attributes), the worker's links, and the service map edges,
+//! trace as a tree (durations, kinds, key attributes), the consumers' links, and the service map edges,
 //! then writes the trace page (`demo-output/trace-<id>.html`, waterfall and service map in one file),
 //! checks in headless Chromium that it renders every span, and keeps the screenshot beside it.
 
@@ -43,26 +45,39 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .deliver(&worker_header, WAIT)
         .await?
         .ok_or("the api sent no message to the queue")?;
-    let spans = agent.wait_for_spans(9, WAIT).await?;
+    let notifier_header = format!(
+        "Root={};Parent={};Sampled=1",
+        xray::new_trace_id(),
+        xray::new_segment_id()
+    );
+    let notified = flow
+        .notify(&notifier_header, WAIT)
+        .await?
+        .ok_or("the worker published no order.processed notification")?;
+    // api 5, worker 5 (invocation, process, GetObject, UpdateItem, Publish), notifier 3.
+    let spans = agent.wait_for_spans(13, WAIT).await?;
     flow.shutdown().await?;
 
     let mut out = String::new();
     out.push_str(&format!(
-        "POST /orders  → {}\nworker batch  → {}\n\n",
+        "POST /orders        → {}\nworker batch        → {}\nnotifier (SNS)      → {}\n\n",
         describe(&posted),
-        describe(&delivery.outcome)
+        describe(&delivery.outcome),
+        describe(&notified.outcome)
     ));
     out.push_str(&format!(
         "trace {trace_id}\nLambda segment {lambda_segment} (the api's parent, written by Lambda with active tracing)\n"
     ));
     print_children(&spans, Some(&lambda_segment), 1, &mut out);
-    // The worker's invocation has a trace of its own (Lambda's); its process span continues ours.
+    // The worker's and the notifier's invocations have traces of their own (Lambda's); their
+    // process spans continue ours.
     for root in spans
         .iter()
         .filter(|s| s.kind == SpanKind::Server && s.trace_id != xray::otel_trace_id(&trace_id))
     {
         out.push_str(&format!(
-            "\nworker invocation (trace {}), whose process span joined the trace above:\n",
+            "\n{} invocation (trace {}), whose process span joined the trace above:\n",
+            service(root),
             root.trace_id
         ));
         print_span(root, 1, &mut out);
@@ -92,7 +107,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|s| s.trace_id != xray::otel_trace_id(&trace_id) && s.kind != SpanKind::Server)
         .count();
     out.push_str(&format!(
-        "\n{} spans received by the X-Ray agent stand-in in {} datagrams (OTLP over UDP, T1S); {outside} outside the request's trace (besides the worker's invocation)\n",
+        "\n{} spans received by the X-Ray agent stand-in in {} datagrams (OTLP over UDP, T1S); {outside} outside the request's trace (besides the consumers' invocations)\n",
         spans.len(),
         agent.datagram_count()
     ));
@@ -123,6 +138,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 fn describe(outcome: &InvocationOutcome) -> String {
     match outcome {
+        // A handler with nothing to answer (the notifier: SNS reads no response).
+        InvocationOutcome::Response(body) if body.as_ref() == b"null" => "ok".to_owned(),
         InvocationOutcome::Response(body) => String::from_utf8_lossy(body).into_owned(),
         InvocationOutcome::Error {
             error_type,
