@@ -41,6 +41,7 @@
 //! | `TRACEKIT_FLUSH_MAX_AGE_MS` | milliseconds the oldest span may wait under `amortized` | `10000` |
 //! | `TRACEKIT_SAMPLED_ZERO` | `defer`, `honor`, `sample` | `honor` when X-Ray is the backend (the agent, `xray`), else `defer` |
 //! | `TRACEKIT_SQS_PARENT` | `parent-if-single`, `link` | `parent-if-single` |
+//! | `TRACEKIT_SQS_SPANS` | `per-message`, `batch` ([`SqsSpans`]) | `per-message` |
 //! | `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG` | `TRACE`..`FATAL` / `level` and `target=level` directives, comma-separated | `INFO` |
 //! | `AWS_LAMBDA_LOG_FORMAT` | `JSON`, `Text` | `JSON` |
 //!
@@ -155,6 +156,9 @@ pub mod env {
     /// Whether an SQS message's `process` span continues the producer's trace
     /// ([`SqsParentPolicy`](super::SqsParentPolicy)).
     pub const TRACEKIT_SQS_PARENT: &str = "TRACEKIT_SQS_PARENT";
+    /// Whether an SQS batch also gets one CONSUMER span that holds the producers' links
+    /// ([`SqsSpans`](super::SqsSpans)).
+    pub const TRACEKIT_SQS_SPANS: &str = "TRACEKIT_SQS_SPANS";
     /// `tracing` filter for log lines (`level` and `target=level` directives).
     pub const RUST_LOG: &str = "RUST_LOG";
     /// Lambda's advanced logging control level.
@@ -378,6 +382,25 @@ pub enum SqsParentPolicy {
     Link,
 }
 
+/// Which span of an SQS batch holds the producers' links (`TRACEKIT_SQS_SPANS`).
+///
+/// Either way every message gets its own `process` span, with its message id and its failure; and
+/// either way the links stay within X-Ray's limits (20 linked traces per segment, 100 links per
+/// trace): the links left out are counted in `tracekit.links.dropped` on the batch's span (the
+/// invocation span under `per-message`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SqsSpans {
+    /// Each message's CONSUMER span links its producer, at most 100 links per batch (default).
+    #[default]
+    PerMessage,
+    /// One CONSUMER span `process <queue>` for the batch, with `messaging.batch.message_count` and
+    /// a link per producer, at most 20, as OpenTelemetry JS's Lambda instrumentation draws a batch;
+    /// the messages' spans are INTERNAL children of it, without links. A batch of one under
+    /// `parent-if-single` still continues its producer's trace from its message's span.
+    Batch,
+}
+
 /// When buffered spans leave the process (`TRACEKIT_FLUSH`).
 ///
 /// Both export after the response has been posted, so the caller never waits; they differ in how much
@@ -487,6 +510,8 @@ pub struct Config {
     pub sampled_zero: SampledZeroPolicy,
     /// Parent of SQS `process` spans.
     pub sqs_parent: SqsParentPolicy,
+    /// Which span of an SQS batch holds the links.
+    pub sqs_spans: SqsSpans,
     /// Log filter directives (`level` and `target=level`, comma-separated).
     pub log_filter: String,
     /// Log format.
@@ -612,6 +637,17 @@ impl Config {
                 ));
             }
         };
+        let sqs_spans = match get(env::TRACEKIT_SQS_SPANS).as_deref().map(str::trim) {
+            None | Some("per-message") => SqsSpans::PerMessage,
+            Some("batch") => SqsSpans::Batch,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    env::TRACEKIT_SQS_SPANS,
+                    other,
+                    "one of per-message, batch",
+                ));
+            }
+        };
         // Lambda's log level (its advanced logging controls) wins, as in lambda_runtime's own
         // subscriber: it is what the function's configuration says, and Lambda drops JSON lines below
         // it anyway. `RUST_LOG` decides when it is unset (`cargo lambda watch`, tests).
@@ -678,6 +714,7 @@ impl Config {
             flush,
             sampled_zero,
             sqs_parent,
+            sqs_spans,
             log_filter,
             log_format,
             provisioned,
@@ -1316,6 +1353,7 @@ mod tests {
         assert_eq!(config.flush, FlushStrategy::EndOfInvocation);
         assert_eq!(config.sampled_zero, SampledZeroPolicy::Defer);
         assert_eq!(config.sqs_parent, SqsParentPolicy::ParentIfSingle);
+        assert_eq!(config.sqs_spans, SqsSpans::PerMessage);
         assert_eq!(config.log_filter, "info");
         assert_eq!(config.log_format, LogFormat::Json);
         assert!(!config.provisioned);
@@ -1670,6 +1708,11 @@ mod tests {
                 "links only",
             ),
             (
+                &[("TRACEKIT_SQS_SPANS", "batch")],
+                |c| c.sqs_spans == SqsSpans::Batch,
+                "a batch span",
+            ),
+            (
                 &[
                     ("RUST_LOG", "warn,api=debug"),
                     ("AWS_LAMBDA_LOG_LEVEL", "ERROR"),
@@ -1889,6 +1932,11 @@ mod tests {
                 &[("TRACEKIT_SQS_PARENT", "always")],
                 "TRACEKIT_SQS_PARENT",
                 "unknown SQS policy",
+            ),
+            (
+                &[("TRACEKIT_SQS_SPANS", "per-batch")],
+                "TRACEKIT_SQS_SPANS",
+                "unknown SQS spans",
             ),
             (
                 &[("RUST_LOG", "info,api=loud")],

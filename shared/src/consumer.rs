@@ -32,11 +32,27 @@ pub(crate) fn process_span(
     destination: &str,
     message_id: Option<&str>,
 ) -> Span {
+    process_span_of_kind(system, destination, message_id, CONSUMER)
+}
+
+/// `otel.kind` of a span that stands for a message's or a batch's processing.
+pub(crate) const CONSUMER: &str = "consumer";
+/// `otel.kind` of a message's span under a batch's CONSUMER span.
+#[cfg(feature = "sqs")]
+pub(crate) const INTERNAL: &str = "internal";
+
+/// [`process_span`] of another kind: [`INTERNAL`] for a message under its batch's span.
+pub(crate) fn process_span_of_kind(
+    system: Option<&'static str>,
+    destination: &str,
+    message_id: Option<&str>,
+    kind: &'static str,
+) -> Span {
     let span = tracing::info_span!(
         target: "tracekit::consumer",
         "process",
         otel.name = format!("{PROCESS} {destination}"),
-        otel.kind = "consumer",
+        otel.kind = kind,
         { attr::MESSAGING_SYSTEM } = system,
         { attr::MESSAGING_OPERATION_NAME } = PROCESS,
         { attr::MESSAGING_OPERATION_TYPE } = PROCESS,
@@ -59,10 +75,6 @@ pub(crate) fn follow(
     parent: bool,
     xray_ids_only: bool,
 ) {
-    let link = vec![KeyValue::new(
-        attr::MESSAGING_MESSAGE_ID,
-        message_id.to_owned(),
-    )];
     let holdable = !xray_ids_only
         || crate::propagation::is_xray_trace_id(
             producer.trace_id(),
@@ -85,6 +97,16 @@ pub(crate) fn follow(
         );
         let _ = span.set_parent(Context::new().with_remote_span_context(parent));
     }
+    add_link(span, producer, message_id);
+}
+
+#[cfg(any(feature = "sqs", feature = "sns"))]
+/// Links `span` to a message's `producer`, naming the message.
+pub(crate) fn add_link(span: &Span, producer: SpanContext, message_id: &str) {
+    let link = vec![KeyValue::new(
+        attr::MESSAGING_MESSAGE_ID,
+        message_id.to_owned(),
+    )];
     span.add_link_with_attributes(producer, link);
 }
 

@@ -152,7 +152,7 @@ pub mod future {
 }
 
 pub use annotations::{ANNOTATION_PREFIX, AnnotationValue, annotate};
-pub use config::{Config, ConfigError, FlushStrategy, SqsParentPolicy};
+pub use config::{Config, ConfigError, FlushStrategy, SqsParentPolicy, SqsSpans};
 pub use error::record_error;
 pub use flush::{ExporterError, FlushReport};
 pub use lambda::{

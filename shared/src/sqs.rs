@@ -47,6 +47,16 @@
 //! `messageId` cannot be named, so it is reported with an empty identifier, which makes Lambda retry
 //! the whole batch: slower, but nothing is lost.
 //!
+//! ## Batches and links
+//! By default ([`SqsSpans::PerMessage`]) each message's span carries its producer's link. With
+//! [`SqsSpans::Batch`] (`TRACEKIT_SQS_SPANS=batch`) the batch gets one CONSUMER span `process
+//! <queue>` with `messaging.batch.message_count` and the producers' links, and the messages' spans
+//! are INTERNAL children of it. Either way a batch keeps within X-Ray's limits: at most
+//! [`MAX_BATCH_SPAN_LINKS`] links on a batch span (X-Ray's 20 linked traces per segment), at most
+//! [`MAX_BATCH_LINKS`] in a batch of per-message spans (X-Ray's 100 links per trace). The links left
+//! out are counted in `tracekit.links.dropped` on the batch's span (the invocation span under
+//! `per-message`); the messages are all processed.
+//!
 //! ## FIFO queues
 //! Messages from a `.fifo` queue are processed one at a time, in order; after a failure the rest of
 //! the batch is reported failed without being processed, so that the group's order holds on retry.
@@ -54,14 +64,17 @@
 /// Send-side propagation for a message built by hand (the interceptor does it for every
 /// `SendMessage` and `SendMessageBatch` of a traced client).
 pub use crate::aws::sqs::inject;
-use crate::config::{Config, SqsParentPolicy};
+use crate::config::{Config, SqsParentPolicy, SqsSpans};
+use crate::consumer::{CONSUMER, INTERNAL};
 use crate::error::record as record_error;
 use futures_util::StreamExt;
 use lambda_runtime::Diagnostic;
 use opentelemetry::trace::{SpanContext, TraceFlags};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use tracing::Span;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tracing::{Instrument, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 
@@ -73,6 +86,16 @@ const AWS_TRACE_HEADER: &str = "AWSTraceHeader";
 pub const MALFORMED_RECORD: &str = "MalformedRecord";
 /// `error.type` of a FIFO message left unprocessed after an earlier failure in its batch.
 pub const SKIPPED_AFTER_FAILURE: &str = "SkippedAfterEarlierFailure";
+/// The most links a batch span holds: X-Ray keeps at most 20 linked traces per segment.
+pub const MAX_BATCH_SPAN_LINKS: usize = 20;
+/// The most links the per-message spans of one batch hold: X-Ray keeps at most 100 links per trace,
+/// and they are all in the invocation's.
+pub const MAX_BATCH_LINKS: usize = 100;
+/// How many producer links a batch left out, on the span that stands for the batch.
+const LINKS_DROPPED: &str = "tracekit.links.dropped";
+/// The batch span's message count.
+const BATCH_MESSAGE_COUNT: &str =
+    opentelemetry_semantic_conventions::attribute::MESSAGING_BATCH_MESSAGE_COUNT;
 
 /// An SQS event whose records are read one by one, so one malformed record cannot fail the batch.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -86,6 +109,7 @@ pub struct SqsBatch {
 #[derive(Debug, Clone)]
 pub struct BatchProcessor {
     policy: SqsParentPolicy,
+    spans: SqsSpans,
     concurrency: usize,
     /// Spans go as X-Ray segment documents, which hold X-Ray trace ids only.
     xray_ids_only: bool,
@@ -102,6 +126,7 @@ impl BatchProcessor {
     pub fn new(policy: SqsParentPolicy) -> Self {
         BatchProcessor {
             policy,
+            spans: SqsSpans::default(),
             concurrency: 1,
             xray_ids_only: false,
         }
@@ -111,11 +136,18 @@ impl BatchProcessor {
     /// X-Ray segment documents (`OTEL_TRACES_EXPORTER=xray`), a producer whose trace id X-Ray cannot
     /// hold (a random W3C id, a trace over 30 days old) is linked, never the parent, or X-Ray would
     /// refuse every span of the message.
+    /// (`TRACEKIT_SQS_SPANS`: which span holds the links.)
     pub fn from_config(config: &Config) -> Self {
-        let mut processor = Self::new(config.sqs_parent);
+        let mut processor = Self::new(config.sqs_parent).spans(config.sqs_spans);
         processor.xray_ids_only =
             matches!(config.exporter, crate::config::ExporterConfig::Xray { .. });
         processor
+    }
+
+    /// Which span of a batch holds the producers' links ([`SqsSpans`]).
+    pub fn spans(mut self, spans: SqsSpans) -> Self {
+        self.spans = spans;
+        self
     }
 
     /// Processes up to `limit` messages at once (at least 1). FIFO batches stay sequential.
@@ -134,35 +166,83 @@ impl BatchProcessor {
         Fut: Future<Output = Result<(), E>>,
         E: Into<Diagnostic> + 'static,
     {
-        let single = batch.records.len() == 1;
+        let count = batch.records.len();
+        let single = count == 1;
         let fifo = batch.records.iter().any(is_fifo);
-        let mut failures: Vec<(usize, String)> = Vec::new();
-        if fifo || self.concurrency == 1 {
-            let mut failed = false;
-            for (index, record) in batch.records.into_iter().enumerate() {
-                let outcome = if fifo && failed {
-                    skip(record)
-                } else {
-                    self.process_one(record, single, &handler).await
-                };
-                if let Err(id) = outcome {
-                    failed = true;
-                    failures.push((index, id));
-                }
-            }
+        let batch_span = (self.spans == SqsSpans::Batch && count > 0).then(|| {
+            let span =
+                crate::consumer::process_span(Some(AWS_SQS), &queue_of(&batch.records[0]), None);
+            span.set_attribute(
+                BATCH_MESSAGE_COUNT,
+                i64::try_from(count).unwrap_or(i64::MAX),
+            );
+            span
+        });
+        let links = Links {
+            remaining: AtomicUsize::new(if batch_span.is_some() {
+                MAX_BATCH_SPAN_LINKS
+            } else {
+                MAX_BATCH_LINKS
+            }),
+            dropped: AtomicUsize::new(0),
+            batch: batch_span.clone(),
+        };
+        let kind = if batch_span.is_some() {
+            INTERNAL
         } else {
-            let handler = &handler;
-            let mut outcomes = futures_util::stream::iter(batch.records.into_iter().enumerate())
-                .map(|(index, record)| async move {
-                    (index, self.process_one(record, single, handler).await)
-                })
-                .buffer_unordered(self.concurrency);
-            while let Some((index, outcome)) = outcomes.next().await {
-                if let Err(id) = outcome {
-                    failures.push((index, id));
+            CONSUMER
+        };
+        let one = Message {
+            single,
+            kind,
+            links: &links,
+        };
+        let work = async {
+            let mut failures: Vec<(usize, String)> = Vec::new();
+            if fifo || self.concurrency == 1 {
+                let mut failed = false;
+                for (index, record) in batch.records.into_iter().enumerate() {
+                    let outcome = if fifo && failed {
+                        skip(record, kind)
+                    } else {
+                        self.process_one(record, one, &handler).await
+                    };
+                    if let Err(id) = outcome {
+                        failed = true;
+                        failures.push((index, id));
+                    }
                 }
+            } else {
+                let handler = &handler;
+                let mut outcomes =
+                    futures_util::stream::iter(batch.records.into_iter().enumerate())
+                        .map(|(index, record)| async move {
+                            (index, self.process_one(record, one, handler).await)
+                        })
+                        .buffer_unordered(self.concurrency);
+                while let Some((index, outcome)) = outcomes.next().await {
+                    if let Err(id) = outcome {
+                        failures.push((index, id));
+                    }
+                }
+                failures.sort_by_key(|(index, _)| *index);
             }
-            failures.sort_by_key(|(index, _)| *index);
+            failures
+        };
+        // Span::none() enters nothing: the messages' spans stay children of the invocation.
+        let failures = work
+            .instrument(batch_span.clone().unwrap_or_else(Span::none))
+            .await;
+        let dropped = links.dropped.load(Ordering::Relaxed);
+        if dropped > 0 {
+            let holder = batch_span.unwrap_or_else(Span::current);
+            holder.set_attribute(LINKS_DROPPED, i64::try_from(dropped).unwrap_or(i64::MAX));
+            holder.in_scope(|| {
+                tracing::debug!(
+                    dropped,
+                    "producer links left out of the batch: X-Ray's limit"
+                );
+            });
         }
         let mut response = SqsBatchResponse::default();
         response.batch_item_failures = failures
@@ -180,7 +260,7 @@ impl BatchProcessor {
     async fn process_one<F, Fut, E>(
         &self,
         record: serde_json::Value,
-        single: bool,
+        batch: Message<'_>,
         handler: &F,
     ) -> Result<(), String>
     where
@@ -201,7 +281,7 @@ impl BatchProcessor {
             Ok(message) => message,
             Err(error) => {
                 let id = record_id(&record);
-                let span = process_span(&queue_of(&record), Some(&id));
+                let span = process_span(&queue_of(&record), Some(&id), batch.kind);
                 record_error(&span, MALFORMED_RECORD, &error);
                 span.in_scope(|| {
                     tracing::warn!(message_id = %id, %error, "an SQS record is not an SQS message; reported as failed");
@@ -210,10 +290,28 @@ impl BatchProcessor {
             }
         };
         let id = message.message_id.clone().unwrap_or_default();
-        let span = process_span(&queue_of(&record), message.message_id.as_deref());
+        let span = process_span(
+            &queue_of(&record),
+            message.message_id.as_deref(),
+            batch.kind,
+        );
         if let Some(producer) = producer_context(&message) {
-            let parent = single && self.policy == SqsParentPolicy::ParentIfSingle;
-            crate::consumer::follow(&span, producer, &id, parent, self.xray_ids_only);
+            let parent = batch.single && self.policy == SqsParentPolicy::ParentIfSingle;
+            let linked = batch.links.take();
+            match &batch.links.batch {
+                Some(batch_span) => {
+                    if linked {
+                        crate::consumer::add_link(batch_span, producer.clone(), &id);
+                    }
+                    if parent {
+                        crate::consumer::follow(&span, producer, &id, true, self.xray_ids_only);
+                    }
+                }
+                None if linked => {
+                    crate::consumer::follow(&span, producer, &id, parent, self.xray_ids_only);
+                }
+                None => {}
+            }
         }
         crate::consumer::run_handler(
             span,
@@ -248,10 +346,42 @@ fn not_an_sqs_message(record: &serde_json::Value) -> Option<String> {
     }
 }
 
+/// What one message's processing needs to know of its batch.
+#[derive(Clone, Copy)]
+struct Message<'a> {
+    /// The batch holds this message only.
+    single: bool,
+    /// `otel.kind` of the message's span.
+    kind: &'static str,
+    links: &'a Links,
+}
+
+/// The batch's links: the span that holds them (`None`: each message's span holds its own), how
+/// many more X-Ray keeps, how many were left out.
+struct Links {
+    batch: Option<Span>,
+    remaining: AtomicUsize,
+    dropped: AtomicUsize,
+}
+
+impl Links {
+    /// Takes one link from the budget; `false` (and one more dropped) when it is spent.
+    fn take(&self) -> bool {
+        let taken = self
+            .remaining
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        if !taken {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        taken
+    }
+}
+
 /// A FIFO record after an earlier failure: traced and reported, not processed.
-fn skip(record: serde_json::Value) -> Result<(), String> {
+fn skip(record: serde_json::Value, kind: &'static str) -> Result<(), String> {
     let id = record_id(&record);
-    let span = process_span(&queue_of(&record), Some(&id));
+    let span = process_span(&queue_of(&record), Some(&id), kind);
     record_error(
         &span,
         SKIPPED_AFTER_FAILURE,
@@ -283,8 +413,8 @@ fn is_fifo(record: &serde_json::Value) -> bool {
     queue_of(record).ends_with(".fifo")
 }
 
-fn process_span(queue: &str, message_id: Option<&str>) -> Span {
-    crate::consumer::process_span(Some(AWS_SQS), queue, message_id)
+fn process_span(queue: &str, message_id: Option<&str>, kind: &'static str) -> Span {
+    crate::consumer::process_span_of_kind(Some(AWS_SQS), queue, message_id, kind)
 }
 
 /// Where a message's producer context came from.
@@ -541,6 +671,149 @@ mod tests {
             .iter()
             .filter(|s| s.name == "process orders")
             .collect()
+    }
+
+    fn int_attr(span: &SpanData, key: &str) -> Option<i64> {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .and_then(|kv| match kv.value {
+                opentelemetry::Value::I64(n) => Some(n),
+                _ => None,
+            })
+    }
+
+    /// `count` messages, each from a producer in a trace of its own.
+    fn from_distinct_producers(count: usize) -> Vec<serde_json::Value> {
+        (1..=count)
+            .map(|n| {
+                with_traceparent(
+                    record(&format!("m{n}")),
+                    &format!("00-{n:032x}-53995c3f42cd8ad8-01"),
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn per_message_links_stop_at_x_rays_100_per_trace_and_the_rest_are_counted() {
+        let test = TestTelemetry::new();
+        let records = from_distinct_producers(MAX_BATCH_LINKS + 30);
+        let processor = BatchProcessor::default().concurrency(8);
+        let (response, spans) = run(&test, processor, records, &[]).await;
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "every message runs"
+        );
+        let process = process_spans(&spans);
+        assert_eq!(process.len(), MAX_BATCH_LINKS + 30);
+        let links: usize = process.iter().map(|s| s.links.len()).sum();
+        assert_eq!(links, MAX_BATCH_LINKS, "within X-Ray's links per trace");
+        let invocation = spans
+            .iter()
+            .find(|s| s.name == "invocation")
+            .expect("invocation");
+        assert_eq!(int_attr(invocation, LINKS_DROPPED), Some(30));
+
+        // Under the limit nothing is dropped, and nothing says so.
+        test.reset();
+        let (_, spans) = run(
+            &test,
+            BatchProcessor::default(),
+            from_distinct_producers(3),
+            &[],
+        )
+        .await;
+        let invocation = spans
+            .iter()
+            .find(|s| s.name == "invocation")
+            .expect("invocation");
+        assert_eq!(int_attr(invocation, LINKS_DROPPED), None);
+    }
+
+    #[tokio::test]
+    async fn a_batch_span_holds_up_to_20_links_and_the_messages_run_under_it() {
+        let test = TestTelemetry::new();
+        let count = MAX_BATCH_SPAN_LINKS + 5;
+        let processor = BatchProcessor::default()
+            .spans(SqsSpans::Batch)
+            .concurrency(4);
+        let (response, spans) =
+            run(&test, processor, from_distinct_producers(count), &["m3"]).await;
+        assert_eq!(
+            failed_ids(&response),
+            vec!["m3"],
+            "failures stay per message"
+        );
+        let invocation = spans
+            .iter()
+            .find(|s| s.name == "invocation")
+            .expect("invocation");
+        let process = process_spans(&spans);
+        let batch: Vec<_> = process
+            .iter()
+            .filter(|s| s.span_kind == SpanKind::Consumer)
+            .collect();
+        assert_eq!(batch.len(), 1, "one CONSUMER span for the batch");
+        let batch = batch[0];
+        assert_eq!(batch.parent_span_id, invocation.span_context.span_id());
+        assert_eq!(
+            int_attr(batch, BATCH_MESSAGE_COUNT),
+            Some(i64::try_from(count).expect("small"))
+        );
+        assert_eq!(batch.links.len(), MAX_BATCH_SPAN_LINKS);
+        assert_eq!(int_attr(batch, LINKS_DROPPED), Some(5));
+        assert_eq!(
+            int_attr(invocation, LINKS_DROPPED),
+            None,
+            "counted where the links are"
+        );
+        let messages: Vec<_> = process
+            .iter()
+            .filter(|s| s.span_kind == SpanKind::Internal)
+            .collect();
+        assert_eq!(messages.len(), count);
+        for span in &messages {
+            assert_eq!(span.parent_span_id, batch.span_context.span_id());
+            assert!(span.links.is_empty(), "the batch span holds the links");
+            assert!(
+                span.attributes
+                    .iter()
+                    .any(|kv| kv.key.as_str() == "messaging.message.id")
+            );
+        }
+        let errors = messages
+            .iter()
+            .filter(|s| matches!(s.status, Status::Error { .. }))
+            .count();
+        assert_eq!(errors, 1, "the failure is on its message's span");
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_one_under_batch_spans_still_continues_its_producer() {
+        let test = TestTelemetry::new();
+        let processor = BatchProcessor::default().spans(SqsSpans::Batch);
+        let records = vec![with_traceparent(record("a"), TRACEPARENT)];
+        let (_, spans) = run(&test, processor, records, &[]).await;
+        let process = process_spans(&spans);
+        let batch = process
+            .iter()
+            .find(|s| s.span_kind == SpanKind::Consumer)
+            .expect("the batch span");
+        let message = process
+            .iter()
+            .find(|s| s.span_kind == SpanKind::Internal)
+            .expect("the message's span");
+        assert_eq!(batch.links.len(), 1);
+        assert_eq!(
+            message.parent_span_id,
+            SpanId::from_hex("53995c3f42cd8ad8").expect("hex"),
+            "parent-if-single"
+        );
+        assert_eq!(
+            message.span_context.trace_id(),
+            TraceId::from_hex("5759e988bd862e3fe1be46a994272793").expect("hex")
+        );
     }
 
     #[tokio::test]

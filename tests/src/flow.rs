@@ -137,18 +137,43 @@ impl Flow {
     /// under `trace_header`, and deletes those it did not report failed. `None` when the queue
     /// stayed empty.
     pub async fn deliver(&self, trace_header: &str, wait: Duration) -> Result<Option<Delivery>> {
-        let received = self
-            .sqs
-            .receive_message()
-            .queue_url(&self.queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(i32::try_from(wait.as_secs()).unwrap_or(20).clamp(0, 20))
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .message_attribute_names("All")
-            .send()
-            .await
-            .map_err(|e| Error::Invalid(format!("receiving from the flow's queue: {e:?}")))?;
-        let messages = received.messages.unwrap_or_default();
+        self.deliver_up_to(trace_header, 10, wait).await
+    }
+
+    /// [`Flow::deliver`] with up to `max` messages in the batch, as the event source mapping builds
+    /// one with a batching window (up to 10,000 from a standard queue): receives until `max` or the
+    /// queue is empty.
+    pub async fn deliver_up_to(
+        &self,
+        trace_header: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Option<Delivery>> {
+        let mut messages = Vec::new();
+        while messages.len() < max {
+            let first = messages.is_empty();
+            let wanted = i32::try_from((max - messages.len()).min(10)).unwrap_or(10);
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(wanted)
+                .wait_time_seconds(if first {
+                    i32::try_from(wait.as_secs()).unwrap_or(20).clamp(0, 20)
+                } else {
+                    1
+                })
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .map_err(|e| Error::Invalid(format!("receiving from the flow's queue: {e:?}")))?;
+            let batch = received.messages.unwrap_or_default();
+            if batch.is_empty() {
+                break;
+            }
+            messages.extend(batch);
+        }
         if messages.is_empty() {
             return Ok(None);
         }

@@ -564,3 +564,73 @@ async fn a_5xx_answer_is_an_error_on_the_invocation_span() {
     assert_eq!(put.status_code, SpanStatusCode::Error);
     flow.shutdown().await.expect("shutdown");
 }
+
+/// `TRACEKIT_SQS_SPANS=batch` on the real worker, a batch of 25 messages from 25 W3C producers
+/// (each a trace of its own) through the agent's wire format: one CONSUMER span for the batch with
+/// X-Ray's 20 links and the other 5 counted, each message on an INTERNAL span under it.
+#[tokio::test]
+async fn a_batch_span_keeps_x_rays_link_limit_and_counts_the_rest() {
+    let agent = XrayDaemon::recording().expect("agent stand-in");
+    let flow = Flow::start(
+        &[
+            ("AWS_XRAY_DAEMON_ADDRESS", agent.address().to_owned()),
+            ("TRACEKIT_SQS_SPANS", "batch".to_owned()),
+        ],
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("flow");
+    const MESSAGES: usize = 25;
+    for n in 1..=MESSAGES {
+        let traceparent = format!("00-{:032x}-53995c3f42cd8ad8-01", 0x1000 + n);
+        flow.send_as_w3c_producer(&format!("not an order {n}"), &traceparent)
+            .await
+            .expect("send");
+    }
+    let (_, _, header) = lambda_header();
+    let delivery = flow
+        .deliver_up_to(&header, MESSAGES, WAIT)
+        .await
+        .expect("deliver")
+        .expect("the batch");
+    assert_eq!(
+        delivery.event["Records"].as_array().map(Vec::len),
+        Some(MESSAGES),
+        "one batch"
+    );
+    assert_eq!(
+        delivery.failed.len(),
+        MESSAGES,
+        "no body is an order: every message is reported"
+    );
+    // The invocation, the batch span, a span per message.
+    let spans = agent
+        .wait_for_spans(MESSAGES + 2, WAIT)
+        .await
+        .expect("spans over UDP");
+    flow.shutdown().await.expect("shutdown");
+    let queue_name = flow.queue_url.rsplit('/').next().unwrap_or_default();
+    let process: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == format!("process {queue_name}"))
+        .collect();
+    let batch: Vec<_> = process
+        .iter()
+        .filter(|s| s.kind == SpanKind::Consumer)
+        .collect();
+    assert_eq!(batch.len(), 1, "{process:#?}");
+    let batch = batch[0];
+    assert_eq!(batch.links.len(), 20, "X-Ray's linked traces per segment");
+    assert_eq!(batch.attr_i64("tracekit.links.dropped"), Some(5));
+    assert_eq!(batch.attr_i64("messaging.batch.message_count"), Some(25));
+    let messages: Vec<_> = process
+        .iter()
+        .filter(|s| s.kind == SpanKind::Internal)
+        .collect();
+    assert_eq!(messages.len(), MESSAGES);
+    for span in &messages {
+        assert_eq!(span.parent_span_id.as_deref(), Some(batch.span_id.as_str()));
+        assert!(span.links.is_empty());
+        assert_eq!(span.attr_str("error.type"), Some("MalformedBody"));
+    }
+}
