@@ -125,6 +125,7 @@ pub mod config;
 mod consumer;
 mod error;
 mod flush;
+pub mod http_client;
 mod init_span;
 mod invocation;
 mod lambda;

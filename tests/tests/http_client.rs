@@ -1,0 +1,173 @@
+//! Outbound HTTP through `tracekit::http_client::layer` on hyper-util's client, against a real
+//! local HTTP server (the scripted endpoint): the CLIENT span's attributes, the headers the request
+//! carried (W3C and X-Ray, a user's own kept), 4xx/5xx and failed connections as errors, and no
+//! query value recorded.
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use integration_tests::scripted::{Scripted, ScriptedEndpoint};
+use opentelemetry::trace::{SpanKind, Status};
+use opentelemetry_sdk::trace::SpanData;
+use std::time::Duration;
+use tower::{Service, ServiceBuilder, ServiceExt};
+use tracekit::testing::TestTelemetry;
+use tracing::Instrument;
+
+type Traced = tracekit::http_client::Traced<
+    Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
+>;
+
+fn client() -> Traced {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    ServiceBuilder::new()
+        .layer(tracekit::http_client::layer())
+        .service(client)
+}
+
+fn attr(span: &SpanData, key: &str) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| kv.value.as_str().into_owned())
+}
+
+/// Sends `request` under a `handler` span; the spans once flushed, and the answer's status.
+async fn send(
+    test: &TestTelemetry,
+    request: http::Request<Empty<Bytes>>,
+) -> (Vec<SpanData>, Result<u16, String>) {
+    let mut client = client();
+    let outcome = async {
+        let ready = client.ready().await.map_err(|e| e.to_string())?;
+        ready
+            .call(request)
+            .await
+            .map(|response| response.status().as_u16())
+            .map_err(|e| e.to_string())
+    }
+    .instrument(tracing::info_span!("handler"))
+    .await;
+    test.telemetry().force_flush(Duration::from_secs(5)).await;
+    (test.spans(), outcome)
+}
+
+fn client_span(spans: &[SpanData]) -> &SpanData {
+    spans
+        .iter()
+        .find(|s| s.span_kind == SpanKind::Client)
+        .unwrap_or_else(|| panic!("no client span: {spans:#?}"))
+}
+
+#[tokio::test]
+async fn a_request_is_a_client_span_and_carries_its_context_beside_the_users_headers() {
+    let test = TestTelemetry::new();
+    let endpoint = ScriptedEndpoint::start(vec![Scripted::json(200, "{}")]).expect("endpoint");
+    let url = format!("{}/charges/42?card=4242424242424242&flag", endpoint.url());
+    let request = http::Request::get(&url)
+        .header("tracestate", "user=kept")
+        .header("x-request-id", "r-1")
+        .body(Empty::new())
+        .expect("request");
+    let (spans, outcome) = send(&test, request).await;
+    assert_eq!(outcome, Ok(200));
+
+    let span = client_span(&spans);
+    let handler = spans.iter().find(|s| s.name == "handler").expect("handler");
+    assert_eq!(span.name, "GET");
+    assert_eq!(span.parent_span_id, handler.span_context.span_id());
+    assert_eq!(attr(span, "http.request.method").as_deref(), Some("GET"));
+    assert_eq!(attr(span, "server.address").as_deref(), Some("127.0.0.1"));
+    let port = endpoint
+        .url()
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(attr(span, "server.port"), Some(port));
+    assert_eq!(attr(span, "url.scheme").as_deref(), Some("http"));
+    assert_eq!(
+        attr(span, "url.full"),
+        Some(format!("{}/charges/42?card=REDACTED&flag", endpoint.url()))
+    );
+    assert_eq!(
+        attr(span, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    assert_eq!(span.status, Status::Unset);
+    assert!(
+        !format!("{span:?}").contains("4242424242424242"),
+        "no query value anywhere on the span"
+    );
+
+    let received = endpoint.received();
+    assert_eq!(received.len(), 1);
+    let sent = &received[0];
+    let trace = span.span_context.trace_id().to_string();
+    let id = span.span_context.span_id().to_string();
+    assert_eq!(
+        sent.header("traceparent"),
+        Some(format!("00-{trace}-{id}-01").as_str()),
+        "W3C context naming the client span"
+    );
+    let xray = sent.header("x-amzn-trace-id").expect("the X-Ray header");
+    assert!(
+        xray.contains(&format!("Parent={id}")) && xray.contains(&trace[8..]),
+        "X-Ray header naming the client span: {xray}"
+    );
+    assert_eq!(
+        sent.header("tracestate"),
+        Some("user=kept"),
+        "the user's header wins"
+    );
+    assert_eq!(sent.header("x-request-id"), Some("r-1"));
+}
+
+#[tokio::test]
+async fn a_4xx_or_5xx_answer_is_an_error_with_its_status_as_the_type() {
+    for status in [404u16, 429, 503] {
+        let test = TestTelemetry::new();
+        let endpoint =
+            ScriptedEndpoint::start(vec![Scripted::json(status, "{}")]).expect("endpoint");
+        let request = http::Request::post(format!("{}/hooks", endpoint.url()))
+            .body(Empty::new())
+            .expect("request");
+        let (spans, outcome) = send(&test, request).await;
+        assert_eq!(
+            outcome,
+            Ok(status),
+            "the answer reaches the caller unchanged"
+        );
+        let span = client_span(&spans);
+        assert_eq!(span.name, "POST");
+        assert!(matches!(span.status, Status::Error { .. }), "{status}");
+        assert_eq!(attr(span, "error.type"), Some(status.to_string()));
+        assert_eq!(
+            attr(span, "http.response.status_code"),
+            Some(status.to_string())
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_request_that_cannot_connect_is_an_error_named_by_its_type() {
+    let test = TestTelemetry::new();
+    // Bind and drop: a port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let request = http::Request::get(format!("http://127.0.0.1:{port}/"))
+        .body(Empty::new())
+        .expect("request");
+    let (spans, outcome) = send(&test, request).await;
+    assert!(outcome.is_err(), "{outcome:?}");
+    let span = client_span(&spans);
+    assert!(matches!(span.status, Status::Error { .. }));
+    assert_eq!(
+        attr(span, "error.type").as_deref(),
+        Some("hyper_util::client::legacy::client::Error")
+    );
+    assert_eq!(attr(span, "http.response.status_code"), None);
+}
