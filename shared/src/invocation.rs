@@ -31,8 +31,21 @@ pub(crate) struct InvocationState {
     pub(crate) error: Mutex<Option<(String, String)>>,
     /// The HTTP response's status, for `lambda_http` handlers; 0 until there is one.
     pub(crate) http_status: AtomicU16,
+    /// The route a router matched (`tracekit::axum`) and the span name it gives: `None` until
+    /// one does.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) http_route: Mutex<Option<MatchedRoute>>,
     /// Log lines kept until the invocation fails (`TRACEKIT_LOG_BUFFER`).
     pub(crate) log_buffer: Mutex<LineBuffer>,
+}
+
+/// The route a router matched for this invocation's request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MatchedRoute {
+    /// `http.route`, the router's template (`/orders/{id}`).
+    pub(crate) route: String,
+    /// The invocation span's name, `{method} {route}`.
+    pub(crate) name: String,
 }
 
 /// One invocation's kept lines, oldest first, each with its newline.

@@ -223,6 +223,17 @@ impl Finish {
             .take();
         let panicked = state.handler_started.load(Ordering::Acquire)
             && !state.handler_finished.load(Ordering::Acquire);
+        let matched = state
+            .http_route
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(matched) = matched {
+            span.set_attribute(attr::HTTP_ROUTE, matched.route);
+            // The span has started (its context was read for the handler): only the OpenTelemetry
+            // span itself can be renamed now, not the name tracing-opentelemetry started it with.
+            span.context().span().update_name(matched.name);
+        }
         let http_status = state.http_status.load(Ordering::Acquire);
         if http_status != 0 {
             span.set_attribute(attr::HTTP_RESPONSE_STATUS_CODE, i64::from(http_status));

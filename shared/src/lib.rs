@@ -120,6 +120,8 @@
 mod annotations;
 mod app_signals;
 pub mod aws;
+#[cfg(feature = "axum")]
+pub mod axum;
 pub mod config;
 #[cfg(any(feature = "sqs", feature = "sns", feature = "streams"))]
 mod consumer;
