@@ -142,7 +142,8 @@ impl Flow {
 
     /// [`Flow::deliver`] with up to `max` messages in the batch, as the event source mapping builds
     /// one with a batching window (up to 10,000 from a standard queue): receives until `max` or the
-    /// queue is empty.
+    /// queue is empty. Ten or fewer take one receive only: a second could see a message of the
+    /// first again once a short visibility timeout has passed.
     pub async fn deliver_up_to(
         &self,
         trace_header: &str,
@@ -173,6 +174,9 @@ impl Flow {
                 break;
             }
             messages.extend(batch);
+            if max <= 10 {
+                break;
+            }
         }
         if messages.is_empty() {
             return Ok(None);
