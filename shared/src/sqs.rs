@@ -178,34 +178,16 @@ impl BatchProcessor {
             );
             span
         });
-        let links = Links {
-            remaining: AtomicUsize::new(if batch_span.is_some() {
-                MAX_BATCH_SPAN_LINKS
-            } else {
-                MAX_BATCH_LINKS
-            }),
-            dropped: AtomicUsize::new(0),
-            batch: batch_span.clone(),
-        };
-        let kind = if batch_span.is_some() {
-            INTERNAL
-        } else {
-            CONSUMER
-        };
-        let one = Message {
-            single,
-            kind,
-            links: &links,
-        };
+        let state = BatchState::new(batch_span, single);
         let work = async {
             let mut failures: Vec<(usize, String)> = Vec::new();
             if fifo || self.concurrency == 1 {
                 let mut failed = false;
                 for (index, record) in batch.records.into_iter().enumerate() {
                     let outcome = if fifo && failed {
-                        skip(record, kind)
+                        skip(record, state.kind())
                     } else {
-                        self.process_one(record, one, &handler).await
+                        self.process_one(record, &state, &handler).await
                     };
                     if let Err(id) = outcome {
                         failed = true;
@@ -213,11 +195,11 @@ impl BatchProcessor {
                     }
                 }
             } else {
-                let handler = &handler;
+                let (handler, state) = (&handler, &state);
                 let mut outcomes =
                     futures_util::stream::iter(batch.records.into_iter().enumerate())
                         .map(|(index, record)| async move {
-                            (index, self.process_one(record, one, handler).await)
+                            (index, self.process_one(record, state, handler).await)
                         })
                         .buffer_unordered(self.concurrency);
                 while let Some((index, outcome)) = outcomes.next().await {
@@ -231,11 +213,11 @@ impl BatchProcessor {
         };
         // Span::none() enters nothing: the messages' spans stay children of the invocation.
         let failures = work
-            .instrument(batch_span.clone().unwrap_or_else(Span::none))
+            .instrument(state.span.clone().unwrap_or_else(Span::none))
             .await;
-        let dropped = links.dropped.load(Ordering::Relaxed);
+        let dropped = state.dropped.load(Ordering::Relaxed);
         if dropped > 0 {
-            let holder = batch_span.unwrap_or_else(Span::current);
+            let holder = state.span.clone().unwrap_or_else(Span::current);
             holder.set_attribute(LINKS_DROPPED, i64::try_from(dropped).unwrap_or(i64::MAX));
             holder.in_scope(|| {
                 tracing::debug!(
@@ -260,7 +242,7 @@ impl BatchProcessor {
     async fn process_one<F, Fut, E>(
         &self,
         record: serde_json::Value,
-        batch: Message<'_>,
+        batch: &BatchState,
         handler: &F,
     ) -> Result<(), String>
     where
@@ -281,7 +263,7 @@ impl BatchProcessor {
             Ok(message) => message,
             Err(error) => {
                 let id = record_id(&record);
-                let span = process_span(&queue_of(&record), Some(&id), batch.kind);
+                let span = process_span(&queue_of(&record), Some(&id), batch.kind());
                 record_error(&span, MALFORMED_RECORD, &error);
                 span.in_scope(|| {
                     tracing::warn!(message_id = %id, %error, "an SQS record is not an SQS message; reported as failed");
@@ -293,12 +275,12 @@ impl BatchProcessor {
         let span = process_span(
             &queue_of(&record),
             message.message_id.as_deref(),
-            batch.kind,
+            batch.kind(),
         );
         if let Some(producer) = producer_context(&message) {
             let parent = batch.single && self.policy == SqsParentPolicy::ParentIfSingle;
-            let linked = batch.links.take();
-            match &batch.links.batch {
+            let linked = batch.take_link();
+            match &batch.span {
                 Some(batch_span) => {
                     if linked {
                         crate::consumer::add_link(batch_span, producer.clone(), &id);
@@ -346,27 +328,42 @@ fn not_an_sqs_message(record: &serde_json::Value) -> Option<String> {
     }
 }
 
-/// What one message's processing needs to know of its batch.
-#[derive(Clone, Copy)]
-struct Message<'a> {
-    /// The batch holds this message only.
+/// What one message's processing needs to know of its batch: the span that holds the links
+/// (`None`: each message's span holds its own), whether the batch holds one message, how many more
+/// links X-Ray keeps and how many were left out.
+struct BatchState {
+    span: Option<Span>,
     single: bool,
-    /// `otel.kind` of the message's span.
-    kind: &'static str,
-    links: &'a Links,
-}
-
-/// The batch's links: the span that holds them (`None`: each message's span holds its own), how
-/// many more X-Ray keeps, how many were left out.
-struct Links {
-    batch: Option<Span>,
     remaining: AtomicUsize,
     dropped: AtomicUsize,
 }
 
-impl Links {
+impl BatchState {
+    fn new(span: Option<Span>, single: bool) -> Self {
+        let budget = if span.is_some() {
+            MAX_BATCH_SPAN_LINKS
+        } else {
+            MAX_BATCH_LINKS
+        };
+        BatchState {
+            span,
+            single,
+            remaining: AtomicUsize::new(budget),
+            dropped: AtomicUsize::new(0),
+        }
+    }
+
+    /// `otel.kind` of a message's span: INTERNAL under a batch span, else CONSUMER.
+    fn kind(&self) -> &'static str {
+        if self.span.is_some() {
+            INTERNAL
+        } else {
+            CONSUMER
+        }
+    }
+
     /// Takes one link from the budget; `false` (and one more dropped) when it is spent.
-    fn take(&self) -> bool {
+    fn take_link(&self) -> bool {
         let taken = self
             .remaining
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
