@@ -1,13 +1,16 @@
-//! Outbound HTTP beyond the AWS SDK: a tower layer that gives every request a CLIENT span and
-//! carries the trace context in its headers.
+//! Outbound HTTP beyond the AWS SDK: every request a CLIENT span, with the trace context in its
+//! headers.
 //!
-//! [`layer`] wraps any tower service of `http::Request`s: hyper-util's client, a tower stack of the
-//! user's own. Each request gets a CLIENT span named after its method, with the HTTP client
+//! Two ways in, one span: `reqwest_client` (feature `reqwest`) builds a reqwest client through
+//! reqwest-middleware, and `TraceMiddleware` joins a client that has other middleware; [`layer`]
+//! wraps any tower service of `http::Request`s (hyper-util's client, a tower stack of the user's
+//! own). Each request gets a CLIENT span named after its method, with the HTTP client
 //! conventions' attributes (`http.request.method`, `server.address`, `server.port`, `url.scheme`,
 //! `url.full` with every query value replaced by `REDACTED` and no user info,
-//! `http.response.status_code`); a 4xx or 5xx answer, or a failed request, is an error with
-//! `error.type` (the status code, or the error's type). X-Ray draws a 4xx as an error, a 429 as a
-//! throttle and a 5xx as a fault, as for SDK calls.
+//! `http.response.status_code`, `http.request.resend_count` for a retried attempt); a 4xx or 5xx
+//! answer, or a failed request, is an error with `error.type` (the status code, or the error's
+//! type). X-Ray draws a 4xx as an error, a 429 as a throttle and a 5xx as a fault, as for SDK
+//! calls.
 //!
 //! The request carries the span's context in the headers the propagators of `OTEL_PROPAGATORS`
 //! write (by default `traceparent`, `tracestate`, `baggage` and `X-Amzn-Trace-Id`, so X-Ray draws
@@ -40,6 +43,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+#[cfg(feature = "reqwest")]
+mod reqwest;
+#[cfg(feature = "reqwest")]
+pub use self::reqwest::{TraceMiddleware, reqwest_client};
+#[cfg(feature = "reqwest")]
+pub use reqwest_middleware::ClientWithMiddleware;
 
 /// What replaces every query value in `url.full`, as the HTTP conventions suggest for values that
 /// may be secrets.
@@ -90,7 +100,7 @@ where
                 span: Span::none(),
             };
         }
-        let span = client_span(&request);
+        let span = client_span(request.method(), Target::of_uri(request.uri()));
         let cx = span.context();
         crate::propagation::inject(&cx, &mut KeepUserHeaders(request.headers_mut()));
         let inner = span.in_scope(|| self.inner.call(request));
@@ -133,41 +143,60 @@ where
     }
 }
 
-/// The CLIENT span of `request`, before it is sent.
-fn client_span<B>(request: &http::Request<B>) -> Span {
-    let (method, original) = known_method(request.method());
-    let uri = request.uri();
+/// Where a request goes, as the span records it: from an `http::Uri` or (with reqwest) a `Url`.
+pub(crate) struct Target<'a> {
+    pub(crate) scheme: Option<&'a str>,
+    pub(crate) host: Option<&'a str>,
+    /// The port, explicit or the scheme's default.
+    pub(crate) port: Option<u16>,
+    /// `url.full`, already redacted.
+    pub(crate) url_full: String,
+}
+
+impl<'a> Target<'a> {
+    fn of_uri(uri: &'a http::Uri) -> Target<'a> {
+        let scheme = uri.scheme_str();
+        Target {
+            scheme,
+            host: uri.host(),
+            port: uri.port_u16().or(match scheme {
+                Some("https") => Some(443),
+                Some("http") => Some(80),
+                _ => None,
+            }),
+            url_full: redacted_url(uri),
+        }
+    }
+}
+
+/// The CLIENT span of a request to `target`, before it is sent.
+pub(crate) fn client_span(method: &http::Method, target: Target<'_>) -> Span {
+    let (method, original) = known_method(method);
     let span = tracing::info_span!(
         target: "tracekit::http_client",
         "http_client",
         otel.name = if method == OTHER { "HTTP" } else { method },
         otel.kind = "client",
         { semconv::HTTP_REQUEST_METHOD } = method,
-        { semconv::URL_FULL } = redacted_url(uri),
+        { semconv::URL_FULL } = target.url_full,
     );
     if let Some(original) = original {
         span.set_attribute(semconv::HTTP_REQUEST_METHOD_ORIGINAL, original.to_owned());
     }
-    if let Some(host) = uri.host() {
+    if let Some(host) = target.host {
         span.set_attribute(semconv::SERVER_ADDRESS, host.to_owned());
     }
-    let scheme = uri.scheme_str();
-    if let Some(scheme) = scheme {
+    if let Some(scheme) = target.scheme {
         span.set_attribute(semconv::URL_SCHEME, scheme.to_owned());
     }
-    let port = uri.port_u16().or(match scheme {
-        Some("https") => Some(443),
-        Some("http") => Some(80),
-        _ => None,
-    });
-    if let Some(port) = port {
+    if let Some(port) = target.port {
         span.set_attribute(semconv::SERVER_PORT, i64::from(port));
     }
     span
 }
 
 /// `http.response.status_code`, and for a 4xx or 5xx the error the client conventions make of it.
-fn record_status(span: &Span, status: u16) {
+pub(crate) fn record_status(span: &Span, status: u16) {
     span.set_attribute(semconv::HTTP_RESPONSE_STATUS_CODE, i64::from(status));
     if status >= 400 {
         let code = status.to_string();
@@ -197,20 +226,37 @@ fn known_method(method: &http::Method) -> (&'static str, Option<&str>) {
 /// `url.full`: scheme, host, port and path as sent; no user info; each query value `REDACTED`
 /// (the keys stay, so the span still says what was asked).
 pub fn redacted_url(uri: &http::Uri) -> String {
-    let mut url = String::new();
-    if let Some(scheme) = uri.scheme_str() {
+    let host_port = uri.authority().map(|authority| {
+        authority
+            .as_str()
+            .rsplit_once('@')
+            .map_or(authority.as_str(), |(_, host)| host)
+    });
+    redacted(uri.scheme_str(), host_port, uri.path(), uri.query())
+}
+
+/// [`redacted_url`] from a URL's parts.
+pub(crate) fn redacted(
+    scheme: Option<&str>,
+    host_port: Option<&str>,
+    path: &str,
+    query: Option<&str>,
+) -> String {
+    let mut url = String::with_capacity(
+        scheme.map_or(0, |s| s.len() + 3)
+            + host_port.map_or(0, str::len)
+            + path.len()
+            + query.map_or(0, |q| q.len() + 1),
+    );
+    if let Some(scheme) = scheme {
         url.push_str(scheme);
         url.push_str("://");
     }
-    if let Some(authority) = uri.authority() {
-        let host_port = authority
-            .as_str()
-            .rsplit_once('@')
-            .map_or(authority.as_str(), |(_, host)| host);
+    if let Some(host_port) = host_port {
         url.push_str(host_port);
     }
-    url.push_str(uri.path());
-    if let Some(query) = uri.query() {
+    url.push_str(path);
+    if let Some(query) = query {
         url.push('?');
         for (index, pair) in query.split('&').enumerate() {
             if index > 0 {
@@ -232,13 +278,13 @@ pub fn redacted_url(uri: &http::Uri) -> String {
 /// `E`'s path without its generic arguments (`hyper_util::client::legacy::Error`): the
 /// `error.type` of a request that failed before an answer, a fully qualified name as the
 /// conventions ask.
-fn error_type_name<E>() -> &'static str {
+pub(crate) fn error_type_name<E>() -> &'static str {
     let name = std::any::type_name::<E>();
     name.split('<').next().unwrap_or(name)
 }
 
 /// Writes the propagators' headers, leaving every header the request already has as it is.
-struct KeepUserHeaders<'a>(&'a mut http::HeaderMap);
+pub(crate) struct KeepUserHeaders<'a>(pub(crate) &'a mut http::HeaderMap);
 
 impl Injector for KeepUserHeaders<'_> {
     fn set(&mut self, key: &str, value: String) {

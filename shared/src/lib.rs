@@ -96,6 +96,11 @@
 //!   `traceHeader` and `Invoke`'s `ClientContext.custom`, and `tracekit::aws::sns_client` and kin;
 //!   `sns` also brings the SNS consumer, `tracekit::sns`.
 //! - `streams` (off by default): Kinesis and DynamoDB Streams batches, `tracekit::streams`.
+//! - `axum` (off by default, with `http`): `tracekit::axum::route_layer`, the route an axum router
+//!   matched names the invocation span.
+//! - `reqwest` (off by default): `tracekit::http_client::reqwest_client` and `TraceMiddleware`, a
+//!   reqwest client's every request a CLIENT span ([`http_client::layer`] is the same for any tower
+//!   client of `http::Request`s, with no feature).
 //! - `testing`: [`testing::TestTelemetry`] (in-memory exporter) and [`testing::FakeInvocation`] to test
 //!   your handlers the way tracekit tests its own.
 //!
