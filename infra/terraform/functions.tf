@@ -222,7 +222,7 @@ resource "aws_cloudwatch_log_group" "notifier" {
 
 resource "aws_lambda_function" "api" {
   # checkov:skip=CKV_AWS_116:API Gateway invokes this function synchronously; a DLQ only applies to asynchronous invocations.
-  # checkov:skip=CKV_AWS_117:The function calls only public AWS endpoints (DynamoDB, S3, SQS, X-Ray); a VPC would add NAT or VPC endpoints and cold-start time for no isolation gain.
+  # checkov:skip=CKV_AWS_117:The function calls only public endpoints (DynamoDB, S3, SQS, X-Ray, the payment provider's HTTPS URL); a VPC would add NAT or VPC endpoints and cold-start time for no isolation gain.
   # checkov:skip=CKV_AWS_115:Reserved concurrency would fail deployment in accounts with the default low concurrency quota; the HTTP API stage throttles instead (default_route_settings).
   # checkov:skip=CKV_AWS_173:The environment holds resource names and OTel settings only, no secrets; Lambda encrypts it at rest with an AWS managed key.
   # checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile and signed zips; cargo lambda output is deployed as built by this stack's owner.
@@ -250,6 +250,7 @@ resource "aws_lambda_function" "api" {
   environment {
     variables = merge(local.common_environment, {
       ORDERS_QUEUE_URL  = aws_sqs_queue.orders.url
+      PAYMENTS_URL      = var.payments_url
       OTEL_SERVICE_NAME = "tracekit-api"
     })
   }

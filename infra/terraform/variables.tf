@@ -56,6 +56,17 @@ variable "application_signals" {
   default     = false
 }
 
+variable "payments_url" {
+  description = "The payment provider the api has authorize each order's total (POST <url>/authorizations), PAYMENTS_URL. Empty (default): no provider, orders are taken as they come."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.payments_url == "" || can(regex("^https://[^\\s]+$", var.payments_url))
+    error_message = "payments_url is empty or an https:// URL."
+  }
+}
+
 variable "name_prefix" {
   description = "Prefix of every resource name (the SAM stack name's role): <prefix>-orders, <prefix>-api, ... Lowercase, at most 20 characters, because it is part of the bucket name."
   type        = string

@@ -11,7 +11,8 @@
 //!   local root);
 //! - CLIENT, PRODUCER and CONSUMER spans get the dependency attributes: the local ones, plus
 //!   `aws.remote.service` (`AWS::DynamoDB`, `AWS::S3`, `AWS::SQS`, … for AWS SDK calls; the messaging
-//!   system otherwise), `aws.remote.operation` (the SDK operation), and the remote resource (one
+//!   system otherwise; `host:port` for an HTTP call beyond AWS), `aws.remote.operation` (the SDK
+//!   operation; the method and the path's first segment for HTTP), and the remote resource (one
 //!   DynamoDB table, an S3 bucket, an SQS queue with its account and region);
 //! - other spans get `aws.local.operation`, which the distro copies from parent to child.
 //!
@@ -240,6 +241,8 @@ fn remote(attributes: &[KeyValue], added: &mut Vec<KeyValue>) {
                 |o| o.into_owned(),
             );
         (system.into_owned(), operation)
+    } else if let Some(address) = string(attributes, semattr::SERVER_ADDRESS) {
+        http_remote(attributes, &address)
     } else {
         (
             attr::UNKNOWN_REMOTE_SERVICE.to_owned(),
@@ -250,6 +253,47 @@ fn remote(attributes: &[KeyValue], added: &mut Vec<KeyValue>) {
     added.push(KeyValue::new(attr::AWS_REMOTE_OPERATION, operation));
     if aws_sdk {
         remote_resource(attributes, added);
+    }
+}
+
+/// `aws.remote.service` and `aws.remote.operation` of an HTTP call beyond AWS, as the distro's
+/// `_generate_remote_service` and `_generate_remote_operation` derive them: `host:port`, and the
+/// method with the path's first segment (`POST /authorizations`), so that a path's ids do not make
+/// an operation each.
+fn http_remote(attributes: &[KeyValue], address: &str) -> (String, String) {
+    let port = attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == semattr::SERVER_PORT)
+        .and_then(|kv| match kv.value {
+            Value::I64(port) => Some(port),
+            _ => None,
+        });
+    let service = match port {
+        Some(port) => format!("{address}:{port}"),
+        None => address.to_owned(),
+    };
+    let path = string(attributes, semattr::URL_FULL).map(|url| first_segment(&url).to_owned());
+    let method = string(attributes, semattr::HTTP_REQUEST_METHOD);
+    let operation = match (method, path) {
+        (Some(method), Some(path)) => format!("{method} {path}"),
+        (Some(method), None) => method.into_owned(),
+        (None, Some(path)) => path,
+        (None, None) => attr::UNKNOWN_REMOTE_OPERATION.to_owned(),
+    };
+    (service, operation)
+}
+
+/// `/first` of `scheme://host/first/second?query`; `/` when the path is empty.
+fn first_segment(url: &str) -> &str {
+    let path = match url.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("", |start| &rest[start..]),
+        None => url,
+    };
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    match path.get(1..).and_then(|rest| rest.find('/')) {
+        Some(end) => &path[..=end],
+        None if path.len() > 1 => path,
+        None => "/",
     }
 }
 
@@ -596,6 +640,31 @@ mod tests {
                 "a process span continuing its producer: a local root that is not SERVER",
             ),
             (
+                span(
+                    SpanKind::Client,
+                    Some(false),
+                    vec![
+                        KeyValue::new(semattr::HTTP_REQUEST_METHOD, "POST"),
+                        KeyValue::new(semattr::SERVER_ADDRESS, "payments.example.com"),
+                        KeyValue::new(semattr::SERVER_PORT, 443),
+                        KeyValue::new(
+                            semattr::URL_FULL,
+                            "https://payments.example.com/authorizations/42?card=REDACTED",
+                        ),
+                    ],
+                ),
+                &[
+                    ("aws.local.service", "orders-api"),
+                    ("aws.local.operation", "orders-fn/FunctionHandler"),
+                    ("aws.local.environment", "lambda:default"),
+                    ("aws.remote.service", "payments.example.com:443"),
+                    ("aws.remote.operation", "POST /authorizations"),
+                    ("aws.span.kind", "CLIENT"),
+                    ("aws.trace.flag.sampled", "true"),
+                ],
+                "an HTTP call beyond AWS: host and port, the method and the path's first segment",
+            ),
+            (
                 span(SpanKind::Internal, Some(false), vec![]),
                 &[
                     ("aws.local.operation", "orders-fn/FunctionHandler"),
@@ -655,6 +724,22 @@ mod tests {
             Some("UnknownService"),
             "the SDK's unknown_service default reads as the distro's UnknownService"
         );
+    }
+
+    #[test]
+    fn an_http_operation_is_named_by_the_paths_first_segment() {
+        let cases = [
+            ("https://h/authorizations/42?x=REDACTED", "/authorizations"),
+            ("https://h/charges", "/charges"),
+            ("https://h:8443/", "/"),
+            ("https://h", "/"),
+            ("https://h?x=1", "/"),
+            ("/relative/path", "/relative"),
+            ("https://h/a#frag", "/a"),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(first_segment(url), expected, "{url}");
+        }
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! trigger do in between.
 //!
 //! [`Flow::start`] creates a queue and an order events topic of its own (so no other test's
-//! messages reach the functions) and spawns the three functions with the export settings a caller
+//! messages reach the functions), starts the payment provider's stand-in (a local HTTP server that
+//! authorizes every order) and spawns the three functions with the export settings a caller
 //! chooses. [`Flow::post_order`] invokes the
 //! api with an API Gateway v2 event under a chosen `Lambda-Runtime-Trace-Id`; [`Flow::deliver`]
 //! receives what is in the queue, builds the SQS event Lambda would send (`attributes.AWSTraceHeader`,
@@ -19,6 +20,7 @@ use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use serde_json::{Value, json};
 
 use crate::runtime_api::{FunctionProcess, Invocation, InvocationOutcome};
+use crate::scripted::{Scripted, ScriptedEndpoint};
 use crate::stack::{self, Service};
 use crate::{Error, Result};
 
@@ -39,6 +41,8 @@ pub struct Flow {
     /// The flow's own order events topic, and the queue that stands in for the notifier's
     /// subscription.
     pub topic: stack::TopicSink,
+    /// The payment provider the api calls (`PAYMENTS_URL`): it authorizes every order.
+    pub payments: ScriptedEndpoint,
     sqs: aws_sdk_sqs::Client,
 }
 
@@ -74,6 +78,10 @@ impl Flow {
             .queue_url
             .ok_or_else(|| Error::Invalid("SQS returned no queue URL".into()))?;
         let topic = stack::topic_to_queue("flow-order-events", false).await;
+        let payments = ScriptedEndpoint::start(vec![
+            Scripted::json(201, r#"{"status":"authorized"}"#)
+                .header("content-type", "application/json"),
+        ])?;
         let common = |service: &str| -> Vec<(String, String)> {
             let mut env = vec![
                 ("AWS_ENDPOINT_URL_S3".into(), stack::endpoint(Service::S3)),
@@ -89,6 +97,7 @@ impl Flow {
                 ("RECEIPTS_BUCKET".into(), stack::resource("RECEIPTS_BUCKET")),
                 ("ORDERS_QUEUE_URL".into(), queue_url.clone()),
                 ("ORDER_EVENTS_TOPIC_ARN".into(), topic.topic_arn.clone()),
+                ("PAYMENTS_URL".into(), payments.url()),
                 ("OTEL_SERVICE_NAME".into(), service.into()),
             ];
             env.extend(export_env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
@@ -109,6 +118,7 @@ impl Flow {
             notifier,
             queue_url,
             topic,
+            payments,
             sqs,
         })
     }

@@ -20,6 +20,7 @@ pub const KEY_ATTRIBUTES: &[&str] = &[
     "faas.trigger",
     "faas.coldstart",
     "http.response.status_code",
+    "url.full",
     "aws.dynamodb.table_names",
     "aws.s3.key",
     "messaging.destination.name",
@@ -98,8 +99,10 @@ pub fn service_map(spans: &[ReceivedSpan]) -> BTreeSet<(String, String)> {
             SpanKind::Server if span.attr_str("faas.trigger") == Some("http") => {
                 Some(("client".to_owned(), service(span).to_owned()))
             }
+            // An AWS service by its name; any other HTTP service by its host, as X-Ray names it.
             SpanKind::Client | SpanKind::Producer => span
                 .attr_str("rpc.service")
+                .or_else(|| span.attr_str("server.address"))
                 .map(|remote| (service(span).to_owned(), remote.to_owned())),
             // The queue or topic the message came through, named as the producer's client span names it.
             SpanKind::Consumer => {

@@ -1,8 +1,11 @@
-//! A stand-in AWS endpoint that answers from a script: the responses a test chooses (500, 429, a
+//! A stand-in endpoint that answers from a script: the responses a test chooses (500, 429, a
 //! modeled error, then success…), in order, the last one repeated. It records the headers of every
-//! request, so a test can read what the SDK put on the wire (`X-Amzn-Trace-Id`, `Authorization`).
+//! request, so a test can read what a client put on the wire (`X-Amzn-Trace-Id`, `traceparent`,
+//! `Authorization`).
 //!
-//! Speaks whatever protocol the test writes in the bodies; DynamoDB's JSON protocol is the simplest.
+//! It stands in for an AWS service (speaking whatever protocol the test writes in the bodies;
+//! DynamoDB's JSON protocol is the simplest) or for any HTTP service a function calls, such as the
+//! example api's payment provider.
 
 use std::sync::{Arc, Mutex};
 

@@ -73,9 +73,9 @@ async fn order_through_the_flow(flow: &Flow) -> (String, String) {
     (trace, parent)
 }
 
-/// api: invocation, validate, PutItem, PutObject, SendMessage; worker: invocation, process,
-/// GetObject, UpdateItem, Publish; notifier: invocation, process, PutObject.
-const ORDER_SPANS: usize = 13;
+/// api: invocation, validate, the payment provider's POST, PutItem, PutObject, SendMessage; worker:
+/// invocation, process, GetObject, UpdateItem, Publish; notifier: invocation, process, PutObject.
+const ORDER_SPANS: usize = 14;
 
 /// What both OTLP paths (the collector and the agent) must deliver of one order: the api's spans in
 /// the request's trace under Lambda's segment, the worker's process span continuing it with a link
@@ -109,7 +109,9 @@ fn check_the_orders_trace(spans: &[ReceivedSpan], flow: &Flow, trace: &str, pare
     let put = one(spans, "DynamoDB.PutItem", "tracekit-api");
     let receipt = one(spans, "S3.PutObject", "tracekit-api");
     let send = one(spans, "SQS.SendMessage", "tracekit-api");
+    let payment = one(spans, "POST", "tracekit-api");
     for (span, kind) in [
+        (payment, SpanKind::Client),
         (put, SpanKind::Client),
         (receipt, SpanKind::Client),
         (send, SpanKind::Producer),
@@ -132,6 +134,26 @@ fn check_the_orders_trace(spans: &[ReceivedSpan], flow: &Flow, trace: &str, pare
         Some(flow.queue_url.as_str())
     );
     assert!(send.attr_str("messaging.message.id").is_some());
+    // The payment provider's call: an HTTP edge, its context in the request it received.
+    assert_eq!(payment.attr_str("server.address"), Some("127.0.0.1"));
+    assert_eq!(
+        payment.attr_str("url.full"),
+        Some(format!("{}/authorizations", flow.payments.url()).as_str())
+    );
+    assert_eq!(payment.attr_i64("http.response.status_code"), Some(201));
+    let asked = flow.payments.received();
+    assert_eq!(asked.len(), 1, "the order was authorized once");
+    assert_eq!(
+        asked[0].header("traceparent"),
+        Some(format!("00-{}-{}-01", payment.trace_id, payment.span_id).as_str())
+    );
+    assert!(
+        asked[0]
+            .header("x-amzn-trace-id")
+            .is_some_and(|h| h.contains(&format!("Parent={}", payment.span_id))),
+        "X-Ray's header names the HTTP span: {:?}",
+        asked[0].header("x-amzn-trace-id")
+    );
 
     let worker = spans
         .iter()
@@ -237,6 +259,7 @@ async fn otlp_one_trace_from_the_request_to_the_worker() {
     // The trace page of this run, in headless Chromium: every span drawn, every service-map edge.
     let edges = page::service_map(&spans_after);
     for edge in [
+        ("tracekit-api", "127.0.0.1"),
         ("tracekit-worker", "SNS"),
         ("SNS", "tracekit-notifier"),
         ("tracekit-notifier", "S3"),
@@ -246,7 +269,7 @@ async fn otlp_one_trace_from_the_request_to_the_worker() {
             "{edge:?} in {edges:?}"
         );
     }
-    assert_eq!(edges.len(), 10, "{edges:?}");
+    assert_eq!(edges.len(), 11, "{edges:?}");
     let html = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("end-to-end-trace.html");
     let page_spans: Vec<PageSpan> = spans_after.iter().map(PageSpan::from).collect();
     std::fs::write(&html, page::render("end to end", &page_spans, &edges)).expect("write the page");
@@ -317,9 +340,10 @@ async fn xray_one_trace_with_the_segments_xray_needs() {
         .expect("deliver")
         .expect("message");
     assert!(delivery.failed.is_empty(), "{:?}", delivery.outcome);
-    // api: 5; worker: invocation, process, GetObject, UpdateItem, Publish.
+    // api: 6 (with the payment provider's POST); worker: invocation, process, GetObject,
+    // UpdateItem, Publish.
     daemon
-        .wait_for_forwarded(10, WAIT)
+        .wait_for_forwarded(11, WAIT)
         .await
         .expect("documents forwarded");
     assert!(
@@ -392,7 +416,7 @@ async fn xray_one_trace_with_the_segments_xray_needs() {
 #[tokio::test]
 async fn xray_a_w3c_producer_falls_back_to_the_workers_trace_and_loses_nothing() {
     // The daemon stand-in lives as long as the test.
-    let (client, _daemon, flow) = xray_flow().await;
+    let (client, daemon, flow) = xray_flow().await;
     // A real order first, so that the third party's message names an order and a receipt that
     // exist; its own message is processed and deleted here.
     let (_, _, header) = lambda_header();
@@ -427,6 +451,12 @@ async fn xray_a_w3c_producer_falls_back_to_the_workers_trace_and_loses_nothing()
         "a batch of one"
     );
     assert!(delivery.failed.is_empty(), "{:?}", delivery.outcome);
+    // Forwarding is asynchronous: wait for every document before reading the worker's trace
+    // (the order's 11, the second delivery's invocation, process, GetObject, UpdateItem, Publish).
+    daemon
+        .wait_for_forwarded(16, WAIT)
+        .await
+        .expect("documents forwarded");
 
     let documents = xray::batch_get_traces(&client, &[worker_trace.as_str()], WAIT)
         .await

@@ -132,7 +132,7 @@ async fn run_with_secrets(export_env: &[(&str, String)]) -> (Secrets, Flow) {
 }
 
 /// The fewest spans one run exports (the worker may take both messages in one invocation).
-const SPANS: usize = 14;
+const SPANS: usize = 15;
 
 fn leaks_in_logs(secrets: &Secrets, flow: &Flow) -> Vec<String> {
     let mut leaks = Vec::new();

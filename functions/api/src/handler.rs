@@ -1,13 +1,15 @@
 //! The orders API.
 //!
 //! - `POST /orders` with `{"customer": "...", "items": [{"sku": "...", "quantity": 1, "unit_price_cents": 250}]}`:
-//!   validates the body (400 with the reason), writes the order to DynamoDB, stores a receipt in S3 and
-//!   sends `order.created` to SQS; 201 with `{"id", "status", "total_cents"}`.
+//!   validates the body (400 with the reason), has the payment provider authorize the total when
+//!   `PAYMENTS_URL` is set (402 when it declines), writes the order to DynamoDB, stores a receipt in
+//!   S3 and sends `order.created` to SQS; 201 with `{"id", "status", "total_cents"}`.
 //! - `GET /orders/{id}`: the stored order, or 404.
 //!
 //! Nothing here traces by hand: the invocation span comes from `tracekit::run_http`, the DynamoDB, S3
-//! and SQS spans from the clients `main` builds with `tracekit::aws`, and the SQS message carries the
-//! trace to the worker. The one addition is the `validate order` span, so that a rejected body shows
+//! and SQS spans from the clients `main` builds with `tracekit::aws`, the payment provider's from the
+//! reqwest client it builds with `tracekit::http_client`, and the SQS message carries the trace to
+//! the worker (the HTTP headers carry it to the provider). The one addition is the `validate order` span, so that a rejected body shows
 //! in the trace as an error with its reason.
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -39,6 +41,26 @@ pub struct App {
     pub bucket: String,
     /// `ORDERS_QUEUE_URL`.
     pub queue_url: String,
+    /// The payment provider, when `PAYMENTS_URL` is set.
+    pub payments: Option<Payments>,
+}
+
+/// The payment provider that authorizes each order's total: `POST {url}/authorizations`.
+#[derive(Debug, Clone)]
+pub struct Payments {
+    /// Traced reqwest client.
+    pub client: tracekit::http_client::ClientWithMiddleware,
+    /// `PAYMENTS_URL`, without a trailing `/`.
+    pub url: String,
+}
+
+/// The authorization request's body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Authorization<'a> {
+    /// The order id, also the request's `Idempotency-Key`.
+    pub order_id: &'a str,
+    /// The order's total.
+    pub amount_cents: u64,
 }
 
 /// A new order, as POSTed.
@@ -106,6 +128,12 @@ pub enum ApiError {
         /// Request path.
         path: String,
     },
+    /// The payment provider declined the order (it answered 4xx).
+    #[error("payment declined ({0})")]
+    PaymentDeclined(StatusCode),
+    /// The payment provider failed or could not be reached.
+    #[error("the payment provider failed: {0}")]
+    Payments(String),
     /// An AWS call failed.
     #[error("{operation} failed: {message}")]
     Aws {
@@ -128,7 +156,8 @@ impl ApiError {
         match self {
             ApiError::InvalidOrder(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
-            ApiError::Aws { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::PaymentDeclined(_) => StatusCode::PAYMENT_REQUIRED,
+            ApiError::Aws { .. } | ApiError::Payments(_) => StatusCode::BAD_GATEWAY,
         }
     }
 }
@@ -171,7 +200,7 @@ pub async fn handle(app: &App, request: Request, order_id: &str) -> Response<Bod
     let (status, body) = match outcome {
         Ok((status, body)) => (status, body),
         Err(error) => {
-            if let ApiError::Aws { .. } = error {
+            if let ApiError::Aws { .. } | ApiError::Payments(_) = error {
                 tracing::error!(%error, "request failed");
             }
             (
@@ -226,6 +255,9 @@ async fn create(
     drop(span);
     let total = total_cents(&order.items)
         .ok_or_else(|| ApiError::InvalidOrder("the order total overflows".into()))?;
+    if let Some(payments) = &app.payments {
+        authorize(payments, order_id, total).await?;
+    }
     let receipt_key = format!("receipts/{order_id}.json");
     let created_at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -288,6 +320,33 @@ async fn create(
         StatusCode::CREATED,
         serde_json::json!({ "id": order_id, "status": "created", "total_cents": total }),
     ))
+}
+
+/// Has the payment provider authorize `amount_cents` for the order. The order id is the
+/// `Idempotency-Key`: a retried invocation (same Lambda request id) authorizes once.
+async fn authorize(payments: &Payments, order_id: &str, amount_cents: u64) -> Result<(), ApiError> {
+    let body = serde_json::to_vec(&Authorization {
+        order_id,
+        amount_cents,
+    })
+    .map_err(|e| ApiError::Payments(e.to_string()))?;
+    let response = payments
+        .client
+        .post(format!("{}/authorizations", payments.url))
+        .header("content-type", "application/json")
+        .header("idempotency-key", order_id)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| ApiError::Payments(e.to_string()))?;
+    let status = response.status();
+    if status.is_success() {
+        Ok(())
+    } else if status.is_client_error() {
+        Err(ApiError::PaymentDeclined(status))
+    } else {
+        Err(ApiError::Payments(format!("it answered {status}")))
+    }
 }
 
 async fn get(app: &App, id: &str) -> Result<(StatusCode, serde_json::Value), ApiError> {
@@ -394,5 +453,13 @@ mod tests {
             message: "AccessDenied".into(),
         };
         assert_eq!(aws.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            ApiError::PaymentDeclined(StatusCode::PAYMENT_REQUIRED).status(),
+            StatusCode::PAYMENT_REQUIRED
+        );
+        assert_eq!(
+            ApiError::Payments("timeout".into()).status(),
+            StatusCode::BAD_GATEWAY
+        );
     }
 }

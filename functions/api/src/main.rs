@@ -25,6 +25,14 @@ async fn main() -> Result<(), Error> {
         table: required("ORDERS_TABLE"),
         bucket: required("RECEIPTS_BUCKET"),
         queue_url: required("ORDERS_QUEUE_URL"),
+        // Optional: without a payment provider, orders are taken as they come.
+        payments: std::env::var("PAYMENTS_URL")
+            .ok()
+            .filter(|url| !url.is_empty())
+            .map(|url| handler::Payments {
+                client: tracekit::http_client::reqwest_client(reqwest::Client::new()),
+                url: url.trim_end_matches('/').to_owned(),
+            }),
     };
     tracekit::run_http(
         &telemetry,

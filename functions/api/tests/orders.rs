@@ -1,8 +1,9 @@
 //! The api handler against the local stack (DynamoDB on moto, S3 and SQS on LocalStack), with the
 //! sample events from `events/`, traced by tracekit's in-memory exporter.
 
-use api::handler::{self, App};
+use api::handler::{self, App, Payments};
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use integration_tests::scripted::{Scripted, ScriptedEndpoint};
 use integration_tests::stack;
 use lambda_http::{Body, Response};
 use opentelemetry::trace::{SpanKind, Status};
@@ -33,7 +34,7 @@ fn attr(span: &SpanData, key: &str) -> Option<String> {
         .map(|kv| kv.value.as_str().into_owned())
 }
 
-async fn app(queue_url: String) -> App {
+async fn app(queue_url: String, payments: Option<Payments>) -> App {
     App {
         dynamodb: stack::traced_dynamodb_client().await,
         s3: stack::traced_s3_client().await,
@@ -41,6 +42,15 @@ async fn app(queue_url: String) -> App {
         table: stack::resource("ORDERS_TABLE"),
         bucket: stack::resource("RECEIPTS_BUCKET"),
         queue_url,
+        payments,
+    }
+}
+
+/// The payment provider at `endpoint`, through the traced reqwest client `main` builds.
+fn payments(endpoint: &ScriptedEndpoint) -> Payments {
+    Payments {
+        client: tracekit::http_client::reqwest_client(reqwest::Client::new()),
+        url: endpoint.url(),
     }
 }
 
@@ -87,6 +97,7 @@ async fn a_bad_body_is_a_400_with_its_reason_and_an_error_span() {
         table: "unused".into(),
         bucket: "unused".into(),
         queue_url: "unused".into(),
+        payments: None,
     };
     let response = invoke(&app, &event("apigw-v2-post-order-invalid.json"), "order-x").await;
     assert_eq!(response.status(), 400);
@@ -117,13 +128,73 @@ async fn a_bad_body_is_a_400_with_its_reason_and_an_error_span() {
 }
 
 #[tokio::test]
+async fn a_declined_payment_is_a_402_and_nothing_is_stored() {
+    let test = TestTelemetry::new();
+    // The provider declines before any AWS call, so no stack is needed.
+    let provider =
+        ScriptedEndpoint::start(vec![Scripted::json(402, r#"{"reason":"card_declined"}"#)])
+            .expect("payment provider");
+    let (dynamodb, s3, sqs) = stack::offline_traced_clients().await;
+    let app = App {
+        dynamodb,
+        s3,
+        sqs,
+        table: "unused".into(),
+        bucket: "unused".into(),
+        queue_url: "unused".into(),
+        payments: Some(payments(&provider)),
+    };
+    let response = invoke(&app, &event("apigw-v2-post-order.json"), "order-declined").await;
+    assert_eq!(response.status(), 402, "{:?}", body_json(&response));
+    assert!(
+        body_json(&response)["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("declined")),
+        "{:?}",
+        body_json(&response)
+    );
+
+    let received = provider.received();
+    assert_eq!(received.len(), 1, "one authorization asked");
+    let asked = &received[0];
+    assert_eq!(asked.path, "/authorizations");
+    assert_eq!(asked.header("idempotency-key"), Some("order-declined"));
+    let asked: Value = serde_json::from_slice(&asked.body).expect("a JSON body");
+    assert_eq!(
+        asked,
+        serde_json::json!({ "order_id": "order-declined", "amount_cents": 1650 })
+    );
+
+    let spans = spans(&test).await;
+    let clients: Vec<&SpanData> = spans
+        .iter()
+        .filter(|s| s.span_kind == SpanKind::Client)
+        .collect();
+    assert_eq!(
+        clients.len(),
+        1,
+        "only the provider was called: {clients:#?}"
+    );
+    let http = clients[0];
+    assert_eq!(http.name, "POST");
+    assert_eq!(attr(http, "error.type").as_deref(), Some("402"));
+    let invocation = spans
+        .iter()
+        .find(|s| s.name == "invocation")
+        .expect("invocation");
+    assert_eq!(http.parent_span_id, invocation.span_context.span_id());
+}
+
+#[tokio::test]
 #[ignore = "needs the local stack (LocalStack and moto): `make test` runs it"]
 async fn an_order_is_stored_announced_and_read_back() {
     stack::require_moto().await;
     stack::require_localstack().await;
     let test = TestTelemetry::new();
     let queue_url = stack::create_queue("api-orders").await;
-    let app = app(queue_url.clone()).await;
+    let provider = ScriptedEndpoint::start(vec![Scripted::json(201, r#"{"status":"authorized"}"#)])
+        .expect("payment provider");
+    let app = app(queue_url.clone(), Some(payments(&provider))).await;
     let order_id = stack::unique_name("order");
 
     let response = invoke(&app, &event("apigw-v2-post-order.json"), &order_id).await;
@@ -191,6 +262,7 @@ async fn an_order_is_stored_announced_and_read_back() {
         .find(|s| s.name == "invocation" && s.span_context.span_id() == put.parent_span_id)
         .expect("the POST invocation, PutItem's parent");
     for (name, kind) in [
+        ("POST", SpanKind::Client),
         ("DynamoDB.PutItem", SpanKind::Client),
         ("S3.PutObject", SpanKind::Client),
         ("SQS.SendMessage", SpanKind::Producer),
@@ -217,6 +289,24 @@ async fn an_order_is_stored_announced_and_read_back() {
     assert!(
         trace_header.contains(&format!("Parent={}", send.span_context.span_id())),
         "{trace_header}"
+    );
+    // The provider was asked once, with the HTTP span's context.
+    let http = spans
+        .iter()
+        .find(|s| s.name == "POST")
+        .expect("the provider's span");
+    let asked = provider.received();
+    assert_eq!(asked.len(), 1);
+    assert_eq!(
+        asked[0].header("traceparent"),
+        Some(
+            format!(
+                "00-{}-{}-01",
+                http.span_context.trace_id(),
+                http.span_context.span_id()
+            )
+            .as_str()
+        )
     );
     let everything = format!("{spans:?}");
     assert!(

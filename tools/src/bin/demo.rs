@@ -54,8 +54,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .notify(&notifier_header, WAIT)
         .await?
         .ok_or("the worker published no order.processed notification")?;
-    // api 5, worker 5 (invocation, process, GetObject, UpdateItem, Publish), notifier 3.
-    let spans = agent.wait_for_spans(13, WAIT).await?;
+    // api 6 (invocation, validate, the payment provider's POST, PutItem, PutObject, SendMessage),
+    // worker 5 (invocation, process, GetObject, UpdateItem, Publish), notifier 3.
+    let spans = agent.wait_for_spans(14, WAIT).await?;
     flow.shutdown().await?;
 
     let mut out = String::new();
