@@ -10,6 +10,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use integration_tests::scripted::{Scripted, ScriptedEndpoint};
 use opentelemetry::trace::{SpanKind, Status};
+use opentelemetry_aws::xray_exporter::SegmentTranslator;
 use opentelemetry_sdk::trace::SpanData;
 use std::time::Duration;
 use tower::{Service, ServiceBuilder, ServiceExt};
@@ -125,9 +126,23 @@ async fn a_request_is_a_client_span_and_carries_its_context_beside_the_users_hea
     assert_eq!(sent.header("x-request-id"), Some("r-1"));
 }
 
+/// `span` as the X-Ray exporters translate it: one segment document.
+fn as_xray(span: &SpanData) -> serde_json::Value {
+    let translator = SegmentTranslator::new();
+    let documents = translator.translate_spans(std::slice::from_ref(span));
+    assert_eq!(documents.len(), 1, "the span translates to one document");
+    serde_json::from_str(&documents[0].to_string()).expect("a segment document")
+}
+
 #[tokio::test]
 async fn a_4xx_or_5xx_answer_is_an_error_with_its_status_as_the_type() {
-    for status in [404u16, 429, 503] {
+    // (status, the X-Ray flags the span translates to, as for SDK calls: throttle, error, fault)
+    let cases = [
+        (404u16, [false, true, false]),
+        (429, [true, true, false]),
+        (503, [false, false, true]),
+    ];
+    for (status, flags) in cases {
         let test = TestTelemetry::new();
         let endpoint =
             ScriptedEndpoint::start(vec![Scripted::json(status, "{}")]).expect("endpoint");
@@ -148,6 +163,15 @@ async fn a_4xx_or_5xx_answer_is_an_error_with_its_status_as_the_type() {
             attr(span, "http.response.status_code"),
             Some(status.to_string())
         );
+        let document = as_xray(span);
+        for (flag, expected) in ["throttle", "error", "fault"].into_iter().zip(flags) {
+            assert_eq!(
+                document[flag].as_bool().unwrap_or(false),
+                expected,
+                "{flag} for {status}: {document}"
+            );
+        }
+        assert_eq!(document["http"]["response"]["status"], status, "{document}");
     }
 }
 
