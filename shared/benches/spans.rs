@@ -8,11 +8,13 @@
 //! - `invocation/*`: one invocation through the runtime's service stack, bare and wrapped in
 //!   tracekit's invocation layer (span, attributes, end into the span buffer; no export).
 //! - `span/*`: one span with two attributes, through `tracing` (tracing-opentelemetry) and through
-//!   the OpenTelemetry SDK directly, into the same span processor.
+//!   the OpenTelemetry SDK directly, into the same span processor; and through fastrace, the fastest
+//!   Rust tracing library, into its collector: the anchor span creation is measured against.
 //! - `processor/*`: what an invocation's 11 spans cost from creation to exported, through `tracing`
 //!   into the same in-memory exporter: tracekit's span processor (a buffer drained by the flush the
 //!   invocation layer runs) against the SDK's `BatchSpanProcessor` (a background thread, with
-//!   `force_flush` after the response, as lambda_runtime's OpenTelemetry layer uses it).
+//!   `force_flush` after the response, as lambda_runtime's OpenTelemetry layer uses it), and
+//!   fastrace's 11 spans collected and handed to its reporter.
 //!
 //! `cargo bench -p tracekit --bench spans --features testing`
 
@@ -161,7 +163,29 @@ fn span(c: &mut Criterion) {
         });
         exporter.reset();
     });
+    // The anchor for span creation: fastrace, a span with the same two properties under a local
+    // parent, handed to its collector (which reports to a sink that drops the spans).
+    fastrace::set_reporter(Dropped, fastrace::collector::Config::default());
+    let root = fastrace::Span::root("parent", fastrace::prelude::SpanContext::random());
+    let _guard = root.set_local_parent();
+    group.bench_function("fastrace", |b| {
+        b.iter(|| {
+            let span = fastrace::local::LocalSpan::enter_with_local_parent("child")
+                .with_property(|| ("step", "1"))
+                .with_property(|| ("name", "x"));
+            drop(black_box(span));
+        });
+    });
     group.finish();
+}
+
+/// fastrace's reporter for the benchmark: the spans are collected, then dropped.
+struct Dropped;
+
+impl fastrace::collector::Reporter for Dropped {
+    fn report(&mut self, spans: Vec<fastrace::prelude::SpanRecord>) {
+        drop(black_box(spans));
+    }
 }
 
 /// An invocation's spans: a parent and 10 children, as the whole-process benchmark's handler makes.
@@ -198,6 +222,22 @@ fn processor(c: &mut Criterion) {
         .build();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
+    // fastrace: a root and 10 local children, collected and handed to its reporter by
+    // `fastrace::flush` (the reporter set by the `span` group drops them).
+    group.bench_function("fastrace", |b| {
+        b.iter(|| {
+            {
+                let root =
+                    fastrace::Span::root("invocation", fastrace::prelude::SpanContext::random());
+                let _guard = root.set_local_parent();
+                for step in 0..10_i64 {
+                    let _child = fastrace::local::LocalSpan::enter_with_local_parent("step")
+                        .with_property(|| ("step", step.to_string()));
+                }
+            }
+            fastrace::flush();
+        });
+    });
     tracing::subscriber::with_default(subscriber, || {
         group.bench_function("sdk_batch", |b| {
             b.iter(|| {
