@@ -390,8 +390,14 @@ impl Flusher {
                 if spans.is_empty() {
                     break;
                 }
-                let take = spans.len().min(self.max_export_batch);
-                spans.drain(..take).collect()
+                if spans.len() <= self.max_export_batch {
+                    // The whole buffer: swapped for an empty one of the same capacity, so no span
+                    // is moved (a `SpanData` is hundreds of bytes) and pushes never reallocate.
+                    let capacity = spans.capacity();
+                    std::mem::replace(&mut *spans, Vec::with_capacity(capacity))
+                } else {
+                    spans.drain(..self.max_export_batch).collect()
+                }
             };
             if let Some(app_signals) = &self.app_signals {
                 batch.iter_mut().for_each(|span| app_signals.annotate(span));

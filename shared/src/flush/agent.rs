@@ -52,7 +52,11 @@ const LIMITS: Limits = Limits {
 /// Packs `spans` into as few datagrams of at most [`MAX_DATAGRAM`] bytes as their encoded sizes
 /// allow, each prefixed with `prefix`. Spans keep their order within their scope; a span never
 /// straddles two datagrams.
-pub(crate) fn pack(spans: Vec<SpanData>, resource: &EncodedResource, prefix: &[u8]) -> Packed {
+pub(crate) fn pack<'a>(
+    spans: impl IntoIterator<Item = &'a SpanData>,
+    resource: &'a EncodedResource,
+    prefix: &[u8],
+) -> Packed {
     let requests = pack::pack(spans, resource, LIMITS);
     Packed {
         datagrams: requests
@@ -133,14 +137,16 @@ impl Agent {
                 });
             }
         };
-        let (sampled, unsampled): (Vec<SpanData>, Vec<SpanData>) = batch
-            .into_iter()
-            .partition(|span| span.span_context.is_sampled());
         let mut dropped = 0;
         let mut oversized = 0;
         let mut failure: Option<io::Error> = None;
-        for (spans, prefix) in [(sampled, SAMPLED), (unsampled, UNSAMPLED)] {
-            if spans.is_empty() {
+        // Sampled spans as T1S, then unsampled ones (Application Signals) as T1U.
+        for (sampled, prefix) in [(true, SAMPLED), (false, UNSAMPLED)] {
+            let mut spans = batch
+                .iter()
+                .filter(|span| span.span_context.is_sampled() == sampled)
+                .peekable();
+            if spans.peek().is_none() {
                 continue;
             }
             let packed = pack(spans, &self.resource, prefix);
@@ -235,7 +241,7 @@ mod tests {
         let spans: Vec<SpanData> = (1..=10_000u64)
             .map(|id| span(id, vec![KeyValue::new("step", id as i64)]))
             .collect();
-        let packed = pack(spans, &resource(), SAMPLED);
+        let packed = pack(&spans, &resource(), SAMPLED);
         assert_eq!(packed.oversized, 0);
         let mut seen = Vec::new();
         for (index, (datagram, count)) in packed.datagrams.iter().enumerate() {
@@ -269,7 +275,7 @@ mod tests {
         };
         // ~300 attributes of ~115 bytes: ~35 KB, one datagram each.
         let spans = vec![span(1, wide(300)), span(2, wide(300)), span(3, vec![])];
-        let packed = pack(spans, &resource(), SAMPLED);
+        let packed = pack(&spans, &resource(), SAMPLED);
         assert_eq!(packed.oversized, 0);
         assert_eq!(
             packed.datagrams.len(),
@@ -285,7 +291,7 @@ mod tests {
 
         // ~600 attributes: ~70 KB, larger than any datagram. Dropped and counted; the rest go.
         let spans = vec![span(1, vec![]), span(2, wide(600)), span(3, vec![])];
-        let packed = pack(spans, &resource(), UNSAMPLED);
+        let packed = pack(&spans, &resource(), UNSAMPLED);
         assert_eq!(packed.oversized, 1);
         let ids: Vec<u64> = packed
             .datagrams
@@ -300,7 +306,7 @@ mod tests {
         let mut spans: Vec<SpanData> = (1..=4u64).map(|id| span(id, vec![])).collect();
         spans[2].instrumentation_scope =
             opentelemetry::InstrumentationScope::builder("user").build();
-        let packed = pack(spans, &resource(), SAMPLED);
+        let packed = pack(&spans, &resource(), SAMPLED);
         let request = decode(&packed.datagrams[0].0, SAMPLED);
         assert_eq!(request.resource_spans.len(), 1);
         let scopes: Vec<(&str, usize)> = request.resource_spans[0]

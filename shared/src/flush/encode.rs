@@ -99,6 +99,16 @@ impl Out for Vec<u8> {
         self.extend_from_slice(bytes);
     }
 
+    // Byte by byte: most varints here are one or two bytes (keys, lengths), where a slice copy
+    // costs more than the bytes.
+    fn varint(&mut self, mut value: u64) {
+        while value >= 0x80 {
+            self.push((value as u8) | 0x80);
+            value >>= 7;
+        }
+        self.push(value as u8);
+    }
+
     fn message(&mut self, field: u32, message: &impl Message) {
         self.key(field, LEN);
         self.varint(encoded_len(message) as u64);
@@ -113,6 +123,10 @@ pub(crate) struct Count(pub(crate) usize);
 impl Out for Count {
     fn put(&mut self, bytes: &[u8]) {
         self.0 += bytes.len();
+    }
+
+    fn varint(&mut self, value: u64) {
+        self.0 += encoded_len_varint(value);
     }
 
     fn message(&mut self, field: u32, message: &impl Message) {

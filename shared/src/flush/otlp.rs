@@ -146,7 +146,7 @@ impl OtlpHttp {
     /// Exports `batch` in as many requests as the limits ask, each before `deadline`. The first
     /// failed request ends the export: its spans and the rest are the loss.
     pub(crate) async fn export(&self, batch: Vec<SpanData>, deadline: Instant) -> Result<(), Loss> {
-        let packed = pack::pack(batch, &self.resource, self.limits);
+        let packed = pack::pack(&batch, &self.resource, self.limits);
         let mut oversized = packed.oversized;
         let mut lost = 0;
         let mut failure = None;
@@ -160,7 +160,8 @@ impl OtlpHttp {
             match self.protocol {
                 OtlpProtocol::HttpProtobuf => bodies.push((request.protobuf(), request.spans())),
                 OtlpProtocol::HttpJson => {
-                    oversized += self.json(request.into_spans(), &mut bodies);
+                    oversized +=
+                        self.json(request.spans_by_scope().cloned().collect(), &mut bodies);
                 }
             }
             for (body, spans) in bodies.drain(..) {

@@ -57,21 +57,26 @@ impl EncodedResource {
     }
 }
 
-/// Spans packed into requests.
+/// Spans packed into requests. The requests borrow the spans: packing moves no span (a `SpanData`
+/// is hundreds of bytes, and the agent path packs every span of every flush).
 #[derive(Debug, Default)]
-pub(crate) struct Packed<'r> {
+pub(crate) struct Packed<'a> {
     /// Requests within the limits, in order.
-    pub(crate) requests: Vec<Request<'r>>,
+    pub(crate) requests: Vec<Request<'a>>,
     /// Spans left out: over the per-span limit, or too large for a request on their own.
     pub(crate) oversized: usize,
 }
 
 /// Packs `spans` into as few requests as `limits` allow.
-pub(crate) fn pack(spans: Vec<SpanData>, resource: &EncodedResource, limits: Limits) -> Packed<'_> {
+pub(crate) fn pack<'a>(
+    spans: impl IntoIterator<Item = &'a SpanData>,
+    resource: &'a EncodedResource,
+    limits: Limits,
+) -> Packed<'a> {
     let mut packed = Packed::default();
     let mut request = Request::new(resource);
     for span in spans {
-        let length = encode::encoded_len(&SpanMessage(&span));
+        let length = encode::encoded_len(&SpanMessage(span));
         if length > limits.max_span_bytes {
             packed.oversized += 1;
             continue;
@@ -106,28 +111,28 @@ fn field_len(len: usize) -> usize {
 /// One `ExportTraceServiceRequest`: one resource, one `ScopeSpans` per scope, with its encoded
 /// length kept exactly as spans are added.
 #[derive(Debug)]
-pub(crate) struct Request<'r> {
-    resource: &'r EncodedResource,
-    scopes: Vec<Scope>,
+pub(crate) struct Request<'a> {
+    resource: &'a EncodedResource,
+    scopes: Vec<Scope<'a>>,
     spans: usize,
 }
 
 /// The spans of one instrumentation scope, and the scope's own fields, encoded.
 #[derive(Debug)]
-struct Scope {
-    key: opentelemetry::InstrumentationScope,
+struct Scope<'a> {
+    key: &'a opentelemetry::InstrumentationScope,
     /// The `scope` field of `ScopeSpans`.
     scope: Vec<u8>,
     /// Its `schema_url` field.
     schema_url: Vec<u8>,
     /// Each span with the length of its message.
-    spans: Vec<(SpanData, usize)>,
+    spans: Vec<(&'a SpanData, usize)>,
     /// Encoded length of the `ScopeSpans` message.
     len: usize,
 }
 
-impl Scope {
-    fn new(key: &opentelemetry::InstrumentationScope) -> Self {
+impl<'a> Scope<'a> {
+    fn new(key: &'a opentelemetry::InstrumentationScope) -> Self {
         let scope = ScopeSpans {
             scope: Some(ProtoScope::from((key, None))),
             ..ScopeSpans::default()
@@ -139,7 +144,7 @@ impl Scope {
         }
         .encode_to_vec();
         Scope {
-            key: key.clone(),
+            key,
             len: scope.len() + schema_url.len(),
             scope,
             schema_url,
@@ -148,8 +153,8 @@ impl Scope {
     }
 }
 
-impl<'r> Request<'r> {
-    fn new(resource: &'r EncodedResource) -> Self {
+impl<'a> Request<'a> {
+    fn new(resource: &'a EncodedResource) -> Self {
         Request {
             resource,
             scopes: Vec::new(),
@@ -184,20 +189,20 @@ impl<'r> Request<'r> {
     }
 
     /// The request's encoded length once a span field of `span_field` bytes is added under `scope`.
-    fn len_with(&self, scope: &opentelemetry::InstrumentationScope, span_field: usize) -> usize {
+    fn len_with(&self, scope: &'a opentelemetry::InstrumentationScope, span_field: usize) -> usize {
         let current = self.resource_spans_len();
-        let resource_spans = match self.scopes.iter().find(|entry| &entry.key == scope) {
+        let resource_spans = match self.scopes.iter().find(|entry| entry.key == scope) {
             Some(entry) => current - field_len(entry.len) + field_len(entry.len + span_field),
             None => current + field_len(Scope::new(scope).len + span_field),
         };
         field_len(resource_spans)
     }
 
-    fn push(&mut self, span: SpanData, len: usize) {
+    fn push(&mut self, span: &'a SpanData, len: usize) {
         let index = match self
             .scopes
             .iter()
-            .position(|entry| entry.key == span.instrumentation_scope)
+            .position(|entry| *entry.key == span.instrumentation_scope)
         {
             Some(index) => index,
             None => {
@@ -237,11 +242,10 @@ impl<'r> Request<'r> {
     }
 
     /// The request's spans, grouped by scope (the order the encoding has them in).
-    pub(crate) fn into_spans(self) -> Vec<SpanData> {
+    pub(crate) fn spans_by_scope(&self) -> impl Iterator<Item = &'a SpanData> + '_ {
         self.scopes
-            .into_iter()
-            .flat_map(|scope| scope.spans.into_iter().map(|(span, _)| span))
-            .collect()
+            .iter()
+            .flat_map(|scope| scope.spans.iter().map(|(span, _)| *span))
     }
 }
 
@@ -273,8 +277,8 @@ mod tests {
         for count in 1..=spans.len() {
             let mut request = Request::new(&resource);
             let mut predicted = 0;
-            for span in spans[..count].iter().cloned() {
-                let length = encode::encoded_len(&SpanMessage(&span));
+            for span in &spans[..count] {
+                let length = encode::encoded_len(&SpanMessage(span));
                 predicted = request.len_with(&span.instrumentation_scope, field_len(length));
                 request.push(span, length);
             }
@@ -321,7 +325,7 @@ mod tests {
             })
             .collect();
         let resource = EncodedResource::new(&sdk_resource());
-        let packed = pack(spans, &resource, limits);
+        let packed = pack(&spans, &resource, limits);
         assert_eq!(packed.oversized, 1, "span 50 is over the per-span limit");
         let mut seen = Vec::new();
         for request in &packed.requests {
@@ -342,10 +346,10 @@ mod tests {
         assert_eq!(seen, expected);
         let spans: Vec<u64> = packed
             .requests
-            .into_iter()
-            .flat_map(Request::into_spans)
+            .iter()
+            .flat_map(Request::spans_by_scope)
             .map(|span| u64::from_be_bytes(span.span_context.span_id().to_bytes()))
             .collect();
-        assert_eq!(spans, expected, "into_spans gives back what was packed");
+        assert_eq!(spans, expected, "spans_by_scope gives back what was packed");
     }
 }
