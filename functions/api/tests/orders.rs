@@ -46,6 +46,20 @@ async fn app(queue_url: String, payments: Option<Payments>) -> App {
     }
 }
 
+/// An app whose AWS clients point nowhere, for requests answered before any AWS call.
+async fn offline_app(payments: Option<Payments>) -> App {
+    let (dynamodb, s3, sqs) = stack::offline_traced_clients().await;
+    App {
+        dynamodb,
+        s3,
+        sqs,
+        table: "unused".into(),
+        bucket: "unused".into(),
+        queue_url: "unused".into(),
+        payments,
+    }
+}
+
 /// The payment provider at `endpoint`, through the traced reqwest client `main` builds.
 fn payments(endpoint: &ScriptedEndpoint) -> Payments {
     Payments {
@@ -89,16 +103,7 @@ fn api_gateway_events_round_trip_and_read_as_requests() {
 async fn a_bad_body_is_a_400_with_its_reason_and_an_error_span() {
     let test = TestTelemetry::new();
     // No AWS call is made: the body is rejected before any client is used, so no stack is needed.
-    let (dynamodb, s3, sqs) = stack::offline_traced_clients().await;
-    let app = App {
-        dynamodb,
-        s3,
-        sqs,
-        table: "unused".into(),
-        bucket: "unused".into(),
-        queue_url: "unused".into(),
-        payments: None,
-    };
+    let app = offline_app(None).await;
     let response = invoke(&app, &event("apigw-v2-post-order-invalid.json"), "order-x").await;
     assert_eq!(response.status(), 400);
     let body = body_json(&response);
@@ -134,16 +139,7 @@ async fn a_declined_payment_is_a_402_and_nothing_is_stored() {
     let provider =
         ScriptedEndpoint::start(vec![Scripted::json(402, r#"{"reason":"card_declined"}"#)])
             .expect("payment provider");
-    let (dynamodb, s3, sqs) = stack::offline_traced_clients().await;
-    let app = App {
-        dynamodb,
-        s3,
-        sqs,
-        table: "unused".into(),
-        bucket: "unused".into(),
-        queue_url: "unused".into(),
-        payments: Some(payments(&provider)),
-    };
+    let app = offline_app(Some(payments(&provider))).await;
     let response = invoke(&app, &event("apigw-v2-post-order.json"), "order-declined").await;
     assert_eq!(response.status(), 402, "{:?}", body_json(&response));
     assert!(
