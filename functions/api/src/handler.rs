@@ -9,8 +9,8 @@
 //! Nothing here traces by hand: the invocation span comes from `tracekit::run_http`, the DynamoDB, S3
 //! and SQS spans from the clients `main` builds with `tracekit::aws`, the payment provider's from the
 //! reqwest client it builds with `tracekit::http_client`, and the SQS message carries the trace to
-//! the worker (the HTTP headers carry it to the provider). The one addition is the `validate order` span, so that a rejected body shows
-//! in the trace as an error with its reason.
+//! the worker (the HTTP headers carry it to the provider). The one addition is the `validate order`
+//! span, so that a rejected body shows in the trace as an error with its reason.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::{Body, Request, Response, http::Method, http::StatusCode};

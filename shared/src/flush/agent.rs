@@ -140,15 +140,12 @@ impl Agent {
         let mut dropped = 0;
         let mut oversized = 0;
         let mut failure: Option<io::Error> = None;
-        // Sampled spans as T1S, then unsampled ones (Application Signals) as T1U.
+        // Sampled spans as T1S, then unsampled ones (Application Signals) as T1U; no spans of a
+        // kind pack into no datagram.
         for (sampled, prefix) in [(true, SAMPLED), (false, UNSAMPLED)] {
-            let mut spans = batch
+            let spans = batch
                 .iter()
-                .filter(|span| span.span_context.is_sampled() == sampled)
-                .peekable();
-            if spans.peek().is_none() {
-                continue;
-            }
+                .filter(|span| span.span_context.is_sampled() == sampled);
             let packed = pack(spans, &self.resource, prefix);
             oversized += packed.oversized;
             for (datagram, spans) in packed.datagrams {

@@ -160,8 +160,8 @@ impl OtlpHttp {
             match self.protocol {
                 OtlpProtocol::HttpProtobuf => bodies.push((request.protobuf(), request.spans())),
                 OtlpProtocol::HttpJson => {
-                    oversized +=
-                        self.json(request.spans_by_scope().cloned().collect(), &mut bodies);
+                    let spans: Vec<&SpanData> = request.spans_by_scope().collect();
+                    oversized += self.json(&spans, &mut bodies);
                 }
             }
             for (body, spans) in bodies.drain(..) {
@@ -195,13 +195,13 @@ impl OtlpHttp {
 
     /// JSON bodies of `spans`, halved until each is within the byte limit (the JSON mapping is
     /// larger than the protobuf the requests were packed by). Returns the spans that fit nowhere.
-    fn json(&self, spans: Vec<SpanData>, bodies: &mut Vec<(Vec<u8>, usize)>) -> usize {
+    fn json(&self, spans: &[&SpanData], bodies: &mut Vec<(Vec<u8>, usize)>) -> usize {
         use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
         let count = spans.len();
         let request = ExportTraceServiceRequest {
             resource_spans:
                 opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope(
-                    spans.clone(),
+                    spans.iter().map(|span| (*span).clone()).collect(),
                     &self.json_resource,
                 ),
         };
@@ -212,9 +212,8 @@ impl OtlpHttp {
             }
             _ if count == 1 => 1,
             _ => {
-                let mut spans = spans;
-                let second = spans.split_off(count / 2);
-                self.json(spans, bodies) + self.json(second, bodies)
+                let (first, second) = spans.split_at(count / 2);
+                self.json(first, bodies) + self.json(second, bodies)
             }
         }
     }
@@ -403,7 +402,8 @@ mod tests {
             .map(|id| crate::test_spans::span(id, vec![KeyValue::new("padding", "x".repeat(900))]))
             .collect();
         let mut bodies = Vec::new();
-        assert_eq!(exporter.json(spans, &mut bodies), 0, "every span fits");
+        let spans: Vec<&SpanData> = spans.iter().collect();
+        assert_eq!(exporter.json(&spans, &mut bodies), 0, "every span fits");
         assert!(bodies.len() >= 5, "{} bodies", bodies.len());
         let mut total = 0;
         for (body, count) in &bodies {
