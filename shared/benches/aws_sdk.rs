@@ -1,23 +1,37 @@
-//! What tracekit adds to an AWS SDK call, and what SQS context injection costs.
+//! What tracekit adds to an AWS SDK call, and what context injection into a message costs.
 //!
 //! `sdk_call_cpu/untraced` and `sdk_call_cpu/traced` make the same DynamoDB GetItem against a local
 //! endpoint (a keep-alive HTTP/1.1 responder on its own threads, 127.0.0.1); the difference is the
 //! interceptor, the span and its trip through the span processor. They report the calling thread's
 //! CPU time, not wall time: the loopback round trip and the responder's work would otherwise bury a
-//! difference of microseconds in scheduling noise. `sqs_inject` is `tracekit::sqs::inject` into a message that
-//! already carries two user attributes.
+//! difference of microseconds in scheduling noise.
 //!
-//! `cargo bench -p tracekit --bench aws_sdk --features testing`
+//! `inject/*` puts the current span's context into one outgoing message, as tracekit's interceptor
+//! does and, beside each, the generic way (`*_propagator`): the SDK's propagators into a map, its
+//! values copied into the carrier. Both write the same keys and values (checked once before
+//! measuring), and both read the context from the current `tracing` span.
+//! - `inject/sqs`, `inject/sqs_propagator`: `tracekit::sqs::inject`'s W3C `traceparent`
+//!   (`tracestate`, `baggage` when not empty) into an SQS message that already carries two user
+//!   attributes; the peer through the SDK's default propagators (`tracecontext,baggage`).
+//! - `inject/sns`, `inject/sns_propagator`: the same into an SNS `Publish`'s message attributes.
+//! - `inject/eventbridge`, `inject/eventbridge_propagator`: the X-Ray header into a `PutEvents`
+//!   entry's `TraceHeader`; the peer through opentelemetry-aws's `XrayPropagator`.
+//!
+//! `cargo bench -p tracekit --bench aws_sdk --features testing,sns,eventbridge`
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_sqs::types::MessageAttributeValue;
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use cpu_time::ThreadTime;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
+use opentelemetry_aws::trace::{XrayPropagator, xray_extractor::AWS_XRAY_TRACE_HEADER};
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::time::Duration;
+use tracekit::OpenTelemetrySpanExt as _;
 use tracekit::testing::TestTelemetry;
 use tracing::Instrument;
 
@@ -130,29 +144,142 @@ fn sdk_call(c: &mut Criterion) {
     group.finish();
 }
 
-fn sqs_inject(c: &mut Criterion) {
+/// The generic way: `propagator` into a map, then each value copied into `attributes` as `make`
+/// builds it, unless the key is taken. An empty value (`tracestate` without entries) is left out:
+/// SQS and SNS refuse an attribute without a value.
+fn propagate<V>(
+    propagator: &impl TextMapPropagator,
+    attributes: &mut HashMap<String, V>,
+    make: impl Fn(String) -> V,
+) {
+    let mut carrier = HashMap::new();
+    propagator.inject_context(&tracing::Span::current().context(), &mut carrier);
+    for (key, value) in carrier {
+        if !value.is_empty() {
+            attributes.entry(key).or_insert_with(|| make(value));
+        }
+    }
+}
+
+fn sqs_string(value: impl Into<String>) -> aws_sdk_sqs::types::MessageAttributeValue {
+    aws_sdk_sqs::types::MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .expect("a String attribute")
+}
+
+fn sns_string(value: impl Into<String>) -> aws_sdk_sns::types::MessageAttributeValue {
+    aws_sdk_sns::types::MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .expect("a String attribute")
+}
+
+/// Two user attributes, which every injection must keep.
+fn user_attributes<V>(make: impl Fn(&'static str) -> V) -> HashMap<String, V> {
+    ["tenant", "kind"]
+        .into_iter()
+        .map(|key| (key.to_owned(), make("v")))
+        .collect()
+}
+
+fn inject(c: &mut Criterion) {
     let _test = TestTelemetry::new();
     let span = tracing::info_span!("send");
     let _entered = span.enter();
-    let user: HashMap<String, MessageAttributeValue> = ["tenant", "kind"]
-        .into_iter()
-        .map(|key| {
-            let value = MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value("v")
-                .build()
-                .expect("attribute");
-            (key.to_owned(), value)
-        })
-        .collect();
-    c.bench_function("sqs_inject", |b| {
+    // The SDK's default propagators: the W3C formats tracekit's default `OTEL_PROPAGATORS` gives
+    // message attributes (the X-Ray header travels as `AWSTraceHeader`, or not at all for SNS).
+    let w3c = TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(BaggagePropagator::new()),
+    ]);
+    let xray = XrayPropagator::new();
+    let mut group = c.benchmark_group("inject");
+
+    let sqs = user_attributes(sqs_string);
+    let sqs_propagator = |attributes: &mut HashMap<_, _>| propagate(&w3c, attributes, sqs_string);
+    let (mut ours, mut theirs) = (sqs.clone(), sqs.clone());
+    tracekit::sqs::inject(&mut ours);
+    sqs_propagator(&mut theirs);
+    assert_eq!(ours, theirs, "the same SQS attributes");
+    assert!(
+        ours.contains_key("traceparent")
+            && ours.contains_key("tenant")
+            && ours.contains_key("kind")
+    );
+    group.bench_function("sqs", |b| {
         b.iter_batched_ref(
-            || user.clone(),
+            || sqs.clone(),
             |attributes| black_box(tracekit::sqs::inject(attributes)),
             BatchSize::SmallInput,
         );
     });
+    group.bench_function("sqs_propagator", |b| {
+        b.iter_batched_ref(|| sqs.clone(), sqs_propagator, BatchSize::SmallInput);
+    });
+
+    let sns = user_attributes(sns_string);
+    let sns_propagator = |attributes: &mut HashMap<_, _>| propagate(&w3c, attributes, sns_string);
+    let (mut ours, mut theirs) = (sns.clone(), sns.clone());
+    tracekit::testing::sns_inject(&mut ours);
+    sns_propagator(&mut theirs);
+    assert_eq!(ours, theirs, "the same SNS attributes");
+    assert!(
+        ours.contains_key("traceparent")
+            && ours.contains_key("tenant")
+            && ours.contains_key("kind")
+    );
+    group.bench_function("sns", |b| {
+        b.iter_batched_ref(
+            || sns.clone(),
+            tracekit::testing::sns_inject,
+            BatchSize::SmallInput,
+        );
+    });
+    group.bench_function("sns_propagator", |b| {
+        b.iter_batched_ref(|| sns.clone(), sns_propagator, BatchSize::SmallInput);
+    });
+
+    // A PutEvents of one entry; the user's fields are its source, detail type and detail.
+    let entries = vec![
+        PutEventsRequestEntry::builder()
+            .source("orders")
+            .detail_type("OrderPlaced")
+            .detail(r#"{"id":"42"}"#)
+            .build(),
+    ];
+    let eventbridge_propagator = |entries: &mut Vec<PutEventsRequestEntry>| {
+        let mut carrier = HashMap::new();
+        xray.inject_context(&tracing::Span::current().context(), &mut carrier);
+        if let Some(header) = carrier.remove(AWS_XRAY_TRACE_HEADER) {
+            for entry in entries {
+                entry.trace_header.get_or_insert_with(|| header.clone());
+            }
+        }
+    };
+    let (mut ours, mut theirs) = (entries.clone(), entries.clone());
+    tracekit::testing::eventbridge_inject(&mut ours);
+    eventbridge_propagator(&mut theirs);
+    assert_eq!(ours, theirs, "the same PutEvents entries");
+    assert!(ours[0].trace_header.is_some() && ours[0].detail_type.is_some());
+    group.bench_function("eventbridge", |b| {
+        b.iter_batched_ref(
+            || entries.clone(),
+            |entries| tracekit::testing::eventbridge_inject(entries),
+            BatchSize::SmallInput,
+        );
+    });
+    group.bench_function("eventbridge_propagator", |b| {
+        b.iter_batched_ref(
+            || entries.clone(),
+            eventbridge_propagator,
+            BatchSize::SmallInput,
+        );
+    });
+    group.finish();
 }
 
-criterion_group!(benches, sdk_call, sqs_inject);
+criterion_group!(benches, sdk_call, inject);
 criterion_main!(benches);

@@ -396,7 +396,7 @@ fn attribute_allows(c: char) -> bool {
 #[cfg(any(feature = "sqs", feature = "sns", feature = "lambda-invoke"))]
 /// The W3C context of `cx`, as `(key, value)` pairs in [`W3C_KEYS`] order, in the formats
 /// `OTEL_PROPAGATORS` names.
-fn w3c_context(cx: &opentelemetry::Context) -> Vec<(&'static str, String)> {
+pub(crate) fn w3c_context(cx: &opentelemetry::Context) -> Vec<(&'static str, String)> {
     /// Keeps the W3C keys only, without a map: this runs once per message sent.
     #[derive(Default)]
     struct W3cCarrier([Option<String>; 3]);
@@ -492,10 +492,10 @@ service!(
 );
 
 #[cfg(feature = "sns")]
-mod sns;
+pub(crate) mod sns;
 
 #[cfg(feature = "eventbridge")]
-mod eventbridge;
+pub(crate) mod eventbridge;
 
 #[cfg(feature = "sfn")]
 mod sfn;

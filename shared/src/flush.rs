@@ -20,7 +20,7 @@ mod agent;
 mod encode;
 mod http1;
 mod otlp;
-mod pack;
+pub(crate) mod pack;
 #[cfg(feature = "sigv4")]
 mod sigv4;
 #[cfg(feature = "https")]

@@ -27,12 +27,18 @@
 use crate::{
     InvocationLayer,
     config::{Config, ExporterConfig},
-    flush::Flusher,
+    flush::{
+        Flusher,
+        pack::{self, EncodedResource, Limits, Request},
+    },
     future::TracedHandler,
     telemetry::{Parts, Telemetry, resource},
 };
 use lambda_runtime::{Context, LambdaEvent, LambdaInvocation};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
+use opentelemetry_sdk::{
+    Resource,
+    trace::{InMemorySpanExporter, SpanData},
+};
 use serde::{Serialize, de::DeserializeOwned};
 use std::{
     sync::{Arc, Mutex},
@@ -262,5 +268,61 @@ impl FakeInvocation {
     pub fn into_event<T: DeserializeOwned>(self) -> Result<LambdaEvent<T>, serde_json::Error> {
         let payload = serde_json::from_slice(&self.payload)?;
         Ok(LambdaEvent::new(payload, self.context()))
+    }
+}
+
+/// tracekit's OTLP protobuf encoder as its exporters run it, for the benchmarks
+/// (`shared/benches/spans.rs`): the resource encoded once, as the exporters' `set_resource` does,
+/// then each batch packed and encoded as the OTLP exporter's `http/protobuf` path does.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct OtlpEncoder(EncodedResource);
+
+impl OtlpEncoder {
+    /// Encodes `resource`'s part of every request.
+    pub fn new(resource: &Resource) -> Self {
+        OtlpEncoder(EncodedResource::new(resource))
+    }
+
+    /// `spans` as one `ExportTraceServiceRequest`, as opentelemetry-otlp sends a batch: without
+    /// limits, so that the packer makes one request whatever its size.
+    pub fn encode(&self, spans: &[SpanData]) -> Vec<u8> {
+        const ONE_REQUEST: Limits = Limits {
+            max_bytes: usize::MAX,
+            max_spans: usize::MAX,
+            max_span_bytes: usize::MAX,
+        };
+        pack::pack(spans, &self.0, ONE_REQUEST)
+            .requests
+            .first()
+            .map(Request::protobuf)
+            .unwrap_or_default()
+    }
+}
+
+/// What the interceptor adds to an SNS `Publish`'s message attributes: the current span's W3C
+/// context, as `tracekit::sqs::inject` does for SQS. For the benchmarks (`shared/benches/aws_sdk.rs`).
+#[doc(hidden)]
+#[cfg(feature = "sns")]
+pub fn sns_inject(
+    attributes: &mut std::collections::HashMap<String, aws_sdk_sns::types::MessageAttributeValue>,
+) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let w3c = crate::aws::w3c_context(&tracing::Span::current().context());
+    crate::aws::sns::inject(attributes, &w3c);
+}
+
+/// What the interceptor does to a `PutEvents`'s entries (`aws::eventbridge::record_and_inject`,
+/// without the span's attributes): the current span's X-Ray header in each entry's `TraceHeader`,
+/// unless the user set one. For the benchmarks (`shared/benches/aws_sdk.rs`).
+#[doc(hidden)]
+#[cfg(feature = "eventbridge")]
+pub fn eventbridge_inject(entries: &mut [aws_sdk_eventbridge::types::PutEventsRequestEntry]) {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let cx = tracing::Span::current().context();
+    let header = crate::propagation::xray_header_value(cx.span().span_context());
+    if let Some(header) = header.as_deref() {
+        crate::aws::eventbridge::inject(entries, header);
     }
 }

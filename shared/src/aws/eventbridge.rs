@@ -25,9 +25,17 @@ pub(super) fn record_and_inject(span: &Span, xray_header: Option<&str>, input: &
         .unwrap_or(DEFAULT_BUS);
     span.set_attribute(attr::MESSAGING_DESTINATION_NAME, bus.to_owned());
     if let Some(header) = xray_header {
-        for entry in entries {
-            entry.trace_header.get_or_insert_with(|| header.to_owned());
-        }
+        inject(entries, header);
+    }
+}
+
+/// `header` in each entry's `TraceHeader`, unless the user set one.
+pub(crate) fn inject(
+    entries: &mut [aws_sdk_eventbridge::types::PutEventsRequestEntry],
+    header: &str,
+) {
+    for entry in entries {
+        entry.trace_header.get_or_insert_with(|| header.to_owned());
     }
 }
 

@@ -18,7 +18,10 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 const MESSAGING_SYSTEM: &str = "aws.sns";
 const STRING: &str = "String";
 
-fn inject(attributes: &mut HashMap<String, MessageAttributeValue>, w3c: &[(&'static str, String)]) {
+pub(crate) fn inject(
+    attributes: &mut HashMap<String, MessageAttributeValue>,
+    w3c: &[(&'static str, String)],
+) {
     super::inject_attributes(attributes, w3c.iter().cloned(), |value| {
         MessageAttributeValue::builder()
             .data_type(STRING)
