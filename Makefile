@@ -7,7 +7,7 @@ export CARGO_TERM_COLOR ?= never
 FUZZ_SECONDS ?= 60
 BENCH_ROUNDS ?= 30
 BENCH_INVOCATIONS ?= 1000
-BENCH_VARIANTS := baseline lambda-runtime-otel otel-lite otel-xray
+BENCH_VARIANTS := baseline lambda-runtime-otel otel-lite otel-xray awssdk-instrumentation fastrace
 
 .PHONY: demo test check lint fmt clippy doc bench fuzz devstack-up devstack-down devstack-status infra-check lambda-build
 
@@ -25,17 +25,17 @@ test: infra-check lambda-build
 	$(CARGO) test --workspace --all-features --no-run
 	scripts/with-devstack $(CARGO) test --workspace --all-features -- --include-ignored
 
-## bench: the whole-process benchmark of tracekit against the peers (writes BENCHMARKS.md), then the
-## criterion micro-benchmarks. Not part of `test`: it takes about half an hour, and needs valgrind
-## (Debian package) for the instruction counts.
+## bench: the criterion micro-benchmarks, then the whole-process benchmark of tracekit against the
+## peers; BENCHMARKS.md gets both, and the goals computed from them. Not part of `test`: it takes
+## about half an hour, and needs valgrind (Debian package) for the instruction counts.
 bench:
 	for variant in $(BENCH_VARIANTS); do (cd bench && $(CARGO) build -q --release --locked -p bench-$$variant); done
 	cd bench && $(CARGO) build -q --release --locked -p bench-tracekit --features xray && cp target/release/bench-tracekit target/release/bench-tracekit-xray
 	cd bench && $(CARGO) build -q --release --locked -p bench-tracekit --features sigv4 && cp target/release/bench-tracekit target/release/bench-tracekit-sigv4
 	cd bench && $(CARGO) build -q --release --locked -p bench-tracekit
 	$(CARGO) build -q --profile bench-harness -p tracekit-tools --bin bench
-	target/bench-harness/bench --functions bench/target/release --rounds $(BENCH_ROUNDS) --invocations $(BENCH_INVOCATIONS) --instructions --out BENCHMARKS.md
-	$(CARGO) bench -p tracekit --features testing --bench spans --bench aws_sdk
+	$(CARGO) bench -p tracekit --features testing,sns,eventbridge --bench spans --bench aws_sdk
+	target/bench-harness/bench --functions bench/target/release --rounds $(BENCH_ROUNDS) --invocations $(BENCH_INVOCATIONS) --instructions --criterion target/criterion --out BENCHMARKS.md
 
 ## fuzz: every cargo-fuzz target for FUZZ_SECONDS each (default 60), after replaying seeds and regressions
 fuzz:
