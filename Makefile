@@ -9,7 +9,7 @@ BENCH_ROUNDS ?= 30
 BENCH_INVOCATIONS ?= 1000
 BENCH_VARIANTS := baseline lambda-runtime-otel otel-lite otel-xray awssdk-instrumentation fastrace
 
-.PHONY: demo test check lint fmt clippy doc bench fuzz devstack-up devstack-down devstack-status infra-check lambda-build
+.PHONY: demo test check lint fmt clippy doc package bench fuzz devstack-up devstack-down devstack-status infra-check lambda-build
 
 ## demo: the orders flow end to end (api → SQS → worker → SNS → notifier) on the local stack, and the trace it produced
 demo:
@@ -41,10 +41,14 @@ bench:
 fuzz:
 	scripts/fuzz run $(FUZZ_SECONDS)
 
-## check: formatting, lints, docs, then every test
-check: lint test
+## check: formatting, lints, docs, the crate as crates.io would get it, then every test
+check: lint package test
 
 lint: fmt clippy doc
+
+## package: `cargo publish --dry-run` of the tracekit crate: packaged, then built from the package alone
+package:
+	$(CARGO) publish --dry-run --locked -p tracekit
 
 fmt:
 	$(CARGO) fmt --all -- --check
