@@ -17,11 +17,13 @@ demo:
 	$(CARGO) build -q -p api -p worker -p notifier -p tracekit-tools --bins
 	scripts/with-devstack $(CARGO) run -q -p tracekit-tools --bin demo
 
-## test: everything — infrastructure checks, unit tests, doc tests, and the integration tests against LocalStack and moto
+## test: everything — infrastructure checks, unit tests, doc tests, a project generated from the cargo-lambda
+## template, and the integration tests against LocalStack and moto
 ## (the functions' stack tests are #[ignore]d so that plain `cargo test` passes with nothing running; here they run)
 test: infra-check lambda-build
 	scripts/browser install
 	$(CARGO) build -q -p api -p worker -p notifier -p test-functions --bins
+	scripts/template-check build
 	$(CARGO) test --workspace --all-features --no-run
 	scripts/with-devstack $(CARGO) test --workspace --all-features -- --include-ignored
 
