@@ -1184,7 +1184,7 @@ fn goals(
         let mut cells = Vec::new();
         match figure(0) {
             Some(yardstick) => {
-                let (text, met) = against(added(i), yardstick, 0.33, "");
+                let (text, met) = against(added(i), yardstick, 0.33, "instructions");
                 cells.push(format!("{text}: {}", tally(met)));
             }
             None => cells.push("– (no `--instructions`)".to_owned()),
@@ -1196,7 +1196,7 @@ fn goals(
         let cpu_ratio = s.init_cpu.as_secs_f64() / base.init_cpu.as_secs_f64();
         let met = cpu_ratio <= 1.10 && s.sink_traffic_during_init == 0;
         cells.push(format!(
-            "{cpu_ratio:.2}×, {} sent: {}",
+            "{cpu_ratio:.3}×, {} sent: {}",
             s.sink_traffic_during_init,
             tally(met)
         ));
