@@ -1094,6 +1094,8 @@ fn goals(
 ) {
     let base = &summaries[0];
     let d = |a: Duration, b: Duration| micros(a) - micros(b);
+    // Every span of every invocation: the figures are means, so a single lost span shows.
+    let eleven = |x: f64| (x - SPANS_PER_INVOCATION as f64).abs() < f64::EPSILON;
     let variants = || args.variants.iter().zip(summaries).enumerate();
     let peers: Vec<usize> = variants()
         .filter(|(_, (v, _))| matches!(v.role, Role::Peer { .. }))
@@ -1132,36 +1134,36 @@ fn goals(
     );
     let _ = writeln!(w, "| yardstick | peer | Δ against the baseline |");
     let _ = writeln!(w, "|---|---|---|");
-    let yardsticks = [
+    let instructions_yardstick = instructions.and_then(|_| best(&peers, &added));
+    let latency_yardstick = best(&peers, &latency);
+    let turnaround_yardstick = best(&after_response, &turnaround);
+    let rss_yardstick = best(&peers, &rss);
+    let binary_yardstick = best(&peers, &binary);
+    for (what, peer, unit) in [
         (
             "cheapest peer: instructions per invocation",
-            if instructions.is_some() {
-                best(&peers, &added)
-            } else {
-                None
-            },
+            instructions_yardstick,
             "instructions",
         ),
-        ("best peer: latency", best(&peers, &latency), "µs"),
+        ("best peer: latency", latency_yardstick, "µs"),
         (
             "best peer exporting after the response: turnaround",
-            best(&after_response, &turnaround),
+            turnaround_yardstick,
             "µs",
         ),
-        ("best peer: peak RSS", best(&peers, &rss), "KiB"),
-        ("best peer: binary", best(&peers, &binary), "KiB"),
-    ];
-    for (what, peer, unit) in &yardsticks {
+        ("best peer: peak RSS", rss_yardstick, "KiB"),
+        ("best peer: binary", binary_yardstick, "KiB"),
+    ] {
         match peer {
             Some((i, figure)) => {
-                let _ = writeln!(w, "| {what} | {} | {figure:+.0} {unit} |", name(*i));
+                let _ = writeln!(w, "| {what} | {} | {figure:+.0} {unit} |", name(i));
             }
             None => {
                 let _ = writeln!(w, "| {what} | – (not in this run) | – |");
             }
         }
     }
-    let figure = |k: usize| yardsticks[k].1.map(|(_, figure)| figure);
+    let figure = |yardstick: Option<(usize, f64)>| yardstick.map(|(_, figure)| figure);
     let mut met_count = 0;
     let mut goal_count = 0;
     let mut tally = |met: bool| {
@@ -1182,14 +1184,14 @@ fn goals(
     let _ = writeln!(w, "|---|---|---|---|---|---|---|---|");
     for (i, (variant, s)) in variants().filter(|(_, (v, _))| v.role == Role::Tracekit) {
         let mut cells = Vec::new();
-        match figure(0) {
+        match figure(instructions_yardstick) {
             Some(yardstick) => {
                 let (text, met) = against(added(i), yardstick, 0.33, "instructions");
                 cells.push(format!("{text}: {}", tally(met)));
             }
             None => cells.push("– (no `--instructions`)".to_owned()),
         }
-        if let Some(yardstick) = figure(1) {
+        if let Some(yardstick) = figure(latency_yardstick) {
             let (text, met) = against(latency(i), yardstick, 0.5, "µs");
             cells.push(format!("{text}: {}", tally(met)));
         }
@@ -1200,7 +1202,7 @@ fn goals(
             s.sink_traffic_during_init,
             tally(met)
         ));
-        if let Some(yardstick) = figure(3) {
+        if let Some(yardstick) = figure(rss_yardstick) {
             let (text, met) = against(rss(i), yardstick, 0.5, "KiB");
             cells.push(format!("{text}: {}", tally(met)));
         }
@@ -1212,11 +1214,10 @@ fn goals(
             "{growth:+} KiB (baseline {base_growth:+}): {}",
             tally(met)
         ));
-        if let Some(yardstick) = figure(4) {
+        if let Some(yardstick) = figure(binary_yardstick) {
             let (text, met) = against(binary(i), yardstick, 0.6, "KiB");
             cells.push(format!("{text}: {}", tally(met)));
         }
-        let eleven = |x: f64| (x - SPANS_PER_INVOCATION as f64).abs() < f64::EPSILON;
         let met = eleven(s.delivered_per_invocation) && eleven(s.under_given_per_invocation);
         cells.push(format!(
             "{:.2} ({:.2}): {}",
@@ -1231,7 +1232,9 @@ fn goals(
     let _ = writeln!(w, "| goal | measured | met |");
     let _ = writeln!(w, "|---|---|---|");
     let position = |wanted: &str| args.variants.iter().position(|v| v.name == wanted);
-    if let (Some(agent), Some(yardstick)) = (position("tracekit-agent"), figure(2)) {
+    if let (Some(agent), Some(yardstick)) =
+        (position("tracekit-agent"), figure(turnaround_yardstick))
+    {
         let (text, met) = against(turnaround(agent), yardstick, 0.25, "µs");
         let _ = writeln!(
             w,
@@ -1246,9 +1249,7 @@ fn goals(
         let (off, on) = (&summaries[off], &summaries[on]);
         // What recording an unsampled invocation costs: the choice of Application Signals' default.
         let cost = d(on.latency.0, off.latency.0) + d(on.turnaround.0, off.turnaround.0);
-        let met = (on.under_given_per_invocation - SPANS_PER_INVOCATION as f64).abs()
-            < f64::EPSILON
-            && off.delivered_per_invocation == 0.0;
+        let met = eleven(on.under_given_per_invocation) && off.delivered_per_invocation == 0.0;
         let _ = writeln!(
             w,
             "| Application Signals on `Sampled=0` invocations: every span sent as T1U, none without it | {:.2} spans per invocation with it, {:.2} without; it costs {cost:+.0} µs latency + turnaround | {} |",
