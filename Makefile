@@ -9,7 +9,7 @@ BENCH_ROUNDS ?= 30
 BENCH_INVOCATIONS ?= 1000
 BENCH_VARIANTS := baseline lambda-runtime-otel otel-lite otel-xray awssdk-instrumentation fastrace
 
-.PHONY: demo test check lint fmt clippy doc package bench fuzz devstack-up devstack-down devstack-status infra-check lambda-build
+.PHONY: demo test check lint fmt clippy doc package bench fuzz devstack-up devstack-down devstack-status infra-check stack-deploy lambda-build
 
 ## demo: the orders flow end to end (api → SQS → worker → SNS → notifier) on the local stack, and the trace it produced
 demo:
@@ -20,7 +20,7 @@ demo:
 ## test: everything — infrastructure checks, unit tests, doc tests, a project generated from the cargo-lambda
 ## template, and the integration tests against LocalStack and moto
 ## (the functions' stack tests are #[ignore]d so that plain `cargo test` passes with nothing running; here they run)
-test: infra-check lambda-build
+test: infra-check lambda-build stack-deploy
 	scripts/browser install
 	$(CARGO) build -q -p api -p worker -p notifier -p test-functions --bins
 	scripts/template-check build
@@ -74,6 +74,11 @@ devstack-status:
 ## lambda-build: cargo lambda build --release of api, worker and notifier for x86_64 (zips for infra/terraform)
 lambda-build:
 	scripts/infra-check lambda-build
+
+## stack-deploy: template.yaml deployed on moto's CloudFormation for every parameter combination, and checked
+## (the functions' zips from lambda-build)
+stack-deploy: lambda-build
+	scripts/with-devstack scripts/infra-check deploy-local
 
 ## infra-check: offline checks of template.yaml and infra/ (SAM, cfn-lint, checkov, terraform fmt/validate)
 infra-check:
