@@ -9,7 +9,7 @@ BENCH_ROUNDS ?= 30
 BENCH_INVOCATIONS ?= 1000
 BENCH_VARIANTS := baseline lambda-runtime-otel otel-lite otel-xray awssdk-instrumentation fastrace
 
-.PHONY: demo test check lint fmt clippy doc package bench fuzz devstack-up devstack-down devstack-status infra-check stack-deploy lambda-build
+.PHONY: demo test check lint fmt clippy doc package bench fuzz devstack-up devstack-down devstack-status infra-check stack-deploy template-build lambda-build
 
 ## demo: the orders flow end to end (api → SQS → worker → SNS → notifier) on the local stack, and the trace it produced
 demo:
@@ -20,10 +20,9 @@ demo:
 ## test: everything — infrastructure checks, unit tests, doc tests, a project generated from the cargo-lambda
 ## template, and the integration tests against LocalStack and moto
 ## (the functions' stack tests are #[ignore]d so that plain `cargo test` passes with nothing running; here they run)
-test: infra-check lambda-build stack-deploy
+test: infra-check lambda-build template-build stack-deploy
 	scripts/browser install
 	$(CARGO) build -q -p api -p worker -p notifier -p test-functions --bins
-	scripts/template-check build
 	$(CARGO) test --workspace --all-features --no-run
 	scripts/with-devstack $(CARGO) test --workspace --all-features -- --include-ignored
 
@@ -76,9 +75,13 @@ lambda-build:
 	scripts/infra-check lambda-build
 
 ## stack-deploy: template.yaml deployed on moto's CloudFormation for every parameter combination, and checked
-## (the functions' zips from lambda-build)
-stack-deploy: lambda-build
+## (the functions' zips from lambda-build); then the starter template's generated project's stack
+stack-deploy: lambda-build template-build
 	scripts/with-devstack scripts/infra-check deploy-local
+
+## template-build: a project generated from the cargo-lambda starter template (templates/tracekit), built
+template-build:
+	scripts/template-check build
 
 ## infra-check: offline checks of template.yaml and infra/ (SAM, cfn-lint, checkov, terraform fmt/validate)
 infra-check:

@@ -156,17 +156,42 @@ def zip_dir(directory):
     return buffer.getvalue()
 
 
-def artifacts(root, template):
-    """{key: zip bytes}: each function's zip from target/lambda/<binary>/ and the collector config layer."""
+def lambda_build_zip(root):
+    """The function zips `make lambda-build` leaves in target/lambda/<binary>/bootstrap.zip."""
+
+    def zip_of(binary):
+        path = root / "target/lambda" / binary / "bootstrap.zip"
+        if not path.is_file():
+            sys.exit(f"stack-deploy: {path} is missing: run `make lambda-build` first")
+        return path.read_bytes()
+
+    return zip_of
+
+
+def binary_zip(target_dir, command):
+    """A zip holding target_dir/<binary> as `bootstrap`, as cargo lambda packages it."""
+
+    def zip_of(binary):
+        path = target_dir / binary
+        if not path.is_file():
+            sys.exit(f"stack-deploy: {path} is missing: run `{command}` first")
+        buffer = io.BytesIO()
+        # the fastest level: a debug build is hundreds of MB, and moto only stores it
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+            archive.write(path, "bootstrap")
+        return buffer.getvalue()
+
+    return zip_of
+
+
+def artifacts(root, template, zip_of):
+    """{key: zip bytes}: each function's zip, by zip_of(binary), and the collector config layer."""
     found = {}
     for logical, resource in template["Resources"].items():
         kind = resource["Type"]
         if kind == "AWS::Serverless::Function":
             binary = resource["Metadata"]["BuildProperties"]["Binary"]
-            path = root / "target/lambda" / binary / "bootstrap.zip"
-            if not path.is_file():
-                sys.exit(f"stack-deploy: {path} is missing: run `make lambda-build` first")
-            found[f"{binary}.zip"] = path.read_bytes()
+            found[f"{binary}.zip"] = zip_of(binary)
         elif kind == "AWS::Serverless::LayerVersion":
             with tempfile.TemporaryDirectory() as out:
                 content = root / resource["Properties"]["ContentUri"]
@@ -178,9 +203,9 @@ def artifacts(root, template):
 
 
 def transform(root, combo, bucket, mutate=None):
-    """template.yaml as CloudFormation gets it from the SAM transform, code in s3://bucket, plus where each
-    function's source is: (transformed template, {function logical id: source dir}). `mutate` edits the
-    parsed template first (the self-check's broken stacks)."""
+    """template.yaml as CloudFormation gets it from the SAM transform, code in s3://bucket, and each function's
+    source directory and binary: (transformed template, {logical id: source dir}, {logical id: binary}).
+    `mutate` edits the parsed template first (the self-check's broken stacks)."""
     os.environ["AWS_DEFAULT_REGION"] = REGION
     from samcli.yamlhelper import yaml_parse
     from samtranslator.translator.transform import transform as sam_transform
@@ -191,22 +216,25 @@ def transform(root, combo, bucket, mutate=None):
     template = yaml_parse((root / "template.yaml").read_text())
     if mutate:
         mutate(template)
-    sources = {}
+    sources, binaries = {}, {}
     for logical, resource in template["Resources"].items():
         props = resource.get("Properties", {})
         if resource["Type"] == "AWS::Serverless::Function":
-            sources[logical] = root / props["CodeUri"] / "src"
+            code = root / props["CodeUri"]  # a crate, or a workspace holding functions/<binary>
+            binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            sources[logical] = code / "src" if (code / "src").is_dir() else code / "functions" / binary / "src"
+            binaries[logical] = binary
             props["CodeUri"] = f"s3://{bucket}/{resource['Metadata']['BuildProperties']['Binary']}.zip"
         elif resource["Type"] == "AWS::Serverless::LayerVersion":
             props["ContentUri"] = f"s3://{bucket}/{logical}.zip"
 
     class NoManagedPolicies:
-        """template.yaml names no SAM policy templates or managed policies by name: nothing to look up."""
+        """The templates name no managed policies by name (SAM policy templates need no lookup)."""
 
         def load(self):
-            raise RuntimeError("the SAM transform asked for IAM managed policies: template.yaml now uses them")
+            raise RuntimeError("the SAM transform asked for IAM managed policies by name: a template now uses them")
 
-    return sam_transform(template, dict(combo), NoManagedPolicies()), sources
+    return sam_transform(template, dict(combo), NoManagedPolicies()), sources, binaries
 
 
 # --- probes --------------------------------------------------------------------------------------------------
@@ -269,11 +297,11 @@ def add_probes(template):
 class Deployment:
     """One stack on moto, in its own account: what was deployed, and what the engine made of it."""
 
-    def __init__(self, root, endpoint, combo, account, mutate=None):
-        self.root, self.combo, self.account = root, combo, account
+    def __init__(self, root, endpoint, combo, account, mutate=None, stack=STACK):
+        self.root, self.combo, self.account, self.stack = root, combo, account, stack
         self.client = clients(endpoint, account)
         self.bucket = f"tracekit-artifacts-{account}"
-        self.template, self.sources = transform(root, combo, self.bucket, mutate)
+        self.template, self.sources, self.binaries = transform(root, combo, self.bucket, mutate)
         self.resources = self.template["Resources"]
         self.probe_paths = add_probes(self.template)
         self.errors = []
@@ -308,7 +336,7 @@ class Deployment:
             s3.put_object(Bucket=self.bucket, Key=key, Body=body)
         cfn = self.client("cloudformation")
         stack_id = cfn.create_stack(
-            StackName=STACK,
+            StackName=self.stack,
             TemplateBody=json.dumps(self.template),
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in self.combo.items()],
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
@@ -356,6 +384,19 @@ class Deployment:
 
 
 # --- the checks ----------------------------------------------------------------------------------------------
+
+
+def engine_coverage(d):
+    """moto created every resource the parameters chose, except exactly those of the UNMODELLED types, and
+    nothing whose condition is false."""
+    missing = {d.resources[lg]["Type"] for lg in d.resources if lg not in d.physical and d.deployed(lg)}
+    used = {d.resources[lg]["Type"] for lg in d.resources if d.deployed(lg)} & UNMODELLED
+    extra = [lg for lg in d.physical if not d.deployed(lg)]
+    d.expect(not extra, f"moto created {extra}, whose conditions are false")
+    d.expect(
+        missing == used,
+        f"moto's CloudFormation did not create {sorted(missing)}; this script checks {sorted(used)} another way",
+    )
 
 
 def parse_policy(document):
@@ -492,7 +533,7 @@ class Checks:
         d = self.d
         name = d.physical[logical]
         conf = self.c("lambda").get_function_configuration(FunctionName=name)
-        binary = name.removeprefix(f"{STACK}-")
+        binary = d.binaries[logical]
         where = f"function {name}"
 
         # the code is the zip built for its binary, run by the custom runtime as `bootstrap`
@@ -569,7 +610,7 @@ class Checks:
                     env.get(variable) == value, f"{where}: {variable}={env.get(variable)!r}, the stack's is {value!r}"
                 )
         d.expect(read, f"{where}: found no variable its source reads ({d.sources[logical]}): has the pattern changed?")
-        binary = d.physical[logical].removeprefix(f"{STACK}-")
+        binary = d.binaries[logical]
         d.expect(
             env.get("OTEL_SERVICE_NAME") == f"tracekit-{binary}",
             f"{where}: OTEL_SERVICE_NAME={env.get('OTEL_SERVICE_NAME')!r}",
@@ -688,15 +729,9 @@ class Checks:
             d.expect(m["State"] in ("Enabled", "Creating"), f"mapping {esm} is {m['State']}")
 
     def unmodelled(self):
-        """The types moto creates nothing for: they must be exactly UNMODELLED, and are checked through probes."""
+        """The types moto creates nothing for, checked through probes and the transform's output."""
         d = self.d
-        missing = {d.resources[lg]["Type"] for lg in d.resources if lg not in d.physical and d.deployed(lg)}
-        extra = [lg for lg in d.physical if not d.deployed(lg)]
-        d.expect(not extra, f"moto created {extra}, whose conditions are false")
-        d.expect(
-            missing == UNMODELLED,
-            f"moto's CloudFormation did not create {sorted(missing)}; this script checks {sorted(UNMODELLED)} another way",
-        )
+        engine_coverage(d)
         lam = self.c("lambda")
         arn = lambda logical: f"arn:aws:lambda:{REGION}:{d.account}:function:{d.physical[logical]}"  # noqa: E731
         for sub in d.of_type("AWS::SNS::Subscription"):
@@ -780,6 +815,92 @@ class Checks:
             d.expect(len(versions) == 1, f"layer {logical}: moto holds {versions}")
 
 
+# --- the starter template's stack -------------------------------------------------------------------------
+
+STARTER_STACK = "hello-traces"  # the project scripts/template-check generates
+XRAY_WRITE_POLICY = "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"  # what SAM attaches for Tracing: Active
+
+
+class StarterChecks:
+    """The stack of a project made with `cargo lambda new --template templates/tracekit` (its template.yaml,
+    SAM roles and policy templates included): what its user deploys with `sam deploy`."""
+
+    def __init__(self, d, uploads):
+        self.d, self.uploads, self.c = d, uploads, d.client
+
+    def run(self):
+        d = self.d
+        engine_coverage(d)
+        lam, sqs, iam = self.c("lambda"), self.c("sqs"), self.c("iam")
+        queues = {}  # logical id -> attributes
+        for logical in d.of_type("AWS::SQS::Queue"):
+            queues[logical] = sqs.get_queue_attributes(QueueUrl=d.physical[logical], AttributeNames=["All"])[
+                "Attributes"
+            ]
+        arns = {queues[lg]["QueueArn"] for lg in queues}
+        for esm in d.of_type("AWS::Lambda::EventSourceMapping"):
+            m = lam.get_event_source_mapping(UUID=d.physical[esm])
+            queue = d.props(esm)["EventSourceArn"]["Fn::GetAtt"][0]
+            d.expect(
+                m.get("FunctionResponseTypes") == ["ReportBatchItemFailures"],
+                f"mapping {esm}: FunctionResponseTypes {m.get('FunctionResponseTypes')}",
+            )
+            redrive = json.loads(queues[queue].get("RedrivePolicy", "{}"))
+            d.expect(redrive.get("deadLetterTargetArn") in arns, f"queue {queue} redrive policy {redrive}")
+        for logical in d.of_type("AWS::Lambda::Function"):
+            conf = lam.get_function_configuration(FunctionName=d.physical[logical])
+            binary, where = d.binaries[logical], f"function {logical}"
+            code = base64.b64encode(hashlib.sha256(self.uploads[f"{binary}.zip"]).digest()).decode()
+            d.expect(conf["CodeSha256"] == code, f"{where} does not run {binary}")
+            d.expect(d.probe(logical, "TracingConfig", "Mode") == "Active", f"{where}: tracing is not Active")
+            env, template_env = conf.get("Environment", {}).get("Variables", {}), d.props(logical)["Environment"]
+            d.expect(
+                env.get("OTEL_SERVICE_NAME") == binary, f"{where}: OTEL_SERVICE_NAME={env.get('OTEL_SERVICE_NAME')}"
+            )
+            for variable in d.reads(logical):
+                ref = template_env["Variables"].get(variable, {})
+                want = d.physical.get(ref.get("Ref")) if isinstance(ref, dict) else ref
+                d.expect(variable in env and env[variable] == want, f"{where} reads {variable}: {env.get(variable)!r}")
+            role_logical = d.props(logical)["Role"]["Fn::GetAtt"][0]
+            role = d.physical[role_logical]
+            managed = d.probe_list(role_logical, "ManagedPolicyArns")
+            d.expect(XRAY_WRITE_POLICY in managed, f"{where}: the X-Ray agent cannot send with its role ({managed})")
+            for policy in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+                document = parse_policy(iam.get_role_policy(RoleName=role, PolicyName=policy)["PolicyDocument"])
+                for statement in filter(None, document["Statement"]):
+                    for target in as_list(statement["Resource"]):
+                        d.expect(target in arns, f"{where}: {statement['Action']} on {target}, not the stack's queue")
+
+
+def starter_artifacts(project, target_dir):
+    """The starter project's zips: its debug binaries, which scripts/template-check builds."""
+    from samcli.yamlhelper import yaml_parse
+
+    zips = binary_zip(target_dir, "scripts/template-check build")
+    return artifacts(project, yaml_parse((project / "template.yaml").read_text()), zips)
+
+
+def deploy_starter(project, uploads, endpoint, account, mutate=None):
+    d = Deployment(project, endpoint, {}, account, mutate, stack=STARTER_STACK)
+    try:
+        if d.create(uploads):
+            StarterChecks(d, uploads).run()
+            d.delete()
+    except Exception:  # an API call that failed is this deployment's failure
+        d.errors.append(traceback.format_exc())
+    return d
+
+
+STARTER_MUTATIONS = (
+    ("tracing off", lambda t: t["Globals"]["Function"].update(Tracing="PassThrough"), "tracing is not Active"),
+    (
+        "no ReportBatchItemFailures",
+        lambda t: _resource(t, "WorkerFunction")["Events"]["Queue"]["Properties"].pop("FunctionResponseTypes"),
+        "FunctionResponseTypes None",
+    ),
+)
+
+
 # --- the self-check: broken stacks that must fail ----------------------------------------------------------
 
 
@@ -854,11 +975,12 @@ def deploy_and_check(root, endpoint, combo, account, resources_json, uploads, po
 
 def main():
     root, endpoint = Path(sys.argv[1]).resolve(), sys.argv[2]
+    starter, starter_target = Path(sys.argv[3]).resolve(), Path(sys.argv[4]).resolve()
     from samcli.yamlhelper import yaml_parse
 
     resources_json = json.loads((root / "infra/resources.json").read_text())
     port = stack_consistency.check_collector(yaml.safe_load((root / "infra/collector.yaml").read_text()), [])
-    uploads = artifacts(root, yaml_parse((root / "template.yaml").read_text()))
+    uploads = artifacts(root, yaml_parse((root / "template.yaml").read_text()), lambda_build_zip(root))
     run = int(time.time()) % 10**7  # a fresh account per run, so that a moto left running is no obstacle
     failed = 0
     start = time.monotonic()
@@ -879,17 +1001,37 @@ def main():
         f"stack-deploy: {total - failed} of {total} parameter combinations deployed and checked in {time.monotonic() - start:.1f} s"
     )
 
+    # The starter template's stack, as `cargo lambda new` then `sam deploy` would make it.
+    began = time.monotonic()
+    starter_uploads = starter_artifacts(starter, starter_target)
+    d = deploy_starter(starter, starter_uploads, endpoint, f"{run:07d}{total:05d}")
+    print(
+        f"starter template ({starter.name}): {len(getattr(d, 'physical', {}))} resources created, {d.checks} checks, "
+        f"{'ok' if not d.errors else 'FAILED'} ({time.monotonic() - began:.1f} s)"
+    )
+    for error in d.errors:
+        print(f"  {error}", file=sys.stderr)
+    failed += bool(d.errors)
+
     # The checks must catch a broken stack: each mutation deploys and must fail, with the expected message.
     default = {name: values[0] for name, values in PARAMETERS.items()}
+    broken = [(what, mutate, message, "example") for what, mutate, message in MUTATIONS]
+    broken += [(what, mutate, message, "starter") for what, mutate, message in STARTER_MUTATIONS]
     caught = 0
-    for number, (what, mutate, message) in enumerate(MUTATIONS, start=total):
-        d = deploy_and_check(root, endpoint, default, f"{run:07d}{number:05d}", resources_json, uploads, port, mutate)
+    for number, (what, mutate, message, stack) in enumerate(broken, start=total + 1):
+        account = f"{run:07d}{number:05d}"
+        if stack == "example":
+            d = deploy_and_check(root, endpoint, default, account, resources_json, uploads, port, mutate)
+        else:
+            d = deploy_starter(starter, starter_uploads, endpoint, account, mutate)
         if any(message in error for error in d.errors):
             caught += 1
         else:
-            print(f"self-check: a stack with {what} was not caught by '{message}'; errors: {d.errors}", file=sys.stderr)
-    print(f"self-check: {caught} of {len(MUTATIONS)} broken stacks failed as they should")
-    return 1 if failed or caught < len(MUTATIONS) else 0
+            print(
+                f"self-check: {stack} stack with {what} not caught by '{message}'; errors: {d.errors}", file=sys.stderr
+            )
+    print(f"self-check: {caught} of {len(broken)} broken stacks failed as they should")
+    return 1 if failed or caught < len(broken) else 0
 
 
 if __name__ == "__main__":
