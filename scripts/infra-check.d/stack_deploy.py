@@ -28,6 +28,7 @@ CloudFormation's own schemas.
 
 import ast
 import base64
+import functools
 import hashlib
 import io
 import itertools
@@ -291,6 +292,12 @@ def add_probes(template):
     return probes
 
 
+@functools.cache
+def source_reads(directory):
+    """The environment variables the Rust sources under `directory` read (read once per run)."""
+    return frozenset(ENV_READ.findall("\n".join(p.read_text() for p in sorted(directory.rglob("*.rs")))))
+
+
 # --- one deployment ------------------------------------------------------------------------------------------
 
 
@@ -304,8 +311,20 @@ class Deployment:
         self.template, self.sources, self.binaries = transform(root, combo, self.bucket, mutate)
         self.resources = self.template["Resources"]
         self.probe_paths = add_probes(self.template)
+        self.physical, self.probes, self.outputs = {}, {}, {}  # what the engine made of it, once created
         self.errors = []
         self.checks = 0
+
+    def run(self, uploads, check):
+        """Creates the stack, runs check(self) on it and deletes it. An API call that fails is this deployment's
+        failure; the others still run."""
+        try:
+            if self.create(uploads):
+                check(self)
+                self.delete()
+        except Exception:
+            self.errors.append(traceback.format_exc())
+        return self
 
     def expect(self, ok, message):
         self.checks += 1
@@ -323,8 +342,7 @@ class Deployment:
 
     def reads(self, logical):
         """The environment variables the function's source reads."""
-        sources = sorted(self.sources[logical].rglob("*.rs"))
-        return set(ENV_READ.findall("\n".join(p.read_text() for p in sources)))
+        return source_reads(self.sources[logical])
 
     def props(self, logical):
         return self.resources[logical].get("Properties", {})
@@ -353,13 +371,11 @@ class Deployment:
                     self.errors.append(f"{event.get('LogicalResourceId')}: {event.get('ResourceStatusReason')}")
             return False
         self.stack_id = stack_id
-        self.physical = {}
         for r in cfn.describe_stack_resources(StackName=stack_id)["StackResources"]:
             if "LogicalResourceId" in r:
                 self.physical[r["LogicalResourceId"]] = r.get("PhysicalResourceId")
         outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs", [])}
         self.outputs = {k: v for k, v in outputs.items() if k not in self.probe_paths}
-        self.probes = {}
         for key, (logical, path) in self.probe_paths.items():
             self.probes[(logical, path)] = outputs.get(key)
         return True
@@ -412,6 +428,31 @@ def parse_policy(document):
 
 def as_list(value):
     return value if isinstance(value, list) else [value]
+
+
+def inline_statements(iam, role):
+    """Every statement of the role's inline policies. moto keeps an `!If [..., !Ref AWS::NoValue]` statement as
+    null, which CloudFormation drops."""
+    statements = []
+    for policy in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        document = parse_policy(iam.get_role_policy(RoleName=role, PolicyName=policy)["PolicyDocument"])
+        statements += [s for s in document["Statement"] if s is not None]
+    return statements
+
+
+def grants_on(statements, action, arn, part=False):
+    """Whether a statement grants `action` (a pattern: "dynamodb:*Item") on `arn`, or with part=True on a
+    part of it (a statement on bucket/notifications/* grants on the bucket's keys)."""
+    return any(
+        any(fnmatchcase(a, action) for a in as_list(s["Action"]))
+        and any(fnmatchcase(arn, t) or (part and fnmatchcase(t, arn)) for t in as_list(s["Resource"]))
+        for s in statements
+    )
+
+
+def code_sha256(zip_bytes):
+    """A zip's CodeSha256, as Lambda reports it."""
+    return base64.b64encode(hashlib.sha256(zip_bytes).digest()).decode()
 
 
 class Checks:
@@ -537,8 +578,10 @@ class Checks:
         where = f"function {name}"
 
         # the code is the zip built for its binary, run by the custom runtime as `bootstrap`
-        code = base64.b64encode(hashlib.sha256(self.uploads[f"{binary}.zip"]).digest()).decode()
-        d.expect(conf["CodeSha256"] == code, f"{where} does not run target/lambda/{binary}/bootstrap.zip")
+        d.expect(
+            conf["CodeSha256"] == code_sha256(self.uploads[f"{binary}.zip"]),
+            f"{where} does not run target/lambda/{binary}/bootstrap.zip",
+        )
         d.expect(
             (conf["Runtime"], conf["Handler"]) == ("provided.al2023", "bootstrap"),
             f"{where}: runtime {conf['Runtime']}, handler {conf['Handler']}: a Rust function is provided.al2023's bootstrap",
@@ -648,12 +691,7 @@ class Checks:
         """Every statement names the stack's own resources (or "*" for X-Ray's unscoped actions only), and the
         role grants what the function's configuration needs."""
         d = self.d
-        iam = self.c("iam")
-        statements = []
-        for policy in iam.list_role_policies(RoleName=role)["PolicyNames"]:
-            document = parse_policy(iam.get_role_policy(RoleName=role, PolicyName=policy)["PolicyDocument"])
-            # moto keeps an `!If [..., !Ref AWS::NoValue]` statement as null; CloudFormation drops it
-            statements += [s for s in document["Statement"] if s is not None]
+        statements = inline_statements(self.c("iam"), role)
         own = set(self.arns.values())
         for s in statements:
             actions, targets = as_list(s["Action"]), as_list(s["Resource"])
@@ -669,26 +707,16 @@ class Checks:
                     base = target.split("/", 1)[0] if target.startswith("arn:aws:s3:::") else target
                     d.expect(base in own, f"{where}: statement {sid} names {target}, not a resource of the stack")
 
-        def allows(action, arn):
-            return any(
-                action in as_list(s["Action"]) and any(fnmatchcase(arn, t) for t in as_list(s["Resource"]))
-                for s in statements
-            )
-
-        needs = []
-        # a resource the function reads from its environment: some action of its kind on it
+        # a resource the function reads from its environment: some action of its kind on it, or on a part of it
+        # (the notifier may write under notifications/ only)
         for variable, (_, arn, kind) in self.env_resources.items():
             pattern = ENV_ACTIONS.get(kind)
             if pattern and variable in d.reads(logical):
-                granted = [
-                    a
-                    for s in statements
-                    for a in as_list(s["Action"])
-                    if fnmatchcase(a, pattern)
-                    # the resource, or a part of it (the notifier may write under notifications/ only)
-                    and any(fnmatchcase(arn or "", t) or fnmatchcase(t, arn or "") for t in as_list(s["Resource"]))
-                ]
-                d.expect(granted, f"{where} reads {variable} but its role grants no {pattern} on {arn}")
+                d.expect(
+                    grants_on(statements, pattern, arn or "", part=True),
+                    f"{where} reads {variable} but its role grants no {pattern} on {arn}",
+                )
+        needs = []
         name = d.physical[logical]
         log_arn = self.arns.get(self.log_groups.get(f"/aws/lambda/{name}"))
         needs += [(a, log_arn) for a in ("logs:CreateLogStream", "logs:PutLogEvents")]
@@ -701,8 +729,8 @@ class Checks:
         if dead_letters:
             needs.append(("sqs:SendMessage", dead_letters))
         for action, arn in needs:
-            d.expect(allows(action, arn or ""), f"{where}: its role does not allow {action} on {arn}")
-        otlp = [allows(a, "*") for a in XRAY_OTLP_ACTIONS]
+            d.expect(grants_on(statements, action, arn or ""), f"{where}: its role does not allow {action} on {arn}")
+        otlp = [grants_on(statements, a, "*") for a in XRAY_OTLP_ACTIONS]
         want = exporter_path(d.combo) == "xray-otlp"
         d.expect(
             otlp == [want, want], f"{where}: xray:PutSpans granted {otlp}, wanted only on the xray-otlp path ({want})"
@@ -850,8 +878,7 @@ class StarterChecks:
         for logical in d.of_type("AWS::Lambda::Function"):
             conf = lam.get_function_configuration(FunctionName=d.physical[logical])
             binary, where = d.binaries[logical], f"function {logical}"
-            code = base64.b64encode(hashlib.sha256(self.uploads[f"{binary}.zip"]).digest()).decode()
-            d.expect(conf["CodeSha256"] == code, f"{where} does not run {binary}")
+            d.expect(conf["CodeSha256"] == code_sha256(self.uploads[f"{binary}.zip"]), f"{where} does not run {binary}")
             d.expect(d.probe(logical, "TracingConfig", "Mode") == "Active", f"{where}: tracing is not Active")
             env, template_env = conf.get("Environment", {}).get("Variables", {}), d.props(logical)["Environment"]
             d.expect(
@@ -865,11 +892,9 @@ class StarterChecks:
             role = d.physical[role_logical]
             managed = d.probe_list(role_logical, "ManagedPolicyArns")
             d.expect(XRAY_WRITE_POLICY in managed, f"{where}: the X-Ray agent cannot send with its role ({managed})")
-            for policy in iam.list_role_policies(RoleName=role)["PolicyNames"]:
-                document = parse_policy(iam.get_role_policy(RoleName=role, PolicyName=policy)["PolicyDocument"])
-                for statement in filter(None, document["Statement"]):
-                    for target in as_list(statement["Resource"]):
-                        d.expect(target in arns, f"{where}: {statement['Action']} on {target}, not the stack's queue")
+            for statement in inline_statements(iam, role):
+                for target in as_list(statement["Resource"]):
+                    d.expect(target in arns, f"{where}: {statement['Action']} on {target}, not the stack's queue")
 
 
 def starter_artifacts(project, target_dir):
@@ -882,13 +907,7 @@ def starter_artifacts(project, target_dir):
 
 def deploy_starter(project, uploads, endpoint, account, mutate=None):
     d = Deployment(project, endpoint, {}, account, mutate, stack=STARTER_STACK)
-    try:
-        if d.create(uploads):
-            StarterChecks(d, uploads).run()
-            d.delete()
-    except Exception:  # an API call that failed is this deployment's failure
-        d.errors.append(traceback.format_exc())
-    return d
+    return d.run(uploads, lambda d: StarterChecks(d, uploads).run())
 
 
 STARTER_MUTATIONS = (
@@ -964,13 +983,18 @@ MUTATIONS = (
 
 def deploy_and_check(root, endpoint, combo, account, resources_json, uploads, port, mutate=None):
     d = Deployment(root, endpoint, combo, account, mutate)
-    try:
-        if d.create(uploads):
-            Checks(d, resources_json, uploads, port).run()
-            d.delete()
-    except Exception:  # an API call that failed is this deployment's failure; the others still run
-        d.errors.append(traceback.format_exc())
-    return d
+    return d.run(uploads, lambda d: Checks(d, resources_json, uploads, port).run())
+
+
+def report(name, d, began):
+    """One line per deployment, its errors below; whether it failed."""
+    status = "ok" if not d.errors else "FAILED"
+    print(
+        f"{name}: {len(d.physical)} resources created, {d.checks} checks, {status} ({time.monotonic() - began:.1f} s)"
+    )
+    for error in d.errors:
+        print(f"  {error}", file=sys.stderr)
+    return bool(d.errors)
 
 
 def main():
@@ -981,49 +1005,38 @@ def main():
     resources_json = json.loads((root / "infra/resources.json").read_text())
     port = stack_consistency.check_collector(yaml.safe_load((root / "infra/collector.yaml").read_text()), [])
     uploads = artifacts(root, yaml_parse((root / "template.yaml").read_text()), lambda_build_zip(root))
+    starter_uploads = starter_artifacts(starter, starter_target)
     run = int(time.time()) % 10**7  # a fresh account per run, so that a moto left running is no obstacle
-    failed = 0
-    start = time.monotonic()
-    for number, combo in enumerate(combinations()):
-        account = f"{run:07d}{number:05d}"
+    accounts = (f"{run:07d}{number:05d}" for number in itertools.count())
+
+    def example(account, combo, mutate=None):
+        return deploy_and_check(root, endpoint, combo, account, resources_json, uploads, port, mutate)
+
+    def starter_stack(account, mutate=None):
+        return deploy_starter(starter, starter_uploads, endpoint, account, mutate)
+
+    failed, start, combos = 0, time.monotonic(), list(combinations())
+    for combo in combos:
         began = time.monotonic()
-        d = deploy_and_check(root, endpoint, combo, account, resources_json, uploads, port)
-        status = "ok" if not d.errors else "FAILED"
-        created = len(d.physical) if hasattr(d, "physical") else 0
-        print(
-            f"{label(combo)}: {created} resources created, {d.checks} checks, {status} ({time.monotonic() - began:.1f} s)"
-        )
-        for error in d.errors:
-            print(f"  {error}", file=sys.stderr)
-        failed += bool(d.errors)
-    total = len(list(combinations()))
+        failed += report(label(combo), example(next(accounts), combo), began)
     print(
-        f"stack-deploy: {total - failed} of {total} parameter combinations deployed and checked in {time.monotonic() - start:.1f} s"
+        f"stack-deploy: {len(combos) - failed} of {len(combos)} parameter combinations deployed and checked in "
+        f"{time.monotonic() - start:.1f} s"
     )
 
     # The starter template's stack, as `cargo lambda new` then `sam deploy` would make it.
     began = time.monotonic()
-    starter_uploads = starter_artifacts(starter, starter_target)
-    d = deploy_starter(starter, starter_uploads, endpoint, f"{run:07d}{total:05d}")
-    print(
-        f"starter template ({starter.name}): {len(getattr(d, 'physical', {}))} resources created, {d.checks} checks, "
-        f"{'ok' if not d.errors else 'FAILED'} ({time.monotonic() - began:.1f} s)"
-    )
-    for error in d.errors:
-        print(f"  {error}", file=sys.stderr)
-    failed += bool(d.errors)
+    failed += report(f"starter template ({starter.name})", starter_stack(next(accounts)), began)
 
     # The checks must catch a broken stack: each mutation deploys and must fail, with the expected message.
     default = {name: values[0] for name, values in PARAMETERS.items()}
-    broken = [(what, mutate, message, "example") for what, mutate, message in MUTATIONS]
-    broken += [(what, mutate, message, "starter") for what, mutate, message in STARTER_MUTATIONS]
+    broken = [
+        ("example", what, message, mutate, lambda a, m: example(a, default, m)) for what, mutate, message in MUTATIONS
+    ]
+    broken += [("starter", what, message, mutate, starter_stack) for what, mutate, message in STARTER_MUTATIONS]
     caught = 0
-    for number, (what, mutate, message, stack) in enumerate(broken, start=total + 1):
-        account = f"{run:07d}{number:05d}"
-        if stack == "example":
-            d = deploy_and_check(root, endpoint, default, account, resources_json, uploads, port, mutate)
-        else:
-            d = deploy_starter(starter, starter_uploads, endpoint, account, mutate)
+    for stack, what, message, mutate, deploy in broken:
+        d = deploy(next(accounts), mutate)
         if any(message in error for error in d.errors):
             caught += 1
         else:
