@@ -50,7 +50,14 @@ use crate::config::ENTRY_SPAN_RESERVE;
 struct SpanBuffer {
     spans: Mutex<Vec<SpanData>>,
     capacity: usize,
+    /// Spans lost since the last flush reported: no room in the buffer.
     dropped: AtomicU64,
+    /// Spans a flush that was abandoned had taken and not sent, since the last report.
+    abandoned: AtomicU64,
+    /// Spans a flush that was abandoned had sent without learning their fate, since the last report.
+    unconfirmed: AtomicU64,
+    /// Spans a flush that was abandoned had seen accepted, since the last report.
+    exported: AtomicU64,
     /// Keep spans that are recorded but not sampled (Application Signals on the agent path).
     unsampled: bool,
 }
@@ -80,6 +87,9 @@ impl LambdaSpanProcessor {
                 spans: Mutex::new(Vec::with_capacity(capacity.min(256))),
                 capacity,
                 dropped: AtomicU64::new(0),
+                abandoned: AtomicU64::new(0),
+                unconfirmed: AtomicU64::new(0),
+                exported: AtomicU64::new(0),
                 unsampled,
             }),
         }
@@ -124,6 +134,78 @@ impl SpanProcessor for LambdaSpanProcessor {
 struct Loss {
     dropped: usize,
     error: String,
+    /// The cause has been said already (the agent's refused port, once per process): the loss is
+    /// counted, and the flush's line is a debug one.
+    said: bool,
+}
+
+/// How far an export has gone, for a flush that stops waiting on it (its bound ran out) or is
+/// abandoned (the background flush at shutdown): what the exporter knows was accepted, and what it
+/// has sent without an answer yet. Spans of a batch in neither were not sent.
+#[derive(Debug, Default)]
+struct Progress {
+    confirmed: std::sync::atomic::AtomicUsize,
+    in_flight: std::sync::atomic::AtomicUsize,
+}
+
+impl Progress {
+    /// `spans` are on their way: sent, or being sent, with no answer yet.
+    fn sending(&self, spans: usize) {
+        self.in_flight.store(spans, Ordering::Relaxed);
+    }
+
+    /// The spans on their way were accepted.
+    fn accepted(&self) {
+        let spans = self.in_flight.swap(0, Ordering::Relaxed);
+        self.confirmed.fetch_add(spans, Ordering::Relaxed);
+    }
+
+    /// The spans on their way are lost (the exporter counts them in its `Loss`).
+    fn refused(&self) {
+        self.in_flight.store(0, Ordering::Relaxed);
+    }
+
+    /// (accepted, sent without an answer), so far.
+    fn known(&self) -> (usize, usize) {
+        (
+            self.confirmed.load(Ordering::Relaxed),
+            self.in_flight.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// A batch taken from the buffer and not yet accounted for in a report. Dropped while it is still
+/// armed (its flush's future was dropped mid-export: the background flush aborted at shutdown), it
+/// books what is known of the batch on the buffer, so the next report, the shutdown's, counts it.
+struct Taken<'a> {
+    buffer: &'a SpanBuffer,
+    size: usize,
+    progress: Progress,
+    armed: bool,
+}
+
+impl Taken<'_> {
+    /// The batch is accounted for by the flush that took it: what the exporter knew of it.
+    fn disarm(mut self) -> (usize, usize) {
+        self.armed = false;
+        self.progress.known()
+    }
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (confirmed, in_flight) = self.progress.known();
+        let unsent = self.size.saturating_sub(confirmed + in_flight);
+        let book = |counter: &AtomicU64, spans: usize| {
+            counter.fetch_add(spans as u64, Ordering::Relaxed);
+        };
+        book(&self.buffer.exported, confirmed);
+        book(&self.buffer.unconfirmed, in_flight);
+        book(&self.buffer.abandoned, unsent);
+    }
 }
 
 impl Loss {
@@ -133,6 +215,7 @@ impl Loss {
         result.map_err(|error| Loss {
             dropped: size,
             error: error.to_string(),
+            said: false,
         })
     }
 }
@@ -161,9 +244,10 @@ impl Exporter {
         &self,
         batch: Vec<SpanData>,
         deadline: tokio::time::Instant,
+        progress: &Progress,
     ) -> Result<(), Loss> {
         match self {
-            Exporter::Otlp(exporter) => exporter.export(batch, deadline).await,
+            Exporter::Otlp(exporter) => exporter.export(batch, deadline, progress).await,
             Exporter::Agent(exporter) => exporter.export(batch).await,
             #[cfg(feature = "xray")]
             Exporter::Xray(exporter) => exporter.export(batch).await,
@@ -245,10 +329,15 @@ pub enum ExporterError {
 pub struct FlushReport {
     /// Spans the exporter accepted.
     pub exported: usize,
-    /// Spans lost: the exporter failed or timed out on them, or they never fit in the buffer.
+    /// Spans lost: the exporter failed on them, time ran out before they were sent, or they never
+    /// fit in the buffer.
     pub dropped: u64,
     /// Spans left in the buffer for the next flush because time ran out.
     pub deferred: usize,
+    /// Spans sent whose answer did not come in time: the collector may have them or not. (The
+    /// agent path never waits for an answer: its spans count as `exported` once the kernel took
+    /// their datagram, which is all UDP can tell.)
+    pub unconfirmed: u64,
 }
 
 /// Drains the span buffer into the exporter.
@@ -263,6 +352,8 @@ pub(crate) struct Flusher {
     /// One flush at a time: concurrent invocations would otherwise split batches for nothing.
     gate: tokio::sync::Mutex<()>,
     flushes: AtomicU64,
+    /// Every report since the process started, added up: what the shutdown line says.
+    totals: Mutex<FlushReport>,
 }
 
 impl Flusher {
@@ -331,6 +422,7 @@ impl Flusher {
             app_signals,
             gate: tokio::sync::Mutex::new(()),
             flushes: AtomicU64::new(0),
+            totals: Mutex::new(FlushReport::default()),
         };
         (flusher, processor)
     }
@@ -339,6 +431,14 @@ impl Flusher {
     #[cfg(any(test, feature = "testing"))]
     pub(crate) fn flush_count(&self) -> u64 {
         self.flushes.load(Ordering::Relaxed)
+    }
+
+    /// Every flush's report since the process started, added up (`deferred` is the last one's).
+    pub(crate) fn totals(&self) -> FlushReport {
+        *self
+            .totals
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Number of spans waiting.
@@ -384,6 +484,7 @@ impl Flusher {
         // At most one failed export per flush: a collector that refused one batch would only cost
         // the rest of the bound for the next; what is left waits for the next flush.
         let mut failure: Option<String> = None;
+        let mut said = false;
         loop {
             let mut batch: Vec<SpanData> = {
                 let mut spans = self.buffer.lock();
@@ -408,31 +509,73 @@ impl Flusher {
                     crate::metadata::for_otlp(span);
                 });
             }
-            let size = batch.len();
-            match tokio::time::timeout_at(deadline, self.exporter.export(batch, deadline)).await {
+            let taken = Taken {
+                buffer: &self.buffer,
+                size: batch.len(),
+                progress: Progress::default(),
+                armed: true,
+            };
+            let exported = tokio::time::timeout_at(
+                deadline,
+                self.exporter.export(batch, deadline, &taken.progress),
+            )
+            .await;
+            let size = taken.size;
+            let (confirmed, in_flight) = taken.disarm();
+            match exported {
                 Ok(Ok(())) => report.exported += size,
                 Ok(Err(loss)) => {
-                    report.exported += size - loss.dropped.min(size);
+                    // A request sent and unanswered is neither exported nor lost.
+                    report.unconfirmed += in_flight as u64;
+                    report.exported += size.saturating_sub(loss.dropped + in_flight);
                     report.dropped += loss.dropped as u64;
+                    said |= loss.said;
                     failure = Some(loss.error);
                     break;
                 }
                 Err(_elapsed) => {
-                    report.dropped += size as u64;
+                    // What the exporter learned before the bound ran out is kept: requests answered
+                    // are exported, one sent and unanswered is unconfirmed, the rest were not sent.
+                    report.exported += confirmed;
+                    report.unconfirmed += in_flight as u64;
+                    report.dropped += size.saturating_sub(confirmed + in_flight) as u64;
                     failure = Some(format!("timed out after {} ms", bound.as_millis()));
                     break;
                 }
             }
         }
         report.deferred = self.pending();
+        // What earlier, abandoned flushes left to report, and the buffer's overflow.
+        report.exported += self.buffer.exported.swap(0, Ordering::Relaxed) as usize;
+        report.unconfirmed += self.buffer.unconfirmed.swap(0, Ordering::Relaxed);
+        report.dropped += self.buffer.abandoned.swap(0, Ordering::Relaxed);
         let overflowed = self.buffer.dropped.swap(0, Ordering::Relaxed);
         report.dropped += overflowed;
-        // One line per flush, whatever went wrong.
-        if let Some(error) = failure {
+        {
+            let mut totals = self
+                .totals
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            totals.exported += report.exported;
+            totals.dropped += report.dropped;
+            totals.unconfirmed += report.unconfirmed;
+            totals.deferred = report.deferred;
+        }
+        // One line per flush, whatever went wrong; a cause said already only at debug.
+        if let (Some(error), true) = (&failure, said) {
+            tracing::debug!(
+                target: "tracekit",
+                %error,
+                dropped = report.dropped,
+                deferred = report.deferred,
+                "span export failed"
+            );
+        } else if let Some(error) = failure {
             tracing::warn!(
                 target: "tracekit",
                 %error,
                 dropped = report.dropped,
+                unconfirmed = report.unconfirmed,
                 overflowed,
                 deferred = report.deferred,
                 "span export failed"
@@ -600,6 +743,79 @@ mod tests {
         assert_eq!(report.dropped, 0);
         assert_eq!(flusher.pending(), 0);
         assert_eq!(memory.get_finished_spans().expect("spans").len(), 3);
+    }
+
+    /// A collector that takes connections and reads requests, and never answers; and a flusher
+    /// sending OTLP/HTTP to it, with `spans` buffered.
+    async fn unanswered(spans: usize) -> (tokio::task::JoinHandle<()>, Flusher) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let collector = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((connection, _)) = listener.accept().await {
+                let mut request = vec![0u8; 65_536];
+                if connection.readable().await.is_ok() {
+                    let _ = connection.try_read(&mut request);
+                }
+                held.push(connection);
+            }
+        });
+        let mut config = Config::from_lookup(|_| None).expect("defaults");
+        let ExporterConfig::Otlp(otlp) = &mut config.exporter else {
+            panic!("OTLP/HTTP outside Lambda");
+        };
+        otlp.endpoint = format!("http://{address}");
+        otlp.timeout = Duration::from_secs(30);
+        let (flusher, processor) =
+            Flusher::new(&config, &Resource::builder_empty().build()).expect("exporter");
+        for _ in 0..spans {
+            processor.on_end(span(true));
+        }
+        (collector, flusher)
+    }
+
+    /// A request sent and not answered within the bound may have reached the collector: its spans
+    /// are unconfirmed, not dropped.
+    #[tokio::test]
+    async fn a_request_unanswered_within_the_bound_is_unconfirmed_not_dropped() {
+        let (collector, flusher) = unanswered(3).await;
+        let report = flusher.flush(Duration::from_millis(300)).await;
+        assert_eq!(
+            (report.exported, report.dropped, report.unconfirmed),
+            (0, 0, 3),
+            "{report:?}"
+        );
+        collector.abort();
+    }
+
+    /// A flush abandoned mid-export (the background flush, aborted at shutdown) books the batch it
+    /// had taken: the next flush reports it.
+    #[tokio::test]
+    async fn a_flush_abandoned_mid_export_is_reported_by_the_next() {
+        let (collector, flusher) = unanswered(4).await;
+        let flusher = Arc::new(flusher);
+        let background = tokio::spawn({
+            let flusher = flusher.clone();
+            async move {
+                flusher.flush(Duration::from_secs(30)).await;
+            }
+        });
+        // The batch is taken and its request sent; then the flush is dropped.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(flusher.pending(), 0, "the batch was taken");
+        background.abort();
+        let _ = background.await;
+        let report = flusher.flush(Duration::from_millis(100)).await;
+        assert_eq!(
+            (report.exported, report.dropped, report.unconfirmed),
+            (0, 0, 4),
+            "{report:?}"
+        );
+        let totals = flusher.totals();
+        assert_eq!(totals.unconfirmed, 4, "{totals:?}");
+        collector.abort();
     }
 
     #[tokio::test]

@@ -8,9 +8,17 @@
 //! span too large for a datagram on its own is dropped and counted, never cut into invalid protobuf.
 //!
 //! The socket is bound and the address resolved at the first export, after the first response, and
-//! kept: init sends nothing. The socket is connected (the kernel then reports a refused port on a
-//! later send instead of losing it silently) and non-blocking: a full send buffer is a counted loss,
-//! never a wait.
+//! kept: init sends nothing. The socket is connected and non-blocking: a full send buffer is a
+//! counted loss, never a wait.
+//!
+//! What UDP can tell, and so what the flush reports: a datagram the kernel took is `exported`; one
+//! it refused at once (full send buffer, no route) is `dropped`. Nothing else comes back. With no
+//! agent listening, the first datagram leaves and the ICMP "port unreachable" it draws makes the
+//! kernel refuse the *next* send (`ECONNREFUSED`), once per ICMP: about half the datagrams are
+//! counted, the others vanish. The first refusal is said once per process, with what to check;
+//! later ones are counted at debug level. An agent that is listening but not reading (its receive
+//! buffer full) loses datagrams on its side, and the sender is never told: those spans count as
+//! exported.
 
 use super::Loss;
 use super::pack::{self, EncodedResource, Limits};
@@ -84,6 +92,8 @@ pub(crate) struct Agent {
     address: String,
     resource: EncodedResource,
     socket: OnceCell<UdpSocket>,
+    /// Nothing listening at the address has been said (once per process).
+    refusal_said: std::sync::atomic::AtomicBool,
 }
 
 impl Agent {
@@ -92,6 +102,7 @@ impl Agent {
             address,
             resource: EncodedResource::default(),
             socket: OnceCell::new(),
+            refusal_said: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -134,6 +145,7 @@ impl Agent {
                 return Err(Loss {
                     dropped: total,
                     error,
+                    said: false,
                 });
             }
         };
@@ -158,7 +170,21 @@ impl Agent {
         if dropped == 0 && oversized == 0 {
             return Ok(());
         }
+        let mut said = false;
         let mut error = match failure {
+            Some(error) if error.kind() == io::ErrorKind::ConnectionRefused => {
+                said = self
+                    .refusal_said
+                    .swap(true, std::sync::atomic::Ordering::Relaxed);
+                format!(
+                    "nothing is listening at the X-Ray agent's address {} (the kernel refused a \
+                     datagram; spans sent there are lost, and UDP reports only some of them): \
+                     check that the function's tracing mode is Active, that \
+                     AWS_XRAY_DAEMON_ADDRESS names a listening agent, or set \
+                     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT to send to a collector",
+                    self.address
+                )
+            }
             Some(error) => format!(
                 "sending to the X-Ray agent at {} failed: {error}",
                 self.address
@@ -176,6 +202,8 @@ impl Agent {
         Err(Loss {
             dropped: dropped + oversized,
             error,
+            // Oversized spans are news every time; a refused port only the first time.
+            said: said && oversized == 0,
         })
     }
 }

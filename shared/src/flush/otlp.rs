@@ -17,7 +17,7 @@
 //! [OTLP/HTTP](https://opentelemetry.io/docs/specs/otlp/#otlphttp)
 
 use super::pack::{self, EncodedResource, Limits};
-use super::{ExporterError, Loss, http1::Http1Client};
+use super::{ExporterError, Loss, Progress, http1::Http1Client};
 use crate::config::{OtlpCompression, OtlpConfig, OtlpProtocol};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, header};
@@ -145,7 +145,12 @@ impl OtlpHttp {
 
     /// Exports `batch` in as many requests as the limits ask, each before `deadline`. The first
     /// failed request ends the export: its spans and the rest are the loss.
-    pub(crate) async fn export(&self, batch: Vec<SpanData>, deadline: Instant) -> Result<(), Loss> {
+    pub(crate) async fn export(
+        &self,
+        batch: Vec<SpanData>,
+        deadline: Instant,
+        progress: &Progress,
+    ) -> Result<(), Loss> {
         let packed = pack::pack(&batch, &self.resource, self.limits);
         let mut oversized = packed.oversized;
         let mut lost = 0;
@@ -167,13 +172,23 @@ impl OtlpHttp {
             for (body, spans) in bodies.drain(..) {
                 if failure.is_some() {
                     lost += spans;
-                } else if let Err(error) = self.post(body, deadline).await {
-                    lost += spans;
-                    failure = Some(error);
+                    continue;
+                }
+                progress.sending(spans);
+                match self.post(body, deadline).await {
+                    Ok(()) => progress.accepted(),
+                    // Sent, and no answer in time: the collector may have the spans; they stay
+                    // on `progress` as unconfirmed, not lost.
+                    Err(Failed::Unanswered(error)) => failure = Some(error),
+                    Err(Failed::Refused(error)) => {
+                        progress.refused();
+                        lost += spans;
+                        failure = Some(error);
+                    }
                 }
             }
         }
-        if lost == 0 && oversized == 0 {
+        if failure.is_none() && lost == 0 && oversized == 0 {
             return Ok(());
         }
         let mut error = failure.unwrap_or_default();
@@ -190,6 +205,7 @@ impl OtlpHttp {
         Err(Loss {
             dropped: lost + oversized,
             error,
+            said: false,
         })
     }
 
@@ -219,17 +235,19 @@ impl OtlpHttp {
     }
 
     /// Posts one body, retrying what may be retried while the bound allows.
-    async fn post(&self, body: Vec<u8>, deadline: Instant) -> Result<(), String> {
+    async fn post(&self, body: Vec<u8>, deadline: Instant) -> Result<(), Failed> {
         let (body, encoding) = match self.compression {
             OtlpCompression::None => (Bytes::from(body), None),
-            OtlpCompression::Gzip => (gzip(&body)?, Some(GZIP)),
+            OtlpCompression::Gzip => (gzip(&body).map_err(Failed::Refused)?, Some(GZIP)),
         };
         let host = self.endpoint.host().unwrap_or_default();
         let mut backoff = FIRST_BACKOFF;
         for attempt in 0..=MAX_RETRIES {
             let mut request = Request::post(self.endpoint.clone())
                 .body(body.clone())
-                .map_err(|error| format!("cannot build the OTLP request: {error}"))?;
+                .map_err(|error| {
+                    Failed::Refused(format!("cannot build the OTLP request: {error}"))
+                })?;
             let headers = request.headers_mut();
             headers.clone_from(&self.headers);
             headers.insert(
@@ -244,14 +262,16 @@ impl OtlpHttp {
             }
             #[cfg(feature = "sigv4")]
             if let Some(signer) = &self.signer {
-                signer.sign(&mut request).await?;
+                signer.sign(&mut request).await.map_err(Failed::Refused)?;
             }
             let bound = deadline.min(Instant::now() + self.timeout);
             let response = match tokio::time::timeout_at(bound, self.transport.send(request)).await
             {
                 Ok(Ok(response)) => response,
-                Ok(Err(error)) => return Err(format!("{host}: {error}")),
-                Err(_elapsed) => return Err(format!("{host} did not answer in time")),
+                Ok(Err(error)) => return Err(Failed::Refused(format!("{host}: {error}"))),
+                Err(_elapsed) => {
+                    return Err(Failed::Unanswered(format!("{host} did not answer in time")));
+                }
             };
             let status = response.status();
             if status.is_success() {
@@ -265,20 +285,31 @@ impl OtlpHttp {
                     tokio::time::sleep(delay).await;
                     continue;
                 }
-                return Err(format!(
+                return Err(Failed::Refused(format!(
                     "{host} answered {status}, and a retry in {} ms would not fit in the flush",
                     delay.as_millis()
-                ));
+                )));
             }
             let advice = if self.limits == XRAY_LIMITS {
                 xray_advice(status)
             } else {
                 ""
             };
-            return Err(format!("{host} answered {status}{advice}"));
+            return Err(Failed::Refused(format!("{host} answered {status}{advice}")));
         }
-        Err(format!("{host} still refused after {MAX_RETRIES} retries"))
+        Err(Failed::Refused(format!(
+            "{host} still refused after {MAX_RETRIES} retries"
+        )))
     }
+}
+
+/// Why a request's spans did not arrive, as far as the exporter can tell.
+#[derive(Debug)]
+enum Failed {
+    /// Not sent, or answered with a refusal: the spans are lost.
+    Refused(String),
+    /// Sent (or being sent) and not answered in time: the collector may have them.
+    Unanswered(String),
 }
 
 /// What a user can do about X-Ray's OTLP endpoint's answer, where it is not obvious.

@@ -152,12 +152,14 @@ impl LazyXray {
             Err(error) => Err(Loss {
                 dropped: size,
                 error: error.to_string(),
+                said: false,
             }),
             Ok(()) if refused > 0 => Err(Loss {
                 dropped: refused,
                 error: format!(
                     "{refused} spans have trace ids X-Ray segment documents cannot hold (not a time of the last 30 days); the agent path (OTLP) takes them"
                 ),
+                said: false,
             }),
             Ok(()) => Ok(()),
         }
