@@ -35,8 +35,9 @@ pub(crate) struct InvocationState {
     /// one does.
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pub(crate) http_route: Mutex<Option<MatchedRoute>>,
-    /// Log lines kept until the invocation fails (`TRACEKIT_LOG_BUFFER`).
-    pub(crate) log_buffer: Mutex<LineBuffer>,
+    /// Log lines kept until the invocation fails (`TRACEKIT_LOG_BUFFER`), recorded but not yet
+    /// formatted.
+    pub(crate) log_buffer: Mutex<LineBuffer<crate::log_record::Record>>,
 }
 
 /// The route a router matched for this invocation's request.
@@ -48,34 +49,51 @@ pub(crate) struct MatchedRoute {
     pub(crate) name: String,
 }
 
-/// One invocation's kept lines, oldest first, each with its newline.
-#[derive(Debug, Default)]
-pub(crate) struct LineBuffer {
-    lines: VecDeque<Vec<u8>>,
+/// One invocation's kept lines, oldest first, each with the bytes it is counted by.
+#[derive(Debug)]
+pub(crate) struct LineBuffer<T> {
+    lines: VecDeque<(T, usize)>,
     bytes: usize,
     /// Lines dropped to keep within the bound.
     evicted: usize,
 }
 
-impl LineBuffer {
-    /// Keeps `line`, dropping the oldest lines while more than `max_bytes` are kept (a line longer
-    /// than the bound is itself dropped).
-    pub(crate) fn push(&mut self, line: Vec<u8>, max_bytes: usize) {
-        self.bytes += line.len();
-        self.lines.push_back(line);
+impl<T> Default for LineBuffer<T> {
+    fn default() -> Self {
+        LineBuffer {
+            lines: VecDeque::new(),
+            bytes: 0,
+            evicted: 0,
+        }
+    }
+}
+
+impl<T> LineBuffer<T> {
+    /// Keeps `line` of `bytes`, dropping the oldest lines while more than `max_bytes` are kept (a
+    /// line longer than the bound is itself dropped).
+    pub(crate) fn push(&mut self, line: T, bytes: usize, max_bytes: usize) {
+        self.bytes += bytes;
+        self.lines.push_back((line, bytes));
         while self.bytes > max_bytes {
-            let Some(oldest) = self.lines.pop_front() else {
+            let Some((_, oldest)) = self.lines.pop_front() else {
                 break;
             };
-            self.bytes -= oldest.len();
+            self.bytes -= oldest;
             self.evicted += 1;
         }
     }
 
-    pub(crate) fn take(&mut self) -> (VecDeque<Vec<u8>>, usize) {
+    /// A line that was never kept (larger than the bound on its own) is counted with the evicted.
+    pub(crate) fn evict_unkept(&mut self) {
+        self.evicted += 1;
+    }
+
+    pub(crate) fn take(&mut self) -> (impl Iterator<Item = T> + use<T>, usize) {
         self.bytes = 0;
         (
-            std::mem::take(&mut self.lines),
+            std::mem::take(&mut self.lines)
+                .into_iter()
+                .map(|(line, _)| line),
             std::mem::take(&mut self.evicted),
         )
     }
@@ -123,27 +141,26 @@ mod tests {
     fn the_oldest_lines_go_first_and_are_counted() {
         let mut buffer = LineBuffer::default();
         for n in 0..10 {
-            buffer.push(format!("line {n}\n").into_bytes(), 21);
+            let line = format!("line {n}\n");
+            let bytes = line.len();
+            buffer.push(line, bytes, 21);
         }
         let (lines, evicted) = buffer.take();
         assert_eq!(evicted, 7);
         assert_eq!(
-            lines
-                .iter()
-                .map(|l| String::from_utf8_lossy(l).into_owned())
-                .collect::<Vec<_>>(),
+            lines.collect::<Vec<_>>(),
             ["line 7\n", "line 8\n", "line 9\n"]
         );
-        let (lines, evicted) = buffer.take();
-        assert!(lines.is_empty() && evicted == 0, "taken once");
+        let (mut lines, evicted) = buffer.take();
+        assert!(lines.next().is_none() && evicted == 0, "taken once");
     }
 
     #[test]
     fn a_line_longer_than_the_bound_is_not_kept() {
         let mut buffer = LineBuffer::default();
-        buffer.push(vec![b'x'; 100], 50);
-        let (lines, evicted) = buffer.take();
-        assert!(lines.is_empty());
+        buffer.push(vec![b'x'; 100], 100, 50);
+        let (mut lines, evicted) = buffer.take();
+        assert!(lines.next().is_none());
         assert_eq!(evicted, 1);
     }
 }

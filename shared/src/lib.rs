@@ -137,6 +137,7 @@ mod init_span;
 mod invocation;
 mod lambda;
 mod log_format;
+mod log_record;
 mod metadata;
 pub mod propagation;
 #[cfg(feature = "sns")]

@@ -1,6 +1,8 @@
 //! Log buffering (`TRACEKIT_LOG_BUFFER`, see [`LogBuffer`](crate::config::LogBuffer)): lines the
-//! log level would not write are kept, formatted, in the invocation's own state, and written only
-//! when the invocation fails or logs an error.
+//! log level would not write are kept, recorded but not formatted, in the invocation's own state,
+//! and formatted and written only when the invocation fails or logs an error. A line evicted from
+//! the buffer never costs its formatting, and one larger than the buffer stops being recorded at
+//! its bound.
 //!
 //! The lines live in the invocation's task-local state (`invocation`), never in a global: under
 //! managed concurrency each invocation keeps, and writes, only its own.
@@ -8,6 +10,7 @@
 use crate::{
     config::LogFormat,
     invocation::{INVOCATION, InvocationState},
+    log_record::Record,
 };
 use std::sync::Arc;
 use tracing::{Event, Level, Subscriber};
@@ -39,8 +42,17 @@ pub(crate) fn write_kept(state: &InvocationState, format: LogFormat, sink: &Line
         );
         (sink.0)(notice(format, &state.request_id, &message).as_bytes());
     }
-    for line in lines {
-        (sink.0)(&line);
+    // Formatted now, only the lines that are written.
+    let request_id = Some(state.request_id.as_str());
+    for record in lines {
+        let line = match format {
+            LogFormat::Text => Ok(record.text(request_id)),
+            _ => record.json(request_id),
+        };
+        if let Ok(mut line) = line {
+            line.push('\n');
+            (sink.0)(line.as_bytes());
+        }
     }
 }
 
@@ -96,17 +108,21 @@ impl<S: Subscriber> Layer<S> for BufferLayer {
             return;
         }
         let _ = INVOCATION.try_with(|state| {
-            let line = match self.format {
-                LogFormat::Text => crate::log_format::text_line(event),
-                _ => crate::log_format::json_line(event),
+            // Recorded, not formatted: most kept lines are never written. A line larger than the
+            // whole buffer stops being recorded at the bound.
+            let Ok(record) = Record::capture(event, self.max_bytes) else {
+                return;
             };
-            if let Ok(mut line) = line {
-                line.push('\n');
-                state
-                    .log_buffer
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .push(line.into_bytes(), self.max_bytes);
+            let mut buffer = state
+                .log_buffer
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match record {
+                Some(record) => {
+                    let bytes = record.bytes;
+                    buffer.push(record, bytes, self.max_bytes);
+                }
+                None => buffer.evict_unkept(),
             }
         });
     }
