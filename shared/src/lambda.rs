@@ -67,6 +67,11 @@ mod attr {
 
 /// `error.type` of an invocation whose handler panicked.
 const PANIC_ERROR_TYPE: &str = "panic";
+/// `error.type` of an invocation cut short by the process's shutdown.
+const SHUTDOWN_ERROR_TYPE: &str = "shutdown";
+/// `error.type` of an invocation whose future was dropped before it finished (a user's layer
+/// outside tracekit's gave up on it).
+const CANCELLED_ERROR_TYPE: &str = "cancelled";
 /// Deadlines before 2020 are not real deadlines (local emulators send fixed values such as 600000):
 /// the flush is then bounded by the flush timeout alone.
 const PLAUSIBLE_DEADLINE_MS: u64 = 1_577_836_800_000;
@@ -138,6 +143,7 @@ where
         }
         let state = Arc::new(InvocationState::new(invocation.context.request_id.clone()));
         let deadline_ms = invocation.context.deadline;
+        let underway = self.layer.telemetry.invocation_underway();
         // The runtime's services call the handler synchronously from `call`: the task-local must be
         // set for that call as well as for the future.
         let inner = INVOCATION.sync_scope(state.clone(), || {
@@ -145,12 +151,14 @@ where
             self.inner.call(invocation)
         });
         InvocationFuture {
-            inner: INVOCATION.scope(state.clone(), inner.instrument(span.clone())),
+            inner: Some(INVOCATION.scope(state.clone(), inner.instrument(span.clone()))),
+            cut: self.layer.telemetry.cut_signal(),
             finish: Some(Finish {
                 span,
                 state,
                 deadline_ms,
                 telemetry: self.layer.telemetry.clone(),
+                underway,
             }),
             output: None,
             flush: None,
@@ -163,16 +171,35 @@ struct Finish {
     state: Arc<InvocationState>,
     deadline_ms: u64,
     telemetry: Telemetry,
+    /// Dropped once the span has ended: the shutdown waits for that.
+    underway: crate::telemetry::Underway,
 }
 
 pin_project! {
     /// Future of [`InvocationService`]: the invocation, then the flush.
+    ///
+    /// Cut short, by the process's shutdown or by being dropped before it finished, it drops the
+    /// handler's future (whose spans end with it) and ends the invocation span as an error that
+    /// says why, so the last flush still carries the invocation and its children under it.
     pub struct InvocationFuture<F: Future> {
         #[pin]
-        inner: TaskLocalFuture<Arc<InvocationState>, Instrumented<F>>,
+        inner: Option<TaskLocalFuture<Arc<InvocationState>, Instrumented<F>>>,
+        #[pin]
+        cut: tokio::sync::futures::OwnedNotified,
         finish: Option<Finish>,
         output: Option<F::Output>,
         flush: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    }
+
+    impl<F: Future> PinnedDrop for InvocationFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            if let Some(finish) = this.finish.take() {
+                // The handler's spans end first, then the invocation's.
+                this.inner.set(None);
+                finish.cut();
+            }
+        }
     }
 }
 
@@ -188,8 +215,21 @@ impl<F: Future> Future for InvocationFuture<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
         if this.output.is_none() {
+            if let Some(finish) = this.finish.as_ref() {
+                let shutting_down = finish.telemetry.cut_reason().is_some();
+                if shutting_down || this.cut.as_mut().poll(cx).is_ready() {
+                    this.inner.set(None);
+                    if let Some(finish) = this.finish.take() {
+                        finish.cut();
+                    }
+                }
+            }
+            // Cut short, the invocation never answers: the process is ending.
+            let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+                return Poll::Pending;
+            };
             // The response (or error) has been posted when the inner future completes.
-            let output = ready!(this.inner.as_mut().poll(cx));
+            let output = ready!(inner.poll(cx));
             *this.output = Some(output);
             if let Some(finish) = this.finish.take() {
                 *this.flush = finish.end_and_flush();
@@ -208,6 +248,23 @@ impl<F: Future> Future for InvocationFuture<F> {
 }
 
 impl Finish {
+    /// Ends the invocation span of an invocation cut short: an error that says why, with the log
+    /// lines it kept. No flush: the shutdown's, or the next invocation's, carries it.
+    fn cut(self) {
+        let (error_type, message) = match self.telemetry.cut_reason() {
+            Some(reason) => (
+                SHUTDOWN_ERROR_TYPE,
+                format!("the invocation was cut short by the shutdown ({reason})"),
+            ),
+            None => (
+                CANCELLED_ERROR_TYPE,
+                "the invocation was dropped before it finished".to_owned(),
+            ),
+        };
+        error::record(&self.span, error_type, &message);
+        self.telemetry.write_kept_logs(&self.state);
+    }
+
     /// Ends the invocation span; the flush this invocation owes, if any.
     fn end_and_flush(self) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
         let Finish {
@@ -215,6 +272,7 @@ impl Finish {
             state,
             deadline_ms,
             telemetry,
+            underway,
         } = self;
         let error = state
             .error
@@ -265,6 +323,7 @@ impl Finish {
         }
         // Closing the span ends it and hands it to the span buffer, in time for this flush.
         drop(span);
+        drop(underway);
         if !telemetry.flush_due() {
             return None;
         }

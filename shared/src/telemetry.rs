@@ -292,6 +292,7 @@ impl Parts {
                 amortize: AtomicBool::new(false),
                 background: AtomicBool::new(false),
                 wake: tokio::sync::Notify::new(),
+                in_flight: InFlight::default(),
                 init: Mutex::new(None),
                 log_sink: std::sync::OnceLock::new(),
             }),
@@ -523,10 +524,42 @@ pub(crate) struct Inner {
     pub(crate) background: AtomicBool,
     /// Wakes the background flush when an invocation finds a flush due.
     pub(crate) wake: tokio::sync::Notify,
+    /// The invocations under way, and the word that cuts them short at shutdown.
+    pub(crate) in_flight: InFlight,
     /// How long init took, until the first invocation makes its span of it.
     pub(crate) init: Mutex<Option<InitTimes>>,
     /// Where kept log lines are written (`TRACEKIT_LOG_BUFFER`): the log layer's writer.
     pub(crate) log_sink: std::sync::OnceLock<log_buffer::LineSink>,
+}
+
+/// The invocations under way. At shutdown every one is cut short (its span ends as an error naming
+/// the shutdown) before the last flush, so none is exported headless: under managed concurrency
+/// lambda_runtime's workers are tasks of their own, which outlive the runtime's future and would
+/// end their spans after the process had flushed.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    count: std::sync::atomic::AtomicUsize,
+    /// Why invocations are cut short, once shutdown has begun.
+    cut: std::sync::OnceLock<&'static str>,
+    /// Wakes the invocations under way when shutdown begins.
+    cut_now: Arc<tokio::sync::Notify>,
+    /// Wakes the shutdown when the last invocation under way has ended its span.
+    settled: tokio::sync::Notify,
+}
+
+/// One invocation under way, from the layer's `call` until its span has ended.
+#[derive(Debug)]
+pub(crate) struct Underway {
+    telemetry: Telemetry,
+}
+
+impl Drop for Underway {
+    fn drop(&mut self) {
+        let in_flight = &self.telemetry.inner.in_flight;
+        if in_flight.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            in_flight.settled.notify_waiters();
+        }
+    }
 }
 
 /// Handle on tracekit's tracing: the invocation layer, flush and shutdown. Cheap to clone.
@@ -617,6 +650,53 @@ impl Telemetry {
         self.inner.wake.notified().await;
     }
 
+    /// An invocation starts: it is under way until the guard is dropped, after its span ended.
+    pub(crate) fn invocation_underway(&self) -> Underway {
+        self.inner.in_flight.count.fetch_add(1, Ordering::AcqRel);
+        Underway {
+            telemetry: self.clone(),
+        }
+    }
+
+    /// Resolves when shutdown begins: the invocation under way is to be cut short now. Taken before
+    /// the invocation's first poll, so that no shutdown can slip between its check and its wait.
+    pub(crate) fn cut_signal(&self) -> tokio::sync::futures::OwnedNotified {
+        Arc::clone(&self.inner.in_flight.cut_now).notified_owned()
+    }
+
+    /// Why invocations are cut short, once shutdown has begun.
+    pub(crate) fn cut_reason(&self) -> Option<&'static str> {
+        self.inner.in_flight.cut.get().copied()
+    }
+
+    /// Shutdown begins for `reason`: every invocation under way is cut short (when next polled, or
+    /// when dropped). Returns how many were under way.
+    pub(crate) fn cut_invocations(&self, reason: &'static str) -> usize {
+        let in_flight = &self.inner.in_flight;
+        let _ = in_flight.cut.set(reason);
+        // Counted before they are told: each stops being under way as soon as it is.
+        let underway = in_flight.count.load(Ordering::Acquire);
+        in_flight.cut_now.notify_waiters();
+        underway
+    }
+
+    /// Resolves when no invocation is under way, or after `bound`.
+    pub(crate) async fn invocations_settled(&self, bound: Duration) {
+        let in_flight = &self.inner.in_flight;
+        let settled = async {
+            loop {
+                let notified = in_flight.settled.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if in_flight.count.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(bound, settled).await;
+    }
+
     /// How many flushes have started.
     #[cfg(any(test, feature = "testing"))]
     pub(crate) fn flush_count(&self) -> u64 {
@@ -632,6 +712,11 @@ impl Telemetry {
     /// exported is counted in the report.
     pub async fn force_flush(&self, timeout: Duration) -> FlushReport {
         self.inner.flusher.flush(timeout).await
+    }
+
+    /// Every flush's report since the process started, added up (`deferred` is the last one's).
+    pub fn flush_totals(&self) -> FlushReport {
+        self.inner.flusher.totals()
     }
 
     /// Flushes within `timeout` and shuts the provider down; spans ended afterwards are discarded.

@@ -482,6 +482,7 @@ impl FunctionProcess {
         let request_id = invocation.request_id.clone();
         let queued = Queued {
             request_id: request_id.clone(),
+            status: StatusCode::OK,
             headers: invocation.headers(&self.arn(), deadline)?,
             payload: invocation.payload,
             served: served_tx,
@@ -508,6 +509,92 @@ impl FunctionProcess {
             poll_index: answer.poll_index,
             polls: self.runtime.polls.subscribe(),
         })
+    }
+
+    /// Delivers `invocation` on the function's next `/next` poll and returns once it is served,
+    /// without waiting for an answer (for invocations the function is expected never to answer, or
+    /// to answer after the test has moved on).
+    pub async fn deliver(&self, invocation: Invocation) -> Result<()> {
+        let deadline = invocation
+            .deadline
+            .unwrap_or_else(|| SystemTime::now() + DEFAULT_DEADLINE);
+        let (served_tx, served) = oneshot::channel();
+        let (answer, _) = oneshot::channel();
+        let queued = Queued {
+            request_id: invocation.request_id.clone(),
+            status: StatusCode::OK,
+            headers: invocation.headers(&self.arn(), deadline)?,
+            payload: invocation.payload,
+            served: served_tx,
+            answer,
+        };
+        self.enqueue(queued, served).await
+    }
+
+    /// Answers the function's next `/next` poll with `status` and no invocation (Lambda's Runtime
+    /// API answers 500 when it fails), and returns once it is served.
+    pub async fn fail_next(&self, status: StatusCode) -> Result<()> {
+        let (served_tx, served) = oneshot::channel();
+        let (answer, _) = oneshot::channel();
+        let queued = Queued {
+            request_id: String::new(),
+            status,
+            headers: HeaderMap::new(),
+            payload: Bytes::new(),
+            served: served_tx,
+            answer,
+        };
+        self.enqueue(queued, served).await
+    }
+
+    async fn enqueue(&self, queued: Queued, served: oneshot::Receiver<Instant>) -> Result<()> {
+        if self.queue.send(queued).is_err() {
+            return Err(Error::Function(
+                "the Runtime API server has stopped".to_owned(),
+            ));
+        }
+        self.until_function(async { served.await.ok() }, POLL_TIMEOUT, "poll /next")
+            .await?;
+        Ok(())
+    }
+
+    /// Sends `signal` (a `kill` name: `TERM`, `INT`) to the process, and returns at once.
+    pub async fn signal(&self, signal: &str) -> Result<()> {
+        // `kill` the command, not libc: `unsafe_code` is forbidden workspace-wide.
+        Command::new("kill")
+            .args([format!("-{signal}"), self.pid.to_string()])
+            .status()
+            .await
+            .map_err(Error::io("running `kill`"))?;
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself, and returns its exit status once its
+    /// output has been read to the end.
+    pub async fn wait_for_exit(&self, timeout: Duration) -> Result<ExitStatus> {
+        let mut exit = self.exit.clone();
+        if tokio::time::timeout(timeout, exit.wait_for(Option::is_some))
+            .await
+            .is_err()
+        {
+            return Err(Error::Timeout(format!(
+                "function {} did not exit within {timeout:?}\n{}",
+                self.name,
+                self.output_excerpt()
+            )));
+        }
+        self.drain_output().await;
+        match self.exit.borrow().clone() {
+            Some(Ok(status)) => Ok(status),
+            Some(Err(error)) => Err(Error::Function(format!(
+                "waiting for function {} failed: {error}",
+                self.name
+            ))),
+            None => Err(Error::Function(format!(
+                "lost track of function {}",
+                self.name
+            ))),
+        }
     }
 
     /// Waits for the function's first `/next` poll and returns the time from spawning the process to it
@@ -709,6 +796,8 @@ impl Drop for FunctionProcess {
 #[derive(Debug)]
 struct Queued {
     request_id: String,
+    /// What `/next` answers: 200 with the invocation, or a failure with no invocation.
+    status: StatusCode,
     headers: HeaderMap,
     payload: Bytes,
     served: oneshot::Sender<Instant>,
@@ -915,6 +1004,10 @@ impl RuntimeState {
             return respond(StatusCode::INTERNAL_SERVER_ERROR, "the harness has stopped");
         };
         let served_at = Instant::now();
+        if queued.status != StatusCode::OK {
+            let _ = queued.served.send(served_at);
+            return respond(queued.status, "");
+        }
         let in_flight = InFlight {
             served_at,
             poll_index,

@@ -87,6 +87,21 @@ where
 /// For Lambda Managed Instances, [`runtime_concurrent`] gives a runtime whose `run_concurrent` can
 /// be called. tracekit's internals cannot be composed by hand any other way, so no composition
 /// loses a feature silently.
+///
+/// SIGTERM and SIGINT are tracekit's to handle: the invocations in flight are cut short, what is
+/// buffered is flushed, and the process exits. The runtime's own end, when `run` returns
+/// lambda_runtime's error (or panics), is `main`'s to see: flush then, as [`run`] does by itself.
+///
+/// ```no_run
+/// # use tracekit::lambda_runtime::{Error, LambdaEvent, service_fn};
+/// # async fn handler(event: LambdaEvent<serde_json::Value>) -> Result<serde_json::Value, Error> { Ok(event.payload) }
+/// # #[tokio::main] async fn main() -> Result<(), Error> {
+/// let telemetry = tracekit::init()?;
+/// let ended = tracekit::runtime(&telemetry, service_fn(handler)).await.run().await;
+/// telemetry.shutdown(std::time::Duration::from_millis(250)).await;
+/// ended
+/// # }
+/// ```
 pub async fn runtime<A, F, R, B, S, D, E>(
     telemetry: &Telemetry,
     handler: F,

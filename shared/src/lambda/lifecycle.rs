@@ -81,10 +81,29 @@ mod extension {
 /// [Lambda execution environment: shutdown](https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html#runtimes-lifecycle-shutdown)
 const SHUTDOWN_FLUSH: Duration = Duration::from_millis(250);
 
+/// How the runtime came to stop.
+enum Ending {
+    /// The process got this signal.
+    Signal(&'static str),
+    /// The runtime's future ended: with `Ok` (it never does by itself) or its error.
+    Returned(Result<(), lambda_runtime::Error>),
+    /// The runtime panicked (lambda_runtime 1.5 does on a `/next` answer with no request id, such
+    /// as a 500), with the panic's message.
+    Panicked(String),
+}
+
 /// Registers tracekit's extension when the flush is `amortized` (before `runtime` first polls
-/// `/next`), then runs `runtime` until it ends or the process gets SIGTERM. On SIGTERM, an invocation
-/// cut short is dropped (which ends its spans), what is buffered is exported within
-/// [`SHUTDOWN_FLUSH`], and the function returns `Ok`, so `main` exits cleanly.
+/// `/next`), then runs `runtime` until it ends or the process gets SIGTERM or SIGINT. However it
+/// stops (a signal, the runtime's error, its panic) the invocations under way are cut short (their
+/// spans end as errors naming the shutdown), what is buffered is exported within
+/// [`SHUTDOWN_FLUSH`], and one line says what ended the runtime and what was flushed. A signal
+/// returns `Ok`, so `main` exits cleanly; the runtime's error, or its panic as an error, is
+/// returned.
+///
+/// lambda_runtime 1.5 ends the runtime (sequential) or one worker for good (`run_concurrent`) when an
+/// invocation's `Lambda-Runtime-Client-Context` or `Lambda-Runtime-Cognito-Identity` header is not
+/// the JSON it expects: it fails before any layer sees the invocation, so tracekit cannot answer it
+/// and keep the worker. What tracekit can do, it does: nothing buffered is lost with the runtime.
 ///
 /// The runtime arrives boxed as a trait object: nested inline, its future type made the layout of a
 /// user's `main` deeper than the compiler's default recursion limit.
@@ -92,52 +111,118 @@ pub(super) async fn run_until_terminated(
     telemetry: &Telemetry,
     mut runtime: Pin<Box<dyn Future<Output = Result<(), lambda_runtime::Error>> + '_>>,
 ) -> Result<(), lambda_runtime::Error> {
-    let sigterm = watch_sigterm();
+    let signals = Signals::watch();
     start_extension(telemetry).await;
     let background = start_background_flush(telemetry);
     // Init ends here: what follows is the runtime asking for the first invocation.
     telemetry.init_done();
-    tokio::select! {
-        result = &mut runtime => return result,
-        () = terminated(sigterm) => {}
-    }
+    // A panic inside the runtime (not a handler's: lambda_runtime catches those) is caught here, so
+    // that it cannot take the buffer with it.
+    let caught = std::future::poll_fn(|cx| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.as_mut().poll(cx)))
+            .map_or_else(|panic| Poll::Ready(Err(panic)), |poll| poll.map(Ok))
+    });
+    let ending = tokio::select! {
+        result = caught => match result {
+            Ok(result) => Ending::Returned(result),
+            Err(panic) => Ending::Panicked(panic_message(panic.as_ref())),
+        },
+        signal = signals.received() => Ending::Signal(signal),
+    };
+    let reason = match &ending {
+        Ending::Signal(signal) => signal,
+        Ending::Returned(_) | Ending::Panicked(_) => "the runtime stopped",
+    };
+    // Concurrent invocations, on tasks of their own, are told to stop; a sequential one is dropped
+    // with the runtime's future.
+    let cut = telemetry.cut_invocations(reason);
     drop(runtime);
-    if let Some(background) = background {
-        background.abort();
+    shut_down(telemetry, cut, background, &ending).await;
+    match ending {
+        Ending::Signal(_) => Ok(()),
+        Ending::Returned(result) => result,
+        Ending::Panicked(message) => Err(format!("lambda_runtime panicked: {message}").into()),
     }
-    flush_at_shutdown(telemetry).await;
-    Ok(())
 }
 
 /// What [`run_until_terminated`] does around a runtime, for a runtime `main` runs itself
-/// ([`runtime`]): the extension now, the background flush, and a task that flushes on SIGTERM and
-/// then ends the process, as the runtime would not.
+/// ([`runtime`]): the extension now, the background flush, and a task that, on SIGTERM or SIGINT,
+/// cuts the invocations under way short, flushes, and then ends the process, as the runtime would
+/// not. The runtime's own end (its error or panic) is `main`'s to see: see [`runtime`] for the
+/// flush to call then.
 pub(super) async fn start_beside_a_runtime(telemetry: &Telemetry) {
-    let sigterm = watch_sigterm();
+    let signals = Signals::watch();
     start_extension(telemetry).await;
     let background = start_background_flush(telemetry);
     // Init ends here: what follows is the runtime asking for the first invocation.
     telemetry.init_done();
     let telemetry = telemetry.clone();
     tokio::spawn(async move {
-        terminated(sigterm).await;
-        if let Some(background) = background {
-            background.abort();
-        }
-        flush_at_shutdown(&telemetry).await;
+        let signal = signals.received().await;
+        let cut = telemetry.cut_invocations(signal);
+        shut_down(&telemetry, cut, background, &Ending::Signal(signal)).await;
         std::process::exit(0);
     });
 }
 
-/// The SIGTERM flush: what is buffered, within [`SHUTDOWN_FLUSH`].
-async fn flush_at_shutdown(telemetry: &Telemetry) {
-    let report = telemetry.shutdown(SHUTDOWN_FLUSH).await;
-    tracing::info!(
-        target: "tracekit",
-        exported = report.exported,
-        dropped = report.dropped,
-        "SIGTERM: buffered spans flushed, exiting"
-    );
+/// How long, of [`SHUTDOWN_FLUSH`], the invocations under way get to end their spans.
+const CUT_BOUND: Duration = Duration::from_millis(50);
+
+/// The last flush, once the `cut` invocations under way were told to stop: their spans ended, the background flush stopped (what it had
+/// taken is counted by the flush below), what is buffered exported within [`SHUTDOWN_FLUSH`], and
+/// one line that says what ended the runtime and what was flushed.
+async fn shut_down(
+    telemetry: &Telemetry,
+    cut: usize,
+    background: Option<tokio::task::JoinHandle<()>>,
+    ending: &Ending,
+) {
+    telemetry.invocations_settled(CUT_BOUND).await;
+    if let Some(background) = background {
+        background.abort();
+        // Aborted, it lets go of the flush gate and books the batch it held.
+        let _ = background.await;
+    }
+    let report = telemetry.shutdown(SHUTDOWN_FLUSH - CUT_BOUND).await;
+    let totals = telemetry.flush_totals();
+    let (exported, dropped, unconfirmed) = (report.exported, report.dropped, report.unconfirmed);
+    // This flush's counts, and the process's since it started.
+    let (total_exported, total_dropped, total_unconfirmed) =
+        (totals.exported, totals.dropped, totals.unconfirmed);
+    macro_rules! ended {
+        ($level:ident, $($message:tt)+) => {
+            tracing::$level!(
+                target: "tracekit",
+                exported, dropped, unconfirmed, cut,
+                total_exported, total_dropped, total_unconfirmed,
+                $($message)+
+            )
+        };
+    }
+    match ending {
+        Ending::Signal(signal) => ended!(info, "{signal}: buffered spans flushed, exiting"),
+        Ending::Returned(Ok(())) => ended!(
+            warn,
+            "the Lambda runtime stopped: buffered spans flushed, exiting"
+        ),
+        Ending::Returned(Err(error)) => ended!(
+            error,
+            "the Lambda runtime failed ({error}): buffered spans flushed, exiting"
+        ),
+        Ending::Panicked(message) => ended!(
+            error,
+            "the Lambda runtime panicked ({message}): buffered spans flushed, exiting"
+        ),
+    }
+}
+
+/// A panic's message, when it is text.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 /// Under managed concurrency with the `amortized` flush in force, the task that flushes: when an
@@ -176,36 +261,58 @@ fn start_background_flush(telemetry: &Telemetry) -> Option<tokio::task::JoinHand
     }))
 }
 
-/// SIGTERM's handler, installed now: before the runtime's first `/next`, so that no SIGTERM can
-/// find the default action (ending the process unflushed) however the tasks are scheduled. `None`
-/// where the signal cannot be watched, with a warning.
-#[cfg(unix)]
-fn watch_sigterm() -> Option<tokio::signal::unix::Signal> {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(sigterm) => Some(sigterm),
-        Err(error) => {
-            tracing::warn!(target: "tracekit", %error, "cannot watch SIGTERM; spans buffered at shutdown may be lost");
-            None
+/// The signals that end the process: SIGTERM (Lambda's shutdown) and SIGINT (Ctrl-C, and
+/// `cargo lambda watch` stopping its emulator). Their handlers are installed at once: before the
+/// runtime's first `/next`, so that no signal can find the default action (ending the process
+/// unflushed) however the tasks are scheduled. A signal that cannot be watched is warned about.
+struct Signals {
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    #[cfg(unix)]
+    fn watch() -> Signals {
+        use tokio::signal::unix::{SignalKind, signal};
+        let watch = |kind: SignalKind, name: &str| match signal(kind) {
+            Ok(signal) => Some(signal),
+            Err(error) => {
+                tracing::warn!(target: "tracekit", %error, "cannot watch {name}; spans buffered when it comes may be lost");
+                None
+            }
+        };
+        Signals {
+            terminate: watch(SignalKind::terminate(), "SIGTERM"),
+            interrupt: watch(SignalKind::interrupt(), "SIGINT"),
         }
     }
-}
 
-#[cfg(not(unix))]
-fn watch_sigterm() -> Option<()> {
-    None
-}
-
-/// Resolves when the process gets SIGTERM; never, where that signal cannot be watched.
-#[cfg(unix)]
-async fn terminated(sigterm: Option<tokio::signal::unix::Signal>) {
-    if let Some(mut sigterm) = sigterm {
-        sigterm.recv().await;
-        return;
+    #[cfg(not(unix))]
+    fn watch() -> Signals {
+        Signals {}
     }
-    std::future::pending::<()>().await;
-}
 
-#[cfg(not(unix))]
-async fn terminated(_sigterm: Option<()>) {
-    std::future::pending::<()>().await;
+    /// Resolves with the signal's name when the process gets one; never, where none can be watched.
+    #[cfg(unix)]
+    async fn received(mut self) -> &'static str {
+        async fn recv(signal: Option<&mut tokio::signal::unix::Signal>) {
+            match signal {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+        tokio::select! {
+            () = recv(self.terminate.as_mut()) => "SIGTERM",
+            () = recv(self.interrupt.as_mut()) => "SIGINT",
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn received(self) -> &'static str {
+        std::future::pending::<&'static str>().await
+    }
 }
