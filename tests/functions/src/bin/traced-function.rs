@@ -9,7 +9,7 @@
 //! - `{"metadata": {"namespace": {"key": value, ...}}}` keeps each value as X-Ray metadata of the
 //!   invocation span (`tracekit::metadata`), and opens one `described` span with the metadata field
 //!   `metadata.payment.provider = "stripe"`;
-//! - `{"debug": "text"}` logs `text` at DEBUG first;
+//! - `{"debug": "text"}` logs `text` at DEBUG first (`"repeat": N` times, once by default);
 //! - an SNS event (`{"Records": [{"EventSource": "aws:sns", ...}]}`) is processed with
 //!   `tracekit::sns::SnsProcessor`, one `process` span per message; a message `"fail"` fails;
 //! - `{"fail": "message"}` returns an error of type `OrderError` with that message;
@@ -69,7 +69,10 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, OrderError> {
         };
     }
     if let Some(text) = payload.get("debug").and_then(Value::as_str) {
-        tracing::debug!("{text}");
+        let lines = payload.get("repeat").and_then(Value::as_u64).unwrap_or(1);
+        for _ in 0..lines {
+            tracing::debug!("{text}");
+        }
     }
     if let Some(message) = payload.get("fail").and_then(Value::as_str) {
         tracing::warn!("refusing the order");
