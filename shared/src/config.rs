@@ -223,8 +223,10 @@ pub enum Propagator {
     Baggage,
     /// AWS X-Ray `X-Amzn-Trace-Id`.
     Xray,
-    /// X-Ray, named as other OpenTelemetry distributions name it for Lambda. tracekit always takes
-    /// the invocation's parent from the Lambda trace header, so this behaves like [`Propagator::Xray`].
+    /// X-Ray, as [`Propagator::Xray`] for carriers, but the invocation's caller is its parent: an
+    /// `Invoke`'s `ClientContext.custom` or an HTTP event's own trace headers, when they name a trace
+    /// other than Lambda's one, with Lambda's segment a link.
+    /// Under `xray` the `Invoke` caller is a link and the HTTP headers are not read.
     XrayLambda,
 }
 

@@ -3,9 +3,10 @@
 //! how the span follows its producer (the link-or-parent policy).
 
 #[cfg(any(feature = "sqs", feature = "sns"))]
+use crate::propagation::{AnyCase, Carried};
+#[cfg(any(feature = "sqs", feature = "sns"))]
 use opentelemetry::{
     Context, KeyValue,
-    propagation::Extractor,
     trace::{SpanContext, TraceContextExt, TraceFlags},
 };
 #[cfg(any(feature = "sqs", feature = "sns"))]
@@ -111,60 +112,28 @@ pub(crate) fn add_link(span: &Span, producer: SpanContext, message_id: &str) {
 }
 
 #[cfg(any(feature = "sqs", feature = "sns"))]
-/// A message's attributes as a propagation carrier (keys are matched case-insensitively).
-pub(crate) struct Attributes<'a>(pub(crate) &'a HashMap<&'a str, &'a str>);
-
-#[cfg(any(feature = "sqs", feature = "sns"))]
-impl Extractor for Attributes<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| *v)
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().copied().collect()
-    }
-}
-
-#[cfg(any(feature = "sqs", feature = "sns"))]
 /// The producer's context from a message's attributes (or an SNS envelope's), through every
 /// configured propagator: a `traceparent`, or an `X-Amzn-Trace-Id` alone (as OpenTelemetry JS's
-/// aws-sdk instrumentation writes with the X-Ray propagator). Keys that carry no context on their own
-/// (`tracestate`, `baggage`) are not a reason to warn when nothing else is there.
+/// aws-sdk instrumentation writes with the X-Ray propagator), keys in any case. Keys that carry no
+/// context on their own (`tracestate`, `baggage`) are not a reason to warn when nothing else is
+/// there; a `traceparent` given twice (keys differing in case) is no context.
 pub(crate) fn from_attributes(
     attributes: &HashMap<&str, &str>,
     message_id: &str,
     carrier: &str,
 ) -> Option<SpanContext> {
-    let present = |field: &str| attributes.keys().any(|key| key.eq_ignore_ascii_case(field));
-    let (any_field, context_field) = opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.fields().filter(|field| present(field)).fold(
-            (false, false),
-            |(_, context), field| {
-                let carries_context = !field.eq_ignore_ascii_case("tracestate")
-                    && !field.eq_ignore_ascii_case("baggage");
-                (true, context || carries_context)
-            },
-        )
-    });
-    if !any_field {
-        return None;
-    }
-    let context = crate::propagation::extract(&Attributes(attributes));
-    let span_context = context.span().span_context().clone();
-    if span_context.is_valid() {
-        Some(span_context)
-    } else {
-        if context_field {
+    let fields = AnyCase::new(attributes.iter().map(|(key, value)| (*key, *value)));
+    match crate::propagation::extract_carried(&fields) {
+        Carried::Context(context) => Some(context.span().span_context().clone()),
+        Carried::Refused => {
             tracing::warn!(
                 message_id,
                 carrier,
                 "ignoring a malformed trace context on a message"
             );
+            None
         }
-        None
+        Carried::Nothing => None,
     }
 }
 

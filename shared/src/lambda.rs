@@ -424,7 +424,7 @@ fn invocation_span(
         }
     };
     let xray_lambda = config.propagators.contains(&Propagator::XrayLambda);
-    // A direct `Invoke` from a W3C caller carries its context in `ClientContext.custom`.
+    // A direct `Invoke` carries its caller's context in `ClientContext.custom`.
     let caller = context.client_context.as_ref().and_then(|client| {
         caller_context(&client.custom, lambda_parent.as_ref(), &context.request_id)
     });
@@ -485,30 +485,34 @@ fn excluded(config: &crate::Config, trigger: &Trigger) -> bool {
 /// `xray-lambda`: the parent the HTTP request's own trace headers name, when they name one in a
 /// trace other than the invocation's. When they name the invocation's own trace (API Gateway with
 /// active tracing passes its header on, and Lambda's segment already hangs under it), Lambda's
-/// header is the nearer parent and wins. A malformed carrier falls back to Lambda's header, with a
-/// warning.
+/// header is the nearer parent and wins. A malformed carrier, or a repeated `traceparent`, falls
+/// back to Lambda's header, with one warning.
 fn carrier_parent(
     trigger: &Trigger,
     lambda_parent: Option<&SpanContext>,
     request_id: &str,
 ) -> Option<opentelemetry::Context> {
-    if trigger.carrier.is_empty() {
+    let headers = &trigger.carrier;
+    if headers.is_empty() {
         return None;
     }
-    let carrier = opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.extract(&trigger.carrier)
-    });
+    let repeated = headers.repeated_traceparent();
+    if repeated {
+        // W3C: a request with more than one traceparent has none; any other format still counts.
+        tracing::warn!(target: "tracekit", request_id, "the request carries more than one traceparent: none of them is read");
+    }
+    let carrier =
+        opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(headers));
     let remote = carrier.span().span_context().clone();
     if !remote.is_valid() {
         // ALB and API Gateway send Root-only X-Ray headers (`Root=1-…`, no `Parent`): a trace id to
         // log by, not a parent, and nothing to warn about.
-        let names_a_parent = trigger.carrier.traceparent.is_some()
-            || trigger
-                .carrier
+        let names_a_parent = !headers.traceparent.is_empty()
+            || headers
                 .xray
                 .as_deref()
                 .is_some_and(|header| header.contains("Parent="));
-        if names_a_parent {
+        if names_a_parent && !repeated {
             tracing::warn!(target: "tracekit", request_id, "the request's trace headers are malformed: the invocation's trace header is the parent");
         }
         return None;
@@ -519,26 +523,32 @@ fn carrier_parent(
     Some(carrier)
 }
 
-/// The caller's context in a client context's `custom` map (W3C `traceparent`, as tracekit and
-/// OpenTelemetry's JavaScript instrumentation write it on `Invoke`), when it names a trace other than
-/// the invocation's: a caller in the invocation's own trace is already its ancestor through Lambda's
-/// segment. A malformed `traceparent` is skipped with a warning.
+/// The caller's context in a client context's `custom` map, read as an SQS message's attributes
+/// are: through every configured propagator, keys in any case, so a W3C `traceparent` (as tracekit
+/// and OpenTelemetry JS write it on `Invoke`) or an `x-amzn-trace-id` alone (OpenTelemetry JS's
+/// aws-sdk instrumentation with the X-Ray propagator); with both, the last configured format's.
+/// `None` when it names the invocation's own trace: such a caller is already its ancestor through
+/// Lambda's segment. A malformed context, or a repeated `traceparent`, is skipped with one warning.
 fn caller_context(
     custom: &std::collections::HashMap<String, String>,
     lambda_parent: Option<&SpanContext>,
     request_id: &str,
 ) -> Option<opentelemetry::Context> {
-    if !custom.contains_key("traceparent") {
-        return None;
-    }
-    let caller =
-        opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(custom));
-    let remote = caller.span().span_context().clone();
-    if !remote.is_valid() {
-        tracing::warn!(target: "tracekit", request_id, "the client context's traceparent is malformed: ignored");
-        return None;
-    }
-    if lambda_parent.is_some_and(|lambda| lambda.trace_id() == remote.trace_id()) {
+    let fields = propagation::AnyCase::new(
+        custom
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.as_str())),
+    );
+    let caller = match propagation::extract_carried(&fields) {
+        propagation::Carried::Context(caller) => caller,
+        propagation::Carried::Refused => {
+            tracing::warn!(target: "tracekit", request_id, "the client context's trace context is malformed or repeated: ignored");
+            return None;
+        }
+        propagation::Carried::Nothing => return None,
+    };
+    let remote = caller.span().span_context().trace_id();
+    if lambda_parent.is_some_and(|lambda| lambda.trace_id() == remote) {
         return None;
     }
     Some(caller)
@@ -1012,7 +1022,15 @@ mod tests {
             Caller,
             NewRoot,
         }
-        // (propagator, event, Lambda header, expected parent, a link to Lambda's segment, reason)
+        let rest = |headers: serde_json::Value, multi: serde_json::Value| {
+            serde_json::json!({"resource": "/orders", "path": "/orders", "httpMethod": "GET",
+                "headers": headers, "multiValueHeaders": multi, "requestContext": {"stage": "prod"}})
+        };
+        let other_traceparent = "00-11111111111111111111111111111111-2222222222222222-01";
+        let caller_xray =
+            "Root=1-0af76519-16cd43dd8448eb211c80319c;Parent=b7ad6b7169203331;Sampled=1";
+        // (propagator, event, Lambda header, expected parent, a link to Lambda's segment, WARN
+        // lines, reason)
         let cases = [
             (
                 Propagator::Xray,
@@ -1020,6 +1038,7 @@ mod tests {
                 Some(HEADER),
                 Parent::Lambda,
                 false,
+                0,
                 "xray: Lambda's header only",
             ),
             (
@@ -1028,6 +1047,7 @@ mod tests {
                 Some(HEADER),
                 Parent::Caller,
                 true,
+                0,
                 "xray-lambda: the caller's W3C trace wins, Lambda's segment is a link",
             ),
             (
@@ -1036,6 +1056,7 @@ mod tests {
                 Some(HEADER),
                 Parent::Lambda,
                 false,
+                0,
                 "the caller's header names Lambda's own trace: Lambda's segment is the nearer parent",
             ),
             (
@@ -1044,6 +1065,7 @@ mod tests {
                 Some(HEADER),
                 Parent::Lambda,
                 false,
+                1,
                 "a malformed carrier: Lambda's header",
             ),
             (
@@ -1052,6 +1074,7 @@ mod tests {
                 Some(HEADER),
                 Parent::Lambda,
                 false,
+                0,
                 "not an HTTP event: no carrier",
             ),
             (
@@ -1060,7 +1083,8 @@ mod tests {
                 None,
                 Parent::Caller,
                 false,
-                "no Lambda header: the caller, nothing to link",
+                1,
+                "no Lambda header (its warning): the caller, nothing to link",
             ),
             (
                 Propagator::Xray,
@@ -1068,10 +1092,67 @@ mod tests {
                 None,
                 Parent::NewRoot,
                 false,
+                1,
                 "xray without a Lambda header: a new trace",
             ),
+            (
+                Propagator::XrayLambda,
+                http(
+                    serde_json::json!({"traceparent": other_traceparent, "Traceparent": traceparent}),
+                ),
+                Some(HEADER),
+                Parent::Lambda,
+                false,
+                1,
+                "two keys differing in case: a repeated traceparent is no context, one warning",
+            ),
+            (
+                Propagator::XrayLambda,
+                http(serde_json::json!({"traceparent": traceparent, "TRACEPARENT": traceparent})),
+                Some(HEADER),
+                Parent::Lambda,
+                false,
+                1,
+                "the same value twice is repeated too",
+            ),
+            (
+                Propagator::XrayLambda,
+                rest(
+                    serde_json::json!({"traceparent": other_traceparent}),
+                    serde_json::json!({"traceparent": [traceparent, other_traceparent]}),
+                ),
+                Some(HEADER),
+                Parent::Lambda,
+                false,
+                1,
+                "two values in multiValueHeaders (headers holding the last): repeated",
+            ),
+            (
+                Propagator::XrayLambda,
+                rest(
+                    serde_json::json!({"traceparent": traceparent}),
+                    serde_json::json!({"traceparent": [traceparent]}),
+                ),
+                Some(HEADER),
+                Parent::Caller,
+                true,
+                0,
+                "API Gateway REST gives one header in both maps: not a repetition",
+            ),
+            (
+                Propagator::XrayLambda,
+                rest(
+                    serde_json::Value::Null,
+                    serde_json::json!({"traceparent": [traceparent, other_traceparent], "X-Amzn-Trace-Id": [caller_xray]}),
+                ),
+                Some(HEADER),
+                Parent::Caller,
+                true,
+                1,
+                "a repeated traceparent (one warning) leaves the X-Ray header to name the parent",
+            ),
         ];
-        for (propagator, event, header, expected, linked, reason) in cases {
+        for (propagator, event, header, expected, linked, warnings, reason) in cases {
             let mut config = crate::Config::from_lookup(|_| None).expect("defaults");
             config.propagators = vec![Propagator::TraceContext, propagator];
             let test = TestTelemetry::with_config(config);
@@ -1098,6 +1179,165 @@ mod tests {
                 .collect();
             assert_eq!(links == [LAMBDA_PARENT], linked, "{reason}: {links:?}");
             assert!(links.len() <= 1, "{reason}: {links:?}");
+            let warned: Vec<String> = test
+                .log_lines()
+                .into_iter()
+                .filter(|line| line.contains(r#""level":"WARN""#))
+                .collect();
+            assert_eq!(warned.len(), warnings, "{reason}: {warned:#?}");
+        }
+    }
+
+    /// The caller's context in an `Invoke`'s `ClientContext.custom`, read as an SQS message's
+    /// attributes are: any configured format, keys in any case, a repeated `traceparent` refused.
+    #[tokio::test]
+    async fn an_invoke_callers_context_is_read_as_message_attributes_are() {
+        const LAMBDA_TRACE: &str = "5759e988bd862e3fe1be46a994272793";
+        const LAMBDA_PARENT: &str = "53995c3f42cd8ad8";
+        const CALLER_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+        const CALLER_PARENT: &str = "b7ad6b7169203331";
+        let traceparent = format!("00-{CALLER_TRACE}-{CALLER_PARENT}-01");
+        let other_traceparent = "00-11111111111111111111111111111111-2222222222222222-01";
+        let caller_xray =
+            "Root=1-0af76519-16cd43dd8448eb211c80319c;Parent=b7ad6b7169203331;Sampled=1";
+        let own_trace = format!("00-{LAMBDA_TRACE}-1111111111111111-01");
+        #[derive(Debug, PartialEq)]
+        enum Parent {
+            Lambda,
+            Caller,
+        }
+        // (propagator, custom, expected parent, links (span ids), WARN lines, reason)
+        type Case<'a> = (
+            Propagator,
+            serde_json::Value,
+            Parent,
+            Vec<&'a str>,
+            usize,
+            &'a str,
+        );
+        let cases: Vec<Case<'_>> = vec![
+            (
+                Propagator::XrayLambda,
+                serde_json::json!({"x-amzn-trace-id": caller_xray}),
+                Parent::Caller,
+                vec![LAMBDA_PARENT],
+                0,
+                "xray-lambda: an x-amzn-trace-id alone (OpenTelemetry JS) is the parent",
+            ),
+            (
+                Propagator::Xray,
+                serde_json::json!({"x-amzn-trace-id": caller_xray}),
+                Parent::Lambda,
+                vec![CALLER_PARENT],
+                0,
+                "xray: an x-amzn-trace-id alone is linked",
+            ),
+            (
+                Propagator::XrayLambda,
+                serde_json::json!({"X-Amzn-Trace-Id": caller_xray, "tenant": "a"}),
+                Parent::Caller,
+                vec![LAMBDA_PARENT],
+                0,
+                "keys in any case, as message attributes",
+            ),
+            (
+                Propagator::XrayLambda,
+                serde_json::json!({"Traceparent": traceparent}),
+                Parent::Caller,
+                vec![LAMBDA_PARENT],
+                0,
+                "a traceparent in any case",
+            ),
+            (
+                Propagator::XrayLambda,
+                serde_json::json!({"traceparent": other_traceparent, "x-amzn-trace-id": caller_xray}),
+                Parent::Caller,
+                vec![LAMBDA_PARENT],
+                0,
+                "both: the last configured format's (xray-lambda after tracecontext), as SQS",
+            ),
+            (
+                Propagator::XrayLambda,
+                serde_json::json!({"traceparent": traceparent, "Traceparent": other_traceparent}),
+                Parent::Lambda,
+                vec![],
+                1,
+                "a repeated traceparent is no context, one warning",
+            ),
+            (
+                Propagator::XrayLambda,
+                serde_json::json!({"x-amzn-trace-id": "Root=1-0af76519-16cd43dd8448eb211c80319c;Sampled=1"}),
+                Parent::Lambda,
+                vec![],
+                1,
+                "a Root-only header names no caller: a warning, as on a message",
+            ),
+            (
+                Propagator::XrayLambda,
+                serde_json::json!({"traceparent": "00-zz", "tenant": "a"}),
+                Parent::Lambda,
+                vec![],
+                1,
+                "a malformed traceparent: one warning",
+            ),
+            (
+                Propagator::XrayLambda,
+                serde_json::json!({"tracestate": "a=b", "baggage": "k=v", "tenant": "a"}),
+                Parent::Lambda,
+                vec![],
+                0,
+                "no field that names a context: nothing, no warning",
+            ),
+            (
+                Propagator::XrayLambda,
+                serde_json::json!({"traceparent": own_trace}),
+                Parent::Lambda,
+                vec![],
+                0,
+                "a caller in the invocation's own trace is its ancestor already",
+            ),
+        ];
+        for (propagator, custom, expected, links, warnings, reason) in cases {
+            let mut config = crate::Config::from_lookup(|_| None).expect("defaults");
+            config.propagators = vec![Propagator::TraceContext, propagator];
+            let test = TestTelemetry::with_config(config);
+            let mut service = test.layer().layer(ok_runtime());
+            let mut invocation = FakeInvocation::new(serde_json::json!({"children": 0}))
+                .trace_header(HEADER)
+                .into_invocation();
+            invocation.context.client_context = Some(
+                serde_json::from_value(serde_json::json!({"custom": custom}))
+                    .expect("a client context"),
+            );
+            service
+                .ready()
+                .await
+                .expect("ready")
+                .call(invocation)
+                .await
+                .expect("invocation succeeds");
+            let span = &test.spans()[0];
+            let actual = match (
+                format!("{:032x}", span.span_context.trace_id()).as_str(),
+                format!("{:016x}", span.parent_span_id).as_str(),
+            ) {
+                (LAMBDA_TRACE, LAMBDA_PARENT) => Parent::Lambda,
+                (CALLER_TRACE, CALLER_PARENT) => Parent::Caller,
+                other => panic!("{reason}: unexpected parent {other:?}"),
+            };
+            assert_eq!(actual, expected, "{reason}");
+            let linked: Vec<String> = span
+                .links
+                .iter()
+                .map(|link| format!("{:016x}", link.span_context.span_id()))
+                .collect();
+            assert_eq!(linked, links, "{reason}");
+            let warned: Vec<String> = test
+                .log_lines()
+                .into_iter()
+                .filter(|line| line.contains(r#""level":"WARN""#))
+                .collect();
+            assert_eq!(warned.len(), warnings, "{reason}: {warned:#?}");
         }
     }
 

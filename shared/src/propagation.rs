@@ -22,7 +22,7 @@ use crate::config::{Propagator, SampledZeroPolicy, SamplerConfig};
 use opentelemetry::{
     Context,
     propagation::{Extractor, Injector, TextMapCompositePropagator, TextMapPropagator},
-    trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState},
+    trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState},
 };
 use opentelemetry_sdk::propagation::BaggagePropagator;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -293,6 +293,75 @@ pub(crate) fn now_secs() -> u64 {
         .map_or(0, |elapsed| elapsed.as_secs())
 }
 
+/// What a carrier (message attributes, an envelope, an `Invoke` client context) holds for the
+/// configured propagators.
+pub(crate) enum Carried {
+    /// No field that names a context on its own (`traceparent`, `X-Amzn-Trace-Id`) is there;
+    /// `tracestate` or `baggage` alone is nothing to warn about.
+    Nothing,
+    /// One is, but no configured reader takes it: malformed, or a repeated `traceparent`.
+    Refused,
+    /// The context the carrier names (when several formats do, the last configured one's).
+    Context(Context),
+}
+
+/// Reads `carrier` through every configured propagator, and says whether it held a context, a
+/// refused one, or none ([`Carried`]).
+pub(crate) fn extract_carried(carrier: &dyn Extractor) -> Carried {
+    let keys = carrier.keys();
+    let present = |field: &str| keys.iter().any(|key| key.eq_ignore_ascii_case(field));
+    let names_a_context = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.fields().any(|field| {
+            present(field)
+                && !field.eq_ignore_ascii_case("tracestate")
+                && !field.eq_ignore_ascii_case("baggage")
+        })
+    });
+    if !names_a_context {
+        return Carried::Nothing;
+    }
+    let context = extract(carrier);
+    if context.span().span_context().is_valid() {
+        Carried::Context(context)
+    } else {
+        Carried::Refused
+    }
+}
+
+/// A carrier of `key: value` pairs read whatever the keys' case: message attributes, an `Invoke`
+/// client context's `custom` map. Two keys that differ only in case are one field given twice
+/// ([`Extractor::get_all`]), so a repeated `traceparent` is refused as a repeated header is.
+pub(crate) struct AnyCase<'a>(Vec<(&'a str, &'a str)>);
+
+impl<'a> AnyCase<'a> {
+    pub(crate) fn new(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        AnyCase(pairs.into_iter().collect())
+    }
+}
+
+impl Extractor for AnyCase<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| *v)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.iter().map(|(k, _)| *k).collect()
+    }
+
+    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
+        let all: Vec<&str> = self
+            .0
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| *v)
+            .collect();
+        (!all.is_empty()).then_some(all)
+    }
+}
+
 /// The trace id of a Root-only X-Ray header: a valid `Root`, no `Parent`, and nothing malformed
 /// besides (`Root=1-…;Sampled=1`, `Root=1-…;Lineage=…`, as the X-Ray developer guide and the X-Ray
 /// SDKs write them when no segment has been recorded yet). Such a header names a trace but no
@@ -491,6 +560,89 @@ mod tests {
         ];
         for (trace_id, expected, reason) in cases {
             assert_eq!(is_xray_trace_id(trace_id, now), expected, "{reason}");
+        }
+    }
+
+    #[test]
+    fn a_carrier_holds_a_context_a_refused_one_or_nothing() {
+        install(&[
+            Propagator::TraceContext,
+            Propagator::Baggage,
+            Propagator::Xray,
+        ]);
+        const TP: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        const OTHER_TP: &str = "00-11111111111111111111111111111111-2222222222222222-01";
+        let xray = format!("Root={ROOT};Parent={PARENT};Sampled=1");
+        let w3c = TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").expect("hex");
+        #[derive(Debug, PartialEq)]
+        enum Seen {
+            Nothing,
+            Refused,
+            Context(TraceId),
+        }
+        // (fields, what the carrier holds, reason)
+        type Case<'a> = (&'a [(&'a str, &'a str)], Seen, &'a str);
+        let cases: &[Case<'_>] = &[
+            (&[("traceparent", TP)], Seen::Context(w3c), "a traceparent"),
+            (
+                &[("TraceParent", TP)],
+                Seen::Context(w3c),
+                "keys in any case",
+            ),
+            (
+                &[("x-amzn-trace-id", &xray)],
+                Seen::Context(trace_id()),
+                "an X-Ray header alone",
+            ),
+            (
+                &[("X-Amzn-Trace-Id", &xray), ("traceparent", TP)],
+                Seen::Context(trace_id()),
+                "both: the last configured format's",
+            ),
+            (
+                &[("traceparent", TP), ("Traceparent", OTHER_TP)],
+                Seen::Refused,
+                "a traceparent given twice is refused",
+            ),
+            (
+                &[("traceparent", TP), ("TRACEPARENT", TP)],
+                Seen::Refused,
+                "even with the same value",
+            ),
+            (
+                &[
+                    ("traceparent", TP),
+                    ("Traceparent", TP),
+                    ("x-amzn-trace-id", &xray),
+                ],
+                Seen::Context(trace_id()),
+                "a repeated traceparent leaves the other format",
+            ),
+            (&[("traceparent", "00-zz")], Seen::Refused, "malformed"),
+            (
+                &[(
+                    "x-amzn-trace-id",
+                    "Root=1-5759e988-bd862e3fe1be46a994272793",
+                )],
+                Seen::Refused,
+                "Root-only: no parent to continue",
+            ),
+            (
+                &[("tracestate", "a=b"), ("baggage", "k=v")],
+                Seen::Nothing,
+                "no field that names a context on its own",
+            ),
+            (&[("tenant", "a")], Seen::Nothing, "unrelated keys"),
+            (&[], Seen::Nothing, "empty"),
+        ];
+        for (fields, expected, reason) in cases {
+            let carried = extract_carried(&AnyCase::new(fields.iter().copied()));
+            let actual = match carried {
+                Carried::Nothing => Seen::Nothing,
+                Carried::Refused => Seen::Refused,
+                Carried::Context(cx) => Seen::Context(cx.span().span_context().trace_id()),
+            };
+            assert_eq!(actual, *expected, "{reason}");
         }
     }
 

@@ -10,6 +10,10 @@
 //! - Step Functions (LocalStack): the execution's `traceHeader` read back with `DescribeExecution`.
 //! - Lambda `Invoke` (the scripted endpoint: no emulator here serves Lambda in host mode): the
 //!   `X-Amz-Client-Context` the request carried, W3C context beside the user's keys.
+//!
+//! And the receiving side of the carriers tracekit reads at the invocation (real function
+//! processes on the harness's Runtime API): an `Invoke`'s `ClientContext.custom` (`invoked`), an
+//! HTTP event's own trace headers under `xray-lambda` (`http_request`).
 
 use integration_tests::scripted::{Scripted, ScriptedEndpoint};
 use integration_tests::stack;
@@ -456,9 +460,9 @@ async fn lambda_invoke_carries_w3c_context_in_the_client_context_beside_the_user
 }
 
 mod invoked {
-    //! The consumer side of `Invoke`: a function invoked directly continues its caller's W3C
-    //! context from `ClientContext.custom` (a real function process, the harness's Runtime API
-    //! passing the client context as Lambda does).
+    //! The consumer side of `Invoke`: a function invoked directly continues its caller's context
+    //! from `ClientContext.custom` (a W3C `traceparent`, or an `x-amzn-trace-id` alone), a real
+    //! function process, the harness's Runtime API passing the client context as Lambda does.
     use integration_tests::xray;
     use integration_tests::{FunctionProcess, Invocation, OtlpReceiver, stack};
     use std::time::Duration;
@@ -473,6 +477,13 @@ mod invoked {
     async fn invoked(
         propagators: &str,
         traceparent: &str,
+    ) -> (integration_tests::ReceivedSpan, Vec<String>) {
+        invoked_with(propagators, client_context(traceparent)).await
+    }
+
+    async fn invoked_with(
+        propagators: &str,
+        client_context: String,
     ) -> (integration_tests::ReceivedSpan, Vec<String>) {
         let otlp = OtlpReceiver::start().expect("receiver");
         let function = FunctionProcess::spawn(
@@ -492,7 +503,7 @@ mod invoked {
             .invoke(
                 Invocation::json(serde_json::json!({"children": 0}))
                     .trace_header(header)
-                    .client_context(client_context(traceparent)),
+                    .client_context(client_context),
             )
             .await
             .expect("invocation");
@@ -538,11 +549,209 @@ mod invoked {
         assert_eq!(
             stdout
                 .iter()
-                .filter(|line| line.contains("client context's traceparent is malformed"))
+                .filter(|line| line.contains("client context's trace context is malformed"))
                 .count(),
             1,
             "{stdout:#?}"
         );
+    }
+    /// What OpenTelemetry JS's aws-sdk instrumentation writes with the X-Ray propagator: an
+    /// `x-amzn-trace-id` alone in `custom`, read as an SQS message's attribute is.
+    #[tokio::test]
+    async fn an_x_amzn_trace_id_alone_is_the_callers_context() {
+        let caller = format!(
+            "Root=1-{}-{};Parent={CALLER_SPAN};Sampled=1",
+            &CALLER_TRACE[..8],
+            &CALLER_TRACE[8..]
+        );
+        let context = serde_json::json!({"custom": {"x-amzn-trace-id": caller}}).to_string();
+        let (linked, stdout) = invoked_with("tracecontext,baggage,xray", context.clone()).await;
+        assert_ne!(linked.trace_id, CALLER_TRACE, "xray: Lambda's trace");
+        assert!(
+            linked
+                .links
+                .iter()
+                .any(|link| link.trace_id == CALLER_TRACE && link.span_id == CALLER_SPAN),
+            "xray: the caller is linked: {:?}",
+            linked.links
+        );
+        assert!(
+            !stdout.iter().any(|line| line.contains("WARN")),
+            "{stdout:#?}"
+        );
+        let (continued, _) = invoked_with("tracecontext,baggage,xray-lambda", context).await;
+        assert_eq!(
+            continued.trace_id, CALLER_TRACE,
+            "xray-lambda: the caller's trace"
+        );
+        assert_eq!(continued.parent_span_id.as_deref(), Some(CALLER_SPAN));
+    }
+
+    /// A `traceparent` given twice (keys differing in case) is no context: one warning, Lambda's
+    /// segment the parent, no link.
+    #[tokio::test]
+    async fn a_repeated_traceparent_is_no_context() {
+        let context = serde_json::json!({"custom": {
+            "traceparent": format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"),
+            "Traceparent": format!("00-{CALLER_TRACE}-1111111111111111-01"),
+        }})
+        .to_string();
+        let (invocation, stdout) = invoked_with("tracecontext,baggage,xray-lambda", context).await;
+        assert_ne!(invocation.trace_id, CALLER_TRACE, "Lambda's trace");
+        assert!(invocation.links.is_empty(), "{:?}", invocation.links);
+        assert_eq!(
+            stdout
+                .iter()
+                .filter(
+                    |line| line.contains("client context's trace context is malformed or repeated")
+                )
+                .count(),
+            1,
+            "{stdout:#?}"
+        );
+    }
+}
+
+mod http_request {
+    //! The consumer side of an HTTP event's own trace headers under `xray-lambda`: a real
+    //! `lambda_http` function process (`http-function`: the invocation span `GET /{proxy+}` and
+    //! its child `render`), the event as API Gateway sends it.
+    use integration_tests::xray;
+    use integration_tests::{FunctionProcess, Invocation, OtlpReceiver, ReceivedSpan, stack};
+    use serde_json::{Value, json};
+    use std::time::Duration;
+
+    const WAIT: Duration = Duration::from_secs(10);
+    const CALLER_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+    const CALLER_SPAN: &str = "b7ad6b7169203331";
+    const PROPAGATORS: &str = "tracecontext,baggage,xray-lambda";
+
+    fn sample(file: &str) -> Value {
+        let path = stack::workspace_root().join("events").join(file);
+        let text = std::fs::read_to_string(&path).expect("the sample event");
+        serde_json::from_str(&text).expect("JSON")
+    }
+
+    /// An HTTP API event for `GET /status/200` with these headers.
+    fn http_api(headers: Value) -> Value {
+        let mut event = sample("apigw-v2-get-order.json");
+        event["rawPath"] = json!("/status/200");
+        event["requestContext"]["http"]["path"] = json!("/status/200");
+        event["routeKey"] = json!("GET /{proxy+}");
+        event["headers"] = headers;
+        event
+    }
+
+    /// A REST API event for `GET /status/200` with these (single- and multi-value) headers.
+    fn rest_api(headers: Value, multi_value_headers: Value) -> Value {
+        let mut event = sample("apigw-v1-get-order.json");
+        event["path"] = json!("/status/200");
+        event["resource"] = json!("/{proxy+}");
+        event["requestContext"]["path"] = json!("/prod/status/200");
+        event["headers"] = headers;
+        event["multiValueHeaders"] = multi_value_headers;
+        event
+    }
+
+    fn lambda_header() -> (String, String, String) {
+        let (trace, segment) = (xray::new_trace_id(), xray::new_segment_id());
+        let header = format!("Root={trace};Parent={segment};Sampled=1");
+        (trace, segment, header)
+    }
+
+    /// `event` served once to `http-function` exporting to an OTLP receiver: the invocation span,
+    /// Lambda's trace header, and the function's lines.
+    async fn served(event: Value) -> (ReceivedSpan, String, String, Vec<String>) {
+        let otlp = OtlpReceiver::start().expect("receiver");
+        let function = FunctionProcess::spawn(
+            &stack::function_binary("http-function"),
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.endpoint()),
+                ("OTEL_PROPAGATORS", PROPAGATORS.to_owned()),
+            ],
+        )
+        .expect("spawn");
+        let (trace, segment, header) = lambda_header();
+        function
+            .invoke(Invocation::json(event).trace_header(header))
+            .await
+            .expect("invocation");
+        let spans = otlp.wait_for_spans(2, WAIT).await.expect("spans");
+        let invocation = spans
+            .into_iter()
+            .find(|span| span.attr_str("faas.invocation_id").is_some())
+            .expect("the invocation span");
+        (
+            invocation,
+            xray::otel_trace_id(&trace),
+            segment,
+            function.stdout(),
+        )
+    }
+
+    fn warnings(stdout: &[String], text: &str) -> usize {
+        stdout.iter().filter(|line| line.contains(text)).count()
+    }
+
+    /// Two `traceparent` headers (keys differing in case, or two values in `multiValueHeaders`)
+    /// are no context, by the W3C rules the README promises: Lambda's segment is the parent, and
+    /// one warning says why. A traceparent given once in both of API Gateway REST's maps is one.
+    #[tokio::test]
+    async fn a_repeated_traceparent_is_no_context_with_one_warning() {
+        let traceparent = format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01");
+        let other = "00-11111111111111111111111111111111-2222222222222222-01";
+        let repeated = "the request carries more than one traceparent";
+        // (event, continues the caller, warnings, reason)
+        let cases = [
+            (
+                http_api(json!({"traceparent": other, "Traceparent": traceparent})),
+                false,
+                1,
+                "two keys differing in case",
+            ),
+            (
+                rest_api(
+                    json!({"traceparent": other}),
+                    json!({"traceparent": [traceparent, other]}),
+                ),
+                false,
+                1,
+                "two values in multiValueHeaders",
+            ),
+            (
+                rest_api(
+                    json!({"traceparent": traceparent}),
+                    json!({"traceparent": [traceparent]}),
+                ),
+                true,
+                0,
+                "one traceparent, in both maps",
+            ),
+        ];
+        for (event, continues, warned, reason) in cases {
+            let (invocation, lambda_trace, segment, stdout) = served(event).await;
+            if continues {
+                assert_eq!(invocation.trace_id, CALLER_TRACE, "{reason}");
+                assert_eq!(
+                    invocation.parent_span_id.as_deref(),
+                    Some(CALLER_SPAN),
+                    "{reason}"
+                );
+            } else {
+                assert_eq!(invocation.trace_id, lambda_trace, "{reason}");
+                assert_eq!(
+                    invocation.parent_span_id.as_deref(),
+                    Some(segment.as_str()),
+                    "{reason}"
+                );
+                assert!(
+                    invocation.links.is_empty(),
+                    "{reason}: {:?}",
+                    invocation.links
+                );
+            }
+            assert_eq!(warnings(&stdout, repeated), warned, "{reason}: {stdout:#?}");
+        }
     }
 }
 

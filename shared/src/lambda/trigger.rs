@@ -60,12 +60,14 @@ pub struct Trigger {
 }
 
 /// The trace headers of an HTTP event's request, found whatever their case; no other header is
-/// read. `multiValueHeaders` (API Gateway REST, ALB with multi-value headers) give their first
-/// value.
+/// read. Every value of `traceparent` and `tracestate` is kept, from keys that differ in case and
+/// from `multiValueHeaders` (API Gateway REST, ALB with multi-value headers), so that the strict
+/// reader refuses a repeated `traceparent` and joins repeated `tracestate`s, as W3C asks; of
+/// `X-Amzn-Trace-Id` the last key's (first) value is read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct TraceHeaders {
-    pub(crate) traceparent: Option<String>,
-    pub(crate) tracestate: Option<String>,
+    pub(crate) traceparent: Vec<String>,
+    pub(crate) tracestate: Vec<String>,
     pub(crate) xray: Option<String>,
 }
 
@@ -75,41 +77,80 @@ impl TraceHeaders {
     const XRAY: &str = "x-amzn-trace-id";
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.traceparent.is_none() && self.xray.is_none()
+        self.traceparent.is_empty() && self.xray.is_none()
     }
 
-    /// Fills what `self` lacks from `other`.
-    fn or(self, other: TraceHeaders) -> TraceHeaders {
+    /// Whether the request holds more than one `traceparent`: no context, by the W3C rules.
+    pub(crate) fn repeated_traceparent(&self) -> bool {
+        self.traceparent.len() > 1
+    }
+
+    /// `self` (from `headers`) with what `multi` (from `multiValueHeaders`) holds.
+    fn with_multi_value(self, multi: TraceHeaders) -> TraceHeaders {
         TraceHeaders {
-            traceparent: self.traceparent.or(other.traceparent),
-            tracestate: self.tracestate.or(other.tracestate),
-            xray: self.xray.or(other.xray),
+            traceparent: every_value(self.traceparent, multi.traceparent),
+            tracestate: every_value(self.tracestate, multi.tracestate),
+            xray: self.xray.or(multi.xray),
         }
     }
 }
 
+/// The most values of one header kept: one more than W3C's 32 `tracestate` members (and more than
+/// the one `traceparent` a request may have), so that a request holding thousands costs no more.
+const MAX_VALUES: usize = 33;
+
+fn keep(slot: &mut Vec<String>, values: Vec<String>) {
+    let room = MAX_VALUES.saturating_sub(slot.len());
+    slot.extend(values.into_iter().take(room));
+}
+
+/// One header's values from `headers` (`single`) and `multiValueHeaders` (`multi`). API Gateway
+/// REST sends both, `headers` holding the last of `multi`'s values: `multi` has them all, and a
+/// value of `single` it lacks is one more.
+fn every_value(single: Vec<String>, mut multi: Vec<String>) -> Vec<String> {
+    if multi.is_empty() {
+        return single;
+    }
+    for value in single {
+        if multi.len() < MAX_VALUES && !multi.contains(&value) {
+            multi.push(value);
+        }
+    }
+    multi
+}
+
 impl opentelemetry::propagation::Extractor for TraceHeaders {
     fn get(&self, key: &str) -> Option<&str> {
-        let value = if key.eq_ignore_ascii_case(Self::TRACEPARENT) {
+        if key.eq_ignore_ascii_case(Self::TRACEPARENT) {
+            self.traceparent.first().map(String::as_str)
+        } else if key.eq_ignore_ascii_case(Self::TRACESTATE) {
+            self.tracestate.first().map(String::as_str)
+        } else if key.eq_ignore_ascii_case(Self::XRAY) {
+            self.xray.as_deref()
+        } else {
+            None
+        }
+    }
+
+    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
+        let values = if key.eq_ignore_ascii_case(Self::TRACEPARENT) {
             &self.traceparent
         } else if key.eq_ignore_ascii_case(Self::TRACESTATE) {
             &self.tracestate
-        } else if key.eq_ignore_ascii_case(Self::XRAY) {
-            &self.xray
         } else {
-            return None;
+            return self.get(key).map(|value| vec![value]);
         };
-        value.as_deref()
+        (!values.is_empty()).then(|| values.iter().map(String::as_str).collect())
     }
 
     fn keys(&self) -> Vec<&str> {
         [
-            (Self::TRACEPARENT, &self.traceparent),
-            (Self::TRACESTATE, &self.tracestate),
-            (Self::XRAY, &self.xray),
+            (Self::TRACEPARENT, !self.traceparent.is_empty()),
+            (Self::TRACESTATE, !self.tracestate.is_empty()),
+            (Self::XRAY, self.xray.is_some()),
         ]
         .into_iter()
-        .filter_map(|(key, value)| value.as_ref().map(|_| key))
+        .filter_map(|(key, present)| present.then_some(key))
         .collect()
     }
 }
@@ -128,23 +169,35 @@ impl<'de> Deserialize<'de> for TraceHeaders {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TraceHeaders, A::Error> {
                 let mut headers = TraceHeaders::default();
                 while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    let slot = if key.eq_ignore_ascii_case(TraceHeaders::TRACEPARENT) {
-                        &mut headers.traceparent
-                    } else if key.eq_ignore_ascii_case(TraceHeaders::TRACESTATE) {
-                        &mut headers.tracestate
-                    } else if key.eq_ignore_ascii_case(TraceHeaders::XRAY) {
-                        &mut headers.xray
-                    } else {
+                    let known = [
+                        TraceHeaders::TRACEPARENT,
+                        TraceHeaders::TRACESTATE,
+                        TraceHeaders::XRAY,
+                    ]
+                    .into_iter()
+                    .find(|name| key.eq_ignore_ascii_case(name));
+                    let Some(name) = known else {
                         map.next_value::<IgnoredAny>()?;
                         continue;
                     };
-                    *slot = match map.next_value::<serde_json::Value>()? {
-                        serde_json::Value::String(value) => Some(value),
+                    // A header's value, or a multi-value header's values; anything but a string
+                    // is no value.
+                    let values: Vec<String> = match map.next_value::<serde_json::Value>()? {
+                        serde_json::Value::String(value) => vec![value],
                         serde_json::Value::Array(values) => values
                             .into_iter()
-                            .find_map(|value| value.as_str().map(str::to_owned)),
-                        _ => None,
+                            .filter_map(|value| match value {
+                                serde_json::Value::String(value) => Some(value),
+                                _ => None,
+                            })
+                            .collect(),
+                        _ => Vec::new(),
                     };
+                    match name {
+                        TraceHeaders::TRACEPARENT => keep(&mut headers.traceparent, values),
+                        TraceHeaders::TRACESTATE => keep(&mut headers.tracestate, values),
+                        _ => headers.xray = values.into_iter().next(),
+                    }
                 }
                 Ok(headers)
             }
@@ -251,7 +304,7 @@ impl Trigger {
         // Moved out of the probe (no header is copied); empty unless the event has headers.
         let carrier = {
             let single = probe.headers.take().unwrap_or_default();
-            single.or(probe.multi_value_headers.take().unwrap_or_default())
+            single.with_multi_value(probe.multi_value_headers.take().unwrap_or_default())
         };
 
         // API Gateway HTTP API (payload 2.0) and function URLs.
@@ -492,13 +545,14 @@ mod tests {
     #[test]
     fn http_events_give_their_path_and_trace_headers_and_nothing_else() {
         const TP: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        const TP2: &str = "00-ffffffffffffffffffffffffffffffff-ffffffffffffffff-01";
         const XRAY: &str =
             "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
-        // (event, url.path, traceparent, X-Amzn-Trace-Id, reason)
+        // (event, url.path, every traceparent, X-Amzn-Trace-Id, reason)
         type Case<'a> = (
             String,
             Option<&'a str>,
-            Option<&'a str>,
+            &'a [&'a str],
             Option<&'a str>,
             &'a str,
         );
@@ -506,35 +560,56 @@ mod tests {
             (
                 format!(r#"{{"version":"2.0","routeKey":"GET /orders/{{id}}","rawPath":"/orders/42","rawQueryString":"secret=1","headers":{{"traceparent":"{TP}","authorization":"Bearer x"}},"requestContext":{{"http":{{"method":"GET"}}}}}}"#),
                 Some("/orders/42"),
-                Some(TP),
+                &[TP],
                 None,
                 "API Gateway v2: the path without its query, the W3C header",
             ),
             (
                 format!(r#"{{"version":"2.0","routeKey":"$default","rawPath":"/x","headers":{{"X-Amzn-Trace-Id":"{XRAY}"}},"requestContext":{{"http":{{"method":"GET"}}}}}}"#),
                 Some("/x"),
-                None,
+                &[],
                 Some(XRAY),
                 "function URL: the X-Ray header, whatever its case",
             ),
             (
-                format!(r#"{{"resource":"/orders/{{id}}","path":"/orders/42","httpMethod":"GET","headers":null,"multiValueHeaders":{{"Traceparent":["{TP}","00-ffffffffffffffffffffffffffffffff-ffffffffffffffff-01"]}},"requestContext":{{"stage":"prod"}}}}"#),
+                format!(r#"{{"resource":"/orders/{{id}}","path":"/orders/42","httpMethod":"GET","headers":null,"multiValueHeaders":{{"Traceparent":["{TP}","{TP2}"]}},"requestContext":{{"stage":"prod"}}}}"#),
                 Some("/orders/42"),
-                Some(TP),
+                &[TP, TP2],
                 None,
-                "API Gateway v1: null headers, the first multi-value header",
+                "API Gateway v1: null headers, every multi-value header kept (a repetition)",
+            ),
+            (
+                format!(r#"{{"resource":"/x","path":"/x","httpMethod":"GET","headers":{{"traceparent":"{TP2}"}},"multiValueHeaders":{{"traceparent":["{TP}","{TP2}"]}},"requestContext":{{}}}}"#),
+                Some("/x"),
+                &[TP, TP2],
+                None,
+                "API Gateway v1: headers holds the last of multiValueHeaders' values, not one more",
+            ),
+            (
+                format!(r#"{{"resource":"/x","path":"/x","httpMethod":"GET","headers":{{"traceparent":"{TP}"}},"multiValueHeaders":{{"traceparent":["{TP}"]}},"requestContext":{{}}}}"#),
+                Some("/x"),
+                &[TP],
+                None,
+                "API Gateway v1: one traceparent in both maps is one",
+            ),
+            (
+                format!(r#"{{"version":"2.0","routeKey":"$default","rawPath":"/x","headers":{{"traceparent":"{TP}","TraceParent":"{TP2}"}},"requestContext":{{"http":{{"method":"GET"}}}}}}"#),
+                Some("/x"),
+                &[TP, TP2],
+                None,
+                "two keys differing in case: both kept",
             ),
             (
                 r#"{"requestContext":{"elb":{"targetGroupArn":"arn"}},"httpMethod":"GET","path":"/health?probe=1","headers":{"traceparent":42}}"#.to_owned(),
                 Some("/health"),
-                None,
+                &[],
                 None,
                 "ALB: a path is cut at `?`; a header that is not a string is no header",
             ),
             (
                 format!(r#"{{"Records":[{{"eventSource":"aws:sqs"}}],"headers":{{"traceparent":"{TP}"}},"path":"/x"}}"#),
                 None,
-                None,
+                &[],
                 None,
                 "not an HTTP event: nothing read",
             ),
@@ -542,12 +617,25 @@ mod tests {
         for (event, path, traceparent, xray, reason) in cases {
             let trigger = Trigger::detect(event.as_bytes());
             assert_eq!(trigger.url_path.as_deref(), *path, "{reason}");
+            assert_eq!(trigger.carrier.traceparent, *traceparent, "{reason}");
             assert_eq!(
-                trigger.carrier.traceparent.as_deref(),
-                *traceparent,
+                trigger.carrier.repeated_traceparent(),
+                traceparent.len() > 1,
                 "{reason}"
             );
             assert_eq!(trigger.carrier.xray.as_deref(), *xray, "{reason}");
         }
+    }
+
+    #[test]
+    fn a_request_with_thousands_of_trace_headers_keeps_a_bounded_few() {
+        let values: Vec<String> = (0..5_000).map(|n| format!("{n:055}")).collect();
+        let event = serde_json::json!({"resource": "/x", "path": "/x", "httpMethod": "GET",
+            "headers": {"traceparent": "a"},
+            "multiValueHeaders": {"traceparent": values, "tracestate": values}});
+        let trigger = Trigger::detect(event.to_string().as_bytes());
+        assert_eq!(trigger.carrier.traceparent.len(), MAX_VALUES);
+        assert_eq!(trigger.carrier.tracestate.len(), MAX_VALUES);
+        assert!(trigger.carrier.repeated_traceparent());
     }
 }

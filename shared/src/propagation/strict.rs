@@ -1,5 +1,6 @@
 //! The readers tracekit extracts context with, one per header format, on every path (the
-//! invocation's HTTP carrier under `xray-lambda`, SQS message attributes, SNS envelopes), strict to
+//! invocation's HTTP carrier under `xray-lambda`, an `Invoke`'s `ClientContext.custom`, SQS message
+//! attributes, SNS envelopes), strict to
 //! the format's own rules: a header that breaks them is no context at all, never a different one.
 //!
 //! - `traceparent` / `tracestate`: the W3C Trace Context rules
