@@ -225,7 +225,7 @@ pub enum Propagator {
     Xray,
     /// X-Ray, as [`Propagator::Xray`] for carriers, but the invocation's caller is its parent: an
     /// `Invoke`'s `ClientContext.custom` or an HTTP event's own trace headers, when they name a trace
-    /// other than Lambda's one, with Lambda's segment a link.
+    /// other than Lambda's one (and the export path can hold its id), with Lambda's segment a link.
     /// Under `xray` the `Invoke` caller is a link and the HTTP headers are not read.
     XrayLambda,
 }

@@ -76,12 +76,7 @@ pub(crate) fn follow(
     parent: bool,
     xray_ids_only: bool,
 ) {
-    let holdable = !xray_ids_only
-        || crate::propagation::is_xray_trace_id(
-            producer.trace_id(),
-            crate::propagation::now_secs(),
-        );
-    if parent && holdable {
+    if parent && crate::propagation::export_holds(xray_ids_only, producer.trace_id()) {
         // The process span follows the invocation's sampling decision, not the producer's: an
         // invocation that is recorded shows all of its work.
         let sampled = Span::current().context().span().span_context().is_sampled();

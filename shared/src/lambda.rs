@@ -442,6 +442,19 @@ fn invocation_span(
         }
         None => None,
     };
+    // As for an SQS producer: a caller whose trace id the export path cannot hold (a W3C id on the
+    // segment path) is linked, and the invocation continues Lambda's trace (or a new one);
+    // continued, every span of the invocation would be refused.
+    let xray_ids_only = matches!(config.exporter, crate::config::ExporterConfig::Xray { .. });
+    let carrier_parent = carrier_parent.and_then(|carrier| {
+        let remote = carrier.span().span_context().clone();
+        if propagation::export_holds(xray_ids_only, remote.trace_id()) {
+            Some(carrier)
+        } else {
+            span.add_link(remote);
+            None
+        }
+    });
     // `set_parent` fails only when no OpenTelemetry layer is installed, and then there is nothing to
     // parent.
     let parent = match (carrier_parent, lambda_parent) {

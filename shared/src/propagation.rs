@@ -269,24 +269,29 @@ impl XrayHeader {
 /// How far back and ahead of now X-Ray accepts a trace id's time (its first 8 hex digits, the epoch
 /// seconds): 30 days, 5 minutes, as X-Ray's segment documents require
 /// ([segment documents](https://docs.aws.amazon.com/xray/latest/devguide/xray-api-segmentdocuments.html)).
-#[cfg(any(feature = "sqs", feature = "sns", feature = "xray"))]
 const XRAY_TRACE_MAX_AGE_SECS: u64 = 30 * 24 * 60 * 60;
-#[cfg(any(feature = "sqs", feature = "sns", feature = "xray"))]
 const XRAY_TRACE_MAX_AHEAD_SECS: u64 = 5 * 60;
 
 /// Whether X-Ray's segment documents can hold `trace_id` at `now_secs` (Unix seconds): its first
 /// four bytes are a time within the last 30 days (or 5 minutes ahead). A random W3C trace id, as
 /// OpenTelemetry producers make by default, almost never is; the agent and the OTLP endpoint take
 /// any id.
-#[cfg(any(feature = "sqs", feature = "sns", feature = "xray"))]
 pub(crate) fn is_xray_trace_id(trace_id: TraceId, now_secs: u64) -> bool {
     let bytes = trace_id.to_bytes();
     let epoch = u64::from(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]));
     epoch + XRAY_TRACE_MAX_AGE_SECS >= now_secs && epoch <= now_secs + XRAY_TRACE_MAX_AHEAD_SECS
 }
 
+/// Whether the export path can hold a remote context's `trace_id`, so that a span may continue
+/// it: X-Ray segment documents (`xray_ids_only`, `OTEL_TRACES_EXPORTER=xray`) hold X-Ray ids only
+/// ([`is_xray_trace_id`]), every other path any id. A context it cannot hold is linked instead (an
+/// SQS or SNS producer, an `Invoke` caller, an HTTP request's own headers under `xray-lambda`):
+/// continued, every span of the trace would be refused.
+pub(crate) fn export_holds(xray_ids_only: bool, trace_id: TraceId) -> bool {
+    !xray_ids_only || is_xray_trace_id(trace_id, now_secs())
+}
+
 /// Seconds since the Unix epoch (0 if the clock is before it).
-#[cfg(any(feature = "sqs", feature = "sns", feature = "xray"))]
 pub(crate) fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -538,7 +543,6 @@ mod tests {
         TraceId::from_hex("5759e988bd862e3fe1be46a994272793").expect("valid")
     }
 
-    #[cfg(any(feature = "sqs", feature = "sns", feature = "xray"))]
     #[test]
     fn xray_trace_ids_are_those_of_the_last_thirty_days() {
         let now: u64 = 1_800_000_000;
@@ -560,6 +564,23 @@ mod tests {
         ];
         for (trace_id, expected, reason) in cases {
             assert_eq!(is_xray_trace_id(trace_id, now), expected, "{reason}");
+        }
+    }
+
+    #[test]
+    fn only_segment_documents_refuse_a_trace_id_x_ray_cannot_hold() {
+        let fresh =
+            TraceId::from_hex(&format!("{:08x}bd862e3fe1be46a994272793", now_secs())).expect("hex");
+        let w3c = TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").expect("hex");
+        // (segment documents, trace id, the export path holds it, reason)
+        let cases = [
+            (true, fresh, true, "segments: an X-Ray id of now"),
+            (true, w3c, false, "segments: a random W3C id"),
+            (true, trace_id(), false, "segments: an X-Ray id of 2016"),
+            (false, w3c, true, "the agent and OTLP take any id"),
+        ];
+        for (xray_ids_only, trace_id, expected, reason) in cases {
+            assert_eq!(export_holds(xray_ids_only, trace_id), expected, "{reason}");
         }
     }
 

@@ -610,6 +610,55 @@ mod invoked {
             "{stdout:#?}"
         );
     }
+
+    /// `xray-lambda` on the segment path: a W3C caller whose trace id X-Ray cannot hold (its first
+    /// 8 digits are no recent time) is linked, and the invocation continues Lambda's trace, so its
+    /// segments reach the daemon instead of all being refused.
+    #[tokio::test]
+    async fn on_the_segment_path_a_w3c_caller_x_ray_cannot_hold_falls_back_to_lambdas_trace() {
+        let daemon = xray::XrayDaemon::recording().expect("daemon stand-in");
+        let function = FunctionProcess::spawn(
+            &stack::function_binary("traced-function"),
+            &[
+                ("OTEL_TRACES_EXPORTER", "xray"),
+                ("AWS_XRAY_DAEMON_ADDRESS", daemon.address()),
+                ("OTEL_PROPAGATORS", "tracecontext,baggage,xray-lambda"),
+            ],
+        )
+        .expect("spawn");
+        let (trace, segment) = (xray::new_trace_id(), xray::new_segment_id());
+        function
+            .invoke(
+                Invocation::json(serde_json::json!({"children": 1}))
+                    .trace_header(format!("Root={trace};Parent={segment};Sampled=1"))
+                    .client_context(client_context(&format!(
+                        "00-{CALLER_TRACE}-{CALLER_SPAN}-01"
+                    ))),
+            )
+            .await
+            .expect("invocation");
+        let documents = daemon
+            .wait_for_documents(2, Duration::from_secs(10))
+            .await
+            .expect("the invocation's segment and its child's");
+        let invocation = documents
+            .iter()
+            .find(|document| document["parent_id"] == segment.as_str())
+            .unwrap_or_else(|| panic!("a segment under Lambda's: {documents:#?}"));
+        assert_eq!(invocation["trace_id"], trace.as_str(), "{invocation:#}");
+        assert!(
+            documents
+                .iter()
+                .all(|document| document["trace_id"] == trace.as_str()),
+            "{documents:#?}"
+        );
+        let lost: Vec<String> = function
+            .stdout()
+            .into_iter()
+            .filter(|line| line.contains("WARN"))
+            .collect();
+        assert!(lost.is_empty(), "{lost:#?}");
+    }
 }
 
 mod http_request {
@@ -752,6 +801,50 @@ mod http_request {
             }
             assert_eq!(warnings(&stdout, repeated), warned, "{reason}: {stdout:#?}");
         }
+    }
+
+    /// `xray-lambda` on the segment path: a request whose `traceparent` names a trace X-Ray cannot
+    /// hold (a random W3C id) is linked, the invocation continues Lambda's trace, and its segments
+    /// reach the daemon instead of all being refused.
+    #[tokio::test]
+    async fn on_the_segment_path_a_w3c_caller_x_ray_cannot_hold_falls_back_to_lambdas_trace() {
+        let daemon = xray::XrayDaemon::recording().expect("daemon stand-in");
+        let function = FunctionProcess::spawn(
+            &stack::function_binary("http-function"),
+            &[
+                ("OTEL_TRACES_EXPORTER", "xray"),
+                ("AWS_XRAY_DAEMON_ADDRESS", daemon.address()),
+                ("OTEL_PROPAGATORS", PROPAGATORS),
+            ],
+        )
+        .expect("spawn");
+        let (trace, segment, header) = lambda_header();
+        let event = http_api(json!({"traceparent": format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01")}));
+        function
+            .invoke(Invocation::json(event).trace_header(header))
+            .await
+            .expect("invocation");
+        let documents = daemon
+            .wait_for_documents(2, WAIT)
+            .await
+            .expect("the invocation's segment and render's");
+        let invocation = documents
+            .iter()
+            .find(|document| document["parent_id"] == segment.as_str())
+            .unwrap_or_else(|| panic!("a segment under Lambda's: {documents:#?}"));
+        assert_eq!(invocation["trace_id"], trace.as_str(), "{invocation:#}");
+        assert!(
+            documents
+                .iter()
+                .all(|document| document["trace_id"] == trace.as_str()),
+            "{documents:#?}"
+        );
+        let warned: Vec<String> = function
+            .stdout()
+            .into_iter()
+            .filter(|line| line.contains("WARN"))
+            .collect();
+        assert!(warned.is_empty(), "{warned:#?}");
     }
 }
 
