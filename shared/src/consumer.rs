@@ -111,20 +111,31 @@ pub(crate) fn add_link(span: &Span, producer: SpanContext, message_id: &str) {
 /// configured propagator: a `traceparent`, or an `X-Amzn-Trace-Id` alone (as OpenTelemetry JS's
 /// aws-sdk instrumentation writes with the X-Ray propagator), keys in any case. Keys that carry no
 /// context on their own (`tracestate`, `baggage`) are not a reason to warn when nothing else is
-/// there; a `traceparent` given twice (keys differing in case) is no context.
+/// there; a `traceparent` given twice (keys differing in case) is no context, with one warning,
+/// and another format among the attributes still counts.
 pub(crate) fn from_attributes(
     attributes: &HashMap<&str, &str>,
     message_id: &str,
     carrier: &str,
 ) -> Option<SpanContext> {
     let fields = AnyCase::new(attributes.iter().map(|(key, value)| (*key, *value)));
+    let repeated = crate::propagation::repeated_traceparent(&fields);
     match crate::propagation::extract_carried(&fields) {
-        Carried::Context(context) => Some(context.span().span_context().clone()),
+        Carried::Context(context) => {
+            if repeated {
+                tracing::warn!(
+                    message_id,
+                    carrier,
+                    "ignoring a repeated traceparent on a message"
+                );
+            }
+            Some(context.span().span_context().clone())
+        }
         Carried::Refused => {
             tracing::warn!(
                 message_id,
                 carrier,
-                "ignoring a malformed trace context on a message"
+                "ignoring a malformed or repeated trace context on a message"
             );
             None
         }

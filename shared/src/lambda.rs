@@ -509,7 +509,7 @@ fn carrier_parent(
     if headers.is_empty() {
         return None;
     }
-    let repeated = headers.repeated_traceparent();
+    let repeated = propagation::repeated_traceparent(headers);
     if repeated {
         // W3C: a request with more than one traceparent has none; any other format still counts.
         tracing::warn!(target: "tracekit", request_id, "the request carries more than one traceparent: none of them is read");
@@ -552,10 +552,17 @@ fn caller_context(
             .iter()
             .map(|(key, value)| (key.as_str(), value.as_str())),
     );
+    let repeated = propagation::repeated_traceparent(&fields);
+    if repeated {
+        // W3C: more than one traceparent is none; any other format still counts.
+        tracing::warn!(target: "tracekit", request_id, "the client context carries more than one traceparent: none of them is read");
+    }
     let caller = match propagation::extract_carried(&fields) {
         propagation::Carried::Context(caller) => caller,
         propagation::Carried::Refused => {
-            tracing::warn!(target: "tracekit", request_id, "the client context's trace context is malformed or repeated: ignored");
+            if !repeated {
+                tracing::warn!(target: "tracekit", request_id, "the client context's trace context is malformed: ignored");
+            }
             return None;
         }
         propagation::Carried::Nothing => return None,
@@ -1276,6 +1283,14 @@ mod tests {
                 vec![],
                 1,
                 "a repeated traceparent is no context, one warning",
+            ),
+            (
+                Propagator::XrayLambda,
+                serde_json::json!({"traceparent": traceparent, "TraceParent": other_traceparent, "x-amzn-trace-id": caller_xray}),
+                Parent::Caller,
+                vec![LAMBDA_PARENT],
+                1,
+                "a repeated traceparent (one warning) leaves the X-Ray header to name the caller",
             ),
             (
                 Propagator::XrayLambda,

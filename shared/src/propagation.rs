@@ -333,6 +333,17 @@ pub(crate) fn extract_carried(carrier: &dyn Extractor) -> Carried {
     }
 }
 
+/// Whether `carrier` holds more than one `traceparent` while `OTEL_PROPAGATORS` reads them: no
+/// context, by the W3C rules (another format the carrier holds still counts), and worth one
+/// warning wherever it is found.
+pub(crate) fn repeated_traceparent(carrier: &dyn Extractor) -> bool {
+    const TRACEPARENT: &str = "traceparent";
+    W3C_FORMATS.load(Ordering::Relaxed) & TRACE_CONTEXT_FORMAT != 0
+        && carrier
+            .get_all(TRACEPARENT)
+            .is_some_and(|all| all.len() > 1)
+}
+
 /// A carrier of `key: value` pairs read whatever the keys' case: message attributes, an `Invoke`
 /// client context's `custom` map. Two keys that differ only in case are one field given twice
 /// ([`Extractor::get_all`]), so a repeated `traceparent` is refused as a repeated header is.

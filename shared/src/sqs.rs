@@ -40,6 +40,7 @@
 //!    `{"Type": …, "Value": …}` objects.
 //!
 //! A malformed carrier is skipped with one warning; the message is still processed, without a link.
+//! A `traceparent` given twice (attribute names differing in case) is no context, with one warning.
 //!
 //! ## Malformed records
 //! Records are read one by one: a record that does not have the shape of an SQS message is that
@@ -546,6 +547,65 @@ mod tests {
             }
         })
         .to_string()
+    }
+
+    /// Two `traceparent` attributes (SQS attribute names are case-sensitive) are no context, with
+    /// one warning; the message's other carriers still count.
+    #[test]
+    fn a_repeated_traceparent_attribute_is_no_context_and_one_warning() {
+        let w3c_trace = TraceId::from_hex("5759e988bd862e3fe1be46a994272793").expect("hex");
+        let xray_trace = TraceId::from_hex("6759e988bd862e3fe1be46a994272793").expect("hex");
+        let other = "00-11111111111111111111111111111111-2222222222222222-01";
+        let twice = |mut record: serde_json::Value| {
+            record["messageAttributes"]["Traceparent"] =
+                json!({"stringValue": other, "dataType": "String"});
+            record
+        };
+        let mut with_xray_attribute = twice(with_traceparent(record("m"), TRACEPARENT));
+        with_xray_attribute["messageAttributes"]["X-Amzn-Trace-Id"] =
+            json!({"stringValue": XRAY, "dataType": "String"});
+        // (record, expected trace and carrier, warnings, reason)
+        let cases = [
+            (
+                twice(with_trace_header(
+                    with_traceparent(record("m"), TRACEPARENT),
+                    XRAY,
+                )),
+                Some((xray_trace, Carrier::AwsTraceHeader)),
+                1,
+                "repeated: the attributes hold no context, AWSTraceHeader is next",
+            ),
+            (
+                with_xray_attribute,
+                Some((xray_trace, Carrier::MessageAttributes)),
+                1,
+                "repeated beside an X-Ray attribute: that one counts",
+            ),
+            (
+                twice(with_traceparent(record("m"), TRACEPARENT)),
+                None,
+                1,
+                "repeated and nothing else",
+            ),
+            (
+                with_trace_header(with_traceparent(record("m"), TRACEPARENT), XRAY),
+                Some((w3c_trace, Carrier::MessageAttributes)),
+                0,
+                "one traceparent",
+            ),
+        ];
+        for (record, expected, warnings, reason) in cases {
+            let test = TestTelemetry::new();
+            let found = producer_context_with_carrier(&message(record))
+                .map(|(context, carrier)| (context.trace_id(), carrier));
+            assert_eq!(found, expected, "{reason}");
+            let warned: Vec<String> = test
+                .log_lines()
+                .into_iter()
+                .filter(|line| line.contains(r#""level":"WARN""#))
+                .collect();
+            assert_eq!(warned.len(), warnings, "{reason}: {warned:#?}");
+        }
     }
 
     #[test]

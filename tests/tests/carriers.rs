@@ -602,9 +602,7 @@ mod invoked {
         assert_eq!(
             stdout
                 .iter()
-                .filter(
-                    |line| line.contains("client context's trace context is malformed or repeated")
-                )
+                .filter(|line| line.contains("client context carries more than one traceparent"))
                 .count(),
             1,
             "{stdout:#?}"

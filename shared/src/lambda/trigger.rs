@@ -80,11 +80,6 @@ impl TraceHeaders {
         self.traceparent.is_empty() && self.xray.is_none()
     }
 
-    /// Whether the request holds more than one `traceparent`: no context, by the W3C rules.
-    pub(crate) fn repeated_traceparent(&self) -> bool {
-        self.traceparent.len() > 1
-    }
-
     /// `self` (from `headers`) with what `multi` (from `multiValueHeaders`) holds.
     fn with_multi_value(self, multi: TraceHeaders) -> TraceHeaders {
         TraceHeaders {
@@ -618,11 +613,6 @@ mod tests {
             let trigger = Trigger::detect(event.as_bytes());
             assert_eq!(trigger.url_path.as_deref(), *path, "{reason}");
             assert_eq!(trigger.carrier.traceparent, *traceparent, "{reason}");
-            assert_eq!(
-                trigger.carrier.repeated_traceparent(),
-                traceparent.len() > 1,
-                "{reason}"
-            );
             assert_eq!(trigger.carrier.xray.as_deref(), *xray, "{reason}");
         }
     }
@@ -636,6 +626,5 @@ mod tests {
         let trigger = Trigger::detect(event.to_string().as_bytes());
         assert_eq!(trigger.carrier.traceparent.len(), MAX_VALUES);
         assert_eq!(trigger.carrier.tracestate.len(), MAX_VALUES);
-        assert!(trigger.carrier.repeated_traceparent());
     }
 }
