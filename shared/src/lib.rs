@@ -26,7 +26,9 @@
 //! ## Entry points
 //! One call per runtime mode. Each keeps everything: the invocation span (parent from the
 //! invocation's own trace header, cold start once per process), the handler's errors and panics on
-//! it, the flush policy with tracekit's extension, and the flush on SIGTERM.
+//! it, the flush policy with tracekit's extension, and the last flush however the process ends
+//! (SIGTERM, SIGINT, the runtime's error or panic), with the invocations in flight cut short first
+//! so that none is lost headless.
 //!
 //! | handler | one at a time | Lambda Managed Instances (`AWS_LAMBDA_MAX_CONCURRENCY` > 1) |
 //! |---|---|---|
