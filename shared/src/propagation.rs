@@ -13,8 +13,9 @@
 //!   (`Lineage`, kept as trace state), in any order: the invocation span is a child of `Parent`;
 //! - Root-only (`Root=…`, `Root=…;Sampled=1`, `Root=…;Lineage=…`: no segment recorded yet): the
 //!   invocation span is the root of that trace, with no warning; the local sampler decides;
-//! - anything else (a truncated or non-hex id, version 2, an unknown `Sampled` value, a field that
-//!   is not `key=value`, no header at all): a new trace, and one warning naming the header.
+//! - anything else (a truncated or non-hex id, version 2, an unknown or empty `Sampled` value, a
+//!   field that is not `key=value`, no header at all): a new trace, and one warning naming the
+//!   header.
 
 mod strict;
 
@@ -217,7 +218,7 @@ impl XrayHeader {
                     sampled = match value {
                         "1" => XraySampled::Yes,
                         "0" => XraySampled::No,
-                        "?" | "" => XraySampled::Undecided,
+                        "?" => XraySampled::Undecided,
                         _ => return Err(malformed("Sampled is not 0, 1 or ?")),
                     }
                 }
@@ -391,7 +392,7 @@ pub fn root_only_trace_id(header: &str) -> Option<TraceId> {
         match key.trim() {
             ROOT_KEY => trace_id = Some(parse_root(value)?),
             PARENT_KEY => return None,
-            SAMPLED_KEY if !matches!(value, "0" | "1" | "?" | "") => return None,
+            SAMPLED_KEY if !matches!(value, "0" | "1" | "?") => return None,
             _ => {}
         }
     }
@@ -714,6 +715,11 @@ mod tests {
                 "a Sampled value X-Ray does not define",
             ),
             (
+                format!("Root={ROOT};Sampled="),
+                None,
+                "an empty Sampled: not 0, 1 or ?",
+            ),
+            (
                 "Root=1-abc-123;Sampled=1".to_owned(),
                 None,
                 "a truncated Root",
@@ -868,6 +874,14 @@ mod tests {
             (
                 &format!("Root={ROOT};Parent=53995c3f42cd8ad8;Sampled=yes"),
                 "bad Sampled",
+            ),
+            (
+                &format!("Root={ROOT};Parent={PARENT};Sampled="),
+                "an empty Sampled is not 0, 1 or ?",
+            ),
+            (
+                &format!("Root={ROOT};Parent={PARENT};Sampled= "),
+                "a blank Sampled is not 0, 1 or ? either",
             ),
             (
                 "Root=2-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8",

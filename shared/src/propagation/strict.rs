@@ -671,6 +671,21 @@ mod tests {
                 "a Sampled value X-Ray does not define",
             ),
             (
+                "Root=1-58406520-a006649127e371903a2de979;Parent=4c721bf33e3caf8f;Sampled=",
+                false,
+                "an empty Sampled (the README lists 0, 1 and ? only)",
+            ),
+            (
+                "Root=1-58406520-a006649127e371903a2de979;Parent=4c721bf33e3caf8f;Sampled=?",
+                true,
+                "? leaves the decision to the receiver",
+            ),
+            (
+                "Root=1-58406520-a006649127e371903a2de979;Parent=4c721bf33e3caf8f",
+                true,
+                "no Sampled key: the receiver decides",
+            ),
+            (
                 "Root=1-58406520-a006649127e371903a2de979;Sampled=1",
                 false,
                 "Root-only: a trace but no parent",
