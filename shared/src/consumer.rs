@@ -143,6 +143,74 @@ pub(crate) fn from_attributes(
     }
 }
 
+/// Why a record did not read as its consumer's type, in words that hold none of the record's
+/// content: serde's own message quotes the value it refused (`invalid type: string "…"`), which
+/// may be a user's data, and this text lands in a log line and a span's `exception.message`. A
+/// missing field is named (the name is the event type's, never the record's); anything else is
+/// said without detail.
+pub(crate) fn shape_error(error: &serde_json::Error) -> String {
+    let missing = error
+        .to_string()
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(field, _)| field.to_owned());
+    match missing {
+        Some(field) => format!("the record has no `{field}`"),
+        None => "a field of the record is not of its documented type".to_owned(),
+    }
+}
+
+/// `source` (a record's `eventSource`) when it reads as an AWS service's name (`aws:sqs`), for an
+/// error text; anything else may be a caller's own text and is not repeated.
+pub(crate) fn source_name(source: &str) -> &str {
+    let named = source.strip_prefix("aws:").is_some_and(|service| {
+        (1..=40).contains(&service.len())
+            && service
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    });
+    if named { source } else { "another source" }
+}
+
+#[cfg(any(feature = "sqs", feature = "sns"))]
+/// Takes out of the attribute map at `field` of `message` (a record's JSON) every entry that does
+/// not read as an `A`, so that one malformed attribute cannot fail its message; a `field` that is
+/// not a map at all (nor `null`) becomes an empty one. `true` when anything was taken out: the
+/// message's carrier is malformed, and its trace context is not read.
+pub(crate) fn drop_malformed_attributes<A: serde::de::DeserializeOwned>(
+    message: &mut serde_json::Value,
+    field: &str,
+) -> bool {
+    let Some(attributes) = message.get_mut(field) else {
+        return false;
+    };
+    match attributes {
+        serde_json::Value::Null => false,
+        serde_json::Value::Object(map) => {
+            let before = map.len();
+            map.retain(|_, value| A::deserialize(&*value).is_ok());
+            map.len() != before
+        }
+        _ => {
+            *attributes = serde_json::Value::Object(serde_json::Map::new());
+            true
+        }
+    }
+}
+
+#[cfg(any(feature = "sqs", feature = "sns"))]
+/// The one warning for a message whose attributes were not the documented shape: it is processed,
+/// without its producer's context. Nothing of the attributes is repeated.
+pub(crate) fn warn_malformed_carrier(span: &Span, message_id: &str, carrier: &str) {
+    span.in_scope(|| {
+        tracing::warn!(
+            message_id,
+            carrier,
+            "a message's attributes are not their documented shape: the message is processed without its producer's trace context"
+        );
+    });
+}
+
 /// Runs `handler` on one message inside its `span`. A failure is recorded on the span and logged
 /// with `warning` and the message's id, which is returned.
 pub(crate) async fn run_handler<M, F, Fut, E>(

@@ -30,7 +30,11 @@
 //! }
 //! ```
 //!
-//! A record that is not an SNS message is that record's failure, with a warning.
+//! A record that is not an SNS message is that record's failure, with a warning. A message whose
+//! `MessageAttributes` are not their documented shape (a map of `{"Type", "Value"}` strings) is
+//! processed without its producer's context, with one warning: the attributes that are not that
+//! shape are left out of the [`SnsMessage`] the handler gets. Neither warning, nor the span, repeats
+//! any of the record's content.
 
 use crate::config::{Config, SqsParentPolicy};
 use crate::error::record as record_error;
@@ -39,6 +43,7 @@ use opentelemetry::trace::SpanContext;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
+use aws_lambda_events::sns::MessageAttribute;
 pub use aws_lambda_events::sns::SnsMessage;
 
 /// `messaging.system` of SNS.
@@ -122,6 +127,10 @@ impl SnsProcessor {
         Fut: Future<Output = Result<(), E>>,
         E: Into<Diagnostic> + 'static,
     {
+        let mut record = record;
+        let malformed_carrier = record.get_mut("Sns").is_some_and(|sns| {
+            crate::consumer::drop_malformed_attributes::<MessageAttribute>(sns, "MessageAttributes")
+        });
         let message = match sns_message(&record) {
             Ok(message) => message,
             Err(error) => {
@@ -141,7 +150,9 @@ impl SnsProcessor {
         };
         let id = message.message_id.clone();
         let span = crate::consumer::process_span(Some(AWS_SNS), &topic_of(&record), Some(&id));
-        if let Some(producer) = producer_context(&message) {
+        if malformed_carrier {
+            crate::consumer::warn_malformed_carrier(&span, &id, "SNS message attributes");
+        } else if let Some(producer) = producer_context(&message) {
             let parent = single && self.policy == SqsParentPolicy::ParentIfSingle;
             crate::consumer::follow(&span, producer, &id, parent, self.xray_ids_only);
         }
@@ -156,12 +167,16 @@ fn sns_message(record: &serde_json::Value) -> Result<SnsMessage, String> {
         .or_else(|| record.get("eventSource"))
         .and_then(serde_json::Value::as_str);
     if let Some(other) = source.filter(|source| *source != "aws:sns") {
-        return Err(format!("a record from {other}, not an SNS message"));
+        return Err(format!(
+            "a record from {}, not an SNS message",
+            crate::consumer::source_name(other)
+        ));
     }
     let sns = record
         .get("Sns")
-        .ok_or_else(|| "an SNS record holds its message under `Sns`".to_owned())?;
-    SnsMessage::deserialize(sns).map_err(|error| error.to_string())
+        .filter(|sns| sns.is_object())
+        .ok_or_else(|| "an SNS record holds its message, an object, under `Sns`".to_owned())?;
+    SnsMessage::deserialize(sns).map_err(|error| crate::consumer::shape_error(&error))
 }
 
 /// The topic name: the last field of the message's `TopicArn`.
@@ -218,6 +233,165 @@ mod tests {
                 "MessageAttributes": attributes,
             }
         })
+    }
+
+    async fn process(
+        test: &TestTelemetry,
+        records: Vec<serde_json::Value>,
+    ) -> (
+        Result<(), SnsFailure>,
+        Vec<opentelemetry_sdk::trace::SpanData>,
+    ) {
+        let outcome = SnsProcessor::default()
+            .process(SnsBatch { records }, |message: SnsMessage| async move {
+                tracing::info!(id = %message.message_id, "working on it");
+                Ok::<(), lambda_runtime::Error>(())
+            })
+            .instrument(tracing::info_span!("invocation"))
+            .await;
+        test.telemetry()
+            .force_flush(std::time::Duration::from_secs(1))
+            .await;
+        (outcome, test.spans())
+    }
+
+    /// Every text a span holds: attribute and event attribute values, and its status.
+    fn texts(spans: &[opentelemetry_sdk::trace::SpanData]) -> Vec<String> {
+        spans
+            .iter()
+            .flat_map(|span| {
+                span.attributes
+                    .iter()
+                    .chain(span.events.iter().flat_map(|e| e.attributes.iter()))
+                    .map(|kv| kv.value.as_str().into_owned())
+                    .chain(std::iter::once(format!("{:?}", span.status)))
+            })
+            .collect()
+    }
+
+    /// `MessageAttributes` that are not their documented shape are a malformed carrier: the message
+    /// is processed, without its producer's context, with one warning that repeats none of them.
+    #[tokio::test]
+    async fn malformed_message_attributes_lose_only_the_context() {
+        const SECRET: &str = "card-4111111111111111";
+        let traceparent = json!({"Type": "String", "Value": TRACEPARENT});
+        // (MessageAttributes, reason)
+        let cases = [
+            (json!(SECRET), "a string, not a map"),
+            (json!([SECRET, 1, 2]), "a list, not a map"),
+            (
+                json!({"traceparent": TRACEPARENT, "note": SECRET}),
+                "attributes that are bare strings",
+            ),
+            (
+                json!({"traceparent": {"Type": "String", "Value": 5}, "note": {"Type": "String", "Value": SECRET}}),
+                "a traceparent whose Value is a number",
+            ),
+            (
+                json!({"traceparent": traceparent, "note": {"Type": SECRET}}),
+                "an attribute without a Value: the traceparent beside it is not trusted either",
+            ),
+            (
+                json!({"traceparent": traceparent, "note": {"custom": {"traceparent": 5}, "Value": [SECRET]}}),
+                "nested JSON where a string belongs",
+            ),
+        ];
+        for (attributes, reason) in cases {
+            let test = TestTelemetry::new();
+            let mut malformed = record("m-1", None);
+            malformed["Sns"]["MessageAttributes"] = attributes;
+            let (outcome, spans) = process(&test, vec![malformed]).await;
+            assert_eq!(outcome, Ok(()), "{reason}: the message is processed");
+            let process = spans
+                .iter()
+                .find(|span| span.name == "process orders-processed")
+                .expect("the process span");
+            assert!(process.links.is_empty(), "{reason}: no context is read");
+            assert_ne!(
+                process.span_context.trace_id().to_string(),
+                "5759e988bd862e3fe1be46a994272793",
+                "{reason}"
+            );
+            assert_eq!(
+                process.status,
+                opentelemetry::trace::Status::Unset,
+                "{reason}"
+            );
+            let lines = test.log_lines();
+            assert_eq!(
+                lines.iter().filter(|l| l.contains("working on it")).count(),
+                1,
+                "{reason}"
+            );
+            let warnings: Vec<_> = lines.iter().filter(|l| l.contains("WARN")).collect();
+            assert_eq!(warnings.len(), 1, "{reason}: {lines:#?}");
+            assert!(warnings[0].contains("m-1"), "{reason}: names the message");
+            assert!(
+                lines.iter().all(|l| !l.contains(SECRET)),
+                "{reason}: {lines:#?}"
+            );
+            assert!(
+                texts(&spans).iter().all(|t| !t.contains(SECRET)),
+                "{reason}: {spans:#?}"
+            );
+        }
+    }
+
+    /// A record that is not an SNS message fails alone, and the error recorded names a field at
+    /// most: serde's own message quotes the value it refused.
+    #[tokio::test]
+    async fn a_malformed_record_fails_without_repeating_its_content() {
+        const SECRET: &str = "4111111111111111";
+        let mut message = record("m-1", None);
+        message["Sns"]["Message"] = json!(4_111_111_111_111_111_u64);
+        let mut missing = record("m-2", None);
+        missing["Sns"]
+            .as_object_mut()
+            .expect("object")
+            .remove("TopicArn");
+        let mut source = record("m-3", None);
+        source["EventSource"] = json!(SECRET);
+        // (record, what the error says, reason)
+        let cases = [
+            (
+                message,
+                "not of its documented type",
+                "a Message that is not a string",
+            ),
+            (missing, "no `TopicArn`", "a missing field is named"),
+            (
+                source,
+                "another source",
+                "a source that is not an AWS service's name",
+            ),
+        ];
+        for (broken, says, reason) in cases {
+            let test = TestTelemetry::new();
+            let (outcome, spans) = process(&test, vec![broken, record("m-9", None)]).await;
+            assert!(
+                matches!(&outcome, Err(SnsFailure::Failed { failed, total: 2 }) if failed.len() == 1),
+                "{reason}: {outcome:?}"
+            );
+            let texts = texts(&spans);
+            assert!(
+                texts.iter().any(|t| t.contains(says)),
+                "{reason}: {texts:#?}"
+            );
+            assert!(
+                texts.iter().all(|t| !t.contains(SECRET)),
+                "{reason}: {texts:#?}"
+            );
+            let lines = test.log_lines();
+            assert!(
+                lines.iter().all(|l| !l.contains(SECRET)),
+                "{reason}: {lines:#?}"
+            );
+            assert_eq!(
+                lines.iter().filter(|l| l.contains("working on it")).count(),
+                1,
+                "{reason}: the other message is processed"
+            );
+        }
     }
 
     #[tokio::test]

@@ -41,10 +41,15 @@
 //!
 //! A malformed carrier is skipped with one warning; the message is still processed, without a link.
 //! A `traceparent` given twice (attribute names differing in case) is no context, with one warning.
+//! So is a message whose `messageAttributes` or `attributes` are not their documented shape (a map
+//! of attribute objects, a map of strings): the entries that are not are left out of the
+//! [`SqsMessage`] the handler gets, no context is read from the message, and the warning repeats
+//! none of them.
 //!
 //! ## Malformed records
 //! Records are read one by one: a record that does not have the shape of an SQS message is that
-//! record's failure (traced, reported by its `messageId`), never the batch's. A record without even a
+//! record's failure (traced, reported by its `messageId`), never the batch's; the error recorded
+//! names a missing field at most, never a value of the record. A record without even a
 //! `messageId` cannot be named, so it is reported with an empty identifier, which makes Lambda retry
 //! the whole batch: slower, but nothing is lost.
 //!
@@ -77,6 +82,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tracing::{Instrument, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use aws_lambda_events::sqs::SqsMessageAttribute;
 pub use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 
 /// `messaging.system` for SQS.
@@ -252,10 +258,21 @@ impl BatchProcessor {
         E: Into<Diagnostic> + 'static,
     {
         // serde reads a struct from a JSON array too (field by position); a record is an object.
+        let mut record = record;
+        let malformed_carrier = record.is_object() && {
+            let user = crate::consumer::drop_malformed_attributes::<SqsMessageAttribute>(
+                &mut record,
+                "messageAttributes",
+            );
+            let system =
+                crate::consumer::drop_malformed_attributes::<String>(&mut record, "attributes");
+            user || system
+        };
         let parsed = if record.is_object() {
             match not_an_sqs_message(&record) {
                 Some(reason) => Err(reason),
-                None => SqsMessage::deserialize(&record).map_err(|error| error.to_string()),
+                None => SqsMessage::deserialize(&record)
+                    .map_err(|error| crate::consumer::shape_error(&error)),
             }
         } else {
             Err("an SQS record is a JSON object".to_owned())
@@ -278,7 +295,9 @@ impl BatchProcessor {
             message.message_id.as_deref(),
             batch.kind(),
         );
-        if let Some(producer) = producer_context(&message) {
+        if malformed_carrier {
+            crate::consumer::warn_malformed_carrier(&span, &id, "message attributes");
+        } else if let Some(producer) = producer_context(&message) {
             let parent = batch.single && self.policy == SqsParentPolicy::ParentIfSingle;
             let linked = batch.take_link();
             match &batch.span {
@@ -318,7 +337,10 @@ fn not_an_sqs_message(record: &serde_json::Value) -> Option<String> {
         .and_then(serde_json::Value::as_str);
     match source {
         Some("aws:sqs") => None,
-        Some(other) => Some(format!("a record from {other}, not an SQS message")),
+        Some(other) => Some(format!(
+            "a record from {}, not an SQS message",
+            crate::consumer::source_name(other)
+        )),
         None if record
             .get("messageId")
             .is_some_and(serde_json::Value::is_string) =>
@@ -1030,7 +1052,7 @@ mod tests {
     async fn failed_and_malformed_records_are_reported_each_on_its_own_span() {
         let test = TestTelemetry::new();
         let mut broken = record("broken");
-        broken["messageAttributes"] = json!("not a map");
+        broken["body"] = json!({"not": "a string"});
         let mut nameless = record("x");
         nameless
             .as_object_mut()
@@ -1070,6 +1092,125 @@ mod tests {
                 .filter(|s| error_type(s).is_some())
                 .all(|s| matches!(s.status, Status::Error { .. }))
         );
+    }
+
+    /// Attributes that are not their documented shape are a malformed carrier: the message is
+    /// processed, without its producer's context, with one warning that repeats none of them.
+    #[tokio::test]
+    async fn malformed_message_attributes_lose_only_the_context() {
+        const SECRET: &str = "card-4111111111111111";
+        let traceparent = json!({"stringValue": TRACEPARENT, "dataType": "String"});
+        // (messageAttributes, attributes, reason)
+        let cases = [
+            (json!(SECRET), json!({}), "messageAttributes is a string"),
+            (json!([SECRET, 1]), json!({}), "messageAttributes is a list"),
+            (
+                json!({"traceparent": TRACEPARENT, "note": SECRET}),
+                json!({}),
+                "an attribute is a bare string, not an attribute object",
+            ),
+            (
+                json!({"traceparent": traceparent, "note": {"stringValue": 5, "dataType": SECRET}}),
+                json!({}),
+                "one attribute's value is a number: the traceparent beside it is not trusted either",
+            ),
+            (
+                json!({"traceparent": traceparent, "note": {"binaryValue": SECRET}}),
+                json!({}),
+                "one attribute's binary value is not base64",
+            ),
+            (
+                json!({}),
+                json!({"AWSTraceHeader": XRAY, "note": {"secret": SECRET}}),
+                "a system attribute is not a string",
+            ),
+            (
+                json!({}),
+                json!(SECRET),
+                "the system attributes are not a map",
+            ),
+        ];
+        for (message_attributes, attributes, reason) in cases {
+            let test = TestTelemetry::new();
+            let mut malformed = with_trace_header(record("m"), XRAY);
+            malformed["messageAttributes"] = message_attributes;
+            if attributes != json!({}) {
+                malformed["attributes"] = attributes;
+            }
+            let (response, spans) = run(
+                &test,
+                BatchProcessor::default(),
+                vec![malformed, record("n")],
+                &[],
+            )
+            .await;
+            assert!(failed_ids(&response).is_empty(), "{reason}: {response:?}");
+            let process = process_spans(&spans);
+            assert_eq!(process.len(), 2, "{reason}");
+            for span in &process {
+                assert!(span.links.is_empty(), "{reason}: no context is read");
+                assert_eq!(span.status, Status::Unset, "{reason}");
+            }
+            let lines = test.log_lines();
+            assert_eq!(
+                lines.iter().filter(|l| l.contains("working on it")).count(),
+                2,
+                "{reason}: both messages are processed"
+            );
+            let warnings: Vec<_> = lines.iter().filter(|l| l.contains("WARN")).collect();
+            assert_eq!(warnings.len(), 1, "{reason}: {lines:#?}");
+            assert!(warnings[0].contains("\"m\""), "{reason}: names the message");
+            assert!(
+                lines.iter().all(|l| !l.contains(SECRET)),
+                "{reason}: {lines:#?}"
+            );
+            assert!(
+                spans
+                    .iter()
+                    .flat_map(|s| s
+                        .attributes
+                        .iter()
+                        .chain(s.events.iter().flat_map(|e| e.attributes.iter())))
+                    .all(|kv| !kv.value.as_str().contains(SECRET)),
+                "{reason}: no span holds the attributes' text"
+            );
+        }
+    }
+
+    /// The error recorded for a record that is not an SQS message names a field at most: serde's
+    /// own message quotes the value it refused.
+    #[tokio::test]
+    async fn a_malformed_record_error_repeats_none_of_its_content() {
+        const SECRET: &str = "4111111111111111";
+        let mut body = record("a");
+        body["body"] = json!(4_111_111_111_111_111_u64);
+        let mut source = record("b");
+        source["eventSource"] = json!(SECRET);
+        for (broken, reason) in [
+            (body, "a body that is not a string"),
+            (source, "an unknown source"),
+        ] {
+            let test = TestTelemetry::new();
+            let (response, spans) = run(&test, BatchProcessor::default(), vec![broken], &[]).await;
+            assert_eq!(failed_ids(&response).len(), 1, "{reason}");
+            let span = process_spans(&spans)[0];
+            let texts: Vec<String> = span
+                .attributes
+                .iter()
+                .chain(span.events.iter().flat_map(|e| e.attributes.iter()))
+                .map(|kv| kv.value.as_str().into_owned())
+                .chain(std::iter::once(format!("{:?}", span.status)))
+                .chain(test.log_lines())
+                .collect();
+            assert!(
+                texts.iter().any(|t| t.contains("MalformedRecord")),
+                "{reason}: {texts:#?}"
+            );
+            assert!(
+                texts.iter().all(|t| !t.contains(SECRET)),
+                "{reason}: {texts:#?}"
+            );
+        }
     }
 
     /// Records of other services fed to the batch processor are each that record's failure, not
@@ -1178,7 +1319,8 @@ mod tests {
     enum Fate {
         Succeeds,
         Fails,
-        /// `messageAttributes` is not a map: the record cannot be read as a message.
+        /// `body` is not a string: the record cannot be read as a message. (Malformed
+        /// `messageAttributes` lose the context only.)
         Malformed,
     }
 
@@ -1206,7 +1348,7 @@ mod tests {
             let records = fates.iter().zip(&ids).map(|(fate, id)| {
                 let mut r = record(id);
                 if let Fate::Malformed = fate {
-                    r["messageAttributes"] = json!(["not", "a", "map"]);
+                    r["body"] = json!(["not", "a", "string"]);
                 }
                 r
             }).collect();

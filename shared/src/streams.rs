@@ -142,10 +142,12 @@ where
             .get("eventSource")
             .and_then(serde_json::Value::as_str)
         {
-            Some(source) if source != kind.source => {
-                Err(format!("a record from {source}, not from {}", kind.source))
-            }
-            _ => R::deserialize(&record).map_err(|error| error.to_string()),
+            Some(source) if source != kind.source => Err(format!(
+                "a record from {}, not from {}",
+                crate::consumer::source_name(source),
+                kind.source
+            )),
+            _ => R::deserialize(&record).map_err(|error| crate::consumer::shape_error(&error)),
         };
         let outcome = match parsed {
             Ok(parsed) => {
