@@ -30,7 +30,7 @@
 //! | `TRACEKIT_CAPTURE_ERROR` | `true`, `false`: the handler's error (`errorType`, `errorMessage`) in the invocation span's metadata | `false` |
 //! | `TRACEKIT_CAPTURE_MAX_BYTES` | bytes of captured JSON kept, 1 to 32768 (longer is cut and marked) | `4096` |
 //! | `TRACEKIT_INIT_SPAN` | `true`, `false`: an `init` span for the cold start (what init did inside, beside Lambda's own `Initialization` subsegment), in the first invocation's trace | `false` |
-//! | `TRACEKIT_EXCLUDED_ROUTES` | comma-separated `[METHOD ]/path` entries (a trailing `*` matches any rest) never traced ([`ExcludedRoute`]) | none |
+//! | `TRACEKIT_EXCLUDED_ROUTES` | comma-separated `[METHOD ]/path` entries never traced ([`ExcludedRoute`]): the method without regard to case, the path with it; repeated and trailing slashes ignored; a `*` only last (`/internal/*`: `/internal` and below); an entry that cannot match (a `*` elsewhere, a `?`, a space) refused; `/*` warned about | none |
 //! | `TRACEKIT_LOG_BUFFER` | `off`, a level (`debug`), or `target=level` directives (`orders=debug`): the lines it enables that the log level does not are kept per invocation and written only if it fails ([`LogBuffer`]) | `off` |
 //! | `TRACEKIT_LOG_BUFFER_MAX_BYTES` | bytes kept per invocation, 1024 to 1048576 (the oldest lines go first) | `20480` |
 //! | `TRACEKIT_LOG_BUFFER_FLUSH_ON_ERROR_LOG` | `true`, `false`: an `error!` line also writes what is buffered | `true` |
@@ -1132,16 +1132,31 @@ const MAX_CAPTURE_BYTES: usize = 32 * 1024;
 const DEFAULT_CAPTURE_BYTES: usize = 4096;
 
 /// An HTTP route never traced (`TRACEKIT_EXCLUDED_ROUTES`): `GET /health` (that method only),
-/// `/health` (any method) or `/internal/*` (any path under `/internal/`). It is matched against the
-/// event's route (API Gateway's route or resource, when there is one) and its path, before any span
-/// is recorded: an excluded invocation records no span at all, its SDK calls included, and sends
-/// nothing (Application Signals included).
+/// `/health` (any method) or `/internal/*` (`/internal` and any path under it). It is matched against
+/// the event's route (API Gateway's route or resource, when there is one) and its path, before any
+/// span is recorded: an excluded invocation records no span at all, its SDK calls included, and
+/// sends nothing (Application Signals included).
+///
+/// How an entry matches:
+/// - the method is compared without regard to case; the path with regard to it, as API Gateway and
+///   ALB route (`/Health` is not `/health`);
+/// - repeated slashes count as one and a trailing slash is ignored, in the entry and in the
+///   request alike: `/status/200`, `/status/200/` and `//status/200` are one path;
+/// - a `*` is a wildcard only as an entry's last character: `/internal/*` is `/internal` and what
+///   is under it, `/int*` any path that begins `/int`. An entry that could not match as written is
+///   refused at init, naming the entry: a `*` elsewhere (paths do not hold a `*`), a `?` or `#` (the
+///   path a request is matched on holds no query or fragment), a space inside the path, a method
+///   that is not letters, a path that does not begin with `/`.
+///
+/// An entry that excludes every route (`/*`, or `GET /*` for every `GET`) is accepted, with one
+/// warning at init.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ExcludedRoute {
     /// The method, upper case; `None` matches any.
     pub method: Option<String>,
-    /// The path or route, without the trailing `*` of a prefix.
+    /// The path or route, without the trailing `*` of a prefix, its slashes normalized (one at a
+    /// time, none at the end but for `/` itself and a prefix's own).
     pub path: String,
     /// `path` is a prefix (the entry ended in `*`).
     pub prefix: bool,
@@ -1165,49 +1180,134 @@ impl ExcludedRoute {
             let candidate = candidate
                 .rsplit_once(' ')
                 .map_or(candidate, |(_, path)| path);
-            if self.prefix {
-                candidate.starts_with(&self.path)
-            } else {
-                candidate == self.path
+            let candidate = normalized_path(candidate);
+            if !self.prefix {
+                return *candidate == *self.path;
             }
+            // `/internal/*` holds `/internal` itself, which a request for `/internal/` becomes.
+            candidate.starts_with(self.path.as_str())
+                || self
+                    .path
+                    .strip_suffix('/')
+                    .is_some_and(|directory| !directory.is_empty() && *candidate == *directory)
         };
         route.is_some_and(fits) || path.is_some_and(fits)
     }
+
+    /// Whether this entry excludes every route (of its method, when it names one).
+    pub(crate) fn excludes_every_route(&self) -> bool {
+        self.prefix && self.path == "/"
+    }
+}
+
+/// `path` with each run of slashes made one, and no trailing slash (but for `/` itself).
+fn normalized_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let trailing = path.len() > 1 && path.ends_with('/');
+    if !trailing && !path.contains("//") {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let mut normal = String::with_capacity(path.len());
+    for c in path.chars() {
+        if c == '/' && normal.ends_with('/') {
+            continue;
+        }
+        normal.push(c);
+    }
+    if normal.len() > 1 && normal.ends_with('/') {
+        normal.pop();
+    }
+    std::borrow::Cow::Owned(normal)
 }
 
 fn parse_excluded_routes(value: &str) -> Result<Vec<ExcludedRoute>, ConfigError> {
-    const EXPECTED: &str =
-        "comma-separated `[METHOD ]/path` entries such as `GET /health,/internal/*`";
     value
         .split(',')
         .map(str::trim)
         .filter(|entry| !entry.is_empty())
-        .map(|entry| {
-            let (method, path) = match entry.split_once(' ') {
-                Some((method, path)) => (Some(method), path.trim()),
-                None => (None, entry),
-            };
-            let method_ok = method.is_none_or(|method| {
-                !method.is_empty() && method.bytes().all(|b| b.is_ascii_alphabetic())
-            });
-            if !method_ok || !path.starts_with('/') {
-                return Err(ConfigError::invalid(
-                    env::TRACEKIT_EXCLUDED_ROUTES,
-                    value,
-                    EXPECTED,
-                ));
-            }
-            let (path, prefix) = match path.strip_suffix('*') {
-                Some(prefix) => (prefix, true),
-                None => (path, false),
-            };
-            Ok(ExcludedRoute {
-                method: method.map(str::to_ascii_uppercase),
-                path: path.to_owned(),
-                prefix,
-            })
-        })
+        .map(parse_excluded_route)
         .collect()
+}
+
+/// One entry of `TRACEKIT_EXCLUDED_ROUTES`; an error names the entry and what it breaks.
+fn parse_excluded_route(entry: &str) -> Result<ExcludedRoute, ConfigError> {
+    let refuse = |expected| {
+        Err(ConfigError::invalid(
+            env::TRACEKIT_EXCLUDED_ROUTES,
+            entry,
+            expected,
+        ))
+    };
+    let (method, path) = match entry.split_once(char::is_whitespace) {
+        Some((method, path)) => (Some(method), path.trim()),
+        None => (None, entry),
+    };
+    if method.is_some_and(|method| method.starts_with('/')) {
+        return refuse("one path per entry, without spaces; entries are separated by commas");
+    }
+    if method
+        .is_some_and(|method| method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()))
+    {
+        return refuse(
+            "an entry `[METHOD ]/path` whose method is letters only, such as `GET /health`",
+        );
+    }
+    if !path.starts_with('/') {
+        return refuse("an entry `[METHOD ]/path` whose path begins with `/`, such as `/health`");
+    }
+    if path.contains(char::is_whitespace) {
+        return refuse("one path per entry, without spaces; entries are separated by commas");
+    }
+    if path.contains(['?', '#']) {
+        return refuse(
+            "a path without a query or fragment: requests are matched on their path alone",
+        );
+    }
+    let (path, prefix) = match path.strip_suffix('*') {
+        Some(prefix) => (prefix, true),
+        None => (path, false),
+    };
+    if path.contains('*') {
+        return refuse(
+            "a `*` only as the entry's last character (`/internal/*`): it is no wildcard elsewhere, and a path holds none",
+        );
+    }
+    let path = if prefix {
+        // A prefix keeps its trailing slash (`/internal/` is not `/internalx`); only runs of
+        // slashes are made one.
+        let mut normal = normalized_path(path).into_owned();
+        if path.ends_with('/') && !normal.ends_with('/') {
+            normal.push('/');
+        }
+        normal
+    } else {
+        normalized_path(path).into_owned()
+    };
+    Ok(ExcludedRoute {
+        method: method.map(str::to_ascii_uppercase),
+        path,
+        prefix,
+    })
+}
+
+/// The one warning for `TRACEKIT_EXCLUDED_ROUTES` entries that exclude every route (`/*`): written
+/// once, at init, where a log line can be seen.
+pub(crate) fn warn_if_every_route_is_excluded(config: &Config) {
+    if let Some(route) = config
+        .excluded_routes
+        .iter()
+        .find(|route| route.excludes_every_route())
+    {
+        let which = route.method.as_deref().map_or_else(
+            || "every route".to_owned(),
+            |method| format!("every {method} route"),
+        );
+        tracing::warn!(
+            target: "tracekit",
+            variable = env::TRACEKIT_EXCLUDED_ROUTES,
+            "{} excludes {which}: those invocations record and send no span at all",
+            env::TRACEKIT_EXCLUDED_ROUTES,
+        );
+    }
 }
 
 /// Log buffering (`TRACEKIT_LOG_BUFFER`), as Powertools' Logger buffers: the lines its directives
@@ -2130,5 +2230,217 @@ mod tests {
             Config::from_lookup(|name| (name == "OTEL_SDK_DISABLED").then(|| "yes".to_owned()))
                 .expect_err("not a boolean");
         assert!(error.to_string().contains("OTEL_SDK_DISABLED"), "{error}");
+    }
+
+    fn routes(value: &str) -> Result<Vec<ExcludedRoute>, ConfigError> {
+        config(&[("TRACEKIT_EXCLUDED_ROUTES", value)]).map(|config| config.excluded_routes)
+    }
+
+    /// What an entry of `TRACEKIT_EXCLUDED_ROUTES` excludes: slashes normalized on both sides, the
+    /// path's case kept, a `*` a wildcard only last.
+    #[test]
+    fn excluded_routes_match_by_the_documented_rules() {
+        // (entry, method, path, excluded, reason)
+        let cases = [
+            ("/status/200", "GET", "/status/200", true, "the path itself"),
+            (
+                "/status/200",
+                "GET",
+                "/status/200/",
+                true,
+                "a trailing slash is ignored",
+            ),
+            (
+                "/status/200",
+                "GET",
+                "//status/200",
+                true,
+                "repeated slashes count as one",
+            ),
+            (
+                "/status/200",
+                "GET",
+                "/status//200///",
+                true,
+                "anywhere in the path",
+            ),
+            (
+                "/status/200/",
+                "GET",
+                "/status/200",
+                true,
+                "in the entry too",
+            ),
+            (
+                "//status/200",
+                "GET",
+                "/status/200",
+                true,
+                "and repeated in the entry",
+            ),
+            (
+                "/status/200",
+                "GET",
+                "/Status/200",
+                false,
+                "paths are case-sensitive",
+            ),
+            (
+                "/status/200",
+                "GET",
+                "/status/2000",
+                false,
+                "no prefix without a `*`",
+            ),
+            (
+                "get /status/200",
+                "GET",
+                "/status/200",
+                true,
+                "methods are not",
+            ),
+            (
+                "GET /status/200",
+                "post",
+                "/status/200",
+                false,
+                "another method",
+            ),
+            (
+                "/internal/*",
+                "GET",
+                "/internal/reindex",
+                true,
+                "under the prefix",
+            ),
+            (
+                "/internal/*",
+                "GET",
+                "/internal",
+                true,
+                "the prefix's own path",
+            ),
+            (
+                "/internal/*",
+                "GET",
+                "/internal/",
+                true,
+                "the prefix's own path, with its slash",
+            ),
+            (
+                "/internal/*",
+                "GET",
+                "//internal//a",
+                true,
+                "normalized before the prefix",
+            ),
+            (
+                "/internal/*",
+                "GET",
+                "/internals",
+                false,
+                "a `/`-ended prefix is a directory",
+            ),
+            (
+                "/int*",
+                "GET",
+                "/internals",
+                true,
+                "a prefix without its `/` is any rest",
+            ),
+            (
+                "/*",
+                "DELETE",
+                "/anything/at/all",
+                true,
+                "`/*` is every route",
+            ),
+            ("/*", "GET", "/", true, "the root too"),
+            ("/", "GET", "/", true, "the root alone"),
+            ("/", "GET", "/a", false, "the root is not a prefix"),
+        ];
+        for (entry, method, path, excluded, reason) in cases {
+            let routes = routes(entry).unwrap_or_else(|error| panic!("{entry}: {error}"));
+            let matched = routes
+                .iter()
+                .any(|route| route.matches(Some(method), None, Some(path)));
+            assert_eq!(matched, excluded, "{entry} vs {method} {path}: {reason}");
+        }
+        let route = &routes("/health")
+            .expect("valid")
+            .into_iter()
+            .next()
+            .expect("one");
+        assert!(
+            route.matches(Some("GET"), Some("GET /health/"), None),
+            "an API Gateway route key is normalized as a path is"
+        );
+    }
+
+    /// An entry that cannot match a request as written is refused at init, naming the variable and
+    /// the entry (not the whole list).
+    #[test]
+    fn excluded_routes_that_cannot_match_are_refused_naming_the_entry() {
+        // (value, the entry named, reason)
+        let cases = [
+            ("/health,/a/*/b", "/a/*/b", "a `*` inside is no wildcard"),
+            ("/a/*b", "/a/*b", "a `*` before the end"),
+            ("/**", "/**", "two `*`"),
+            ("/health?probe=1", "/health?probe=1", "a query"),
+            ("/health#top", "/health#top", "a fragment"),
+            ("GET /a /b", "GET /a /b", "two paths in one entry"),
+            ("/a /b", "/a /b", "a space inside a path"),
+            ("health", "health", "a path without its `/`"),
+            ("GET health", "GET health", "the same after a method"),
+            ("G3T /health", "G3T /health", "a method that is not letters"),
+        ];
+        for (value, entry, reason) in cases {
+            let error = routes(value).expect_err(reason);
+            let ConfigError::Invalid {
+                variable, value, ..
+            } = &error;
+            assert_eq!(*variable, "TRACEKIT_EXCLUDED_ROUTES", "{reason}");
+            assert_eq!(value, entry, "{reason}: {error}");
+        }
+        assert!(
+            routes(" GET /health , ,/internal/* ").is_ok(),
+            "spaces and empty entries"
+        );
+    }
+
+    /// `/*` excludes everything: accepted, and said once at init.
+    #[test]
+    fn an_entry_excluding_every_route_is_warned_about_once() {
+        // (value, warned, reason)
+        let cases = [
+            (
+                "/*,/internal/*,//*",
+                Some("every route"),
+                "one warning for two such entries",
+            ),
+            (
+                "GET /*",
+                Some("every GET route"),
+                "every route of one method",
+            ),
+            ("/internal/*,/health", None, "nothing to warn about"),
+        ];
+        for (value, warned, reason) in cases {
+            let config = config(&[("TRACEKIT_EXCLUDED_ROUTES", value)]).expect("valid");
+            let test = crate::testing::TestTelemetry::with_config(config.clone());
+            warn_if_every_route_is_excluded(&config);
+            let lines: Vec<String> = test
+                .log_lines()
+                .into_iter()
+                .filter(|line| line.contains("TRACEKIT_EXCLUDED_ROUTES"))
+                .collect();
+            match warned {
+                Some(which) => {
+                    assert_eq!(lines.len(), 1, "{reason}: {lines:#?}");
+                    assert!(lines[0].contains(which), "{reason}: {lines:#?}");
+                }
+                None => assert!(lines.is_empty(), "{reason}: {lines:#?}"),
+            }
+        }
     }
 }

@@ -188,6 +188,7 @@ impl Builder {
         let (parts, dispatch) = self.build()?;
         tracing::dispatcher::set_global_default(dispatch).map_err(InitError::Subscriber)?;
         parts.install_globals();
+        crate::config::warn_if_every_route_is_excluded(parts.telemetry.config());
         Ok(parts.telemetry)
     }
 
