@@ -13,7 +13,7 @@
 //!   `aws.remote.service` (`AWS::DynamoDB`, `AWS::S3`, `AWS::SQS`, … for AWS SDK calls; the messaging
 //!   system otherwise; `host:port` for an HTTP call beyond AWS), `aws.remote.operation` (the SDK
 //!   operation; the method and the path's first segment for HTTP), and the remote resource (one
-//!   DynamoDB table, an S3 bucket, an SQS queue with its account and region);
+//!   DynamoDB table, an S3 bucket, an SQS queue or an SNS topic with its account and region);
 //! - other spans get `aws.local.operation`, which the distro copies from parent to child.
 //!
 //! Every span carries `aws.trace.flag.sampled`. `aws.local.environment` is the environment
@@ -65,6 +65,7 @@ mod attr {
     pub(super) const DYNAMODB_TABLE: &str = "AWS::DynamoDB::Table";
     pub(super) const S3_BUCKET: &str = "AWS::S3::Bucket";
     pub(super) const SQS_QUEUE: &str = "AWS::SQS::Queue";
+    pub(super) const SNS_TOPIC: &str = "AWS::SNS::Topic";
 
     /// Every key this module writes; a span's own value of one is replaced, as the distro does.
     pub(super) const GENERATED: [&str; 12] = [
@@ -297,7 +298,8 @@ fn first_segment(url: &str) -> &str {
     }
 }
 
-/// The remote resource of an AWS SDK span: exactly one DynamoDB table, an S3 bucket or an SQS queue.
+/// The remote resource of an AWS SDK span: exactly one DynamoDB table, an S3 bucket, an SQS queue
+/// or an SNS topic (`aws.sns.topic.arn`, which `Publish` and `PublishBatch` spans carry).
 fn remote_resource(attributes: &[KeyValue], added: &mut Vec<KeyValue>) {
     let tables = attributes
         .iter()
@@ -336,6 +338,35 @@ fn remote_resource(attributes: &[KeyValue], added: &mut Vec<KeyValue>) {
             added.push(KeyValue::new(
                 attr::AWS_REMOTE_RESOURCE_REGION,
                 region.to_owned(),
+            ));
+        }
+        return;
+    } else if let Some(arn) = string(attributes, semattr::AWS_SNS_TOPIC_ARN) {
+        // As the distro: the topic's name, the ARN as CloudFormation's identifier, and the account
+        // and region the ARN names; an ARN it cannot read names no resource.
+        let Some(topic) = Arn::parse(&arn) else {
+            return;
+        };
+        added.push(KeyValue::new(
+            attr::AWS_REMOTE_RESOURCE_TYPE,
+            attr::SNS_TOPIC,
+        ));
+        added.push(KeyValue::new(
+            attr::AWS_REMOTE_RESOURCE_IDENTIFIER,
+            escape(topic.resource),
+        ));
+        added.push(KeyValue::new(
+            attr::AWS_CLOUDFORMATION_PRIMARY_IDENTIFIER,
+            escape(&arn),
+        ));
+        added.push(KeyValue::new(
+            attr::AWS_REMOTE_RESOURCE_ACCOUNT_ID,
+            topic.account.to_owned(),
+        ));
+        if !topic.region.is_empty() {
+            added.push(KeyValue::new(
+                attr::AWS_REMOTE_RESOURCE_REGION,
+                topic.region.to_owned(),
             ));
         }
         return;
@@ -392,6 +423,34 @@ impl<'a> SqsQueue<'a> {
             account,
             name,
             region,
+        })
+    }
+}
+
+/// A regional resource's ARN, as the distro's `RegionalResourceArnParser` reads one:
+/// `arn:<partition>:<service>:<region>:<account>:<resource>`, the account all digits, the resource
+/// what follows the last `:`.
+#[derive(Debug, PartialEq, Eq)]
+struct Arn<'a> {
+    region: &'a str,
+    account: &'a str,
+    resource: &'a str,
+}
+
+impl<'a> Arn<'a> {
+    fn parse(arn: &'a str) -> Option<Self> {
+        if !arn.starts_with("arn") {
+            return None;
+        }
+        let parts: Vec<&str> = arn.split(':').collect();
+        let account = *parts.get(4)?;
+        if parts.len() < 6 || account.is_empty() || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(Arn {
+            region: parts[3],
+            account,
+            resource: parts[parts.len() - 1],
         })
     }
 }
@@ -499,6 +558,41 @@ mod tests {
     }
 
     #[test]
+    fn arns_are_read_as_the_distro_reads_them() {
+        // (ARN, (region, account, resource), reason)
+        let cases = [
+            (
+                "arn:aws:sns:us-east-1:123456789012:orders",
+                Some(("us-east-1", "123456789012", "orders")),
+                "a topic",
+            ),
+            (
+                "arn:aws-cn:sns:cn-north-1:123456789012:orders.fifo",
+                Some(("cn-north-1", "123456789012", "orders.fifo")),
+                "another partition, a FIFO topic",
+            ),
+            (
+                "arn:aws:sns:us-east-1:123456789012:orders:sub-id",
+                Some(("us-east-1", "123456789012", "sub-id")),
+                "the last field, as the distro takes it",
+            ),
+            (
+                "arn:aws:sns:us-east-1:12345678901a:orders",
+                None,
+                "an account that is not digits",
+            ),
+            ("arn:aws:sns:us-east-1::orders", None, "no account"),
+            ("arn:aws:sns:us-east-1:123456789012", None, "five fields"),
+            ("orders", None, "a name, not an ARN"),
+            ("", None, "empty"),
+        ];
+        for (arn, expected, reason) in cases {
+            let parsed = Arn::parse(arn).map(|arn| (arn.region, arn.account, arn.resource));
+            assert_eq!(parsed, expected, "{arn}: {reason}");
+        }
+    }
+
+    #[test]
     fn spans_get_the_attributes_the_distro_gives_them_in_lambda() {
         // (span, expected Application Signals attributes, reason)
         type Expected = &'static [(&'static str, &'static str)];
@@ -601,6 +695,62 @@ mod tests {
                     ("aws.trace.flag.sampled", "true"),
                 ],
                 "an SQS send: the queue, its account and region from the URL",
+            ),
+            (
+                span(
+                    SpanKind::Producer,
+                    Some(false),
+                    sdk(
+                        "SNS",
+                        "Publish",
+                        vec![KeyValue::new(
+                            semattr::AWS_SNS_TOPIC_ARN,
+                            "arn:aws:sns:eu-west-1:123456789012:orders-processed",
+                        )],
+                    ),
+                ),
+                &[
+                    ("aws.local.service", "orders-api"),
+                    ("aws.local.operation", "orders-fn/FunctionHandler"),
+                    ("aws.local.environment", "lambda:default"),
+                    ("aws.remote.service", "AWS::SNS"),
+                    ("aws.remote.operation", "Publish"),
+                    ("aws.remote.resource.type", "AWS::SNS::Topic"),
+                    ("aws.remote.resource.identifier", "orders-processed"),
+                    (
+                        "aws.remote.resource.cfn.primary.identifier",
+                        "arn:aws:sns:eu-west-1:123456789012:orders-processed",
+                    ),
+                    ("aws.remote.resource.account.id", "123456789012"),
+                    ("aws.remote.resource.region", "eu-west-1"),
+                    ("aws.span.kind", "PRODUCER"),
+                    ("aws.trace.flag.sampled", "true"),
+                ],
+                "an SNS publish: the topic, its account and region from the ARN",
+            ),
+            (
+                span(
+                    SpanKind::Producer,
+                    Some(false),
+                    sdk(
+                        "SNS",
+                        "Publish",
+                        vec![KeyValue::new(
+                            semattr::AWS_SNS_TOPIC_ARN,
+                            "orders-processed",
+                        )],
+                    ),
+                ),
+                &[
+                    ("aws.local.service", "orders-api"),
+                    ("aws.local.operation", "orders-fn/FunctionHandler"),
+                    ("aws.local.environment", "lambda:default"),
+                    ("aws.remote.service", "AWS::SNS"),
+                    ("aws.remote.operation", "Publish"),
+                    ("aws.span.kind", "PRODUCER"),
+                    ("aws.trace.flag.sampled", "true"),
+                ],
+                "a topic ARN the distro cannot read names no resource",
             ),
             (
                 span(

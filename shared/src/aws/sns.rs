@@ -31,16 +31,29 @@ pub(crate) fn inject(
     });
 }
 
-fn topic_attributes(span: &Span, topic_arn: Option<&str>) {
+/// The messaging attributes of a send to `destination` (a topic's ARN, or a `Publish`'s `TargetArn`),
+/// and `aws.sns.topic.arn` when it names a topic (Application Signals makes the topic the span's
+/// remote resource from it).
+fn topic_attributes(span: &Span, destination: Option<&str>) {
     span.set_attribute(attr::MESSAGING_SYSTEM, MESSAGING_SYSTEM);
     span.set_attribute(attr::MESSAGING_OPERATION_NAME, "publish");
     span.set_attribute(attr::MESSAGING_OPERATION_TYPE, "send");
-    if let Some(arn) = topic_arn {
-        span.set_attribute(attr::SNS_TOPIC_ARN, arn.to_owned());
+    if let Some(arn) = destination {
+        if names_a_topic(arn) {
+            span.set_attribute(attr::SNS_TOPIC_ARN, arn.to_owned());
+        }
         if let Some(name) = arn.rsplit(':').next().filter(|name| !name.is_empty()) {
             span.set_attribute(attr::MESSAGING_DESTINATION_NAME, name.to_owned());
         }
     }
+}
+
+/// Whether a `Publish` destination is a topic: a `TargetArn` may name a mobile platform endpoint
+/// instead (`…:endpoint/GCM/app/id`), and a topic's name holds no `/`.
+fn names_a_topic(arn: &str) -> bool {
+    arn.rsplit(':')
+        .next()
+        .is_some_and(|name| !name.is_empty() && !name.contains('/'))
 }
 
 pub(super) fn record_and_inject(span: &Span, cx: &opentelemetry::Context, input: &mut Input) {
@@ -86,4 +99,35 @@ pub(super) fn record_output(span: &Span, output: &Output) {
 /// Whether the operation sends messages (a PRODUCER span).
 pub(super) fn is_send(operation: &str) -> bool {
     matches!(operation, "Publish" | "PublishBatch")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_topic_is_recorded_as_the_topic() {
+        // (destination, a topic, reason)
+        let cases = [
+            (
+                "arn:aws:sns:us-east-1:123456789012:orders",
+                true,
+                "a TopicArn",
+            ),
+            (
+                "arn:aws:sns:us-east-1:123456789012:orders.fifo",
+                true,
+                "a FIFO topic",
+            ),
+            (
+                "arn:aws:sns:us-east-1:123456789012:endpoint/GCM/orders-app/5e3e9847-3183-3f18-a7e8-671c3a57d4b3",
+                false,
+                "a TargetArn naming a mobile endpoint",
+            ),
+            ("arn:aws:sns:us-east-1:123456789012:", false, "no name"),
+        ];
+        for (arn, topic, reason) in cases {
+            assert_eq!(names_a_topic(arn), topic, "{arn}: {reason}");
+        }
+    }
 }
