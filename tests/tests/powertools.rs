@@ -1,8 +1,9 @@
 //! What a Powertools user expects, through real function processes: X-Ray metadata under
 //! namespaces on every export path (the OTLP receiver's `aws.xray.metadata.<namespace>`, the agent's
 //! datagrams, the segment's `metadata` read back from moto's X-Ray API); the handler's response and
-//! error captured only when asked, and cut to the bound; the cold start's `init` span; a route never
-//! traced; and log lines kept per invocation, written only for the one that fails.
+//! error captured only when asked, and cut to the bound; the cold start's `init` span; routes never
+//! traced, and the rules they are matched by; and log lines kept per invocation, written only for
+//! the one that fails.
 
 use integration_tests::xray::{self, XrayDaemon};
 use integration_tests::{
@@ -354,6 +355,102 @@ async fn an_excluded_route_sends_nothing_and_answers() {
             .all(|span| span.attr_str("url.path") != Some("/status/200")),
         "{spans:#?}"
     );
+}
+
+/// `TRACEKIT_EXCLUDED_ROUTES`' rules through a real process: a trailing or repeated slash is the
+/// same path, the path's case is not ignored, `/internal/*` holds `/internal`.
+#[tokio::test]
+async fn excluded_routes_match_the_same_path_however_its_slashes_are_written() {
+    let otlp = OtlpReceiver::start().expect("receiver");
+    let function = spawn(
+        "http-function",
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.endpoint()),
+            (
+                "TRACEKIT_EXCLUDED_ROUTES",
+                "GET /status/200,/internal/*".to_owned(),
+            ),
+        ],
+    );
+    for path in [
+        "/status/200/",
+        "//status/200",
+        "/status//200",
+        "/internal",
+        "/internal/",
+    ] {
+        let outcome = invoke(&function, api_event("GET", path)).await;
+        assert_eq!(outcome.json().expect("JSON")["statusCode"], 200, "{path}");
+    }
+    // Traced: another case, and a path the prefix does not hold. Each invocation is flushed before
+    // the next is served, so once these arrive an excluded one's spans would have too.
+    invoke(&function, api_event("GET", "/Status/200")).await;
+    invoke(&function, api_event("GET", "/internals")).await;
+    let spans = otlp.wait_for_spans(4, WAIT).await.expect("spans");
+    let mut paths: Vec<&str> = spans
+        .iter()
+        .filter_map(|span| span.attr_str("url.path"))
+        .collect();
+    paths.sort_unstable();
+    assert_eq!(paths, vec!["/Status/200", "/internals"], "{spans:#?}");
+}
+
+/// An entry that cannot match as written fails the init, naming the variable and the entry; one that
+/// excludes every route is accepted with one warning.
+#[tokio::test]
+async fn excluded_routes_that_cannot_match_fail_the_init_and_everything_is_warned_about() {
+    let refused = spawn(
+        "http-function",
+        &[
+            ("OTEL_TRACES_EXPORTER", "none".to_owned()),
+            (
+                "TRACEKIT_EXCLUDED_ROUTES",
+                "GET /health,/status/*/detail".to_owned(),
+            ),
+        ],
+    );
+    let mut waited = Duration::ZERO;
+    while refused.exit_status().is_none() && waited < WAIT {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += Duration::from_millis(50);
+    }
+    let status = refused
+        .exit_status()
+        .expect("the init fails and the process exits");
+    assert!(!status.success(), "{status:?}");
+    let output = refused.stdout().join("\n") + &refused.stderr().join("\n");
+    assert!(
+        output.contains("TRACEKIT_EXCLUDED_ROUTES") && output.contains("/status/*/detail"),
+        "{output}"
+    );
+    assert!(
+        !output.contains("GET /health"),
+        "the entry, not the list: {output}"
+    );
+
+    let everything = spawn(
+        "http-function",
+        &[
+            ("OTEL_TRACES_EXPORTER", "none".to_owned()),
+            ("TRACEKIT_EXCLUDED_ROUTES", "/*,/health".to_owned()),
+        ],
+    );
+    let line = everything
+        .wait_for_stdout(|line| line.contains("TRACEKIT_EXCLUDED_ROUTES"), WAIT)
+        .await
+        .expect("a warning at init");
+    assert!(
+        line.contains("WARN") && line.contains("every route"),
+        "{line}"
+    );
+    let outcome = invoke(&everything, api_event("GET", "/status/200")).await;
+    assert_eq!(outcome.json().expect("JSON")["statusCode"], 200);
+    let warnings = everything
+        .stdout()
+        .iter()
+        .filter(|line| line.contains("TRACEKIT_EXCLUDED_ROUTES"))
+        .count();
+    assert_eq!(warnings, 1, "once, not per invocation");
 }
 
 fn debug_lines(function: &FunctionProcess) -> Vec<Value> {
