@@ -6,7 +6,7 @@
 //! tracekit has no switch that records payloads: a user who wants a value on a span records it.
 
 use integration_tests::flow::Flow;
-use integration_tests::{OtlpReceiver, XrayDaemon, stack, xray};
+use integration_tests::{FunctionProcess, Invocation, OtlpReceiver, XrayDaemon, stack, xray};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -213,4 +213,106 @@ async fn no_payload_reaches_an_agent_datagram_even_with_application_signals() {
             .any(|s| s.attr_str("aws.remote.service") == Some("AWS::S3")),
         "the spans carry Application Signals' attributes"
     );
+}
+
+/// SNS message attributes that are not their documented shape cost the message its producer's
+/// context, never the message: it is processed, one warning names its id, and nothing of the
+/// attributes reaches a span or a log line. (No stack: the SNS event is the invocation's payload.)
+#[tokio::test]
+async fn malformed_sns_attributes_lose_the_context_and_leave_no_trace_of_their_text() {
+    let secret = format!("PRIVACYSNS{}", stack::unique_name("a").replace('-', ""));
+    let text =
+        std::fs::read_to_string(stack::workspace_root().join("events/sns-order-processed.json"))
+            .expect("the sample event");
+    let sample: Value = serde_json::from_str(&text).expect("JSON");
+    let traceparent = "00-6740a1b55759e988bd862e3fe1be46a9-83995c3f42cd8ad8-01";
+    // (MessageAttributes, reason)
+    let cases = [
+        (
+            json!({"traceparent": {"Type": "String", "Value": traceparent}, "note": {"Type": "String", "Value": [&secret]}}),
+            "a Value that is a list: the traceparent beside it is not trusted",
+        ),
+        (
+            json!({"traceparent": {"Type": "String", "Value": 5}, "note": &secret}),
+            "a traceparent whose Value is a number, an attribute that is a bare string",
+        ),
+        (
+            json!([&secret, {"custom": {"traceparent": 5}}]),
+            "a list, not a map",
+        ),
+        (json!(&secret), "a string, not a map"),
+    ];
+    let otlp = OtlpReceiver::start().expect("receiver");
+    let function = FunctionProcess::spawn(
+        &stack::function_binary("traced-function"),
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.endpoint())],
+    )
+    .expect("spawn");
+    for (n, (attributes, reason)) in cases.into_iter().enumerate() {
+        let id = format!("malformed-{n}");
+        let mut event = sample.clone();
+        event["Records"][0]["Sns"]["MessageId"] = json!(id);
+        event["Records"][0]["Sns"]["MessageAttributes"] = attributes;
+        let header = format!(
+            "Root={};Parent={};Sampled=1",
+            xray::new_trace_id(),
+            xray::new_segment_id()
+        );
+        let outcome = function
+            .invoke(Invocation::json(event).trace_header(header))
+            .await
+            .expect("invocation");
+        assert_eq!(
+            outcome.json().ok(),
+            Some(json!({"ok": true})),
+            "{reason}: the message is processed: {outcome:?}"
+        );
+        // The invocation and its message's process span.
+        let spans = otlp.wait_for_spans(2, WAIT).await.expect("spans");
+        otlp.clear();
+        let process = spans
+            .iter()
+            .find(|span| span.name == "process tracekit-order-events")
+            .unwrap_or_else(|| panic!("{reason}: no process span: {spans:#?}"));
+        assert_eq!(process.attr_str("messaging.message.id"), Some(id.as_str()));
+        assert!(process.links.is_empty(), "{reason}: no context is read");
+        assert_ne!(
+            process.trace_id, "6740a1b55759e988bd862e3fe1be46a9",
+            "{reason}"
+        );
+        for span in &spans {
+            assert!(
+                !format!("{span:?}").contains(&secret),
+                "{reason}: span {}: {span:?}",
+                span.name
+            );
+        }
+        let line = function
+            .wait_for_stdout(|line| line.contains("WARN") && line.contains(&id), WAIT)
+            .await
+            .expect("one warning naming the message");
+        assert!(line.contains("attributes"), "{reason}: {line}");
+    }
+    let stdout = function.stdout();
+    let warnings: Vec<&String> = stdout
+        .iter()
+        .filter(|line| line.contains("WARN") && line.contains("malformed-"))
+        .collect();
+    assert_eq!(warnings.len(), 4, "one warning per message: {warnings:#?}");
+    assert_eq!(
+        stdout
+            .iter()
+            .filter(|line| line.contains("notified"))
+            .count(),
+        4,
+        "every message reached the handler"
+    );
+    let stderr = function.stderr();
+    let leaks: Vec<&String> = stdout
+        .iter()
+        .chain(stderr.iter())
+        .filter(|line| line.contains(&secret))
+        .collect();
+    function.shutdown().await.expect("shutdown");
+    assert!(leaks.is_empty(), "{leaks:#?}");
 }
