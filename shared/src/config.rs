@@ -26,7 +26,7 @@
 //! | `OTEL_AWS_APPLICATION_SIGNALS_ENABLED` | `true`, `false` | `false` |
 //! | `OTEL_SDK_DISABLED` | `true`, `false`: `true` turns tracing off while the function runs as ever (logs included) | `false` |
 //! | `TRACEKIT_INVOCATION_ANNOTATIONS` | `true`, `false`: the X-Ray annotations `ColdStart` and `Service` on every invocation span, as Powertools' Tracer adds them | `true` |
-//! | `TRACEKIT_CAPTURE_RESPONSE` | `true`, `false`: the handler's response, as JSON, in the invocation span's metadata ([`Capture`]) | `false` |
+//! | `TRACEKIT_CAPTURE_RESPONSE` | `true`, `false`: the handler's response, as JSON, in the invocation span's metadata, an HTTP response's credential headers' values `REDACTED` ([`Capture`]) | `false` |
 //! | `TRACEKIT_CAPTURE_ERROR` | `true`, `false`: the handler's error (`errorType`, `errorMessage`) in the invocation span's metadata | `false` |
 //! | `TRACEKIT_CAPTURE_MAX_BYTES` | bytes of captured JSON kept, 1 to 32768 (longer is cut and marked) | `4096` |
 //! | `TRACEKIT_INIT_SPAN` | `true`, `false`: an `init` span for the cold start (what init did inside, beside Lambda's own `Initialization` subsegment), in the first invocation's trace | `false` |
@@ -1104,7 +1104,10 @@ fn parse_bounded(
 /// What of the handler's outcome the invocation span keeps as X-Ray metadata, under the service's
 /// namespace (Powertools' Tracer keeps `<handler> response` and `<handler> error` the same way).
 /// Off by default: tracekit records no payload unless asked. The JSON is cut to `max_bytes` (and
-/// marked so); a streamed response is never captured.
+/// marked so); a streamed response is never captured. A captured HTTP response (API Gateway, ALB,
+/// function URL, by hand or by lambda_http) keeps the names of its `Authorization`,
+/// `Proxy-Authorization`, `Cookie`, `Set-Cookie` and `X-Amz-Security-Token` headers (in any case, in
+/// `headers` and `multiValueHeaders`) with the value `REDACTED`, and each entry of its `cookies` so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Capture {

@@ -95,6 +95,70 @@ pub(crate) fn capture(
     let Ok(json) = serde_json::to_string(value) else {
         return;
     };
+    keep(namespace, key, json, max_bytes);
+}
+
+/// Response headers whose values are credentials (compared without regard to case). A captured
+/// response keeps their names, with the value [`REDACTED`](crate::http_client::REDACTED).
+const CREDENTIAL_HEADERS: [&str; 5] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-amz-security-token",
+];
+
+/// [`capture`] of the handler's response as `response`, with the values of its credential headers
+/// ([`CREDENTIAL_HEADERS`]) redacted: in `headers` and `multiValueHeaders`, as API Gateway, ALB and
+/// lambda_http's responses carry them, and every entry of `cookies` (the `Set-Cookie` values of an
+/// HTTP API or function URL response).
+pub(crate) fn capture_response(
+    namespace: &str,
+    value: &(impl serde::Serialize + ?Sized),
+    max_bytes: usize,
+) {
+    let Ok(mut json) = serde_json::to_value(value) else {
+        return;
+    };
+    redact_credentials(&mut json);
+    keep(namespace, "response", json.to_string(), max_bytes);
+}
+
+/// Replaces, in an HTTP-shaped response, the values of the headers that carry credentials.
+fn redact_credentials(response: &mut Json) {
+    let Json::Object(response) = response else {
+        return;
+    };
+    for field in ["headers", "multiValueHeaders"] {
+        if let Some(Json::Object(headers)) = response.get_mut(field) {
+            for (name, value) in headers.iter_mut() {
+                if CREDENTIAL_HEADERS
+                    .iter()
+                    .any(|credential| name.eq_ignore_ascii_case(credential))
+                {
+                    redact(value);
+                }
+            }
+        }
+    }
+    if response.contains_key("statusCode")
+        && let Some(cookies) = response.get_mut("cookies")
+    {
+        redact(cookies);
+    }
+}
+
+/// `value` made [`REDACTED`](crate::http_client::REDACTED); a list keeps its length.
+fn redact(value: &mut Json) {
+    match value {
+        Json::Array(values) => values.iter_mut().for_each(redact),
+        Json::Null => {}
+        other => *other = Json::String(crate::http_client::REDACTED.to_owned()),
+    }
+}
+
+/// Keeps `json` under `namespace`/`key` of the current span, cut to `max_bytes` (see [`capture`]).
+fn keep(namespace: &str, key: &str, json: String, max_bytes: usize) {
     let kept = if json.len() <= max_bytes {
         json
     } else {
@@ -275,6 +339,55 @@ mod tests {
         match attribute(span, key) {
             Some(Value::String(text)) => serde_json::from_str(text.as_str()).expect("JSON text"),
             other => panic!("{key}: {other:?}"),
+        }
+    }
+
+    /// A captured response keeps its credential headers' names, never their values, in every shape
+    /// an HTTP response takes on its way to Lambda.
+    #[test]
+    fn credential_headers_of_a_captured_response_are_redacted() {
+        use serde_json::json;
+        // (response, as captured, reason)
+        let cases = [
+            (
+                json!({"statusCode": 200, "headers": {"Authorization": "Bearer t0k", "Content-Type": "text/plain"}, "body": "ok"}),
+                json!({"statusCode": 200, "headers": {"Authorization": "REDACTED", "Content-Type": "text/plain"}, "body": "ok"}),
+                "an API Gateway response built by hand: only the credential",
+            ),
+            (
+                json!({"statusCode": 200, "headers": {"authorization": "Bearer t0k", "SET-COOKIE": "s=1", "cookie": "c=2", "X-Amz-Security-Token": "IQo", "proxy-authorization": "Basic eA=="}}),
+                json!({"statusCode": 200, "headers": {"authorization": "REDACTED", "SET-COOKIE": "REDACTED", "cookie": "REDACTED", "X-Amz-Security-Token": "REDACTED", "proxy-authorization": "REDACTED"}}),
+                "names in any case",
+            ),
+            (
+                json!({"statusCode": 200, "headers": {}, "multiValueHeaders": {"set-cookie": ["a=1", "b=2"], "authorization": ["Bearer t0k"], "vary": ["origin"]}, "isBase64Encoded": false}),
+                json!({"statusCode": 200, "headers": {}, "multiValueHeaders": {"set-cookie": ["REDACTED", "REDACTED"], "authorization": ["REDACTED"], "vary": ["origin"]}, "isBase64Encoded": false}),
+                "API Gateway REST and ALB multi-value headers, as lambda_http writes them",
+            ),
+            (
+                json!({"statusCode": 200, "headers": {"content-type": "text/plain"}, "multiValueHeaders": {}, "cookies": ["session=1; HttpOnly", "theme=dark"], "isBase64Encoded": false}),
+                json!({"statusCode": 200, "headers": {"content-type": "text/plain"}, "multiValueHeaders": {}, "cookies": ["REDACTED", "REDACTED"], "isBase64Encoded": false}),
+                "an HTTP API or function URL response: Set-Cookie values in `cookies`",
+            ),
+            (
+                json!({"ok": true, "cookies": ["oatmeal"], "authorization": "granted"}),
+                json!({"ok": true, "cookies": ["oatmeal"], "authorization": "granted"}),
+                "a response that is not HTTP-shaped is the handler's own data",
+            ),
+            (
+                json!({"statusCode": 200, "headers": "authorization"}),
+                json!({"statusCode": 200, "headers": "authorization"}),
+                "headers that are not a map hold no header",
+            ),
+            (
+                json!("authorization"),
+                json!("authorization"),
+                "not an object",
+            ),
+        ];
+        for (mut response, expected, reason) in cases {
+            redact_credentials(&mut response);
+            assert_eq!(response, expected, "{reason}");
         }
     }
 

@@ -1,9 +1,9 @@
 //! What a Powertools user expects, through real function processes: X-Ray metadata under
 //! namespaces on every export path (the OTLP receiver's `aws.xray.metadata.<namespace>`, the agent's
 //! datagrams, the segment's `metadata` read back from moto's X-Ray API); the handler's response and
-//! error captured only when asked, and cut to the bound; the cold start's `init` span; routes never
-//! traced, and the rules they are matched by; and log lines kept per invocation, written only for
-//! the one that fails.
+//! error captured only when asked, cut to the bound, an HTTP response's credential headers
+//! redacted; the cold start's `init` span; routes never traced, and the rules they are matched by;
+//! and log lines kept per invocation, written only for the one that fails.
 
 use integration_tests::xray::{self, XrayDaemon};
 use integration_tests::{
@@ -451,6 +451,98 @@ async fn excluded_routes_that_cannot_match_fail_the_init_and_everything_is_warne
         .filter(|line| line.contains("TRACEKIT_EXCLUDED_ROUTES"))
         .count();
     assert_eq!(warnings, 1, "once, not per invocation");
+}
+
+/// A captured response keeps its credential headers' names, never their values: a response built
+/// by hand by a lambda_runtime handler, and lambda_http's for HTTP API and REST API requests.
+#[tokio::test]
+async fn a_captured_response_keeps_no_credential_header_value() {
+    const TOKEN: &str = "Bearer CAPTUREDTOKEN7f3a";
+    const COOKIE: &str = "session=CAPTUREDCOOKIE91c2";
+    const SESSION: &str = "IQoCAPTUREDSESSION55d0";
+    let otlp = OtlpReceiver::start().expect("receiver");
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.endpoint()),
+        ("OTEL_SERVICE_NAME", "orders".to_owned()),
+        ("TRACEKIT_CAPTURE_RESPONSE", "true".to_owned()),
+    ];
+    let leaks = |captured: &Value| {
+        let text = captured.to_string();
+        [TOKEN, COOKIE, SESSION, "session=1"]
+            .into_iter()
+            .filter(|secret| text.contains(secret))
+            .collect::<Vec<_>>()
+    };
+
+    let by_hand = spawn("traced-function", &env);
+    let response = json!({
+        "statusCode": 200,
+        "headers": {"Authorization": TOKEN, "Content-Type": "text/plain"},
+        "multiValueHeaders": {"Set-Cookie": [COOKIE, "theme=dark"], "x-amz-security-token": [SESSION]},
+        "body": "ok"
+    });
+    let outcome = invoke(&by_hand, json!({"children": 0, "respond": response})).await;
+    assert_eq!(
+        outcome.json().expect("JSON"),
+        response,
+        "the caller gets the response as the handler returned it"
+    );
+    let spans = otlp.wait_for_spans(1, WAIT).await.expect("spans");
+    otlp.clear();
+    let captured = namespace(invocation_span(&spans), "orders")["response"].clone();
+    assert_eq!(
+        captured["headers"]["Authorization"], "REDACTED",
+        "{captured}"
+    );
+    assert_eq!(
+        captured["headers"]["Content-Type"], "text/plain",
+        "{captured}"
+    );
+    assert_eq!(
+        captured["multiValueHeaders"]["Set-Cookie"],
+        json!(["REDACTED", "REDACTED"]),
+        "{captured}"
+    );
+    assert_eq!(
+        captured["multiValueHeaders"]["x-amz-security-token"],
+        json!(["REDACTED"]),
+        "{captured}"
+    );
+    assert_eq!(captured["body"], "ok");
+    assert!(leaks(&captured).is_empty(), "{captured}");
+
+    // lambda_http answers the request's Authorization back, and sets the cookie `session=1`.
+    let http = spawn("http-function", &env);
+    let mut v2 = api_event("GET", "/status/200");
+    v2["headers"]["authorization"] = json!(TOKEN);
+    let rest_text =
+        std::fs::read_to_string(stack::workspace_root().join("events/apigw-v1-get-order.json"))
+            .expect("the sample event");
+    let mut rest: Value = serde_json::from_str(&rest_text).expect("JSON");
+    rest["headers"]["Authorization"] = json!(TOKEN);
+    rest["multiValueHeaders"]["Authorization"] = json!([TOKEN]);
+    // (event, where the credentials are, reason)
+    for (event, reason) in [
+        (v2, "HTTP API: headers and cookies"),
+        (rest, "REST API: multiValueHeaders"),
+    ] {
+        let outcome = invoke(&http, event).await;
+        let answer = outcome.json().expect("JSON");
+        assert!(
+            answer.to_string().contains(TOKEN),
+            "{reason}: the caller gets it: {answer}"
+        );
+        let spans = otlp.wait_for_spans(2, WAIT).await.expect("spans");
+        otlp.clear();
+        let captured = namespace(invocation_span(&spans), "orders")["response"].clone();
+        assert!(leaks(&captured).is_empty(), "{reason}: {captured}");
+        let text = captured.to_string();
+        assert!(
+            text.contains("\"authorization\"") && text.contains("REDACTED"),
+            "{reason}: the header's name is kept: {captured}"
+        );
+        assert_eq!(captured["statusCode"], 200, "{reason}: {captured}");
+    }
 }
 
 fn debug_lines(function: &FunctionProcess) -> Vec<Value> {

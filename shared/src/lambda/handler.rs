@@ -76,7 +76,8 @@ where
 
 /// Wraps a handler so that its response is kept in the invocation span's metadata when
 /// `TRACEKIT_CAPTURE_RESPONSE` asks for it (see [`Capture`](crate::config::Capture)). The response
-/// reaches the runtime unchanged; a streamed response is never captured.
+/// reaches the runtime unchanged; a streamed response is never captured, and the values of an HTTP
+/// response's credential headers (`Authorization`, `Cookie`, `Set-Cookie`, …) are kept as `REDACTED`.
 pub(crate) fn captured<S, B, St>(telemetry: &Telemetry, handler: S) -> Captured<S, B, St> {
     let config = telemetry.config();
     Captured {
@@ -162,7 +163,7 @@ where
         {
             // Polled inside the invocation span, the handler's own spans closed: the current span
             // is the invocation's.
-            crate::metadata::capture(&capture.namespace, "response", body, capture.max_bytes);
+            crate::metadata::capture_response(&capture.namespace, body, capture.max_bytes);
         }
         Poll::Ready(Ok(response))
     }

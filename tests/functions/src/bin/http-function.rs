@@ -5,7 +5,9 @@
 //! - `GET /status/{code}` answers that status, with the body `status {code}` (streamed in three
 //!   chunks, 20 ms apart, by the streaming entry points);
 //! - `GET /fail` returns an error of type `Refused`;
-//! - each request opens one child span, `render`.
+//! - each request opens one child span, `render`;
+//! - every answer sets the cookie `session=1`, and a request's `Authorization` header is answered
+//!   back in the response's own (as a token endpoint answers a credential).
 
 use bytes::Bytes;
 use http_body_util::StreamBody;
@@ -43,9 +45,13 @@ fn status_of(request: &Request) -> Result<StatusCode, Refused> {
 
 async fn buffered(request: Request) -> Result<Response<Body>, Refused> {
     let status = status_of(&request)?;
-    Ok(Response::builder()
+    let mut response = Response::builder()
         .status(status)
-        .header("set-cookie", "session=1")
+        .header("set-cookie", "session=1");
+    if let Some(credential) = request.headers().get("authorization") {
+        response = response.header("authorization", credential);
+    }
+    Ok(response
         .body(Body::from(format!("status {}", status.as_u16())))
         .unwrap_or_default())
 }

@@ -19,7 +19,8 @@
 //! - `{"fan_out": true}` also opens two `joined` spans polled together under `tokio::join!` and one
 //!   `spawned` span on a task of its own (`tokio::spawn` of an `.instrument`ed future), each sleeping
 //!   10 ms;
-//! - the response echoes `{"ok": true, "children": N}`.
+//! - the response echoes `{"ok": true, "children": N}`; `{"respond": value}` answers `value` as it
+//!   is instead (an API Gateway or ALB response built by hand).
 //!
 //! `TRACED_FUNCTION_ENTRY` chooses the entry point: `concurrent` runs through
 //! `tracekit::run_concurrent` (Lambda Managed Instances: as many invocations at once as
@@ -153,6 +154,9 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, OrderError> {
     }
     if let Some(ms) = payload.get("sleep_ms").and_then(Value::as_u64) {
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+    if let Some(response) = payload.get("respond") {
+        return Ok(response.clone());
     }
     Ok(json!({"ok": true, "children": children}))
 }
