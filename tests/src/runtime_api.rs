@@ -583,6 +583,11 @@ impl FunctionProcess {
                 self.output_excerpt()
             )));
         }
+        self.exited().await
+    }
+
+    /// The exit status of a process that has exited, once its output has been read to the end.
+    async fn exited(&self) -> Result<ExitStatus> {
         self.drain_output().await;
         match self.exit.borrow().clone() {
             Some(Ok(status)) => Ok(status),
@@ -635,18 +640,7 @@ impl FunctionProcess {
                 self.output_excerpt()
             )));
         }
-        self.drain_output().await;
-        match self.exit.borrow().clone() {
-            Some(Ok(status)) => Ok(status),
-            Some(Err(error)) => Err(Error::Function(format!(
-                "waiting for function {} failed: {error}",
-                self.name
-            ))),
-            None => Err(Error::Function(format!(
-                "lost track of function {}",
-                self.name
-            ))),
-        }
+        self.exited().await
     }
 
     /// The exit status, if the process has exited.

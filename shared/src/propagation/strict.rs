@@ -247,37 +247,14 @@ mod tests {
     use proptest::prelude::*;
 
     /// Request headers as HTTP carries them: repeatable, names in any case.
-    struct Headers<'a>(Vec<(&'a str, &'a str)>);
-
-    impl Extractor for Headers<'_> {
-        fn get(&self, key: &str) -> Option<&str> {
-            self.0
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(key))
-                .map(|(_, v)| *v)
-        }
-
-        fn keys(&self) -> Vec<&str> {
-            self.0.iter().map(|(k, _)| *k).collect()
-        }
-
-        fn get_all(&self, key: &str) -> Option<Vec<&str>> {
-            let all: Vec<&str> = self
-                .0
-                .iter()
-                .filter(|(k, _)| k.eq_ignore_ascii_case(key))
-                .map(|(_, v)| *v)
-                .collect();
-            (!all.is_empty()).then_some(all)
-        }
-    }
+    use crate::propagation::AnyCase as Headers;
 
     fn ours(headers: &[(&str, &str)]) -> Option<SpanContext> {
-        read_trace_context(&Headers(headers.to_vec()))
+        read_trace_context(&Headers::new(headers.iter().copied()))
     }
 
     fn sdk(headers: &[(&str, &str)]) -> Option<SpanContext> {
-        let cx = TraceContextPropagator::new().extract(&Headers(headers.to_vec()));
+        let cx = TraceContextPropagator::new().extract(&Headers::new(headers.iter().copied()));
         let span_context = cx.span().span_context().clone();
         span_context.is_valid().then_some(span_context)
     }
@@ -630,11 +607,11 @@ mod tests {
     }
 
     fn ours_xray(header: &str) -> Option<SpanContext> {
-        read_xray(&Headers(vec![("X-Amzn-Trace-Id", header)]))
+        read_xray(&Headers::new([("X-Amzn-Trace-Id", header)]))
     }
 
     fn aws_xray(header: &str) -> Option<SpanContext> {
-        let cx = XrayPropagator::new().extract(&Headers(vec![("X-Amzn-Trace-Id", header)]));
+        let cx = XrayPropagator::new().extract(&Headers::new([("X-Amzn-Trace-Id", header)]));
         let span_context = cx.span().span_context().clone();
         span_context.is_valid().then_some(span_context)
     }
