@@ -459,6 +459,37 @@ async fn lambda_invoke_carries_w3c_context_in_the_client_context_beside_the_user
     }
 }
 
+/// On the segment path, the invocation's two documents (its segment and its child's) are in Lambda's
+/// trace `trace`, the invocation's under Lambda's segment `segment`, and nothing was warned about.
+async fn in_lambdas_trace(
+    daemon: &integration_tests::XrayDaemon,
+    function: &integration_tests::FunctionProcess,
+    trace: &str,
+    segment: &str,
+) {
+    let documents = daemon
+        .wait_for_documents(2, WAIT)
+        .await
+        .expect("the invocation's segment and its child's");
+    let invocation = documents
+        .iter()
+        .find(|document| document["parent_id"] == segment)
+        .unwrap_or_else(|| panic!("a segment under Lambda's: {documents:#?}"));
+    assert_eq!(invocation["trace_id"], trace, "{invocation:#}");
+    assert!(
+        documents
+            .iter()
+            .all(|document| document["trace_id"] == trace),
+        "{documents:#?}"
+    );
+    let warned: Vec<String> = function
+        .stdout()
+        .into_iter()
+        .filter(|line| line.contains("WARN"))
+        .collect();
+    assert!(warned.is_empty(), "{warned:#?}");
+}
+
 mod invoked {
     //! The consumer side of `Invoke`: a function invoked directly continues its caller's context
     //! from `ClientContext.custom` (a W3C `traceparent`, or an `x-amzn-trace-id` alone), a real
@@ -635,27 +666,7 @@ mod invoked {
             )
             .await
             .expect("invocation");
-        let documents = daemon
-            .wait_for_documents(2, Duration::from_secs(10))
-            .await
-            .expect("the invocation's segment and its child's");
-        let invocation = documents
-            .iter()
-            .find(|document| document["parent_id"] == segment.as_str())
-            .unwrap_or_else(|| panic!("a segment under Lambda's: {documents:#?}"));
-        assert_eq!(invocation["trace_id"], trace.as_str(), "{invocation:#}");
-        assert!(
-            documents
-                .iter()
-                .all(|document| document["trace_id"] == trace.as_str()),
-            "{documents:#?}"
-        );
-        let lost: Vec<String> = function
-            .stdout()
-            .into_iter()
-            .filter(|line| line.contains("WARN"))
-            .collect();
-        assert!(lost.is_empty(), "{lost:#?}");
+        super::in_lambdas_trace(&daemon, &function, &trace, &segment).await;
     }
 }
 
@@ -822,27 +833,7 @@ mod http_request {
             .invoke(Invocation::json(event).trace_header(header))
             .await
             .expect("invocation");
-        let documents = daemon
-            .wait_for_documents(2, WAIT)
-            .await
-            .expect("the invocation's segment and render's");
-        let invocation = documents
-            .iter()
-            .find(|document| document["parent_id"] == segment.as_str())
-            .unwrap_or_else(|| panic!("a segment under Lambda's: {documents:#?}"));
-        assert_eq!(invocation["trace_id"], trace.as_str(), "{invocation:#}");
-        assert!(
-            documents
-                .iter()
-                .all(|document| document["trace_id"] == trace.as_str()),
-            "{documents:#?}"
-        );
-        let warned: Vec<String> = function
-            .stdout()
-            .into_iter()
-            .filter(|line| line.contains("WARN"))
-            .collect();
-        assert!(warned.is_empty(), "{warned:#?}");
+        super::in_lambdas_trace(&daemon, &function, &trace, &segment).await;
     }
 }
 
