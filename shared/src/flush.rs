@@ -20,6 +20,8 @@ mod agent;
 mod encode;
 mod http1;
 mod otlp;
+#[cfg(feature = "fuzzing")]
+pub(crate) use otlp::retry_after;
 pub(crate) mod pack;
 #[cfg(feature = "sigv4")]
 mod sigv4;

@@ -124,6 +124,10 @@
 //! attributes CloudWatch Application Signals reads, and on the agent path unsampled invocations are
 //! recorded and sent too (`T1U`), so Application Signals counts every invocation.
 
+/// Entry points for tracekit's own fuzz targets (feature `fuzzing`): not part of the API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod __fuzz;
 mod annotations;
 mod app_signals;
 pub mod aws;

@@ -326,7 +326,7 @@ fn xray_advice(status: StatusCode) -> &'static str {
 
 /// `Retry-After` as seconds or an HTTP date, capped at a minute (the flush's bound cuts it
 /// further).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
     let delay = match value.parse::<u64>() {
         Ok(seconds) => Duration::from_secs(seconds),
