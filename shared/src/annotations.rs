@@ -22,10 +22,10 @@
 //! attributes, which X-Ray keeps as metadata.
 //! [Segment documents: annotations](https://docs.aws.amazon.com/xray/latest/devguide/xray-api-segmentdocuments.html#api-segmentdocuments-annotations)
 
+use crate::OpenTelemetrySpanExt;
 use opentelemetry::{Array, Key, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::SpanData;
 use std::borrow::Cow;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The prefix that makes an attribute an annotation.
 pub const ANNOTATION_PREFIX: &str = "annotation.";

@@ -29,6 +29,7 @@
 //!
 //! No payload is recorded: no item values, object bodies or message bodies.
 
+use crate::OpenTelemetrySpanExt;
 use aws_smithy_runtime_api::{
     box_error::BoxError,
     client::{
@@ -51,7 +52,6 @@ use std::sync::{
     atomic::{AtomicU32, Ordering},
 };
 use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Attribute keys. [AWS SDK conventions](https://opentelemetry.io/docs/specs/semconv/cloud-providers/aws-sdk/),
 /// [DynamoDB](https://opentelemetry.io/docs/specs/semconv/database/dynamodb/),

@@ -2,6 +2,7 @@
 //! handler runs; for the messaging consumers, the producer's context from a message's attributes and
 //! how the span follows its producer (the link-or-parent policy).
 
+use crate::OpenTelemetrySpanExt;
 #[cfg(any(feature = "sqs", feature = "sns"))]
 use crate::propagation::{AnyCase, Carried};
 #[cfg(any(feature = "sqs", feature = "sns"))]
@@ -12,7 +13,6 @@ use opentelemetry::{
 #[cfg(any(feature = "sqs", feature = "sns"))]
 use std::collections::HashMap;
 use tracing::{Instrument, Span};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Attribute keys. [Messaging spans](https://opentelemetry.io/docs/specs/semconv/messaging/messaging-spans/).
 mod attr {

@@ -18,11 +18,11 @@
 //! Only the name is taken from `Debug`, never the fields after it. What reaches Lambda's `/error` is
 //! the runtime's own `Diagnostic`, unchanged.
 
+use crate::OpenTelemetrySpanExt;
 use lambda_runtime::Diagnostic;
 use opentelemetry::{KeyValue, trace::Status};
 use std::{any::Any, error::Error as StdError};
 use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Attribute and event names of a failure.
 /// [Recording errors](https://opentelemetry.io/docs/specs/semconv/general/recording-errors/),

@@ -34,6 +34,7 @@
 //! # }
 //! ```
 
+use crate::OpenTelemetrySpanExt;
 use opentelemetry::propagation::Injector;
 use opentelemetry_semantic_conventions::attribute as semconv;
 use pin_project_lite::pin_project;
@@ -42,7 +43,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 #[cfg(feature = "reqwest")]
 mod reqwest;

@@ -22,6 +22,7 @@ pub(crate) use handler::{captured, traced};
 
 pub use trigger::{Trigger, TriggerKind};
 
+use crate::OpenTelemetrySpanExt;
 use crate::{
     config::Propagator,
     error,
@@ -46,7 +47,6 @@ use std::{
 use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
 use tracing::{Instrument, Span, instrument::Instrumented};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Attribute keys of the invocation span.
 /// [FaaS spans](https://opentelemetry.io/docs/specs/semconv/faas/faas-spans/),

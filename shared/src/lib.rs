@@ -148,6 +148,7 @@ mod metadata;
 pub mod propagation;
 #[cfg(feature = "sns")]
 pub mod sns;
+mod span_ext;
 #[cfg(feature = "sqs")]
 pub mod sqs;
 #[cfg(feature = "streams")]
@@ -187,5 +188,5 @@ pub use lambda_http;
 pub use lambda_runtime;
 pub use opentelemetry;
 pub use opentelemetry_sdk;
+pub use span_ext::{OpenTelemetrySpanExt, SetParentError};
 pub use tracing;
-pub use tracing_opentelemetry::OpenTelemetrySpanExt;

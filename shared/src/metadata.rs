@@ -23,11 +23,11 @@
 //! reserves `AWS.`); keys are any non-empty string.
 //! [Segment documents: metadata](https://docs.aws.amazon.com/xray/latest/devguide/xray-api-segmentdocuments.html#api-segmentdocuments-metadata)
 
+use crate::OpenTelemetrySpanExt;
 use opentelemetry::{Array, Key, KeyValue, Value};
 use opentelemetry_sdk::trace::SpanData;
 use serde_json::{Map, Value as Json};
 use std::borrow::Cow;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The prefix of a metadata field: `metadata.<namespace>.<key>`.
 pub const METADATA_PREFIX: &str = "metadata.";

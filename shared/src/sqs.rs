@@ -67,6 +67,7 @@
 //! Messages from a `.fifo` queue are processed one at a time, in order; after a failure the rest of
 //! the batch is reported failed without being processed, so that the group's order holds on retry.
 
+use crate::OpenTelemetrySpanExt;
 /// Send-side propagation for a message built by hand (the interceptor does it for every
 /// `SendMessage` and `SendMessageBatch` of a traced client).
 pub use crate::aws::sqs::inject;
@@ -80,7 +81,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tracing::{Instrument, Span};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use aws_lambda_events::sqs::SqsMessageAttribute;
 pub use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};

@@ -30,9 +30,9 @@
 //! A record that does not have the shape of its stream's records is that record's failure (and,
 //! as any failure, the batch's stop).
 
+use crate::OpenTelemetrySpanExt;
 use lambda_runtime::Diagnostic;
 use serde::{Deserialize, Serialize};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub use aws_lambda_events::dynamodb::EventRecord as DynamoDbEventRecord;
 pub use aws_lambda_events::kinesis::KinesisEventRecord;

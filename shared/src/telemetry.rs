@@ -732,11 +732,11 @@ impl Telemetry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::OpenTelemetrySpanExt;
     use crate::testing::CapturedLogs;
     use opentelemetry::trace::TraceContextExt;
     use opentelemetry_sdk::trace::Sampler;
     use std::sync::{Arc, Mutex};
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
 
     /// Trace ids that say where they came from.
     #[derive(Debug)]

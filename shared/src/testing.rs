@@ -307,7 +307,7 @@ impl OtlpEncoder {
 pub fn sns_inject(
     attributes: &mut std::collections::HashMap<String, aws_sdk_sns::types::MessageAttributeValue>,
 ) {
-    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    use crate::OpenTelemetrySpanExt as _;
     let w3c = crate::aws::w3c_context(&tracing::Span::current().context());
     crate::aws::sns::inject(attributes, &w3c);
 }
@@ -318,8 +318,8 @@ pub fn sns_inject(
 #[doc(hidden)]
 #[cfg(feature = "eventbridge")]
 pub fn eventbridge_inject(entries: &mut [aws_sdk_eventbridge::types::PutEventsRequestEntry]) {
+    use crate::OpenTelemetrySpanExt as _;
     use opentelemetry::trace::TraceContextExt as _;
-    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
     let cx = tracing::Span::current().context();
     let header = crate::propagation::xray_header_value(cx.span().span_context());
     if let Some(header) = header.as_deref() {

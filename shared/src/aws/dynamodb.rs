@@ -2,9 +2,9 @@
 //! read options of queries and scans.
 
 use super::{Span, attr, string_array};
+use crate::OpenTelemetrySpanExt;
 use aws_sdk_dynamodb::{operation as op, types::ConsumedCapacity};
 use aws_smithy_runtime_api::client::interceptors::context::{Input, Output};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 const DB_SYSTEM: &str = "aws.dynamodb";
 

@@ -3,9 +3,9 @@
 //! invocation header, an SQS message's `AWSTraceHeader`).
 //! [EventBridge and X-Ray](https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-related-service-xray.html)
 use super::{Span, attr};
+use crate::OpenTelemetrySpanExt;
 use aws_sdk_eventbridge::operation as op;
 use aws_smithy_runtime_api::client::interceptors::context::Input;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The bus a `PutEvents` entry without `EventBusName` goes to.
 const DEFAULT_BUS: &str = "default";

@@ -6,10 +6,10 @@
 //! that is not base64 JSON is left as it is.
 //! [Invoke](https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html#lambda-Invoke-request-ClientContext)
 use super::{Span, attr, w3c_context};
+use crate::OpenTelemetrySpanExt;
 use aws_sdk_lambda::operation as op;
 use aws_smithy_runtime_api::client::interceptors::context::Input;
 use serde_json::{Map, Value};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The longest base64 `ClientContext` Lambda accepts.
 pub(crate) const MAX_CLIENT_CONTEXT_BYTES: usize = 3_583;

@@ -1,9 +1,9 @@
 //! S3 attributes on client spans: the bucket and the key.
 
 use super::{Span, attr};
+use crate::OpenTelemetrySpanExt;
 use aws_sdk_s3::operation as op;
 use aws_smithy_runtime_api::client::interceptors::context::Input;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub(super) fn record_input(span: &Span, input: &Input) {
     macro_rules! bucket_key {

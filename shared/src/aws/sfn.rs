@@ -2,9 +2,9 @@
 //! the user set one; the state machine's ARN on the span.
 //! [Step Functions and X-Ray](https://docs.aws.amazon.com/step-functions/latest/dg/concepts-xray-tracing.html)
 use super::{Span, attr};
+use crate::OpenTelemetrySpanExt;
 use aws_sdk_sfn::operation as op;
 use aws_smithy_runtime_api::client::interceptors::context::Input;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub(super) fn record_and_inject(span: &Span, xray_header: Option<&str>, input: &mut Input) {
     let (arn, trace_header) =

@@ -8,10 +8,10 @@
 //! X-Ray's own header travels without an attribute: SNS passes the request's `X-Amzn-Trace-Id` on to
 //! SQS (`AWSTraceHeader`) and Lambda subscribers.
 use super::{Span, attr, w3c_context};
+use crate::OpenTelemetrySpanExt;
 use aws_sdk_sns::{operation as op, types::MessageAttributeValue};
 use aws_smithy_runtime_api::client::interceptors::context::{Input, Output};
 use std::collections::HashMap;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// `messaging.system` of SNS.
 /// [Messaging attributes](https://opentelemetry.io/docs/specs/semconv/registry/attributes/messaging/)

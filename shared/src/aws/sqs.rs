@@ -1,5 +1,6 @@
 //! SQS send-side propagation; [`inject`] is public as `tracekit::sqs::inject`.
 use super::{Span, attr, w3c_context};
+use crate::OpenTelemetrySpanExt;
 use aws_sdk_sqs::{
     operation as op,
     types::{
@@ -8,7 +9,6 @@ use aws_sdk_sqs::{
 };
 use aws_smithy_runtime_api::client::interceptors::context::{Input, Output};
 use std::collections::HashMap;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 const MESSAGING_SYSTEM: &str = "aws_sqs";
 const STRING: &str = "String";

@@ -1,12 +1,12 @@
 //! reqwest through reqwest-middleware: [`TraceMiddleware`], the same CLIENT span and propagation
 //! as the tower layer, per attempt.
 
+use crate::OpenTelemetrySpanExt;
 use ::reqwest::{Request, Response, Url};
 use http::Extensions;
 use opentelemetry_semantic_conventions::attribute as semconv;
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Next};
 use tracing::Instrument;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::{KeepUserHeaders, Target, client_span, error_type_name, record_status, redacted};
 
