@@ -53,7 +53,7 @@ pub use reqwest_middleware::ClientWithMiddleware;
 
 /// What replaces every query value in `url.full`, as the HTTP conventions suggest for values that
 /// may be secrets.
-pub const REDACTED: &str = "REDACTED";
+pub use crate::redaction::REDACTED;
 
 /// The layer: [`Traced`] around the service it wraps.
 #[derive(Debug, Clone, Copy, Default)]

@@ -99,7 +99,7 @@ pub(crate) fn capture(
 }
 
 /// Response headers whose values are credentials (compared without regard to case). A captured
-/// response keeps their names, with the value [`REDACTED`](crate::http_client::REDACTED).
+/// response keeps their names, with the value [`REDACTED`](crate::redaction::REDACTED).
 const CREDENTIAL_HEADERS: [&str; 5] = [
     "authorization",
     "proxy-authorization",
@@ -148,12 +148,12 @@ fn redact_credentials(response: &mut Json) {
     }
 }
 
-/// `value` made [`REDACTED`](crate::http_client::REDACTED); a list keeps its length.
+/// `value` made [`REDACTED`](crate::redaction::REDACTED); a list keeps its length.
 fn redact(value: &mut Json) {
     match value {
         Json::Array(values) => values.iter_mut().for_each(redact),
         Json::Null => {}
-        other => *other = Json::String(crate::http_client::REDACTED.to_owned()),
+        other => *other = Json::String(crate::redaction::REDACTED.to_owned()),
     }
 }
 
