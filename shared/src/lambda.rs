@@ -1785,14 +1785,12 @@ mod tests {
         let invocation = FakeInvocation::new(serde_json::json!({}))
             .trace_header(HEADER)
             .deadline_ms(deadline);
-        // The flush timeout is 20 s; only the deadline can end this invocation within 5 s.
+        // The flush timeout is 20 s; only the deadline can end this invocation within 5 s. (How the
+        // bound is cut to the deadline, margin included, is `flush_bound_is_cut_to_the_deadline`'s:
+        // a wall clock read here would only measure how busy the machine is.)
         tokio::time::timeout(Duration::from_secs(5), invoke(&mut service, invocation))
             .await
             .expect("the flush stops at the deadline, not at the flush timeout");
-        assert!(
-            now_ms() <= deadline,
-            "the invocation ended before its deadline"
-        );
     }
 
     #[test]
