@@ -165,8 +165,9 @@ pub(super) async fn start_beside_a_runtime(telemetry: &Telemetry) {
     });
 }
 
-/// How long, of [`SHUTDOWN_FLUSH`], the invocations under way get to end their spans.
-const CUT_BOUND: Duration = Duration::from_millis(50);
+/// How long, at most, of [`SHUTDOWN_FLUSH`], the invocations under way get to end their spans: the
+/// wait ends as soon as the last has, which on an idle worker is well under a millisecond.
+const CUT_BOUND: Duration = Duration::from_millis(100);
 
 /// The last flush, once the `cut` invocations under way were told to stop: their spans ended, the background flush stopped (what it had
 /// taken is counted by the flush below), what is buffered exported within [`SHUTDOWN_FLUSH`], and
@@ -177,13 +178,17 @@ async fn shut_down(
     background: Option<tokio::task::JoinHandle<()>>,
     ending: &Ending,
 ) {
+    let started = tokio::time::Instant::now();
     telemetry.invocations_settled(CUT_BOUND).await;
     if let Some(background) = background {
         background.abort();
         // Aborted, it lets go of the flush gate and books the batch it held.
         let _ = background.await;
     }
-    let report = telemetry.shutdown(SHUTDOWN_FLUSH - CUT_BOUND).await;
+    // The whole shutdown stays within SHUTDOWN_FLUSH: the flush has what the cut left.
+    let report = telemetry
+        .shutdown(SHUTDOWN_FLUSH.saturating_sub(started.elapsed()))
+        .await;
     let totals = telemetry.flush_totals();
     let (exported, dropped, unconfirmed) = (report.exported, report.dropped, report.unconfirmed);
     // This flush's counts, and the process's since it started.
