@@ -12,6 +12,9 @@
 //! the user's kept as it was, within Lambda's 3,583 bytes.
 #![no_main]
 
+#[path = "common.rs"]
+mod common;
+
 use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
@@ -23,33 +26,17 @@ use aws_smithy_types::base64;
 use aws_smithy_types::body::SdkBody;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
+use common::{LAMBDA_HEADER, LAMBDA_PARENT, LAMBDA_TRACE, invocation_span, runtime, span_ids};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
-use tower::{Layer, Service, ServiceExt, service_fn};
 use tracekit::Config;
-use tracekit::lambda_runtime::{self, LambdaInvocation};
-use tracekit::opentelemetry::trace::{SpanId, SpanKind, TraceId};
+use tracekit::lambda_runtime;
+use tracekit::opentelemetry::trace::{SpanId, TraceId};
 use tracekit::testing::{FakeInvocation, TestTelemetry};
 
-const LAMBDA_HEADER: &str =
-    "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
-const LAMBDA_TRACE: &str = "5759e988bd862e3fe1be46a994272793";
-const LAMBDA_PARENT: &str = "53995c3f42cd8ad8";
 /// Lambda's bound on the encoded client context.
 const MAX_CLIENT_CONTEXT_BYTES: usize = 3_583;
 const W3C_KEYS: [&str; 3] = ["traceparent", "tracestate", "baggage"];
 
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .expect("a current-thread runtime")
-    })
-}
-
-/// An HTTP client that answers every request `200` and keeps its `X-Amz-Client-Context`.
 #[derive(Debug, Clone, Default)]
 struct Capture(Arc<Mutex<Option<Option<String>>>>);
 
@@ -99,16 +86,6 @@ fn decode(encoded: &str) -> Option<Map<String, Value>> {
     }
 }
 
-/// Every span id `values` could name: the 16-hex-digit runs in them.
-fn span_ids<'a>(values: impl IntoIterator<Item = &'a String>) -> Vec<String> {
-    values
-        .into_iter()
-        .flat_map(|value| value.split(|c: char| !c.is_ascii_hexdigit()))
-        .filter(|run| run.len() == 16)
-        .map(str::to_ascii_lowercase)
-        .collect()
-}
-
 /// The called function's side: `header` is `Lambda-Runtime-Client-Context`.
 fn invoked(test: &TestTelemetry, header: &[u8]) {
     // lambda_runtime's own reading of the header (its type is not exported: inferred here).
@@ -135,34 +112,14 @@ fn invoked(test: &TestTelemetry, header: &[u8]) {
     else {
         return;
     };
-    let mut service = test.layer().layer(service_fn(|_: LambdaInvocation| async {
-        Ok::<(), lambda_runtime::Error>(())
-    }));
     let mut invocation = FakeInvocation::new(serde_json::json!({}))
         .trace_header(LAMBDA_HEADER)
         .into_invocation();
     invocation.context.client_context = context.client_context;
-    runtime().block_on(async {
-        let ready = service.ready().await.expect("the layer is ready");
-        let _ = ready.call(invocation).await;
-        test.telemetry().force_flush(Duration::from_secs(1)).await;
-    });
-
-    let spans = test.spans();
-    let servers: Vec<_> = spans
-        .iter()
-        .filter(|span| span.span_kind == SpanKind::Server)
-        .collect();
-    assert_eq!(servers.len(), 1, "one invocation span");
-    let span = servers[0];
+    let span = invocation_span(test, invocation);
     let lambda_parent = SpanId::from_hex(LAMBDA_PARENT).expect("hex");
     let parent = span.parent_span_id.to_string();
-    assert_ne!(
-        span.parent_span_id,
-        SpanId::INVALID,
-        "a valid Lambda header always gives a parent"
-    );
-    let named = span_ids(custom.values());
+    let named = span_ids(custom.values().map(String::as_str));
     assert!(
         parent == LAMBDA_PARENT || named.contains(&parent),
         "parent {parent} is neither Lambda's nor one the client context names"

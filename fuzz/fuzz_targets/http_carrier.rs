@@ -8,33 +8,17 @@
 //! context; and a malformed carrier costs at most one warning.
 #![no_main]
 
+#[path = "common.rs"]
+mod common;
+
 use libfuzzer_sys::fuzz_target;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
-use std::collections::HashSet;
+use common::{LAMBDA_HEADER, LAMBDA_PARENT, LAMBDA_TRACE, invocation_span, span_ids};
 use std::fmt;
-use std::sync::OnceLock;
-use std::time::Duration;
-use tower::{Layer, Service, ServiceExt, service_fn};
 use tracekit::Config;
-use tracekit::lambda_runtime::{self, LambdaInvocation};
-use tracekit::opentelemetry::trace::{SpanId, SpanKind, TraceId};
+use tracekit::opentelemetry::trace::{SpanId, TraceId};
 use tracekit::testing::{FakeInvocation, TestTelemetry};
-
-const LAMBDA_HEADER: &str =
-    "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
-const LAMBDA_TRACE: &str = "5759e988bd862e3fe1be46a994272793";
-const LAMBDA_PARENT: &str = "53995c3f42cd8ad8";
-
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .expect("a current-thread runtime")
-    })
-}
 
 /// A header map's trace headers, every entry kept, repeated keys included (a JSON object may
 /// repeat a key).
@@ -108,16 +92,6 @@ fn entries(headers: &Headers, name: &str) -> usize {
         .count()
 }
 
-/// Every span id `values` could name: the 16-hex-digit runs in them.
-fn span_ids<'a>(values: impl IntoIterator<Item = &'a str>) -> HashSet<String> {
-    values
-        .into_iter()
-        .flat_map(|value| value.split(|c: char| !c.is_ascii_hexdigit()))
-        .filter(|run| run.len() == 16)
-        .map(str::to_ascii_lowercase)
-        .collect()
-}
-
 fuzz_target!(|data: &[u8]| {
     let event: Event = serde_json::from_slice(data).unwrap_or(Event {
         headers: None,
@@ -134,33 +108,13 @@ fuzz_target!(|data: &[u8]| {
     })
     .expect("a valid configuration");
     let test = TestTelemetry::with_config(config);
-    let mut service = test.layer().layer(service_fn(|_: LambdaInvocation| async {
-        Ok::<(), lambda_runtime::Error>(())
-    }));
     let invocation = FakeInvocation::raw(data)
         .trace_header(LAMBDA_HEADER)
         .into_invocation();
-    runtime().block_on(async {
-        let ready = service.ready().await.expect("the layer is ready");
-        let _ = ready.call(invocation).await;
-        test.telemetry().force_flush(Duration::from_secs(1)).await;
-    });
-
-    let spans = test.spans();
-    let servers: Vec<_> = spans
-        .iter()
-        .filter(|span| span.span_kind == SpanKind::Server)
-        .collect();
-    assert_eq!(servers.len(), 1, "one invocation span");
-    let span = servers[0];
+    let span = invocation_span(&test, invocation);
     let lambda_trace = TraceId::from_hex(LAMBDA_TRACE).expect("hex");
     let lambda_parent = SpanId::from_hex(LAMBDA_PARENT).expect("hex");
     let parent = span.parent_span_id.to_string();
-    assert_ne!(
-        span.parent_span_id,
-        SpanId::INVALID,
-        "a valid Lambda header always gives a parent"
-    );
 
     let traceparents: Vec<&str> = values(&single, "traceparent")
         .into_iter()

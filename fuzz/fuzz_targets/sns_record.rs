@@ -5,24 +5,17 @@
 //! processed whatever they hold, and no attribute value is copied into a log line or a span.
 #![no_main]
 
+#[path = "common.rs"]
+mod common;
+
+use common::runtime;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use std::cell::RefCell;
-use std::sync::OnceLock;
 use std::time::Duration;
 use tracekit::opentelemetry::trace::{Event, Link, Status};
 use tracekit::sns::{SnsBatch, SnsFailure, SnsMessage, SnsProcessor};
 use tracekit::testing::TestTelemetry;
-
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .expect("a current-thread runtime")
-    })
-}
 
 /// Whether `record` is an SNS message once its attributes are set aside: then its attributes
 /// alone must not fail it.

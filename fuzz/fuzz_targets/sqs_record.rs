@@ -3,20 +3,14 @@
 //! body), and the batch response names only records of the batch, each at most once.
 #![no_main]
 
+#[path = "common.rs"]
+mod common;
+
+use common::runtime;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use std::collections::HashSet;
-use std::sync::OnceLock;
 use tracekit::sqs::{self, BatchProcessor, SqsBatch, SqsMessage};
-
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("a current-thread runtime")
-    })
-}
 
 fuzz_target!(|data: &[u8]| {
     let Ok(value) = serde_json::from_slice::<Value>(data) else {

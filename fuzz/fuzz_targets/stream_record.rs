@@ -5,21 +5,15 @@
 //! sequence number, and no record after it reaches the handler.
 #![no_main]
 
+#[path = "common.rs"]
+mod common;
+
+use common::runtime;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use std::cell::RefCell;
-use std::sync::OnceLock;
 use tracekit::streams::{DynamoDbEventRecord, KinesisEventRecord, StreamBatch, StreamProcessor};
 use tracekit::testing::TestTelemetry;
-
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("a current-thread runtime")
-    })
-}
 
 /// The handler fails the records whose sequence number's length is a multiple of three, so that
 /// failures and successes both run.
