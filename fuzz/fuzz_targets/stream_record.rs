@@ -24,6 +24,20 @@ fn fails(sequence: &str) -> bool {
 /// What the handler saw: each record's sequence number and whether it failed it, in order.
 type Calls = RefCell<Vec<(String, bool)>>;
 
+/// The handler: notes the record and fails it when [`fails`] says so.
+fn handle(calls: &Calls, sequence: String) -> impl Future<Output = Result<(), &'static str>> {
+    let failed = fails(&sequence);
+    calls.borrow_mut().push((sequence, failed));
+    async move { if failed { Err("handler failed") } else { Ok(()) } }
+}
+
+/// [`check`] of one processor's response: a stream retries from one record, so it names one at most.
+fn checked(records: &[Value], calls: &Calls, failures: Vec<Option<String>>, sequence: &str) {
+    assert!(failures.len() <= 1, "a stream retries from one record");
+    let failure = failures.into_iter().next().map(Option::unwrap_or_default);
+    check(records, &calls.borrow(), failure.as_deref(), sequence);
+}
+
 /// The policy, for one processor: `failure` is the response's one item identifier, if any, and
 /// `sequence` where that stream's records keep their sequence number.
 fn check(records: &[Value], calls: &[(String, bool)], failure: Option<&str>, sequence: &str) {
@@ -87,33 +101,11 @@ fuzz_target!(|data: &[u8]| {
         StreamBatch {
             records: records.clone(),
         },
-        |record: KinesisEventRecord| {
-            let sequence = record.kinesis.sequence_number;
-            let failed = fails(&sequence);
-            calls.borrow_mut().push((sequence, failed));
-            async move {
-                if failed {
-                    Err("handler failed")
-                } else {
-                    Ok(())
-                }
-            }
-        },
+        |record: KinesisEventRecord| handle(&calls, record.kinesis.sequence_number),
     ));
-    assert!(
-        response.batch_item_failures.len() <= 1,
-        "a stream retries from one record"
-    );
-    let failure = response
-        .batch_item_failures
-        .first()
-        .map(|f| f.item_identifier.clone().unwrap_or_default());
-    check(
-        &records,
-        &calls.borrow(),
-        failure.as_deref(),
-        "/kinesis/sequenceNumber",
-    );
+    let failures = response.batch_item_failures.iter();
+    let failures: Vec<_> = failures.map(|f| f.item_identifier.clone()).collect();
+    checked(&records, &calls, failures, "/kinesis/sequenceNumber");
 
     let calls = Calls::default();
     let response = runtime().block_on(StreamProcessor.dynamodb(
@@ -121,30 +113,10 @@ fuzz_target!(|data: &[u8]| {
             records: records.clone(),
         },
         |record: DynamoDbEventRecord| {
-            let sequence = record.change.sequence_number.unwrap_or_default();
-            let failed = fails(&sequence);
-            calls.borrow_mut().push((sequence, failed));
-            async move {
-                if failed {
-                    Err("handler failed")
-                } else {
-                    Ok(())
-                }
-            }
+            handle(&calls, record.change.sequence_number.unwrap_or_default())
         },
     ));
-    assert!(
-        response.batch_item_failures.len() <= 1,
-        "a stream retries from one record"
-    );
-    let failure = response
-        .batch_item_failures
-        .first()
-        .map(|f| f.item_identifier.clone().unwrap_or_default());
-    check(
-        &records,
-        &calls.borrow(),
-        failure.as_deref(),
-        "/dynamodb/SequenceNumber",
-    );
+    let failures = response.batch_item_failures.iter();
+    let failures: Vec<_> = failures.map(|f| f.item_identifier.clone()).collect();
+    checked(&records, &calls, failures, "/dynamodb/SequenceNumber");
 });
