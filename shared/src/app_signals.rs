@@ -310,66 +310,50 @@ fn remote_resource(attributes: &[KeyValue], added: &mut Vec<KeyValue>) {
             }
             _ => None,
         });
-    let (kind, identifier, cfn) = if let Some(table) = tables {
-        (attr::DYNAMODB_TABLE, escape(&table), escape(&table))
+    // (type, identifier, CloudFormation identifier, account, region): the account and region only
+    // where the resource names them (a queue URL, an ARN), as the distro records them.
+    let (kind, identifier, cfn, account, region) = if let Some(table) = tables {
+        (
+            attr::DYNAMODB_TABLE,
+            escape(&table),
+            escape(&table),
+            None,
+            None,
+        )
     } else if let Some(bucket) = string(attributes, semattr::AWS_S3_BUCKET) {
-        (attr::S3_BUCKET, escape(&bucket), escape(&bucket))
+        (
+            attr::S3_BUCKET,
+            escape(&bucket),
+            escape(&bucket),
+            None,
+            None,
+        )
     } else if let Some(url) = string(attributes, semattr::AWS_SQS_QUEUE_URL) {
         let Some(queue) = SqsQueue::parse(&url) else {
             return;
         };
-        added.push(KeyValue::new(
-            attr::AWS_REMOTE_RESOURCE_TYPE,
+        let (name, account, region) = (escape(queue.name), queue.account, queue.region);
+        (
             attr::SQS_QUEUE,
-        ));
-        added.push(KeyValue::new(
-            attr::AWS_REMOTE_RESOURCE_IDENTIFIER,
-            escape(queue.name),
-        ));
-        added.push(KeyValue::new(
-            attr::AWS_CLOUDFORMATION_PRIMARY_IDENTIFIER,
+            name,
             escape(&url),
-        ));
-        added.push(KeyValue::new(
-            attr::AWS_REMOTE_RESOURCE_ACCOUNT_ID,
-            queue.account.to_owned(),
-        ));
-        if let Some(region) = queue.region {
-            added.push(KeyValue::new(
-                attr::AWS_REMOTE_RESOURCE_REGION,
-                region.to_owned(),
-            ));
-        }
-        return;
+            Some(account.to_owned()),
+            region.map(str::to_owned),
+        )
     } else if let Some(arn) = string(attributes, semattr::AWS_SNS_TOPIC_ARN) {
         // As the distro: the topic's name, the ARN as CloudFormation's identifier, and the account
         // and region the ARN names; an ARN it cannot read names no resource.
         let Some(topic) = Arn::parse(&arn) else {
             return;
         };
-        added.push(KeyValue::new(
-            attr::AWS_REMOTE_RESOURCE_TYPE,
+        let region = Some(topic.region).filter(|region| !region.is_empty());
+        (
             attr::SNS_TOPIC,
-        ));
-        added.push(KeyValue::new(
-            attr::AWS_REMOTE_RESOURCE_IDENTIFIER,
             escape(topic.resource),
-        ));
-        added.push(KeyValue::new(
-            attr::AWS_CLOUDFORMATION_PRIMARY_IDENTIFIER,
             escape(&arn),
-        ));
-        added.push(KeyValue::new(
-            attr::AWS_REMOTE_RESOURCE_ACCOUNT_ID,
-            topic.account.to_owned(),
-        ));
-        if !topic.region.is_empty() {
-            added.push(KeyValue::new(
-                attr::AWS_REMOTE_RESOURCE_REGION,
-                topic.region.to_owned(),
-            ));
-        }
-        return;
+            Some(topic.account.to_owned()),
+            region.map(str::to_owned),
+        )
     } else {
         return;
     };
@@ -382,6 +366,12 @@ fn remote_resource(attributes: &[KeyValue], added: &mut Vec<KeyValue>) {
         attr::AWS_CLOUDFORMATION_PRIMARY_IDENTIFIER,
         cfn,
     ));
+    if let Some(account) = account {
+        added.push(KeyValue::new(attr::AWS_REMOTE_RESOURCE_ACCOUNT_ID, account));
+    }
+    if let Some(region) = region {
+        added.push(KeyValue::new(attr::AWS_REMOTE_RESOURCE_REGION, region));
+    }
 }
 
 /// `^` and `|` delimit identifiers in Application Signals; the distro escapes them with `^`.

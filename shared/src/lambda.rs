@@ -1011,11 +1011,7 @@ mod tests {
                 epoch > 1_700_000_000,
                 "{header:?}: X-Ray trace id starts with the time"
             );
-            let warnings: Vec<_> = test
-                .log_lines()
-                .into_iter()
-                .filter(|line| line.contains(r#""level":"WARN""#))
-                .collect();
+            let warnings = test.warnings();
             assert_eq!(warnings.len(), 1, "{header:?}: {warnings:?}");
             assert!(warnings[0].contains("starting a new trace"), "{warnings:?}");
         }
@@ -1199,11 +1195,7 @@ mod tests {
                 .collect();
             assert_eq!(links == [LAMBDA_PARENT], linked, "{reason}: {links:?}");
             assert!(links.len() <= 1, "{reason}: {links:?}");
-            let warned: Vec<String> = test
-                .log_lines()
-                .into_iter()
-                .filter(|line| line.contains(r#""level":"WARN""#))
-                .collect();
+            let warned = test.warnings();
             assert_eq!(warned.len(), warnings, "{reason}: {warned:#?}");
         }
     }
@@ -1360,11 +1352,7 @@ mod tests {
                 .map(|link| format!("{:016x}", link.span_context.span_id()))
                 .collect();
             assert_eq!(linked, links, "{reason}");
-            let warned: Vec<String> = test
-                .log_lines()
-                .into_iter()
-                .filter(|line| line.contains(r#""level":"WARN""#))
-                .collect();
+            let warned = test.warnings();
             assert_eq!(warned.len(), warnings, "{reason}: {warned:#?}");
         }
     }

@@ -621,11 +621,7 @@ mod tests {
             let found = producer_context_with_carrier(&message(record))
                 .map(|(context, carrier)| (context.trace_id(), carrier));
             assert_eq!(found, expected, "{reason}");
-            let warned: Vec<String> = test
-                .log_lines()
-                .into_iter()
-                .filter(|line| line.contains(r#""level":"WARN""#))
-                .collect();
+            let warned = test.warnings();
             assert_eq!(warned.len(), warnings, "{reason}: {warned:#?}");
         }
     }

@@ -130,6 +130,15 @@ impl TestTelemetry {
             .collect()
     }
 
+    /// The log lines written at WARN so far: what tracekit's own tests count its warnings by.
+    #[cfg(test)]
+    pub(crate) fn warnings(&self) -> Vec<String> {
+        self.log_lines()
+            .into_iter()
+            .filter(|line| line.contains(r#""level":"WARN""#))
+            .collect()
+    }
+
     /// How many flushes have started.
     pub fn flush_count(&self) -> u64 {
         self.telemetry.flush_count()
