@@ -83,6 +83,32 @@ fn ending_line(function: &FunctionProcess, says: &str, exported: usize) -> Value
     line
 }
 
+/// The runtime ended by itself: the process exits 1 (the runtime's error, or its panic made one, is
+/// `main`'s; never a panic's 101), every span of the answered invocations arrived, and one line
+/// says `says`.
+async fn ended_by_itself(
+    function: &FunctionProcess,
+    receiver: &OtlpReceiver,
+    says: &str,
+    what: &str,
+) {
+    let status = function
+        .wait_for_exit(WAIT)
+        .await
+        .expect("the runtime ends");
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "{what}: the runtime's error is main's: {status:?}"
+    );
+    let spans = receiver
+        .wait_for_spans(ANSWERED * SPANS, WAIT)
+        .await
+        .unwrap_or_else(|error| panic!("{what}: the answered invocations' spans: {error}"));
+    assert_eq!(spans.len(), ANSWERED * SPANS, "{what}");
+    ending_line(function, says, ANSWERED * SPANS);
+}
+
 #[tokio::test]
 async fn an_invocation_header_the_runtime_cannot_read_loses_no_buffered_span() {
     // (header, value): the shapes lambda_runtime 1.5 fails on, as real callers have sent them.
@@ -112,22 +138,8 @@ async fn an_invocation_header_the_runtime_cannot_read_loses_no_buffered_span() {
                 };
                 function.deliver(invocation).await.expect("delivered");
             }
-            let status = function
-                .wait_for_exit(WAIT)
-                .await
-                .expect("the runtime ends");
-            assert!(
-                !status.success(),
-                "{what}, {entry}: the runtime's error is main's: {status:?}"
-            );
-            let spans = receiver
-                .wait_for_spans(ANSWERED * SPANS, WAIT)
-                .await
-                .unwrap_or_else(|error| {
-                    panic!("{what}, {entry}: the answered invocations' spans: {error}")
-                });
-            assert_eq!(spans.len(), ANSWERED * SPANS, "{what}, {entry}");
-            ending_line(&function, "the Lambda runtime failed", ANSWERED * SPANS);
+            let what = format!("{what}, {entry}");
+            ended_by_itself(&function, &receiver, "the Lambda runtime failed", &what).await;
         }
     }
 }
@@ -156,21 +168,7 @@ async fn a_next_answered_500_loses_no_buffered_span() {
                 .await
                 .expect("served");
         }
-        let status = function
-            .wait_for_exit(WAIT)
-            .await
-            .expect("the runtime ends");
-        assert_eq!(
-            status.code(),
-            Some(1),
-            "{entry}: an error, not a panic's 101"
-        );
-        let spans = receiver
-            .wait_for_spans(ANSWERED * SPANS, WAIT)
-            .await
-            .unwrap_or_else(|error| panic!("{entry}: the answered invocations' spans: {error}"));
-        assert_eq!(spans.len(), ANSWERED * SPANS, "{entry}");
-        ending_line(&function, says, ANSWERED * SPANS);
+        ended_by_itself(&function, &receiver, says, entry).await;
     }
 }
 
