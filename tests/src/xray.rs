@@ -538,6 +538,15 @@ pub fn new_segment_id() -> String {
     random_hex(16)
 }
 
+/// A new, sampled trace header as Lambda sends it: `Root=<new trace id>;Parent=<new segment id>;Sampled=1`.
+pub fn new_trace_header() -> String {
+    format!(
+        "Root={};Parent={};Sampled=1",
+        new_trace_id(),
+        new_segment_id()
+    )
+}
+
 /// The OpenTelemetry form of an X-Ray trace id: `1-5759e988-bd862e3fe1be46a994272793` →
 /// `5759e988bd862e3fe1be46a994272793`.
 pub fn otel_trace_id(xray_trace_id: &str) -> String {

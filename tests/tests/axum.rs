@@ -71,11 +71,7 @@ async fn the_invocation_span_is_named_after_the_route_the_router_matched() {
         ),
     ];
     for (event, status, ..) in &plan {
-        let header = format!(
-            "Root={};Parent={};Sampled=1",
-            xray::new_trace_id(),
-            xray::new_segment_id()
-        );
+        let header = xray::new_trace_header();
         let outcome = function
             .invoke(Invocation::json(event.clone()).trace_header(header))
             .await

@@ -525,11 +525,7 @@ mod invoked {
             ],
         )
         .expect("spawn");
-        let header = format!(
-            "Root={};Parent={};Sampled=1",
-            xray::new_trace_id(),
-            xray::new_segment_id()
-        );
+        let header = xray::new_trace_header();
         function
             .invoke(
                 Invocation::json(serde_json::json!({"children": 0}))
@@ -884,11 +880,7 @@ async fn an_sns_triggered_function_continues_the_publishers_trace() {
         &[("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.endpoint())],
     )
     .expect("spawn");
-    let header = format!(
-        "Root={};Parent={};Sampled=1",
-        xray::new_trace_id(),
-        xray::new_segment_id()
-    );
+    let header = xray::new_trace_header();
     let outcome = function
         .invoke(Invocation::json(event).trace_header(header))
         .await

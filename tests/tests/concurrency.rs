@@ -147,11 +147,7 @@ async fn a_quiet_managed_environment_flushes_in_the_background() {
             ("TRACEKIT_FLUSH_MAX_AGE_MS", "200"),
         ],
     );
-    let header = format!(
-        "Root={};Parent={};Sampled=1",
-        xray::new_trace_id(),
-        xray::new_segment_id()
-    );
+    let header = xray::new_trace_header();
     let outcome = function
         .invoke(Invocation::json(json!({"children": 2})).trace_header(header))
         .await

@@ -31,14 +31,6 @@ fn spawn(env: &[(&str, String)]) -> FunctionProcess {
     FunctionProcess::spawn(&stack::function_binary("traced-function"), &env).expect("spawn")
 }
 
-fn header() -> String {
-    format!(
-        "Root={};Parent={};Sampled=1",
-        xray::new_trace_id(),
-        xray::new_segment_id()
-    )
-}
-
 fn closed_port() -> u16 {
     let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     socket.local_addr().expect("address").port()
@@ -59,7 +51,9 @@ async fn invoke_through(function: &FunctionProcess, what: &str) -> Vec<Duration>
     let mut turnarounds = Vec::new();
     for _ in 0..INVOCATIONS {
         let timed = function
-            .invoke_timed(Invocation::json(json!({"children": 10})).trace_header(header()))
+            .invoke_timed(
+                Invocation::json(json!({"children": 10})).trace_header(xray::new_trace_header()),
+            )
             .await
             .expect("invocation");
         let InvocationOutcome::Response(body) = &timed.outcome else {
@@ -216,7 +210,9 @@ async fn an_agent_that_cannot_be_resolved_reached_or_kept_up_with_costs_nothing_
         invoke_through(&function, what).await;
         // A burst of 2,000 spans, some thirty full datagrams at once, to the same agent.
         let timed = function
-            .invoke_timed(Invocation::json(json!({"children": 2000})).trace_header(header()))
+            .invoke_timed(
+                Invocation::json(json!({"children": 2000})).trace_header(xray::new_trace_header()),
+            )
             .await
             .expect("invocation");
         assert!(
@@ -255,7 +251,7 @@ async fn a_nearly_spent_deadline_cuts_the_flush_short() {
     let timed = function
         .invoke_timed(
             Invocation::json(json!({"children": 10}))
-                .trace_header(header())
+                .trace_header(xray::new_trace_header())
                 .deadline(SystemTime::now() + left),
         )
         .await
@@ -294,7 +290,9 @@ async fn ten_thousand_spans_overflow_a_bounded_buffer_without_blocking_the_handl
     receiver.clear();
 
     let timed = function
-        .invoke_timed(Invocation::json(json!({"children": 10_000})).trace_header(header()))
+        .invoke_timed(
+            Invocation::json(json!({"children": 10_000})).trace_header(xray::new_trace_header()),
+        )
         .await
         .expect("invocation");
     let InvocationOutcome::Response(body) = &timed.outcome else {
@@ -341,7 +339,8 @@ async fn sigterm_during_a_burst_flushes_buffered_spans_before_exit() {
     // arrives.
     let working = |function: &FunctionProcess| count_lines(function, "\"working\"");
     let in_flight = function.invoke(
-        Invocation::json(json!({"children": 10, "sleep_ms": 10_000})).trace_header(header()),
+        Invocation::json(json!({"children": 10, "sleep_ms": 10_000}))
+            .trace_header(xray::new_trace_header()),
     );
     let terminate = async {
         function

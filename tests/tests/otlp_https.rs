@@ -98,14 +98,6 @@ fn spawn(env: &[(String, String)]) -> FunctionProcess {
     FunctionProcess::spawn(&stack::function_binary("traced-function"), env).expect("spawn")
 }
 
-fn header() -> String {
-    format!(
-        "Root={};Parent={};Sampled=1",
-        xray::new_trace_id(),
-        xray::new_segment_id()
-    )
-}
-
 fn lines_with(function: &FunctionProcess, text: &str) -> Vec<String> {
     function
         .stdout()
@@ -118,7 +110,7 @@ fn lines_with(function: &FunctionProcess, text: &str) -> Vec<String> {
 /// Invokes once with `payload`, checks the handler's answer and the time spent after it.
 async fn invoke(function: &FunctionProcess, payload: Value, what: &str) {
     let timed = function
-        .invoke_timed(Invocation::json(payload).trace_header(header()))
+        .invoke_timed(Invocation::json(payload).trace_header(xray::new_trace_header()))
         .await
         .expect("invocation");
     let InvocationOutcome::Response(body) = &timed.outcome else {
@@ -330,7 +322,7 @@ async fn one_large_flush_is_split_to_the_endpoints_limits() {
     ]));
     let big = |payload: Value| {
         Invocation::json(payload)
-            .trace_header(header())
+            .trace_header(xray::new_trace_header())
             .deadline(SystemTime::now() + Duration::from_secs(120))
     };
     let outcome = function

@@ -88,11 +88,7 @@ async fn run_with_secrets(export_env: &[(&str, String)]) -> (Secrets, Flow) {
     event["cookies"] = json!([format!("session={}", secrets.token)]);
     event["rawQueryString"] = Value::from(format!("coupon={}", secrets.query));
     event["queryStringParameters"] = json!({"coupon": secrets.query});
-    let header = format!(
-        "Root={};Parent={};Sampled=1",
-        xray::new_trace_id(),
-        xray::new_segment_id()
-    );
+    let header = xray::new_trace_header();
     flow.post_event(event, &header).await.expect("post");
 
     // Both messages reach the worker: the order (processed) and the user's (reported failed).
@@ -253,11 +249,7 @@ async fn malformed_sns_attributes_lose_the_context_and_leave_no_trace_of_their_t
         let mut event = sample.clone();
         event["Records"][0]["Sns"]["MessageId"] = json!(id);
         event["Records"][0]["Sns"]["MessageAttributes"] = attributes;
-        let header = format!(
-            "Root={};Parent={};Sampled=1",
-            xray::new_trace_id(),
-            xray::new_segment_id()
-        );
+        let header = xray::new_trace_header();
         let outcome = function
             .invoke(Invocation::json(event).trace_header(header))
             .await

@@ -15,20 +15,12 @@ fn spawn(agent: &XrayDaemon, env: &[(&str, &str)]) -> FunctionProcess {
     FunctionProcess::spawn(&stack::function_binary("traced-function"), &env).expect("spawn")
 }
 
-fn header() -> String {
-    format!(
-        "Root={};Parent={};Sampled=1",
-        xray::new_trace_id(),
-        xray::new_segment_id()
-    )
-}
-
 /// Starts the function, serves it one invocation and stops it: every line it printed.
 async fn lines_of_one_invocation(env: &[(&str, &str)]) -> Vec<String> {
     let agent = XrayDaemon::recording().expect("agent stand-in");
     let function = spawn(&agent, env);
     let outcome = function
-        .invoke(Invocation::json(json!({"children": 1})).trace_header(header()))
+        .invoke(Invocation::json(json!({"children": 1})).trace_header(xray::new_trace_header()))
         .await
         .expect("invocation");
     assert!(

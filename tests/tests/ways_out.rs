@@ -35,19 +35,14 @@ fn spawn(receiver: &OtlpReceiver, env: &[(&str, &str)]) -> FunctionProcess {
     FunctionProcess::spawn(&stack::function_binary("traced-function"), &env).expect("spawn")
 }
 
-fn header() -> String {
-    format!(
-        "Root={};Parent={};Sampled=1",
-        xray::new_trace_id(),
-        xray::new_segment_id()
-    )
-}
-
 /// `ANSWERED` invocations of one child span each, all answered, none flushed.
 async fn answer_some(function: &FunctionProcess, receiver: &OtlpReceiver) {
     for _ in 0..ANSWERED {
         let outcome = function
-            .invoke(Invocation::json(json!({"children": 1, "quiet": true})).trace_header(header()))
+            .invoke(
+                Invocation::json(json!({"children": 1, "quiet": true}))
+                    .trace_header(xray::new_trace_header()),
+            )
             .await
             .expect("invocation");
         assert!(outcome.json().is_ok(), "answered: {outcome:?}");
@@ -131,7 +126,8 @@ async fn an_invocation_header_the_runtime_cannot_read_loses_no_buffered_span() {
             );
             answer_some(&function, &receiver).await;
             for _ in 0..workers.parse::<usize>().expect("a number") {
-                let invocation = Invocation::json(json!({"children": 1})).trace_header(header());
+                let invocation =
+                    Invocation::json(json!({"children": 1})).trace_header(xray::new_trace_header());
                 let invocation = match what {
                     "client context" => invocation.client_context(value),
                     _ => invocation.cognito_identity(value),
@@ -231,7 +227,7 @@ async fn sigterm_ends_every_invocation_in_flight_before_the_last_flush() {
         );
         for _ in 0..in_flight {
             let payload = json!({"children": 1, "sleep_ms": 20_000});
-            let invocation = Invocation::json(payload).trace_header(header());
+            let invocation = Invocation::json(payload).trace_header(xray::new_trace_header());
             function.deliver(invocation).await.expect("delivered");
         }
         // Each child span logs, and ends, before its invocation starts sleeping.
@@ -286,7 +282,7 @@ async fn through_the_agent(
     for _ in 0..invocations {
         let payload = json!({"children": children, "quiet": true, "padding": 2_000});
         let outcome = function
-            .invoke(Invocation::json(payload).trace_header(header()))
+            .invoke(Invocation::json(payload).trace_header(xray::new_trace_header()))
             .await
             .expect("invocation");
         assert!(outcome.json().is_ok(), "answered: {outcome:?}");
