@@ -30,6 +30,7 @@
 //! | `TRACEKIT_CAPTURE_ERROR` | `true`, `false`: the handler's error (`errorType`, `errorMessage`) in the invocation span's metadata | `false` |
 //! | `TRACEKIT_CAPTURE_MAX_BYTES` | bytes of captured JSON kept, 1 to 32768 (longer is cut and marked) | `4096` |
 //! | `TRACEKIT_INIT_SPAN` | `true`, `false`: an `init` span for the cold start (what init did inside, beside Lambda's own `Initialization` subsegment), in the first invocation's trace | `false` |
+//! | `TRACEKIT_SPAN_PATH` | `tracekit` (tracekit's own subscriber), `tracing-opentelemetry` (tracing-subscriber's Registry and tracing-opentelemetry's layer, for functions that need tracing-opentelemetry itself; [`SpanPath`]) | `tracing-opentelemetry` |
 //! | `TRACEKIT_EXCLUDED_ROUTES` | comma-separated `[METHOD ]/path` entries never traced ([`ExcludedRoute`]): the method without regard to case, the path with it; repeated and trailing slashes ignored; a `*` only last (`/internal/*`: `/internal` and below); an entry that cannot match (a `*` elsewhere, a `?`, a space) refused; `/*` warned about | none |
 //! | `TRACEKIT_LOG_BUFFER` | `off`, a level (`debug`), or `target=level` directives (`orders=debug`): the lines it enables that the log level does not are kept per invocation and written only if it fails ([`LogBuffer`]) | `off` |
 //! | `TRACEKIT_LOG_BUFFER_MAX_BYTES` | bytes kept per invocation, 1024 to 1048576 (the oldest lines go first) | `20480` |
@@ -126,6 +127,8 @@ pub mod env {
     pub const TRACEKIT_CAPTURE_MAX_BYTES: &str = "TRACEKIT_CAPTURE_MAX_BYTES";
     /// The `init` span of a cold start.
     pub const TRACEKIT_INIT_SPAN: &str = "TRACEKIT_INIT_SPAN";
+    /// Which subscriber records spans.
+    pub const TRACEKIT_SPAN_PATH: &str = "TRACEKIT_SPAN_PATH";
     /// HTTP routes never traced.
     pub const TRACEKIT_EXCLUDED_ROUTES: &str = "TRACEKIT_EXCLUDED_ROUTES";
     /// Which log lines are kept per invocation (a level or directives), or `off`.
@@ -443,6 +446,20 @@ impl FlushStrategy {
     }
 }
 
+/// Which `tracing` subscriber records spans (`TRACEKIT_SPAN_PATH`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SpanPath {
+    /// tracekit's own subscriber: spans kept as compact records and handed to the span buffer when
+    /// they close, with no per-span SDK span and no Registry lookups (`tracekit`).
+    Tracekit,
+    /// tracing-subscriber's Registry with tracing-opentelemetry's layer (`tracing-opentelemetry`):
+    /// for a function that adds its own `tracing_subscriber` layers ([`crate::Builder::layer`]
+    /// chooses it), or calls `tracing_opentelemetry::OpenTelemetrySpanExt` itself.
+    #[default]
+    TracingOpentelemetry,
+}
+
 /// Log line format (`AWS_LAMBDA_LOG_FORMAT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -533,6 +550,8 @@ pub struct Config {
     pub capture: Capture,
     /// An `init` span for the cold start, in the first invocation's trace (`TRACEKIT_INIT_SPAN`).
     pub init_span: bool,
+    /// Which subscriber records spans (`TRACEKIT_SPAN_PATH`).
+    pub span_path: SpanPath,
     /// HTTP routes never traced (`TRACEKIT_EXCLUDED_ROUTES`).
     pub excluded_routes: Vec<ExcludedRoute>,
     /// Log lines kept per invocation and written only if it fails (`TRACEKIT_LOG_BUFFER`).
@@ -698,6 +717,20 @@ impl Config {
             )?,
         };
         let init_span = parse_bool(&get, env::TRACEKIT_INIT_SPAN, false)?;
+        let span_path = match get(env::TRACEKIT_SPAN_PATH) {
+            None => SpanPath::default(),
+            Some(value) if value.trim().eq_ignore_ascii_case("tracekit") => SpanPath::Tracekit,
+            Some(value) if value.trim().eq_ignore_ascii_case("tracing-opentelemetry") => {
+                SpanPath::TracingOpentelemetry
+            }
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    env::TRACEKIT_SPAN_PATH,
+                    &other,
+                    "tracekit or tracing-opentelemetry",
+                ));
+            }
+        };
         let excluded_routes = match get(env::TRACEKIT_EXCLUDED_ROUTES) {
             Some(value) => parse_excluded_routes(&value)?,
             None => Vec::new(),
@@ -725,6 +758,7 @@ impl Config {
             invocation_annotations,
             capture,
             init_span,
+            span_path,
             excluded_routes,
             log_buffer,
             application_signals,

@@ -288,9 +288,7 @@ impl Finish {
             .take();
         if let Some(matched) = matched {
             span.set_attribute(attr::HTTP_ROUTE, matched.route);
-            // The span has started (its context was read for the handler): only the OpenTelemetry
-            // span itself can be renamed now, not the name tracing-opentelemetry started it with.
-            span.context().span().update_name(matched.name);
+            crate::span_ext::rename(&span, matched.name);
         }
         let http_status = state.http_status.load(Ordering::Acquire);
         if http_status != 0 {
@@ -1766,7 +1764,7 @@ mod tests {
         let (flusher, processor) =
             crate::flush::Flusher::new(&config, &resource).expect("exporter");
         let parts = crate::telemetry::Parts::new(config, resource, flusher, processor);
-        let _guard = tracing::subscriber::set_default(parts.subscriber_with_writer(std::io::sink));
+        let _guard = tracing::dispatcher::set_default(&parts.dispatch(std::io::sink));
         let mut service = invocation_layer(&parts.telemetry).layer(ok_runtime());
 
         let deadline = now_ms() + 300;

@@ -146,6 +146,7 @@ mod log_format;
 mod log_record;
 mod metadata;
 pub mod propagation;
+mod recorder;
 mod redaction;
 #[cfg(feature = "sns")]
 pub mod sns;

@@ -7,7 +7,7 @@
 //! to a buffer that keeps 20 KB), and the record says it went over.
 
 use crate::propagation::xray_trace_id;
-use opentelemetry::trace::{SpanId, TraceContextExt, TraceId};
+use opentelemetry::trace::{SpanId, TraceId};
 use serde_json::{Map, Value};
 use std::fmt::{self, Write as _};
 use tracing::{Event, Level, field::Field};
@@ -46,10 +46,6 @@ impl Record {
         }
         let mut timestamp = String::with_capacity(32);
         SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
-        // tracing-opentelemetry activates the span's OpenTelemetry context on enter, so the current
-        // context is the span this event belongs to.
-        let cx = opentelemetry::Context::current();
-        let span_context = cx.span().span_context().clone();
         let metadata = event.metadata();
         Ok(Some(Record {
             timestamp,
@@ -57,9 +53,7 @@ impl Record {
             target: metadata.target(),
             message: visitor.message,
             fields: visitor.fields,
-            span: span_context
-                .is_valid()
-                .then(|| (span_context.trace_id(), span_context.span_id())),
+            span: crate::recorder::current_ids(),
             bytes: visitor.used + OVERHEAD,
         }))
     }

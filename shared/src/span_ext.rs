@@ -2,11 +2,13 @@
 //! side of a `tracing` span (its parent, links, attributes, status, events, its context).
 //!
 //! It is the one seam between tracekit and the span path: every module reaches spans through it,
-//! never through tracing-opentelemetry, so the path behind it can change without them. Today it is
-//! tracing-opentelemetry's layer, and each method is the same call on
+//! never through tracing-opentelemetry. Under tracekit's own subscriber (`recorder`) each method
+//! works on the span's record; on the compatibility path (`TRACEKIT_SPAN_PATH=tracing-opentelemetry`,
+//! or layers of the user's) it is the same call on
 //! [`tracing_opentelemetry::OpenTelemetrySpanExt`], with the same name and the same meaning: code
-//! that imports `tracekit::OpenTelemetrySpanExt` compiles either way.
+//! that imports `tracekit::OpenTelemetrySpanExt` compiles and behaves the same on both.
 
+use crate::recorder::{Reached, ops};
 use opentelemetry::{Context, Key, KeyValue, Value, trace::SpanContext, trace::Status};
 use std::{borrow::Cow, time::SystemTime};
 use tracing::Span;
@@ -69,31 +71,51 @@ pub trait OpenTelemetrySpanExt: sealed::Sealed {
 
 impl OpenTelemetrySpanExt for Span {
     fn set_parent(&self, cx: Context) -> Result<(), SetParentError> {
-        Bridge::set_parent(self, cx).map_err(|_| SetParentError)
+        match ops::set_parent(self, cx.clone()) {
+            Reached::Traced(true) => Ok(()),
+            Reached::Traced(false) | Reached::Untraced => Err(SetParentError),
+            Reached::Elsewhere => Bridge::set_parent(self, cx).map_err(|_| SetParentError),
+        }
     }
 
     fn add_link(&self, cx: SpanContext) {
-        Bridge::add_link(self, cx);
+        OpenTelemetrySpanExt::add_link_with_attributes(self, cx, Vec::new());
     }
 
     fn add_link_with_attributes(&self, cx: SpanContext, attributes: Vec<KeyValue>) {
-        Bridge::add_link_with_attributes(self, cx, attributes);
+        if let Reached::Elsewhere = ops::add_link(self, cx.clone(), attributes.clone()) {
+            Bridge::add_link_with_attributes(self, cx, attributes);
+        }
     }
 
     fn context(&self) -> Context {
-        Bridge::context(self)
+        match ops::context(self) {
+            Reached::Traced(cx) => cx,
+            Reached::Untraced => Context::new(),
+            Reached::Elsewhere => Bridge::context(self),
+        }
     }
 
     fn set_attribute(&self, key: impl Into<Key>, value: impl Into<Value>) {
-        Bridge::set_attribute(self, key, value);
+        let attribute = KeyValue::new(key, value);
+        if let Reached::Elsewhere = ops::set_attribute(self, attribute.clone()) {
+            Bridge::set_attribute(self, attribute.key, attribute.value);
+        }
     }
 
     fn set_status(&self, status: Status) {
-        Bridge::set_status(self, status);
+        if let Reached::Elsewhere = ops::set_status(self, status.clone()) {
+            Bridge::set_status(self, status);
+        }
     }
 
     fn add_event(&self, name: impl Into<Cow<'static, str>>, attributes: Vec<KeyValue>) {
-        Bridge::add_event(self, name, attributes);
+        OpenTelemetrySpanExt::add_event_with_timestamp(
+            self,
+            name,
+            opentelemetry::time::now(),
+            attributes,
+        );
     }
 
     fn add_event_with_timestamp(
@@ -102,6 +124,21 @@ impl OpenTelemetrySpanExt for Span {
         timestamp: SystemTime,
         attributes: Vec<KeyValue>,
     ) {
-        Bridge::add_event_with_timestamp(self, name, timestamp, attributes);
+        let name = name.into();
+        if let Reached::Elsewhere =
+            ops::add_event(self, name.clone(), timestamp, attributes.clone())
+        {
+            Bridge::add_event_with_timestamp(self, name, timestamp, attributes);
+        }
+    }
+}
+
+/// Renames `span`, even after it has started (the route of an HTTP invocation is known only once
+/// the handler has run).
+pub(crate) fn rename(span: &Span, name: impl Into<Cow<'static, str>>) {
+    use opentelemetry::trace::TraceContextExt;
+    let name = name.into();
+    if let Reached::Elsewhere = ops::rename(span, name.clone()) {
+        Bridge::context(span).span().update_name(name);
     }
 }

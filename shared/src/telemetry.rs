@@ -5,7 +5,9 @@
 
 use crate::{
     app_signals::{self, AlwaysRecord},
-    config::{Config, ConfigError, ExporterConfig, FlushStrategy, LogFormat, SampledZeroPolicy},
+    config::{
+        Config, ConfigError, ExporterConfig, FlushStrategy, LogFormat, SampledZeroPolicy, SpanPath,
+    },
     flush::{ExporterError, FlushReport, Flusher},
     log_format::JsonFormat,
     propagation,
@@ -40,6 +42,9 @@ use tracing_subscriber::{
 mod log_buffer;
 mod one_filter;
 mod quiet;
+
+pub(crate) use log_buffer::{BufferLayer, LineSink};
+pub(crate) use quiet::is_runtime_concurrency_warning;
 
 use crate::init_span::InitTimes;
 use one_filter::{Gate, SpansAndLogs};
@@ -227,7 +232,7 @@ impl Builder {
         }
         let writer = writer.unwrap_or_else(|| BoxMakeWriter::new(std::io::stdout));
         let dispatch = if layers.is_empty() {
-            tracing::Dispatch::new(parts.subscriber_with_writer(writer))
+            parts.dispatch(writer)
         } else {
             tracing::Dispatch::new(parts.subscriber_with_layers(writer, layers))
         };
@@ -249,6 +254,11 @@ pub(crate) struct Parts {
     pub(crate) telemetry: Telemetry,
     log_filter: String,
     log_format: LogFormat,
+    /// What tracekit's own subscriber records spans with: the provider's sampler, ID generator and
+    /// span processor.
+    sampler: Box<dyn ShouldSample>,
+    ids: Arc<dyn IdGenerator>,
+    processor: crate::flush::LambdaSpanProcessor,
 }
 
 impl Parts {
@@ -272,18 +282,21 @@ impl Parts {
         id_generator: Option<Box<dyn IdGenerator>>,
     ) -> Self {
         let builder = SdkTracerProvider::builder();
-        let ids = id_generator.unwrap_or_else(|| Box::new(XrayIdGenerator::default()));
-        let builder = builder.with_id_generator(Ids(ids));
+        let ids: Arc<dyn IdGenerator> = Arc::new(Ids(
+            id_generator.unwrap_or_else(|| Box::new(XrayIdGenerator::default()))
+        ));
+        let builder = builder.with_id_generator(SharedIds(Arc::clone(&ids)));
         let chosen_sampler =
             chosen_sampler.unwrap_or_else(|| Box::new(config.sampler.sdk_sampler()));
-        let builder = if app_signals::records_unsampled(&config) {
-            builder.with_sampler(AlwaysRecord(chosen_sampler))
+        let sampler: Box<dyn ShouldSample> = if app_signals::records_unsampled(&config) {
+            Box::new(AlwaysRecord(chosen_sampler))
         } else {
-            builder.with_sampler(chosen_sampler)
+            chosen_sampler
         };
         let provider = builder
+            .with_sampler(sampler.box_clone())
             .with_resource(resource)
-            .with_span_processor(processor)
+            .with_span_processor(processor.clone())
             .build();
         let telemetry = Telemetry {
             inner: Arc::new(Inner {
@@ -302,6 +315,9 @@ impl Parts {
             telemetry,
             log_filter: config.log_filter,
             log_format: config.log_format,
+            sampler,
+            ids,
+            processor,
         }
     }
 
@@ -315,19 +331,21 @@ impl Parts {
         propagation::install(&self.telemetry.inner.config.propagators);
     }
 
-    /// The subscriber: spans to OpenTelemetry, log lines to `writer`, each with its own filter so
-    /// that a quiet log level never silences the trace.
-    pub(crate) fn subscriber_with_writer<W>(
-        &self,
-        writer: W,
-    ) -> impl Subscriber + Send + Sync + for<'a> LookupSpan<'a>
+    /// The subscriber the configuration names ([`SpanPath`]): spans to OpenTelemetry, log lines
+    /// to `writer`, each with its own filter so that a quiet log level never silences the trace.
+    pub(crate) fn dispatch<W>(&self, writer: W) -> tracing::Dispatch
     where
         W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
     {
-        tracing_subscriber::registry().with(self.layers(writer))
+        match self.telemetry.inner.config.span_path {
+            SpanPath::Tracekit => tracing::Dispatch::new(self.recorder(writer)),
+            SpanPath::TracingOpentelemetry => {
+                tracing::Dispatch::new(tracing_subscriber::registry().with(self.layers(writer)))
+            }
+        }
     }
 
-    /// The subscriber with more layers of the user's beside tracekit's (see [`Builder::layer`]).
+    /// The Registry path with more layers of the user's beside tracekit's (see [`Builder::layer`]).
     fn subscriber_with_layers<W>(
         &self,
         writer: W,
@@ -340,7 +358,78 @@ impl Parts {
         tracing_subscriber::registry().with(layers)
     }
 
-    /// tracekit's layers: spans to OpenTelemetry, log lines to `writer`.
+    /// Where log lines go, and log buffering's layer with the lines it keeps, if it is on.
+    fn log_sinks<W>(
+        &self,
+        writer: W,
+    ) -> (
+        log_buffer::SharedWriter<W>,
+        Option<(log_buffer::BufferLayer, Targets)>,
+    )
+    where
+        W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+    {
+        let writer = log_buffer::SharedWriter(Arc::new(writer));
+        let buffer = self
+            .telemetry
+            .inner
+            .config
+            .log_buffer
+            .as_ref()
+            .map(|buffer| {
+                let sink = line_sink(writer.clone());
+                let _ = self.telemetry.inner.log_sink.set(sink.clone());
+                let layer = log_buffer::BufferLayer {
+                    format: self.log_format,
+                    written: quiet::log_targets(&self.log_filter),
+                    max_bytes: buffer.max_bytes,
+                    flush_on_error_log: buffer.flush_on_error_log,
+                    sink,
+                };
+                (layer, buffer_targets(&buffer.directives))
+            });
+        (writer, buffer)
+    }
+
+    /// Which spans become OpenTelemetry spans: none when tracing is off (log lines are written as
+    /// ever).
+    fn span_filter(&self) -> Targets {
+        if self.telemetry.inner.config.disabled {
+            Targets::new()
+        } else {
+            span_filter()
+        }
+    }
+
+    /// tracekit's own subscriber (`SpanPath::Tracekit`).
+    fn recorder<W>(&self, writer: W) -> crate::recorder::Recorder
+    where
+        W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+    {
+        let (writer, buffer) = self.log_sinks(writer);
+        let logs = quiet::log_targets(&self.log_filter);
+        let filters = crate::recorder::Filters {
+            spans: self.span_filter(),
+            logs: logs.clone(),
+            kept: buffer.as_ref().map(|(_, kept)| kept.clone()),
+            text: self.log_format == LogFormat::Text,
+        };
+        let tracing = crate::recorder::Tracing {
+            sampler: self.sampler.box_clone(),
+            ids: Arc::clone(&self.ids),
+            processor: self.processor.clone(),
+            attach: true,
+        };
+        let logs = crate::recorder::Logs {
+            format: self.log_format,
+            written: logs,
+            sink: line_sink(writer),
+            buffer,
+        };
+        crate::recorder::Recorder::new(tracing, filters, logs)
+    }
+
+    /// tracekit's layers on the Registry path: spans to OpenTelemetry, log lines to `writer`.
     fn layers<W>(&self, writer: W) -> Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>
     where
         W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
@@ -354,35 +443,8 @@ impl Parts {
             .with_level(false)
             .with_target(false);
         let log_filter = quiet::log_targets(&self.log_filter);
-        let writer = log_buffer::SharedWriter(Arc::new(writer));
-        let buffer = self
-            .telemetry
-            .inner
-            .config
-            .log_buffer
-            .as_ref()
-            .map(|buffer| {
-                let sink_writer = writer.clone();
-                let sink = log_buffer::LineSink(Arc::new(move |line: &[u8]| {
-                    use std::io::Write;
-                    let _ = sink_writer.make_writer().write_all(line);
-                }));
-                let _ = self.telemetry.inner.log_sink.set(sink.clone());
-                let layer = log_buffer::BufferLayer {
-                    format: self.log_format,
-                    written: log_filter.clone(),
-                    max_bytes: buffer.max_bytes,
-                    flush_on_error_log: buffer.flush_on_error_log,
-                    sink,
-                };
-                (layer, buffer_targets(&buffer.directives))
-            });
-        // Off: no span reaches OpenTelemetry; log lines are written as ever.
-        let span_filter = if self.telemetry.inner.config.disabled {
-            Targets::new()
-        } else {
-            span_filter()
-        };
+        let (writer, buffer) = self.log_sinks(writer);
+        let span_filter = self.span_filter();
         match self.log_format {
             // JSON lines carry the trace and span ids, not span fields: the log layer needs no span,
             // so both layers share one filter and spans pay for one (see `one_filter`).
@@ -424,6 +486,17 @@ impl Parts {
             }
         }
     }
+}
+
+/// Writes whole lines to `writer`, one `write_all` each.
+fn line_sink<W>(writer: log_buffer::SharedWriter<W>) -> log_buffer::LineSink
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    log_buffer::LineSink(Arc::new(move |line: &[u8]| {
+        use std::io::Write;
+        let _ = writer.make_writer().write_all(line);
+    }))
 }
 
 /// The runtime's, the SDK's and the exporters' own targets: their spans would appear as duplicate
@@ -503,6 +576,20 @@ fn resource_with(config: &Config, chosen: Vec<KeyValue>) -> Resource {
 /// of an invocation whose Lambda header names only a trace (`invocation::with_root_trace_id`).
 #[derive(Debug)]
 struct Ids(Box<dyn IdGenerator>);
+
+/// One ID generator for the provider and tracekit's own subscriber.
+#[derive(Debug)]
+struct SharedIds(Arc<dyn IdGenerator>);
+
+impl IdGenerator for SharedIds {
+    fn new_trace_id(&self) -> TraceId {
+        self.0.new_trace_id()
+    }
+
+    fn new_span_id(&self) -> SpanId {
+        self.0.new_span_id()
+    }
+}
 
 impl IdGenerator for Ids {
     fn new_trace_id(&self) -> TraceId {

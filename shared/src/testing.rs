@@ -80,7 +80,7 @@ impl TestTelemetry {
         parts.install_propagator();
         parts.telemetry.set_amortized(true);
         let logs = CapturedLogs::default();
-        let guard = tracing::subscriber::set_default(parts.subscriber_with_writer(logs.clone()));
+        let guard = tracing::dispatcher::set_default(&parts.dispatch(logs.clone()));
         TestTelemetry {
             telemetry: parts.telemetry,
             exporter,

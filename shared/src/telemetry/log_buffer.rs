@@ -96,6 +96,14 @@ pub(crate) struct BufferLayer {
 
 impl<S: Subscriber> Layer<S> for BufferLayer {
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        self.see(event);
+    }
+}
+
+impl BufferLayer {
+    /// An event its filter let through: kept if the log filter would not write it, else (an error
+    /// line, with `flush_on_error_log`) the cue to write what was kept.
+    pub(crate) fn see(&self, event: &Event<'_>) {
         let metadata = event.metadata();
         if self
             .written

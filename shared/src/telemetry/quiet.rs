@@ -39,7 +39,7 @@ pub(super) fn log_targets(directives: &str) -> Targets {
 
 /// Whether `event` is lambda_runtime's warning about `AWS_LAMBDA_MAX_CONCURRENCY` (see the module
 /// docs). Only WARN events of lambda_runtime are looked into, so other events pay one comparison.
-pub(super) fn is_runtime_concurrency_warning(event: &Event<'_>) -> bool {
+pub(crate) fn is_runtime_concurrency_warning(event: &Event<'_>) -> bool {
     let metadata = event.metadata();
     if *metadata.level() != Level::WARN || !metadata.target().starts_with(RUNTIME_TARGET) {
         return false;

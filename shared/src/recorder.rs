@@ -1,0 +1,544 @@
+//! tracekit's own `tracing` subscriber: spans kept as compact records and handed to the span
+//! buffer when they close, log lines written beside them.
+//!
+//! The library path (tracing-subscriber's Registry, tracing-opentelemetry's layer and an SDK span
+//! per `tracing` span) looks each span up again in every layer, builds an SDK span through a
+//! builder and a tracer, and formats `u64` fields as strings. Here one subscriber owns the spans:
+//! each is one slot in a lock-free slab (the Registry's own storage) holding a [`Record`], started
+//! as the SDK starts a span (the same sampler and ID generator) and turned into the span
+//! processor's [`SpanData`](opentelemetry_sdk::trace::SpanData) when it closes. Which span is
+//! current is a per-thread stack, as `tracing` defines it.
+//!
+//! Callers reach a span's record only through [`crate::OpenTelemetrySpanExt`], which asks the
+//! dispatcher for this subscriber and falls back to tracing-opentelemetry's layer when it is not
+//! the one in force (the compatibility path, `TRACEKIT_SPAN_PATH=tracing-opentelemetry`).
+
+mod logs;
+mod record;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use logs::Logs;
+use record::{Record, Starter, State};
+
+use crate::flush::LambdaSpanProcessor;
+use opentelemetry::{
+    Context, ContextGuard, InstrumentationScope,
+    trace::{SpanId, TraceContextExt, TraceId},
+};
+use opentelemetry_sdk::trace::{IdGenerator, ShouldSample, SpanProcessor};
+use sharded_slab::Slab;
+use std::{
+    cell::{Cell, RefCell},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+};
+use tracing::{
+    Event, Metadata, Subscriber,
+    span::{self, Id},
+    subscriber::Interest,
+};
+use tracing_core::span::Current;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+
+/// Tells each recorder's entries on a thread's stack apart (tests run several side by side).
+static RECORDERS: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The spans entered on this thread, innermost last.
+    static STACK: RefCell<Vec<Entered>> = const { RefCell::new(Vec::new()) };
+    /// A record is locked on this thread while a sampler or ID generator of the user's runs: an
+    /// event it logs is written, but not added to a span, and a span it opens is not traced.
+    static INSIDE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// One span entered on this thread.
+struct Entered {
+    recorder: u64,
+    id: Id,
+    /// Entered again while already entered: `current_span` skips it, and its exit keeps the span.
+    duplicate: bool,
+    /// The span's ids, if it is traced: the trace and span a log line written inside it names.
+    ids: Option<(TraceId, SpanId)>,
+    /// Keeps `opentelemetry::Context::current()` naming this span while it is entered.
+    _attached: Option<ContextGuard>,
+}
+
+/// Which spans and events the recorder sees.
+#[derive(Debug, Clone)]
+pub(crate) struct Filters {
+    /// Spans (and events inside them) that become OpenTelemetry spans.
+    pub(crate) spans: Targets,
+    /// Lines written, and in text format the spans those lines print.
+    pub(crate) logs: Targets,
+    /// Lines log buffering keeps, when it is on.
+    pub(crate) kept: Option<Targets>,
+    /// Text lines print the spans they are in.
+    pub(crate) text: bool,
+}
+
+impl Filters {
+    fn wants(&self, metadata: &Metadata<'_>) -> bool {
+        let (target, level) = (metadata.target(), metadata.level());
+        self.spans.would_enable(target, level)
+            || (metadata.is_event() || self.text) && self.logs.would_enable(target, level)
+            || metadata.is_event()
+                && self
+                    .kept
+                    .as_ref()
+                    .is_some_and(|kept| kept.would_enable(target, level))
+    }
+}
+
+/// What the OpenTelemetry SDK's tracer would use: the sampler, the ID generator, the processor.
+pub(crate) struct Tracing {
+    pub(crate) sampler: Box<dyn ShouldSample>,
+    pub(crate) ids: Arc<dyn IdGenerator>,
+    pub(crate) processor: LambdaSpanProcessor,
+    /// Keep `opentelemetry::Context::current()` naming the entered span, for code that reads it.
+    pub(crate) attach: bool,
+}
+
+/// One span, in the slab.
+struct Slot {
+    refs: AtomicUsize,
+    metadata: &'static Metadata<'static>,
+    /// The `tracing` parent, kept open while this span is.
+    parent: Option<Id>,
+    /// The OpenTelemetry side, if the span is traced.
+    record: Option<Mutex<Record>>,
+    /// The span's fields as text lines print them, if they print it.
+    text: Option<Mutex<logs::TextFields>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// tracekit's subscriber (see the module docs).
+pub(crate) struct Recorder {
+    me: u64,
+    spans: Slab<Slot>,
+    tracing: Tracing,
+    scope: InstrumentationScope,
+    filters: Filters,
+    logs: Logs,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("filters", &self.filters)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Recorder {
+    pub(crate) fn new(tracing: Tracing, filters: Filters, logs: Logs) -> Recorder {
+        Recorder {
+            me: RECORDERS.fetch_add(1, Ordering::Relaxed),
+            spans: Slab::new(),
+            tracing,
+            scope: InstrumentationScope::builder(crate::telemetry::SCOPE).build(),
+            filters,
+            logs,
+        }
+    }
+
+    fn starter(&self) -> Starter<'_> {
+        Starter {
+            sampler: self.tracing.sampler.as_ref(),
+            ids: self.tracing.ids.as_ref(),
+        }
+    }
+
+    fn slot(&self, id: &Id) -> Option<sharded_slab::Entry<'_, Slot>> {
+        self.spans.get(key(id))
+    }
+
+    /// Runs `f` on `id`'s record, if it is traced; a sampler or ID generator `f` calls runs
+    /// "inside" (see [`INSIDE`]).
+    fn with_record<R>(&self, id: &Id, f: impl FnOnce(&mut Record, &Starter<'_>) -> R) -> Option<R> {
+        let slot = self.slot(id)?;
+        let record = slot.record.as_ref()?;
+        let mut record = lock(record);
+        Some(inside(|| f(&mut record, &self.starter())))
+    }
+
+    /// The innermost span of this recorder entered on this thread that `is` accepts.
+    fn innermost(&self, is: impl Fn(&Entered) -> bool) -> Option<Id> {
+        STACK.with(|stack| {
+            stack
+                .borrow()
+                .iter()
+                .rev()
+                .find(|entered| entered.recorder == self.me && is(entered))
+                .map(|entered| entered.id.clone())
+        })
+    }
+
+    /// The parent context of a new traced span, as tracing-opentelemetry chooses it.
+    fn parent_context(&self, attrs: &span::Attributes<'_>) -> Context {
+        if let Some(parent) = attrs.parent() {
+            // A parent that is not traced leaves the span a root, as on the library path.
+            return self
+                .with_record(parent, |record, starter| record.context(starter))
+                .unwrap_or_default();
+        }
+        if !attrs.is_contextual() {
+            return Context::new();
+        }
+        if self.tracing.attach {
+            return Context::current();
+        }
+        self.innermost(|entered| entered.ids.is_some())
+            .and_then(|parent| self.with_record(&parent, |record, starter| record.context(starter)))
+            .unwrap_or_else(Context::current)
+    }
+
+    /// Ends `slot`'s span: its record goes to the span processor.
+    fn end(&self, slot: Slot) {
+        if let Some(record) = slot.record {
+            let record = record.into_inner().unwrap_or_else(|p| p.into_inner());
+            let data = inside(|| record.into_span_data(&self.starter(), &self.scope));
+            if let Some(data) = data {
+                self.tracing.processor.on_end(data);
+            }
+        }
+        if let Some(parent) = slot.parent {
+            self.try_close(parent);
+        }
+    }
+
+    /// The spans a text line inside `event` prints, outermost first.
+    fn text_scope(&self, event: &Event<'_>, line: &mut String) {
+        let shown = |id: &Id| self.slot(id).is_some_and(|slot| slot.text.is_some());
+        let innermost = match event.parent() {
+            Some(parent) => Some(parent.clone()),
+            None if event.is_contextual() => self.innermost(|entered| shown(&entered.id)),
+            None => None,
+        };
+        let mut scope = Vec::new();
+        let mut next = innermost;
+        while let Some(id) = next {
+            let Some(slot) = self.slot(&id) else { break };
+            if let Some(text) = &slot.text {
+                scope.push((slot.metadata.name(), lock(text).to_string()));
+            }
+            next = slot.parent.clone();
+        }
+        for (name, fields) in scope.iter().rev() {
+            line.push_str(name);
+            if !fields.is_empty() {
+                line.push('{');
+                line.push_str(fields);
+                line.push('}');
+            }
+            line.push(':');
+        }
+        if !scope.is_empty() {
+            line.push(' ');
+        }
+    }
+}
+
+/// The slab key of `id`.
+fn key(id: &Id) -> usize {
+    (id.into_u64() - 1) as usize
+}
+
+fn inside<R>(f: impl FnOnce() -> R) -> R {
+    let was = INSIDE.with(|inside| inside.replace(true));
+    let result = f();
+    INSIDE.with(|inside| inside.set(was));
+    result
+}
+
+fn is_inside() -> bool {
+    INSIDE.with(Cell::get)
+}
+
+impl Subscriber for Recorder {
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        // Every filter is static (targets and levels): the answer never changes.
+        if self.filters.wants(metadata) {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        self.filters.wants(metadata)
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        let filters = &self.filters;
+        let hint = |targets: &Targets| {
+            tracing_subscriber::layer::Filter::<tracing_subscriber::Registry>::max_level_hint(
+                targets,
+            )
+        };
+        let kept = filters.kept.as_ref().and_then(hint);
+        hint(&filters.spans).max(hint(&filters.logs)).max(kept)
+    }
+
+    fn new_span(&self, attrs: &span::Attributes<'_>) -> Id {
+        let metadata = attrs.metadata();
+        let (target, level) = (metadata.target(), metadata.level());
+        let traced = self.filters.spans.would_enable(target, level) && !is_inside();
+        let parent = match attrs.parent() {
+            Some(parent) => Some(self.clone_span(parent)),
+            None if attrs.is_contextual() => self
+                .innermost(|entered| !entered.duplicate)
+                .map(|parent| self.clone_span(&parent)),
+            None => None,
+        };
+        let record = traced.then(|| {
+            let parent = self.parent_context(attrs);
+            Mutex::new(Record::new(metadata.name(), parent, attrs))
+        });
+        let text = (self.filters.text && self.filters.logs.would_enable(target, level))
+            .then(|| Mutex::new(logs::TextFields::new(attrs)));
+        let slot = Slot {
+            refs: AtomicUsize::new(1),
+            metadata,
+            parent,
+            record,
+            text,
+        };
+        match self.spans.insert(slot) {
+            Some(key) => Id::from_u64(key as u64 + 1),
+            // The slab is full (over a million spans open per thread): the span is not kept.
+            None => Id::from_u64(u64::MAX),
+        }
+    }
+
+    fn record(&self, span: &Id, values: &span::Record<'_>) {
+        let Some(slot) = self.slot(span) else { return };
+        if let Some(record) = &slot.record {
+            lock(record).record(values);
+        }
+        if let Some(text) = &slot.text {
+            lock(text).add(values);
+        }
+    }
+
+    fn record_follows_from(&self, span: &Id, follows: &Id) {
+        let Some(context) = self.with_record(follows, |record, starter| {
+            record.start(starter).span_context.clone()
+        }) else {
+            return;
+        };
+        self.with_record(span, |record, _| record.push_link(context, Vec::new()));
+    }
+
+    fn event_enabled(&self, event: &Event<'_>) -> bool {
+        !crate::telemetry::is_runtime_concurrency_warning(event)
+    }
+
+    fn event(&self, event: &Event<'_>) {
+        let metadata = event.metadata();
+        if !is_inside()
+            && self
+                .filters
+                .spans
+                .would_enable(metadata.target(), metadata.level())
+        {
+            let span = match event.parent() {
+                Some(parent) => Some(parent.clone()),
+                None if event.is_contextual() => self.innermost(|entered| entered.ids.is_some()),
+                None => None,
+            };
+            if let Some(span) = span {
+                self.with_record(&span, |record, _| record.event(event));
+            }
+        }
+        if self.filters.text {
+            self.logs.event(event, |line| self.text_scope(event, line));
+        } else {
+            self.logs.event(event, |_| {});
+        }
+    }
+
+    fn enter(&self, span: &Id) {
+        let (ids, context) = self
+            .with_record(span, |record, starter| {
+                let started = record.start(starter);
+                let context = &started.span_context;
+                let ids = context
+                    .is_valid()
+                    .then(|| (context.trace_id(), context.span_id()));
+                let attach = self.tracing.attach.then(|| record.context(starter));
+                (ids, attach)
+            })
+            .unwrap_or_default();
+        let duplicate = STACK.with(|stack| {
+            stack
+                .borrow()
+                .iter()
+                .any(|entered| entered.recorder == self.me && entered.id == *span)
+        });
+        if !duplicate {
+            self.clone_span(span);
+        }
+        let attached = context.map(Context::attach);
+        STACK.with(|stack| {
+            stack.borrow_mut().push(Entered {
+                recorder: self.me,
+                id: span.clone(),
+                duplicate,
+                ids,
+                _attached: attached,
+            });
+        });
+    }
+
+    fn exit(&self, span: &Id) {
+        let entered = STACK.with(|stack| {
+            let mut stack = stack.borrow_mut();
+            let at = stack
+                .iter()
+                .rposition(|entered| entered.recorder == self.me && entered.id == *span)?;
+            Some(stack.remove(at))
+        });
+        let Some(entered) = entered else { return };
+        self.with_record(span, |record, _| {
+            record.end_time = Some(opentelemetry::time::now());
+        });
+        let duplicate = entered.duplicate;
+        drop(entered);
+        if !duplicate {
+            self.try_close(span.clone());
+        }
+    }
+
+    fn clone_span(&self, span: &Id) -> Id {
+        if let Some(slot) = self.slot(span) {
+            slot.refs.fetch_add(1, Ordering::Relaxed);
+        }
+        span.clone()
+    }
+
+    fn try_close(&self, span: Id) -> bool {
+        let Some(slot) = self.slot(&span) else {
+            return false;
+        };
+        if slot.refs.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return false;
+        }
+        drop(slot);
+        if let Some(slot) = self.spans.take(key(&span)) {
+            self.end(slot);
+        }
+        true
+    }
+
+    fn current_span(&self) -> Current {
+        self.innermost(|entered| !entered.duplicate)
+            .and_then(|id| {
+                let metadata = self.slot(&id)?.metadata;
+                Some(Current::new(id, metadata))
+            })
+            .unwrap_or_else(Current::none)
+    }
+}
+
+/// What the seam ([`crate::OpenTelemetrySpanExt`]) does to a span under the recorder.
+pub(crate) enum Reached<R> {
+    /// The recorder is in force and traces the span: `f`'s answer.
+    Traced(R),
+    /// The recorder is in force, and the span is disabled or not traced.
+    Untraced,
+    /// Another subscriber is in force (the compatibility path).
+    Elsewhere,
+}
+
+/// Runs `f` on `span`'s record, if the recorder is the subscriber in force.
+fn reach<R>(span: &tracing::Span, f: impl FnOnce(&mut Record, &Starter<'_>) -> R) -> Reached<R> {
+    let mut f = Some(f);
+    let reached = span.with_subscriber(|(id, dispatch)| {
+        let recorder = dispatch.downcast_ref::<Recorder>()?;
+        let f = f.take()?;
+        Some(recorder.with_record(id, f))
+    });
+    match reached {
+        Some(Some(Some(answer))) => Reached::Traced(answer),
+        Some(Some(None)) => Reached::Untraced,
+        Some(None) => Reached::Elsewhere,
+        // A disabled span: under the recorder, if it is the default.
+        None if tracing::dispatcher::get_default(|d| d.is::<Recorder>()) => Reached::Untraced,
+        None => Reached::Elsewhere,
+    }
+}
+
+/// The seam's operations on a record.
+pub(crate) mod ops {
+    use super::{Reached, State, reach};
+    use opentelemetry::{
+        Context, KeyValue,
+        trace::{Event, SpanContext, Status},
+    };
+    use std::{borrow::Cow, time::SystemTime};
+    use tracing::Span;
+
+    /// Sets the parent of a span that has not started: `Traced(false)` if it has.
+    pub(crate) fn set_parent(span: &Span, cx: Context) -> Reached<bool> {
+        reach(span, |record, _| match &mut record.state {
+            State::Pending { parent } => {
+                *parent = cx;
+                true
+            }
+            State::Started(_) => false,
+        })
+    }
+
+    pub(crate) fn context(span: &Span) -> Reached<Context> {
+        reach(span, |record, starter| record.context(starter))
+    }
+
+    pub(crate) fn add_link(span: &Span, cx: SpanContext, attributes: Vec<KeyValue>) -> Reached<()> {
+        reach(span, |record, _| record.push_link(cx, attributes))
+    }
+
+    pub(crate) fn set_attribute(span: &Span, attribute: KeyValue) -> Reached<()> {
+        reach(span, |record, _| record.push_attribute(attribute))
+    }
+
+    pub(crate) fn set_status(span: &Span, status: Status) -> Reached<()> {
+        reach(span, |record, _| record.set_status(status))
+    }
+
+    pub(crate) fn add_event(
+        span: &Span,
+        name: Cow<'static, str>,
+        timestamp: SystemTime,
+        attributes: Vec<KeyValue>,
+    ) -> Reached<()> {
+        reach(span, |record, _| {
+            record.push_event(Event::new(name, timestamp, attributes, 0));
+        })
+    }
+
+    pub(crate) fn rename(span: &Span, name: Cow<'static, str>) -> Reached<()> {
+        reach(span, |record, _| record.rename(name))
+    }
+}
+
+/// The trace and span a log line written now belongs to: the innermost traced span entered on
+/// this thread under the recorder, else the current OpenTelemetry context's span.
+pub(crate) fn current_ids() -> Option<(TraceId, SpanId)> {
+    let entered = STACK.with(|stack| stack.borrow().iter().rev().find_map(|entered| entered.ids));
+    entered.or_else(|| {
+        let cx = Context::current();
+        let span = cx.span();
+        let context = span.span_context();
+        context
+            .is_valid()
+            .then(|| (context.trace_id(), context.span_id()))
+    })
+}
