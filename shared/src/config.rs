@@ -30,7 +30,7 @@
 //! | `TRACEKIT_CAPTURE_ERROR` | `true`, `false`: the handler's error (`errorType`, `errorMessage`) in the invocation span's metadata | `false` |
 //! | `TRACEKIT_CAPTURE_MAX_BYTES` | bytes of captured JSON kept, 1 to 32768 (longer is cut and marked) | `4096` |
 //! | `TRACEKIT_INIT_SPAN` | `true`, `false`: an `init` span for the cold start (what init did inside, beside Lambda's own `Initialization` subsegment), in the first invocation's trace | `false` |
-//! | `TRACEKIT_SPAN_PATH` | `tracekit` (tracekit's own subscriber), `tracing-opentelemetry` (tracing-subscriber's Registry and tracing-opentelemetry's layer, for functions that need tracing-opentelemetry itself; [`SpanPath`]) | `tracing-opentelemetry` |
+//! | `TRACEKIT_SPAN_PATH` | `tracekit` (tracekit's own subscriber), `tracing-opentelemetry` (tracing-subscriber's Registry and tracing-opentelemetry's layer, for functions that need tracing-opentelemetry itself; [`SpanPath`]) | `tracekit` |
 //! | `TRACEKIT_EXCLUDED_ROUTES` | comma-separated `[METHOD ]/path` entries never traced ([`ExcludedRoute`]): the method without regard to case, the path with it; repeated and trailing slashes ignored; a `*` only last (`/internal/*`: `/internal` and below); an entry that cannot match (a `*` elsewhere, a `?`, a space) refused; `/*` warned about | none |
 //! | `TRACEKIT_LOG_BUFFER` | `off`, a level (`debug`), or `target=level` directives (`orders=debug`): the lines it enables that the log level does not are kept per invocation and written only if it fails ([`LogBuffer`]) | `off` |
 //! | `TRACEKIT_LOG_BUFFER_MAX_BYTES` | bytes kept per invocation, 1024 to 1048576 (the oldest lines go first) | `20480` |
@@ -452,11 +452,11 @@ impl FlushStrategy {
 pub enum SpanPath {
     /// tracekit's own subscriber: spans kept as compact records and handed to the span buffer when
     /// they close, with no per-span SDK span and no Registry lookups (`tracekit`).
+    #[default]
     Tracekit,
     /// tracing-subscriber's Registry with tracing-opentelemetry's layer (`tracing-opentelemetry`):
     /// for a function that adds its own `tracing_subscriber` layers ([`crate::Builder::layer`]
     /// chooses it), or calls `tracing_opentelemetry::OpenTelemetrySpanExt` itself.
-    #[default]
     TracingOpentelemetry,
 }
 
@@ -1875,6 +1875,16 @@ mod tests {
                 "text logs",
             ),
             (
+                &[],
+                |c| c.span_path == SpanPath::Tracekit,
+                "tracekit's own subscriber by default",
+            ),
+            (
+                &[("TRACEKIT_SPAN_PATH", " Tracing-OpenTelemetry ")],
+                |c| c.span_path == SpanPath::TracingOpentelemetry,
+                "the compatibility path, without regard to case",
+            ),
+            (
                 &[("AWS_LAMBDA_INITIALIZATION_TYPE", "provisioned-concurrency")],
                 |c| c.provisioned,
                 "provisioned concurrency is detected",
@@ -2091,6 +2101,11 @@ mod tests {
                 &[("AWS_LAMBDA_LOG_FORMAT", "xml")],
                 "AWS_LAMBDA_LOG_FORMAT",
                 "unknown format",
+            ),
+            (
+                &[("TRACEKIT_SPAN_PATH", "registry")],
+                "TRACEKIT_SPAN_PATH",
+                "unknown span path",
             ),
         ];
         for (vars, variable, reason) in cases {

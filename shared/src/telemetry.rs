@@ -171,6 +171,9 @@ impl Builder {
     /// One more `tracing_subscriber` layer beside tracekit's. It sees every span and event its own
     /// filter lets through: give it one (`layer.with_filter(LevelFilter::INFO)`), or it enables
     /// every callsite, the SDK's DEBUG ones included.
+    ///
+    /// Layers need tracing-subscriber's Registry: a builder given one records spans on the
+    /// compatibility path ([`SpanPath::TracingOpentelemetry`]), whatever `TRACEKIT_SPAN_PATH` says.
     pub fn layer<L>(mut self, layer: L) -> Self
     where
         L: tracing_subscriber::Layer<Registry> + Send + Sync + 'static,
@@ -896,6 +899,28 @@ mod tests {
             "the writer: {}",
             logs.text()
         );
+    }
+
+    #[test]
+    fn layers_of_the_users_choose_the_compatibility_path() {
+        let (_, own) = builder().config(quiet_config()).build().expect("built");
+        assert!(
+            own.is::<crate::recorder::Recorder>(),
+            "tracekit's subscriber"
+        );
+        let (_, layered) = builder()
+            .config(quiet_config())
+            .layer(Seen::default().with_filter(tracing::level_filters::LevelFilter::INFO))
+            .build()
+            .expect("built");
+        assert!(
+            !layered.is::<crate::recorder::Recorder>(),
+            "tracing-subscriber's Registry, which layers need"
+        );
+        let mut config = quiet_config();
+        config.span_path = SpanPath::TracingOpentelemetry;
+        let (_, chosen) = builder().config(config).build().expect("built");
+        assert!(!chosen.is::<crate::recorder::Recorder>(), "chosen by name");
     }
 
     #[test]
