@@ -59,6 +59,7 @@ use std::{
 };
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tracekit::{
+    config::{Config, SpanPath},
     propagation::{XrayHeader, xray_header_value},
     testing::{FakeInvocation, OtlpEncoder, TestTelemetry},
 };
@@ -131,15 +132,26 @@ fn w3c(c: &mut Criterion) {
     group.finish();
 }
 
+/// tracekit's test telemetry on one span path.
+fn on(path: SpanPath) -> TestTelemetry {
+    let mut config = Config::from_lookup(|_| None).expect("defaults");
+    config.span_path = path;
+    TestTelemetry::with_config(config)
+}
+
+/// The two span paths, by the name their benchmarks take.
+const PATHS: [(&str, SpanPath); 2] = [
+    ("", SpanPath::Tracekit),
+    ("_tracing_opentelemetry", SpanPath::TracingOpentelemetry),
+];
+
 fn invocation(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let test = TestTelemetry::new();
     let inner = service_fn(|_: LambdaInvocation| async { Ok::<(), lambda_runtime::Error>(()) });
     let mut bare = inner;
-    let mut traced = test.layer().layer(inner);
     let event = || {
         FakeInvocation::new(serde_json::json!({"n": 1}))
             .trace_header(XRAY)
@@ -151,28 +163,45 @@ fn invocation(c: &mut Criterion) {
             runtime.block_on(async { bare.ready().await.expect("ready").call(event()).await })
         });
     });
-    group.bench_function("traced", |b| {
-        b.iter(|| {
-            runtime.block_on(async { traced.ready().await.expect("ready").call(event()).await })
+    for (suffix, path) in PATHS {
+        let test = on(path);
+        let mut traced = test.layer().layer(inner);
+        group.bench_function(format!("traced{suffix}"), |b| {
+            b.iter(|| {
+                runtime.block_on(async { traced.ready().await.expect("ready").call(event()).await })
+            });
+            // Each traced invocation flushed its span to the in-memory exporter: keep it small.
+            assert!(
+                !test.spans().is_empty(),
+                "the invocation spans were exported"
+            );
+            test.reset();
         });
-        // Each traced invocation flushed its span to the in-memory exporter: keep it small.
-        test.reset();
-    });
+    }
     group.finish();
 }
 
 fn span(c: &mut Criterion) {
-    let test = TestTelemetry::new();
     let mut group = c.benchmark_group("span");
-    let parent = tracing::info_span!("parent");
-    let _entered = parent.enter();
-    group.bench_function("tracing", |b| {
-        b.iter(|| {
-            let span = tracing::info_span!("child", step = 1_i64, name = "x");
-            drop(black_box(span));
+    for (suffix, path) in PATHS {
+        let test = on(path);
+        let parent = tracing::info_span!("parent");
+        let _entered = parent.enter();
+        group.bench_function(format!("tracing{suffix}"), |b| {
+            b.iter(|| {
+                let span = tracing::info_span!("child", step = 1_i64, name = "x");
+                drop(black_box(span));
+            });
+            assert!(
+                runtime()
+                    .block_on(test.telemetry().force_flush(Duration::from_secs(1)))
+                    .exported
+                    > 0,
+                "the spans were recorded and exported"
+            );
+            test.reset();
         });
-        test.reset();
-    });
+    }
     // The raw SDK path: a provider with the same kind of processor, spans handed to it at end.
     let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
@@ -205,6 +234,13 @@ fn span(c: &mut Criterion) {
     group.finish();
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// fastrace's reporter for the benchmark: the spans are collected, then dropped.
 struct Dropped;
 
@@ -231,9 +267,9 @@ fn processor(c: &mut Criterion) {
         .expect("runtime");
     let bound = std::time::Duration::from_secs(1);
     let mut group = c.benchmark_group("processor");
-    {
-        let test = TestTelemetry::new();
-        group.bench_function("tracekit", |b| {
+    for (suffix, path) in PATHS {
+        let test = on(path);
+        group.bench_function(format!("tracekit{suffix}"), |b| {
             b.iter(|| {
                 eleven_spans();
                 let report = runtime.block_on(test.telemetry().force_flush(bound));
