@@ -452,3 +452,64 @@ proptest! {
         }
     }
 }
+
+/// The log lines `write` produces on `path` in `format`, without what differs from run to run
+/// (the time, and the ids of a new trace, kept only as present or not).
+fn lines(path: SpanPath, format: crate::config::LogFormat) -> Vec<String> {
+    let mut config = Config::from_lookup(|_| None).expect("defaults");
+    config.span_path = path;
+    config.log_format = format;
+    config.log_filter = "debug".into();
+    let test = TestTelemetry::with_config(config);
+    tracing::info!(target: "orders", "outside any span");
+    let outer = tracing::info_span!(
+        "outer",
+        order = 7u64,
+        kind = "book",
+        later = tracing::field::Empty
+    );
+    {
+        let _outer = outer.enter();
+        tracing::debug!(target: "orders", items = 3, "priced");
+        outer.record("later", "set");
+        let inner = tracing::debug_span!("inner", step = 2);
+        let _inner = inner.enter();
+        tracing::warn!(target: "orders", reason = ?"slow", "took {}ms", 12);
+        let quiet = tracing::trace_span!("quiet");
+        let _quiet = quiet.enter();
+        tracing::error!(target: "orders", error = %"boom");
+    }
+    test.log_lines()
+        .into_iter()
+        .map(|line| match format {
+            crate::config::LogFormat::Json => {
+                let mut json: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+                let object = json.as_object_mut().expect("an object");
+                object.remove("timestamp");
+                for id in ["traceId", "spanId"] {
+                    if object.remove(id).is_some() {
+                        object.insert(id.into(), "present".into());
+                    }
+                }
+                json.to_string()
+            }
+            _ => line
+                .split_once(' ')
+                .map(|(_, rest)| rest.to_owned())
+                .unwrap_or(line),
+        })
+        .collect()
+}
+
+#[test]
+fn both_paths_write_the_same_log_lines() {
+    for format in [
+        crate::config::LogFormat::Json,
+        crate::config::LogFormat::Text,
+    ] {
+        let library = lines(SpanPath::TracingOpentelemetry, format);
+        let own = lines(SpanPath::Tracekit, format);
+        assert_eq!(library.len(), 4, "{format:?}: {library:#?}");
+        assert_eq!(own, library, "{format:?}");
+    }
+}
