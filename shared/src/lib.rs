@@ -136,16 +136,19 @@ pub mod axum;
 pub mod config;
 #[cfg(any(feature = "sqs", feature = "sns", feature = "streams"))]
 mod consumer;
+mod entered;
 mod error;
 mod flush;
 pub mod http_client;
 mod init_span;
 mod invocation;
 mod lambda;
+mod log_buffer;
 mod log_format;
 mod log_record;
 mod metadata;
 pub mod propagation;
+mod quiet;
 mod recorder;
 mod redaction;
 #[cfg(feature = "sns")]

@@ -53,7 +53,7 @@ impl Record {
             target: metadata.target(),
             message: visitor.message,
             fields: visitor.fields,
-            span: crate::recorder::current_ids(),
+            span: crate::entered::current_ids(),
             bytes: visitor.used + OVERHEAD,
         }))
     }

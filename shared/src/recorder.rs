@@ -21,15 +21,15 @@ mod tests;
 pub(crate) use logs::Logs;
 use record::{Record, Starter, State};
 
-use crate::flush::LambdaSpanProcessor;
-use opentelemetry::{
-    Context, ContextGuard, InstrumentationScope,
-    trace::{SpanId, TraceContextExt, TraceId},
+use crate::{
+    entered::{self, Entered},
+    flush::LambdaSpanProcessor,
 };
+use opentelemetry::{Context, InstrumentationScope};
 use opentelemetry_sdk::trace::{IdGenerator, ShouldSample, SpanProcessor};
 use sharded_slab::Slab;
 use std::{
-    cell::{Cell, RefCell},
+    cell::Cell,
     sync::{
         Arc, Mutex, MutexGuard,
         atomic::{AtomicU64, AtomicUsize, Ordering},
@@ -47,23 +47,9 @@ use tracing_subscriber::filter::{LevelFilter, Targets};
 static RECORDERS: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
-    /// The spans entered on this thread, innermost last.
-    static STACK: RefCell<Vec<Entered>> = const { RefCell::new(Vec::new()) };
     /// A record is locked on this thread while a sampler or ID generator of the user's runs: an
     /// event it logs is written, but not added to a span, and a span it opens is not traced.
     static INSIDE: Cell<bool> = const { Cell::new(false) };
-}
-
-/// One span entered on this thread.
-struct Entered {
-    recorder: u64,
-    id: Id,
-    /// Entered again while already entered: `current_span` skips it, and its exit keeps the span.
-    duplicate: bool,
-    /// The span's ids, if it is traced: the trace and span a log line written inside it names.
-    ids: Option<(TraceId, SpanId)>,
-    /// Keeps `opentelemetry::Context::current()` naming this span while it is entered.
-    _attached: Option<ContextGuard>,
 }
 
 /// Which spans and events the recorder sees.
@@ -99,6 +85,8 @@ pub(crate) struct Tracing {
     pub(crate) processor: LambdaSpanProcessor,
     /// Keep `opentelemetry::Context::current()` naming the entered span, for code that reads it.
     pub(crate) attach: bool,
+    /// The instrumentation scope of the spans.
+    pub(crate) scope: InstrumentationScope,
 }
 
 /// One span, in the slab.
@@ -124,7 +112,6 @@ pub(crate) struct Recorder {
     me: u64,
     spans: Slab<Slot>,
     tracing: Tracing,
-    scope: InstrumentationScope,
     filters: Filters,
     logs: Logs,
 }
@@ -143,7 +130,6 @@ impl Recorder {
             me: RECORDERS.fetch_add(1, Ordering::Relaxed),
             spans: Slab::new(),
             tracing,
-            scope: InstrumentationScope::builder(crate::telemetry::SCOPE).build(),
             filters,
             logs,
         }
@@ -171,14 +157,7 @@ impl Recorder {
 
     /// The innermost span of this recorder entered on this thread that `is` accepts.
     fn innermost(&self, is: impl Fn(&Entered) -> bool) -> Option<Id> {
-        STACK.with(|stack| {
-            stack
-                .borrow()
-                .iter()
-                .rev()
-                .find(|entered| entered.recorder == self.me && is(entered))
-                .map(|entered| entered.id.clone())
-        })
+        entered::innermost(self.me, is)
     }
 
     /// The parent context of a new traced span, as tracing-opentelemetry chooses it.
@@ -204,7 +183,7 @@ impl Recorder {
     fn end(&self, slot: Slot) {
         if let Some(record) = slot.record {
             let record = record.into_inner().unwrap_or_else(|p| p.into_inner());
-            let data = inside(|| record.into_span_data(&self.starter(), &self.scope));
+            let data = inside(|| record.into_span_data(&self.starter(), &self.tracing.scope));
             if let Some(data) = data {
                 self.tracing.processor.on_end(data);
             }
@@ -338,7 +317,7 @@ impl Subscriber for Recorder {
     }
 
     fn event_enabled(&self, event: &Event<'_>) -> bool {
-        !crate::telemetry::is_runtime_concurrency_warning(event)
+        !crate::quiet::is_runtime_concurrency_warning(event)
     }
 
     fn event(&self, event: &Event<'_>) {
@@ -377,36 +356,23 @@ impl Subscriber for Recorder {
                 (ids, attach)
             })
             .unwrap_or_default();
-        let duplicate = STACK.with(|stack| {
-            stack
-                .borrow()
-                .iter()
-                .any(|entered| entered.recorder == self.me && entered.id == *span)
-        });
+        let duplicate = entered::contains(self.me, span);
         if !duplicate {
             self.clone_span(span);
         }
-        let attached = context.map(Context::attach);
-        STACK.with(|stack| {
-            stack.borrow_mut().push(Entered {
-                recorder: self.me,
-                id: span.clone(),
-                duplicate,
-                ids,
-                _attached: attached,
-            });
+        entered::push(Entered {
+            recorder: self.me,
+            id: span.clone(),
+            duplicate,
+            ids,
+            attached: context.map(Context::attach),
         });
     }
 
     fn exit(&self, span: &Id) {
-        let entered = STACK.with(|stack| {
-            let mut stack = stack.borrow_mut();
-            let at = stack
-                .iter()
-                .rposition(|entered| entered.recorder == self.me && entered.id == *span)?;
-            Some(stack.remove(at))
-        });
-        let Some(entered) = entered else { return };
+        let Some(entered) = entered::remove(self.me, span) else {
+            return;
+        };
         self.with_record(span, |record, _| {
             record.end_time = Some(opentelemetry::time::now());
         });
@@ -527,18 +493,4 @@ pub(crate) mod ops {
     pub(crate) fn rename(span: &Span, name: Cow<'static, str>) -> Reached<()> {
         reach(span, |record, _| record.rename(name))
     }
-}
-
-/// The trace and span a log line written now belongs to: the innermost traced span entered on
-/// this thread under the recorder, else the current OpenTelemetry context's span.
-pub(crate) fn current_ids() -> Option<(TraceId, SpanId)> {
-    let entered = STACK.with(|stack| stack.borrow().iter().rev().find_map(|entered| entered.ids));
-    entered.or_else(|| {
-        let cx = Context::current();
-        let span = cx.span();
-        let context = span.span_context();
-        context
-            .is_valid()
-            .then(|| (context.trace_id(), context.span_id()))
-    })
 }

@@ -39,12 +39,9 @@ use tracing_subscriber::{
     registry::LookupSpan,
 };
 
-mod log_buffer;
 mod one_filter;
-mod quiet;
 
-pub(crate) use log_buffer::{BufferLayer, LineSink};
-pub(crate) use quiet::is_runtime_concurrency_warning;
+use crate::{log_buffer, quiet};
 
 use crate::init_span::InitTimes;
 use one_filter::{Gate, SpansAndLogs};
@@ -422,6 +419,7 @@ impl Parts {
             ids: Arc::clone(&self.ids),
             processor: self.processor.clone(),
             attach: true,
+            scope: opentelemetry::InstrumentationScope::builder(SCOPE).build(),
         };
         let logs = crate::recorder::Logs {
             format: self.log_format,

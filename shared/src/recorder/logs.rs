@@ -3,7 +3,7 @@
 
 use crate::{
     config::LogFormat,
-    telemetry::{BufferLayer, LineSink},
+    log_buffer::{BufferLayer, LineSink},
 };
 use std::fmt::Write as _;
 use tracing::Event;

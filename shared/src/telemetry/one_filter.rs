@@ -140,7 +140,7 @@ where
         if self
             .events
             .would_enable(metadata.target(), metadata.level())
-            && !super::quiet::is_runtime_concurrency_warning(event)
+            && !crate::quiet::is_runtime_concurrency_warning(event)
         {
             self.inner.on_event(event, ctx);
         }

@@ -23,7 +23,7 @@ const RUNTIME_CONCURRENCY_WARNING: &str = "AWS_LAMBDA_MAX_CONCURRENCY is set to"
 
 /// The log filter for `directives` (already validated by the configuration): opentelemetry's own
 /// lines at WARN at most, unless a directive names one of its targets.
-pub(super) fn log_targets(directives: &str) -> Targets {
+pub(crate) fn log_targets(directives: &str) -> Targets {
     let targets = directives
         .parse::<Targets>()
         .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::INFO));
