@@ -190,7 +190,7 @@ const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_millis(500);
 const DEFAULT_AMORTIZED_MAX_SPANS: usize = 128;
 const DEFAULT_AMORTIZED_MAX_AGE: Duration = Duration::from_secs(10);
 
-/// A setting that is present but not understood.
+/// A setting that is present but not understood, or that asks for what this build leaves out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -204,6 +204,40 @@ pub enum ConfigError {
         /// What it accepts.
         expected: &'static str,
     },
+    /// The variable's value needs a tracekit feature this build leaves out; the message names the
+    /// `Cargo.toml` line that builds it.
+    #[error("{variable}={value:?} needs {}", needs(.feature))]
+    NotBuilt {
+        /// The environment variable.
+        variable: &'static str,
+        /// The value it holds.
+        value: String,
+        /// The Cargo feature of tracekit's it needs, e.g. `https`.
+        feature: &'static str,
+    },
+}
+
+/// How an init error asks for a feature this build leaves out: the feature and the line of
+/// `Cargo.toml` that builds it, ready to paste.
+pub(crate) fn needs(feature: &str) -> impl std::fmt::Display + '_ {
+    struct Needs<'a>(&'a str);
+    impl std::fmt::Display for Needs<'_> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            // "0.1" before 1.0, then "1": the requirement cargo itself would write.
+            let version = match env!("CARGO_PKG_VERSION_MAJOR") {
+                "0" => concat!("0.", env!("CARGO_PKG_VERSION_MINOR")),
+                major => major,
+            };
+            let feature = self.0;
+            write!(
+                f,
+                "tracekit's `{feature}` feature, which this build leaves out: add it to tracekit's \
+                 features in Cargo.toml, e.g. `tracekit = {{ version = \"{version}\", features = \
+                 [\"{feature}\"] }}`"
+            )
+        }
+    }
+    Needs(feature)
 }
 
 impl ConfigError {
@@ -1027,11 +1061,11 @@ fn validate_http_url(variable: &'static str, url: &str) -> Result<String, Config
         Some("https") => {}
         #[cfg(not(feature = "https"))]
         Some("https") => {
-            return Err(ConfigError::invalid(
+            return Err(ConfigError::NotBuilt {
                 variable,
-                url,
-                "an http:// URL: https:// needs tracekit's `https` feature, which this build leaves out",
-            ));
+                value: url.to_owned(),
+                feature: "https",
+            });
         }
         _ => return Err(ConfigError::invalid(variable, url, EXPECTED)),
     }
@@ -1455,8 +1489,36 @@ mod tests {
 
     fn rejected_variable(vars: &[(&str, &str)]) -> &'static str {
         match config(vars) {
-            Err(ConfigError::Invalid { variable, .. }) => variable,
+            Err(ConfigError::Invalid { variable, .. } | ConfigError::NotBuilt { variable, .. }) => {
+                variable
+            }
             Ok(config) => panic!("{vars:?} should be rejected, got {config:?}"),
+        }
+    }
+
+    #[cfg(not(feature = "https"))]
+    #[test]
+    fn an_https_endpoint_in_a_build_without_tls_names_the_feature() {
+        for variable in [
+            env::OTEL_EXPORTER_OTLP_ENDPOINT,
+            env::OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+        ] {
+            let error = config(&[(variable, "https://collector.example.com/v1/traces")])
+                .expect_err("refused");
+            assert_eq!(
+                error,
+                ConfigError::NotBuilt {
+                    variable,
+                    value: "https://collector.example.com/v1/traces".into(),
+                    feature: "https",
+                }
+            );
+            assert!(
+                error
+                    .to_string()
+                    .contains(r#"tracekit = { version = "0.1", features = ["https"] }"#),
+                "{error}"
+            );
         }
     }
 
@@ -2450,7 +2512,10 @@ mod tests {
             let error = routes(value).expect_err(reason);
             let ConfigError::Invalid {
                 variable, value, ..
-            } = &error;
+            } = &error
+            else {
+                panic!("{reason}: {error:?}");
+            };
             assert_eq!(*variable, "TRACEKIT_EXCLUDED_ROUTES", "{reason}");
             assert_eq!(value, entry, "{reason}: {error}");
         }

@@ -29,7 +29,7 @@ mod sigv4;
 mod tls;
 
 use crate::app_signals::{self, AppSignals};
-use crate::config::{Config, ExporterConfig};
+use crate::config::{Config, ExporterConfig, needs};
 use opentelemetry::Context;
 use opentelemetry_sdk::{
     Resource,
@@ -301,25 +301,26 @@ pub enum ExporterError {
     /// The endpoint is X-Ray's OTLP endpoint, which needs SigV4, in a build without tracekit's
     /// `sigv4` feature.
     #[error(
-        "X-Ray's OTLP endpoint needs SigV4 signing (tracekit's `sigv4` feature, which this build \
-         leaves out) or an X-Ray API key in OTEL_EXPORTER_OTLP_TRACES_HEADERS (Authorization=...)"
+        "X-Ray's OTLP endpoint needs SigV4 signing, {}; or an X-Ray API key in \
+         OTEL_EXPORTER_OTLP_TRACES_HEADERS (Authorization=...)",
+        needs("sigv4")
     )]
     SigV4NotBuilt,
     /// `OTEL_TRACES_EXPORTER=xray`, in a build without tracekit's `xray` feature.
-    #[error(
-        "OTEL_TRACES_EXPORTER=xray needs tracekit's `xray` feature, which this build leaves out"
-    )]
+    #[error("OTEL_TRACES_EXPORTER=xray needs {}", needs("xray"))]
     XrayNotBuilt,
     /// `OTEL_TRACES_EXPORTER=console`, in a build without tracekit's `console` feature.
-    #[error(
-        "OTEL_TRACES_EXPORTER=console needs tracekit's `console` feature, which this build leaves out"
-    )]
+    #[error("OTEL_TRACES_EXPORTER=console needs {}", needs("console"))]
     ConsoleNotBuilt,
+    /// An `https://` OTLP endpoint, in a build without tracekit's `https` feature. (Config
+    /// validation refuses such a value first; this covers a [`Config`](crate::Config) built in
+    /// code.)
+    #[error("OTLP endpoint {0:?} needs {needs}", needs = needs("https"))]
+    HttpsNotBuilt(String),
     /// An OTLP header is not a valid HTTP header.
     #[error("OTLP header {0:?} is not a valid HTTP header")]
     Header(String),
-    /// The OTLP endpoint is not an `http://` (or, with the `https` feature, `https://`) URL with a
-    /// host. (Config validation refuses such a value first; this covers a
+    /// The OTLP endpoint is not an `http://` or `https://` URL with a host. (Config validation refuses such a value first; this covers a
     /// [`Config`](crate::Config) built in code.)
     #[error("OTLP endpoint {0:?} is not an http:// or https:// URL with a host")]
     Endpoint(String),

@@ -54,7 +54,12 @@ const CLOUD_PLATFORM_AWS_LAMBDA: &str = "aws_lambda";
 const CLOUD_PROVIDER_AWS: &str = "aws";
 
 /// Why [`init`] failed.
-#[derive(Debug, thiserror::Error)]
+///
+/// Its `Debug` form is its message, as `anyhow::Error`'s is: a `main` that returns
+/// `Result<(), lambda_runtime::Error>` prints a returned error with `Debug`, and
+/// `tracekit::init()?` there should say what to change (`OTEL_TRACES_EXPORTER=console needs
+/// tracekit's `console` feature ...`), not `Exporter(ConsoleNotBuilt)`. `{:#?}` gives the variant.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum InitError {
     /// A setting is present but not understood.
@@ -66,6 +71,19 @@ pub enum InitError {
     /// Another global `tracing` subscriber is already installed.
     #[error("a global tracing subscriber is already installed: {0}")]
     Subscriber(#[source] tracing::dispatcher::SetGlobalDefaultError),
+}
+
+impl fmt::Debug for InitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !f.alternate() {
+            return fmt::Display::fmt(self, f);
+        }
+        match self {
+            InitError::Config(error) => f.debug_tuple("Config").field(error).finish(),
+            InitError::Exporter(error) => f.debug_tuple("Exporter").field(error).finish(),
+            InitError::Subscriber(error) => f.debug_tuple("Subscriber").field(error).finish(),
+        }
+    }
 }
 
 /// Builds tracing from the environment and installs it globally (the `tracing` subscriber, the
@@ -855,6 +873,84 @@ mod tests {
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .push(event.metadata().target().to_owned());
         }
+    }
+
+    #[test]
+    fn an_init_error_from_main_says_what_to_add_to_cargo_toml() {
+        // (error, what `main` must print after "Error: ", reason)
+        let cases: [(InitError, &str, &str); 5] = [
+            (
+                ExporterError::ConsoleNotBuilt.into(),
+                "OTEL_TRACES_EXPORTER=console needs tracekit's `console` feature, which this build \
+                 leaves out: add it to tracekit's features in Cargo.toml, e.g. \
+                 `tracekit = { version = \"0.1\", features = [\"console\"] }`",
+                "the console exporter, left out",
+            ),
+            (
+                ExporterError::XrayNotBuilt.into(),
+                "OTEL_TRACES_EXPORTER=xray needs tracekit's `xray` feature, which this build \
+                 leaves out: add it to tracekit's features in Cargo.toml, e.g. \
+                 `tracekit = { version = \"0.1\", features = [\"xray\"] }`",
+                "the segment exporter, left out",
+            ),
+            (
+                ExporterError::SigV4NotBuilt.into(),
+                "X-Ray's OTLP endpoint needs SigV4 signing, tracekit's `sigv4` feature, which this \
+                 build leaves out: add it to tracekit's features in Cargo.toml, e.g. \
+                 `tracekit = { version = \"0.1\", features = [\"sigv4\"] }`; or an X-Ray API key \
+                 in OTEL_EXPORTER_OTLP_TRACES_HEADERS (Authorization=...)",
+                "SigV4, left out: the API key is the other way",
+            ),
+            (
+                ConfigError::NotBuilt {
+                    variable: "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    value: "https://collector.example.com".into(),
+                    feature: "https",
+                }
+                .into(),
+                "OTEL_EXPORTER_OTLP_ENDPOINT=\"https://collector.example.com\" needs tracekit's \
+                 `https` feature, which this build leaves out: add it to tracekit's features in \
+                 Cargo.toml, e.g. `tracekit = { version = \"0.1\", features = [\"https\"] }`",
+                "an https:// endpoint from the environment, TLS left out",
+            ),
+            (
+                ExporterError::HttpsNotBuilt("https://collector.example.com".into()).into(),
+                "OTLP endpoint \"https://collector.example.com\" needs tracekit's `https` feature, \
+                 which this build leaves out: add it to tracekit's features in Cargo.toml, e.g. \
+                 `tracekit = { version = \"0.1\", features = [\"https\"] }`",
+                "an https:// endpoint in a Config built in code, TLS left out",
+            ),
+        ];
+        for (error, expected, reason) in cases {
+            assert_eq!(error.to_string(), expected, "{reason}: Display");
+            // What `fn main() -> Result<(), lambda_runtime::Error>` prints after `init()?`.
+            let boxed: lambda_runtime::Error = error.into();
+            assert_eq!(
+                format!("Error: {boxed:?}"),
+                format!("Error: {expected}"),
+                "{reason}: Debug"
+            );
+        }
+        assert_eq!(
+            format!("{:#?}", InitError::from(ExporterError::ConsoleNotBuilt)),
+            "Exporter(\n    ConsoleNotBuilt,\n)",
+            "the alternate form keeps the variant"
+        );
+    }
+
+    #[cfg(not(feature = "console"))]
+    #[test]
+    fn the_console_exporter_in_a_build_without_it_is_an_init_error() {
+        let error = builder()
+            .config(quiet_config())
+            .exporter(ExporterConfig::Console)
+            .build()
+            .err()
+            .expect("refused at init");
+        assert!(
+            matches!(error, InitError::Exporter(ExporterError::ConsoleNotBuilt)),
+            "{error:#?}"
+        );
     }
 
     fn quiet_config() -> Config {

@@ -100,6 +100,8 @@ impl OtlpHttp {
             Some("https") => {
                 Transport::Https(super::tls::TlsClient::new(config.certificate.as_deref())?)
             }
+            #[cfg(not(feature = "https"))]
+            Some("https") => return Err(ExporterError::HttpsNotBuilt(config.endpoint.clone())),
             _ => return Err(bad_endpoint()),
         };
         let mut headers = HeaderMap::new();
