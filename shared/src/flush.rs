@@ -636,6 +636,64 @@ mod tests {
         }
     }
 
+    /// With no agent listening (a function under `cargo lambda watch`), the first refused datagram
+    /// is one warning with what to do; later flushes count their refusals at debug level.
+    #[tokio::test]
+    async fn an_agent_not_listening_is_warned_about_once_and_then_counted() {
+        use opentelemetry_sdk::trace::SpanProcessor as _;
+        let logs = crate::testing::CapturedLogs::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(logs.clone())
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let mut config = Config::from_lookup(|_| None).expect("defaults");
+        config.exporter = ExporterConfig::OtlpUdp {
+            agent_address: closed.local_addr().expect("address").to_string(),
+        };
+        drop(closed);
+        let resource = Resource::builder_empty().build();
+        let (flusher, processor) = Flusher::new(&config, &resource).expect("exporter");
+        // Each datagram draws an ICMP "port unreachable" that makes the kernel refuse the next
+        // send: flush until three refusals were counted.
+        let mut refused_flushes = 0;
+        for _ in 0..100 {
+            processor.on_end(span(true));
+            if flusher.flush(Duration::from_secs(1)).await.dropped > 0 {
+                refused_flushes += 1;
+                if refused_flushes == 3 {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            refused_flushes,
+            3,
+            "the kernel refused sends: {}",
+            logs.text()
+        );
+        let text = logs.text();
+        let warnings: Vec<&str> = text
+            .lines()
+            .filter(|line| line.contains(" WARN "))
+            .collect();
+        assert_eq!(warnings.len(), 1, "one warning: {text}");
+        assert!(
+            warnings[0].contains("nothing is listening")
+                && warnings[0].contains("OTEL_TRACES_EXPORTER=console"),
+            "the warning says what to do: {}",
+            warnings[0]
+        );
+        let counted = text
+            .lines()
+            .filter(|line| line.contains(" DEBUG ") && line.contains("span export failed"))
+            .count();
+        assert_eq!(counted, 2, "later refusals counted at debug level: {text}");
+    }
+
     /// A flusher on the segment path, and the loopback socket standing in for the daemon.
     #[cfg(feature = "xray")]
     fn xray_flusher() -> (std::net::UdpSocket, Flusher, LambdaSpanProcessor) {

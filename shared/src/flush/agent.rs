@@ -15,10 +15,10 @@
 //! it refused at once (full send buffer, no route) is `dropped`. Nothing else comes back. With no
 //! agent listening, the first datagram leaves and the ICMP "port unreachable" it draws makes the
 //! kernel refuse the *next* send (`ECONNREFUSED`), once per ICMP: about half the datagrams are
-//! counted, the others vanish. The first refusal is said once per process, with what to check;
-//! later ones are counted at debug level. An agent that is listening but not reading (its receive
-//! buffer full) loses datagrams on its side, and the sender is never told: those spans count as
-//! exported.
+//! counted, the others vanish. The first refusal is said once per process, with what to do in
+//! Lambda and under an emulator (where no agent runs); later ones are counted at debug level. An
+//! agent that is listening but not reading (its receive buffer full) loses datagrams on its side,
+//! and the sender is never told: those spans count as exported.
 
 use super::Loss;
 use super::pack::{self, EncodedResource, Limits};
@@ -176,14 +176,14 @@ impl Agent {
                 said = self
                     .refusal_said
                     .swap(true, std::sync::atomic::Ordering::Relaxed);
-                format!(
-                    "nothing is listening at the X-Ray agent's address {} (the kernel refused a \
-                     datagram; spans sent there are lost, and UDP reports only some of them): \
-                     check that the function's tracing mode is Active, that \
-                     AWS_XRAY_DAEMON_ADDRESS names a listening agent, or set \
-                     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT to send to a collector",
-                    self.address
-                )
+                if said {
+                    format!(
+                        "nothing is listening at the X-Ray agent's address {}",
+                        self.address
+                    )
+                } else {
+                    refused_message(&self.address)
+                }
             }
             Some(error) => format!(
                 "sending to the X-Ray agent at {} failed: {error}",
@@ -206,6 +206,26 @@ impl Agent {
             said: said && oversized == 0,
         })
     }
+}
+
+/// What the first refused datagram says, once per process. Under an emulator (`cargo lambda
+/// watch`) it is the first thing a developer reads about tracing, so it says what to do there too.
+fn refused_message(address: &str) -> String {
+    let console = if cfg!(feature = "console") {
+        ""
+    } else {
+        " (with tracekit's `console` feature)"
+    };
+    format!(
+        "nothing is listening at the X-Ray agent's address {address}: the kernel refused a \
+         datagram, so spans sent there are lost (UDP reports only some of them; later refusals are \
+         counted without another warning). In Lambda, the agent listens when the function's \
+         tracing mode is Active, or AWS_XRAY_DAEMON_ADDRESS names one that does. Running locally \
+         (cargo lambda watch, an emulator) there is no agent: run an OTLP receiver (an \
+         OpenTelemetry Collector, Jaeger) and set OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318, \
+         or set OTEL_TRACES_EXPORTER=console to print the spans{console}, or \
+         OTEL_TRACES_EXPORTER=none to send none"
+    )
 }
 
 fn connect(address: SocketAddr) -> io::Result<UdpSocket> {
@@ -386,6 +406,34 @@ mod tests {
             prefixes,
             [("T1S".to_owned(), vec![1, 3]), ("T1U".to_owned(), vec![2])]
         );
+    }
+
+    #[test]
+    fn the_first_refusal_says_what_to_do_in_lambda_and_under_an_emulator() {
+        let message = refused_message("127.0.0.1:2000");
+        // (what the message must say, reason)
+        let cases = [
+            (
+                "nothing is listening at the X-Ray agent's address 127.0.0.1:2000",
+                "what happened",
+            ),
+            ("spans sent there are lost", "what it costs"),
+            (
+                "later refusals are counted without another warning",
+                "that it is said once",
+            ),
+            ("tracing mode is Active", "the fix in Lambda"),
+            ("cargo lambda watch", "the emulator is recognised"),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318",
+                "a local receiver",
+            ),
+            ("OTEL_TRACES_EXPORTER=console", "printing the spans"),
+            ("OTEL_TRACES_EXPORTER=none", "sending none"),
+        ];
+        for (expected, reason) in cases {
+            assert!(message.contains(expected), "{reason}: {message}");
+        }
     }
 
     #[tokio::test]
