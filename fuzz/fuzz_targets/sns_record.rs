@@ -109,7 +109,7 @@ fuzz_target!(|data: &[u8]| {
             records.len(),
             "a record neither succeeded nor was named as failed"
         ),
-        Err(SnsFailure::Failed { failed, total }) => {
+        Err(SnsFailure::Failed { failed, total, .. }) => {
             assert_eq!(total, records.len());
             assert_eq!(
                 failed.len(),

@@ -212,14 +212,15 @@ pub(crate) fn warn_malformed_carrier(span: &Span, message_id: &str, carrier: &st
 }
 
 /// Runs `handler` on one message inside its `span`. A failure is recorded on the span and logged
-/// with `warning` and the message's id, which is returned.
+/// with `warning` and the message's id, which is returned with what the handler answered (its
+/// `error.type` as the span names it, and its message).
 pub(crate) async fn run_handler<M, F, Fut, E>(
     span: Span,
     id: String,
     message: M,
     handler: &F,
     warning: &'static str,
-) -> Result<(), String>
+) -> Result<(), (String, lambda_runtime::Diagnostic)>
 where
     F: Fn(M) -> Fut,
     Fut: Future<Output = Result<(), E>>,
@@ -231,7 +232,11 @@ where
             let (diagnostic, error_type) = crate::error::diagnose(error);
             crate::error::record(&span, &error_type, &diagnostic.error_message);
             span.in_scope(|| tracing::warn!(message_id = %id, %error_type, "{warning}"));
-            Err(id)
+            let answered = lambda_runtime::Diagnostic {
+                error_type,
+                error_message: diagnostic.error_message,
+            };
+            Err((id, answered))
         }
     }
 }

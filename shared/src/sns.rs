@@ -7,7 +7,10 @@
 //! SNS invokes a function asynchronously and retries the whole invocation on an error; there is no
 //! partial batch response. [`SnsProcessor::process`] runs the closure for every record, records
 //! each failure on its message's span, and returns an [`SnsFailure`] naming the failed messages, which
-//! the handler returns so that Lambda retries.
+//! the handler returns so that Lambda retries. Lambda is told the failed message's own error: its
+//! `errorType` is the name the message's span has (`OrderNotFound`, from the handler's
+//! `From<OrderNotFound> for Diagnostic` or its type's name), which Lambda's console and the
+//! dead-letter queue's `ErrorCode` show.
 //!
 //! ```no_run
 //! use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -24,7 +27,7 @@
 //!     let processor = SnsProcessor::from_config(telemetry.config());
 //!     tracekit::run(&telemetry, service_fn(|event: LambdaEvent<SnsBatch>| {
 //!         let processor = processor.clone();
-//!         async move { processor.process(event.payload, handle).await.map_err(Error::from) }
+//!         async move { processor.process(event.payload, handle).await }
 //!     }))
 //!     .await
 //! }
@@ -70,7 +73,30 @@ pub enum SnsFailure {
         failed: Vec<String>,
         /// How many records the invocation held.
         total: usize,
+        /// What the first failed message answered: its `error.type` as its span has it, and its
+        /// message.
+        first: Diagnostic,
     },
+}
+
+/// The failed message's own error, as its span names it: SNS delivers one message per invocation.
+/// (Of several, the first one's type, and how many failed.)
+impl From<SnsFailure> for Diagnostic {
+    fn from(failure: SnsFailure) -> Diagnostic {
+        let summary = failure.to_string();
+        let SnsFailure::Failed {
+            failed,
+            total,
+            first,
+        } = failure;
+        if failed.len() == 1 && total == 1 {
+            return first;
+        }
+        Diagnostic {
+            error_type: first.error_type,
+            error_message: format!("{summary}; the first: {}", first.error_message),
+        }
+    }
 }
 
 /// Runs a closure per SNS message under its own `process` span.
@@ -104,15 +130,20 @@ impl SnsProcessor {
         let total = batch.records.len();
         let single = total == 1;
         let mut failed = Vec::new();
+        let mut first = None;
         for record in batch.records {
-            if let Err(id) = self.process_one(record, single, &handler).await {
+            if let Err((id, answered)) = self.process_one(record, single, &handler).await {
                 failed.push(id);
+                first.get_or_insert(answered);
             }
         }
-        if failed.is_empty() {
-            Ok(())
-        } else {
-            Err(SnsFailure::Failed { failed, total })
+        match first {
+            None => Ok(()),
+            Some(first) => Err(SnsFailure::Failed {
+                failed,
+                total,
+                first,
+            }),
         }
     }
 
@@ -121,7 +152,7 @@ impl SnsProcessor {
         record: serde_json::Value,
         single: bool,
         handler: &F,
-    ) -> Result<(), String>
+    ) -> Result<(), (String, Diagnostic)>
     where
         F: Fn(SnsMessage) -> Fut,
         Fut: Future<Output = Result<(), E>>,
@@ -145,7 +176,11 @@ impl SnsProcessor {
                 span.in_scope(|| {
                     tracing::warn!(message_id = %id, %error, "an SNS record is not an SNS message; failed");
                 });
-                return Err(id);
+                let answered = Diagnostic {
+                    error_type: MALFORMED_RECORD.to_owned(),
+                    error_message: error,
+                };
+                return Err((id, answered));
             }
         };
         let id = message.message_id.clone();
@@ -369,7 +404,7 @@ mod tests {
             let test = TestTelemetry::new();
             let (outcome, spans) = process(&test, vec![broken, record("m-9", None)]).await;
             assert!(
-                matches!(&outcome, Err(SnsFailure::Failed { failed, total: 2 }) if failed.len() == 1),
+                matches!(&outcome, Err(SnsFailure::Failed { failed, total: 2, .. }) if failed.len() == 1),
                 "{reason}: {outcome:?}"
             );
             let texts = texts(&spans);
@@ -446,12 +481,91 @@ mod tests {
                 },
             )
             .await;
+        let Err(SnsFailure::Failed {
+            failed,
+            total,
+            first,
+        }) = outcome
+        else {
+            panic!("two messages failed: {outcome:?}");
+        };
+        assert_eq!(failed, [String::new(), "m-3".to_owned()]);
+        assert_eq!(total, 3);
         assert_eq!(
-            outcome,
-            Err(SnsFailure::Failed {
-                failed: vec![String::new(), "m-3".to_owned()],
-                total: 3
+            first.error_type, MALFORMED_RECORD,
+            "the first failure is kept"
+        );
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("order {0} not found")]
+    struct OrderNotFound(&'static str);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("refused")]
+    struct Refused;
+
+    impl From<Refused> for Diagnostic {
+        fn from(_: Refused) -> Diagnostic {
+            Diagnostic {
+                error_type: "OrderRefused".to_owned(),
+                error_message: "the order was refused".to_owned(),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn lambda_is_told_the_failed_messages_own_error() {
+        let _test = TestTelemetry::new();
+        let processor = SnsProcessor::default();
+        let one = || SnsBatch {
+            records: vec![record("m-1", None)],
+        };
+        let answered = |outcome: Result<(), SnsFailure>| {
+            Diagnostic::from(outcome.expect_err("the message failed"))
+        };
+
+        let named = processor.process(one(), |_| async { Err(Refused) }).await;
+        assert_eq!(
+            answered(named),
+            Diagnostic {
+                error_type: "OrderRefused".to_owned(),
+                error_message: "the order was refused".to_owned(),
+            },
+            "the handler's own Diagnostic"
+        );
+
+        let boxed = processor
+            .process(one(), |_| async {
+                Err(lambda_runtime::Error::from(OrderNotFound("o-1")))
             })
+            .await;
+        assert_eq!(
+            answered(boxed),
+            Diagnostic {
+                error_type: "OrderNotFound".to_owned(),
+                error_message: "order o-1 not found".to_owned(),
+            },
+            "a boxed error: the name its span has, not lambda_runtime's `&alloc::boxed::Box<..>`"
+        );
+
+        let several = processor
+            .process(
+                SnsBatch {
+                    records: vec![record("m-1", None), record("m-2", None)],
+                },
+                |_| async { Err(Refused) },
+            )
+            .await;
+        assert_eq!(
+            answered(several),
+            Diagnostic {
+                error_type: "OrderRefused".to_owned(),
+                error_message: "2 of 2 SNS messages failed: m-1, m-2; the first: the order was \
+                                refused"
+                    .to_owned(),
+            },
+            "of several, the first one's type and how many failed"
         );
     }
 }

@@ -323,6 +323,7 @@ impl BatchProcessor {
             "SQS message failed; reported for redelivery",
         )
         .await
+        .map_err(|(id, _)| id)
     }
 }
 

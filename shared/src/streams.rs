@@ -150,16 +150,15 @@ where
             _ => R::deserialize(&record).map_err(|error| crate::consumer::shape_error(&error)),
         };
         let outcome = match parsed {
-            Ok(parsed) => {
-                crate::consumer::run_handler(
-                    span,
-                    sequence,
-                    parsed,
-                    &handler,
-                    "stream record failed; the batch is retried from it",
-                )
-                .await
-            }
+            Ok(parsed) => crate::consumer::run_handler(
+                span,
+                sequence,
+                parsed,
+                &handler,
+                "stream record failed; the batch is retried from it",
+            )
+            .await
+            .map_err(|(sequence, _)| sequence),
             Err(error) => {
                 crate::error::record(&span, MALFORMED_RECORD, &error);
                 span.in_scope(|| {
