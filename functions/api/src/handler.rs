@@ -14,6 +14,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::{Body, Request, Response, http::Method, http::StatusCode};
+use lambda_runtime::Diagnostic;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -23,8 +24,6 @@ use tracekit::OpenTelemetrySpanExt;
 pub const MAX_ITEMS: usize = 100;
 /// The SQS message type the worker consumes.
 pub const ORDER_CREATED: &str = "order.created";
-/// `error.type` of a rejected body.
-const INVALID_ORDER: &str = "InvalidOrder";
 
 /// The clients and resource names, built once in `main`.
 #[derive(Debug, Clone)]
@@ -110,7 +109,9 @@ pub struct OrderCreated {
     pub receipt_key: String,
 }
 
-/// Why a request failed.
+/// Why a request failed. Each variant is answered as an HTTP status ([`handle`]); its
+/// [`error_type`](ApiError::error_type) names it on spans and, were it ever returned to Lambda, in
+/// the `errorType` Lambda is told.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApiError {
@@ -134,10 +135,18 @@ pub enum ApiError {
     /// The payment provider failed or could not be reached.
     #[error("the payment provider failed: {0}")]
     Payments(String),
-    /// An AWS call failed.
+    /// Storing the order or its receipt (DynamoDB, S3) failed.
     #[error("{operation} failed: {message}")]
-    Aws {
+    Storage {
         /// The operation, e.g. `DynamoDB.PutItem`.
+        operation: &'static str,
+        /// The SDK's description, with the error code.
+        message: String,
+    },
+    /// Announcing the order on the queue (SQS) failed.
+    #[error("{operation} failed: {message}")]
+    Queue {
+        /// The operation, e.g. `SQS.SendMessage`.
         operation: &'static str,
         /// The SDK's description, with the error code.
         message: String,
@@ -145,10 +154,31 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    fn aws(operation: &'static str, error: impl std::error::Error) -> Self {
-        ApiError::Aws {
+    fn storage(operation: &'static str, error: impl std::error::Error) -> Self {
+        ApiError::Storage {
             operation,
             message: aws_sdk_dynamodb::error::DisplayErrorContext(error).to_string(),
+        }
+    }
+
+    fn queue(operation: &'static str, error: impl std::error::Error) -> Self {
+        ApiError::Queue {
+            operation,
+            message: aws_sdk_sqs::error::DisplayErrorContext(error).to_string(),
+        }
+    }
+
+    /// The failure's stable, low-cardinality name: its spans' `error.type`, and the `errorType`
+    /// Lambda is told.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            ApiError::InvalidOrder(_) => "InvalidOrder",
+            ApiError::NotFound(_) => "OrderNotFound",
+            ApiError::NoRoute { .. } => "NoRoute",
+            ApiError::PaymentDeclined(_) => "PaymentDeclined",
+            ApiError::Payments(_) => "PaymentsFailed",
+            ApiError::Storage { .. } => "StorageFailed",
+            ApiError::Queue { .. } => "QueueFailed",
         }
     }
 
@@ -157,7 +187,20 @@ impl ApiError {
             ApiError::InvalidOrder(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ApiError::PaymentDeclined(_) => StatusCode::PAYMENT_REQUIRED,
-            ApiError::Aws { .. } | ApiError::Payments(_) => StatusCode::BAD_GATEWAY,
+            ApiError::Storage { .. } | ApiError::Queue { .. } | ApiError::Payments(_) => {
+                StatusCode::BAD_GATEWAY
+            }
+        }
+    }
+}
+
+/// What Lambda is told of a failure: [`ApiError::error_type`] and the message, as
+/// aws-lambda-rust-runtime's examples name their errors (the default would be the Rust type's path).
+impl From<ApiError> for Diagnostic {
+    fn from(error: ApiError) -> Diagnostic {
+        Diagnostic {
+            error_type: error.error_type().to_owned(),
+            error_message: error.to_string(),
         }
     }
 }
@@ -200,7 +243,8 @@ pub async fn handle(app: &App, request: Request, order_id: &str) -> Response<Bod
     let (status, body) = match outcome {
         Ok((status, body)) => (status, body),
         Err(error) => {
-            if let ApiError::Aws { .. } | ApiError::Payments(_) = error {
+            if let ApiError::Storage { .. } | ApiError::Queue { .. } | ApiError::Payments(_) = error
+            {
                 tracing::error!(%error, "request failed");
             }
             (
@@ -245,7 +289,7 @@ async fn create(
             span.set_status(tracekit::opentelemetry::trace::Status::error(
                 error.to_string(),
             ));
-            span.set_attribute("error.type", INVALID_ORDER);
+            span.set_attribute("error.type", error.error_type());
             // The answer's status, so X-Ray reads the rejection as the client's error, not a fault.
             span.set_attribute("http.response.status_code", 400);
             span.in_scope(|| tracing::warn!(%error, "order rejected"));
@@ -278,7 +322,7 @@ async fn create(
         .condition_expression("attribute_not_exists(id)")
         .send()
         .await
-        .map_err(|e| ApiError::aws("DynamoDB.PutItem", e))?;
+        .map_err(|e| ApiError::storage("DynamoDB.PutItem", e))?;
 
     let receipt = Receipt {
         id: order_id.to_owned(),
@@ -294,7 +338,7 @@ async fn create(
         .body(serde_json::to_vec(&receipt).unwrap_or_default().into())
         .send()
         .await
-        .map_err(|e| ApiError::aws("S3.PutObject", e))?;
+        .map_err(|e| ApiError::storage("S3.PutObject", e))?;
 
     let message = OrderCreated {
         kind: ORDER_CREATED.to_owned(),
@@ -305,7 +349,7 @@ async fn create(
         .data_type("String")
         .string_value(ORDER_CREATED)
         .build()
-        .map_err(|e| ApiError::aws("SQS.SendMessage", e))?;
+        .map_err(|e| ApiError::queue("SQS.SendMessage", e))?;
     app.sqs
         .send_message()
         .queue_url(&app.queue_url)
@@ -313,7 +357,7 @@ async fn create(
         .message_attributes("event_type", event_type)
         .send()
         .await
-        .map_err(|e| ApiError::aws("SQS.SendMessage", e))?;
+        .map_err(|e| ApiError::queue("SQS.SendMessage", e))?;
 
     tracing::info!(order_id, total_cents = total, "order created");
     Ok((
@@ -358,7 +402,7 @@ async fn get(app: &App, id: &str) -> Result<(StatusCode, serde_json::Value), Api
         .consistent_read(true)
         .send()
         .await
-        .map_err(|e| ApiError::aws("DynamoDB.GetItem", e))?;
+        .map_err(|e| ApiError::storage("DynamoDB.GetItem", e))?;
     let item = output
         .item
         .ok_or_else(|| ApiError::NotFound(id.to_owned()))?;
@@ -439,6 +483,66 @@ mod tests {
     }
 
     #[test]
+    fn lambda_is_told_each_failures_own_name() {
+        // (error, errorType, reason)
+        let cases = [
+            (
+                ApiError::InvalidOrder("no items".into()),
+                "InvalidOrder",
+                "a bad body",
+            ),
+            (
+                ApiError::NotFound("o-1".into()),
+                "OrderNotFound",
+                "an unknown order",
+            ),
+            (
+                ApiError::NoRoute {
+                    method: Method::PUT,
+                    path: "/orders".into(),
+                },
+                "NoRoute",
+                "an unknown route",
+            ),
+            (
+                ApiError::PaymentDeclined(StatusCode::PAYMENT_REQUIRED),
+                "PaymentDeclined",
+                "the provider said no",
+            ),
+            (
+                ApiError::Payments("timeout".into()),
+                "PaymentsFailed",
+                "the provider failed",
+            ),
+            (
+                ApiError::Storage {
+                    operation: "DynamoDB.PutItem",
+                    message: "throttled".into(),
+                },
+                "StorageFailed",
+                "DynamoDB or S3 failed",
+            ),
+            (
+                ApiError::Queue {
+                    operation: "SQS.SendMessage",
+                    message: "no such queue".into(),
+                },
+                "QueueFailed",
+                "SQS failed",
+            ),
+        ];
+        for (error, error_type, reason) in cases {
+            let message = error.to_string();
+            let diagnostic = Diagnostic::from(error);
+            assert_eq!(diagnostic.error_type, error_type, "{reason}");
+            assert_eq!(
+                diagnostic.error_message, message,
+                "{reason}: the Display text"
+            );
+        }
+    }
+
+    #[test]
     fn errors_map_to_statuses() {
         assert_eq!(
             ApiError::InvalidOrder("x".into()).status(),
@@ -448,7 +552,7 @@ mod tests {
             ApiError::NotFound("1".into()).status(),
             StatusCode::NOT_FOUND
         );
-        let aws = ApiError::Aws {
+        let aws = ApiError::Storage {
             operation: "S3.PutObject",
             message: "AccessDenied".into(),
         };

@@ -44,7 +44,8 @@ async fn main() -> Result<(), Error> {
                     || "unknown".to_owned(),
                     |context| context.request_id.clone(),
                 );
-                Ok::<_, Error>(handler::handle(app, request, &order_id).await)
+                // Every failure is an HTTP answer; none reaches Lambda as an error.
+                Ok::<_, handler::ApiError>(handler::handle(app, request, &order_id).await)
             }
         }),
     )

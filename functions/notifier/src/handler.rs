@@ -47,9 +47,9 @@ pub enum NotifierError {
     /// The message is not an `order.processed` event.
     #[error("the message is not an order.processed event: {0}")]
     MalformedMessage(String),
-    /// An AWS call failed.
+    /// Writing the notification (S3) failed.
     #[error("{operation} failed: {message}")]
-    Aws {
+    Storage {
         /// The operation, e.g. `S3.PutObject`.
         operation: &'static str,
         /// The SDK's description, with the error code.
@@ -57,14 +57,23 @@ pub enum NotifierError {
     },
 }
 
+impl NotifierError {
+    /// The failure's stable, low-cardinality name: the message span's `error.type`, and the
+    /// `errorType` Lambda is told (`tracekit::sns::SnsFailure` passes the message's on).
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            NotifierError::MalformedMessage(_) => "MalformedMessage",
+            NotifierError::Storage { .. } => "StorageFailed",
+        }
+    }
+}
+
+/// What Lambda is told of a failure: [`NotifierError::error_type`] and the message, as
+/// aws-lambda-rust-runtime's examples name their errors (the default would be the Rust type's path).
 impl From<NotifierError> for Diagnostic {
     fn from(error: NotifierError) -> Diagnostic {
-        let error_type = match &error {
-            NotifierError::MalformedMessage(_) => "MalformedMessage",
-            NotifierError::Aws { .. } => "AwsError",
-        };
         Diagnostic {
-            error_type: error_type.to_owned(),
+            error_type: error.error_type().to_owned(),
             error_message: error.to_string(),
         }
     }
@@ -117,7 +126,7 @@ pub async fn process(app: &App, message: SnsMessage) -> Result<(), NotifierError
         .body(notification.to_string().into_bytes().into())
         .send()
         .await
-        .map_err(|e| NotifierError::Aws {
+        .map_err(|e| NotifierError::Storage {
             operation: "S3.PutObject",
             message: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
         })?;
@@ -172,15 +181,21 @@ mod tests {
                 "MalformedMessage",
             ),
             (
-                NotifierError::Aws {
+                NotifierError::Storage {
                     operation: "S3.PutObject",
                     message: "denied".into(),
                 },
-                "AwsError",
+                "StorageFailed",
             ),
         ];
         for (error, expected) in cases {
-            assert_eq!(Diagnostic::from(error).error_type, expected);
+            let message = error.to_string();
+            let diagnostic = Diagnostic::from(error);
+            assert_eq!(diagnostic.error_type, expected);
+            assert_eq!(
+                diagnostic.error_message, message,
+                "{expected}: the Display text"
+            );
         }
     }
 }

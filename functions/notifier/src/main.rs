@@ -29,11 +29,12 @@ async fn main() -> Result<(), Error> {
         &telemetry,
         service_fn(|event: LambdaEvent<SnsBatch>| {
             let (app, processor) = (&app, &processor);
+            // A failed message fails the invocation (SNS retries it), and Lambda is told that
+            // message's own error: `errorType` MalformedMessage or StorageFailed.
             async move {
                 processor
                     .process(event.payload, |message| handler::process(app, message))
                     .await
-                    .map_err(Error::from)
             }
         }),
     )

@@ -1,7 +1,7 @@
 //! The notifier with the sample event from `events/`, and against the local stack (S3 on
 //! LocalStack): the notification written, a bad message failing on its own span.
 
-use integration_tests::stack;
+use integration_tests::{FunctionProcess, Invocation, InvocationOutcome, stack};
 use opentelemetry::trace::Status;
 use serde_json::Value;
 use std::time::Duration;
@@ -30,6 +30,42 @@ fn the_sample_event_is_an_order_processed_message_with_its_producers_context() {
     );
 }
 
+/// The notifier's own process under the Runtime API harness: a message it cannot use fails the
+/// invocation, and Lambda (its console, the dead-letter queue's `ErrorCode`) is told the message's
+/// own error by name, not lambda_runtime's `&alloc::boxed::Box<dyn core::error::Error + ..>`.
+/// Nothing is called: no stack needed.
+#[tokio::test]
+async fn lambda_is_told_a_bad_messages_error_by_name() {
+    let mut event = sample();
+    event["Records"][0]["Sns"]["Message"] = Value::from("not an order");
+    let env = [
+        ("RECEIPTS_BUCKET", "receipts"),
+        ("OTEL_TRACES_EXPORTER", "none"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ];
+    let function = FunctionProcess::spawn(env!("CARGO_BIN_EXE_notifier").as_ref(), &env)
+        .expect("the notifier starts");
+    let outcome = function
+        .invoke(Invocation::json(event))
+        .await
+        .expect("the notifier answers");
+    let InvocationOutcome::Error {
+        error_type,
+        error_message,
+        ..
+    } = &outcome
+    else {
+        panic!("the invocation fails: {outcome:?}");
+    };
+    assert_eq!(error_type, "MalformedMessage");
+    assert!(
+        error_message.starts_with("the message is not an order.processed event: "),
+        "the message's own error: {error_message}"
+    );
+    assert!(function.shutdown().await.expect("exit").success());
+}
+
 #[tokio::test]
 #[ignore = "needs the local stack (LocalStack): `make test` runs it"]
 async fn the_notification_is_written_and_a_bad_message_fails_alone() {
@@ -56,7 +92,7 @@ async fn the_notification_is_written_and_a_bad_message_fails_alone() {
         .instrument(tracing::info_span!("invocation", otel.kind = "server"))
         .await;
     assert!(
-        matches!(&outcome, Err(SnsFailure::Failed { failed, total: 2 }) if failed == &["m-bad"]),
+        matches!(&outcome, Err(SnsFailure::Failed { failed, total: 2, .. }) if failed == &["m-bad"]),
         "{outcome:?}"
     );
 

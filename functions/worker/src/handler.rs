@@ -83,26 +83,39 @@ pub enum WorkerError {
     /// The order is not in the table.
     #[error("order {0} does not exist")]
     OrderMissing(String),
-    /// An AWS call failed.
+    /// Marking the order processed (DynamoDB) failed.
     #[error("{operation} failed: {message}")]
-    Aws {
+    Storage {
         /// The operation, e.g. `DynamoDB.UpdateItem`.
         operation: &'static str,
         /// The SDK's description, with the error code.
         message: String,
     },
+    /// Publishing `order.processed` (SNS) failed.
+    #[error("SNS.Publish failed: {0}")]
+    Publish(String),
 }
 
-impl From<WorkerError> for Diagnostic {
-    fn from(error: WorkerError) -> Diagnostic {
-        let error_type = match &error {
+impl WorkerError {
+    /// The failure's stable, low-cardinality name: the message span's `error.type`, and the
+    /// `errorType` Lambda is told.
+    pub fn error_type(&self) -> &'static str {
+        match self {
             WorkerError::MalformedBody(_) => "MalformedBody",
             WorkerError::BadReceipt { .. } => "BadReceipt",
             WorkerError::OrderMissing(_) => "OrderMissing",
-            WorkerError::Aws { .. } => "AwsError",
-        };
+            WorkerError::Storage { .. } => "StorageFailed",
+            WorkerError::Publish(_) => "PublishFailed",
+        }
+    }
+}
+
+/// What Lambda is told of a failure: [`WorkerError::error_type`] and the message, as
+/// aws-lambda-rust-runtime's examples name their errors (the default would be the Rust type's path).
+impl From<WorkerError> for Diagnostic {
+    fn from(error: WorkerError) -> Diagnostic {
         Diagnostic {
-            error_type: error_type.to_owned(),
+            error_type: error.error_type().to_owned(),
             error_message: error.to_string(),
         }
     }
@@ -166,7 +179,7 @@ pub async fn process(app: &App, message: SqsMessage) -> Result<(), WorkerError> 
                 }
             }
             _ => {
-                return Err(WorkerError::Aws {
+                return Err(WorkerError::Storage {
                     operation: "DynamoDB.UpdateItem",
                     message: aws_sdk_dynamodb::error::DisplayErrorContext(error).to_string(),
                 });
@@ -197,10 +210,7 @@ async fn publish_processed(
         .data_type("String")
         .string_value(ORDER_PROCESSED)
         .build()
-        .map_err(|e| WorkerError::Aws {
-            operation: "SNS.Publish",
-            message: e.to_string(),
-        })?;
+        .map_err(|e| WorkerError::Publish(e.to_string()))?;
     app.sns
         .publish()
         .topic_arn(&app.topic_arn)
@@ -208,9 +218,8 @@ async fn publish_processed(
         .message_attributes("type", kind)
         .send()
         .await
-        .map_err(|e| WorkerError::Aws {
-            operation: "SNS.Publish",
-            message: aws_sdk_sns::error::DisplayErrorContext(e).to_string(),
+        .map_err(|e| {
+            WorkerError::Publish(aws_sdk_sns::error::DisplayErrorContext(e).to_string())
         })?;
     Ok(())
 }
@@ -296,9 +305,26 @@ mod tests {
                 "BadReceipt",
             ),
             (WorkerError::OrderMissing("o".into()), "OrderMissing"),
+            (
+                WorkerError::Storage {
+                    operation: "DynamoDB.UpdateItem",
+                    message: "throttled".into(),
+                },
+                "StorageFailed",
+            ),
+            (
+                WorkerError::Publish("no such topic".into()),
+                "PublishFailed",
+            ),
         ];
         for (error, expected) in cases {
-            assert_eq!(Diagnostic::from(error).error_type, expected);
+            let message = error.to_string();
+            let diagnostic = Diagnostic::from(error);
+            assert_eq!(diagnostic.error_type, expected);
+            assert_eq!(
+                diagnostic.error_message, message,
+                "{expected}: the Display text"
+            );
         }
     }
 }

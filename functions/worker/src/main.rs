@@ -38,7 +38,8 @@ async fn main() -> Result<(), Error> {
                 let response = processor
                     .process(event.payload, |message| handler::process(app, message))
                     .await;
-                Ok::<SqsBatchResponse, Error>(response)
+                // A failed message is reported in the response, never as the invocation's error.
+                Ok::<SqsBatchResponse, handler::WorkerError>(response)
             }
         }),
     )
