@@ -8,11 +8,13 @@
 //!   `AWSTraceHeader` names; the message that is not a JSON object failed alone, reported in
 //!   `batchItemFailures`;
 //! - the api (LocalStack's SQS): `POST /messages` sends the body to the queue under a PRODUCER span,
-//!   and the message on the queue carries that span's context beside the body.
+//!   and the message on the queue carries that span's context beside the body;
+//! - both: a failure is named (the api's `errorType` when the queue fails), and the console
+//!   exporter the template leaves out is an init error naming the `Cargo.toml` line.
 
 use integration_tests::otlp::{ReceivedSpan, SpanKind, SpanStatusCode};
 use integration_tests::xray::{self, XrayDaemon};
-use integration_tests::{FunctionProcess, Invocation, stack};
+use integration_tests::{FunctionProcess, Invocation, InvocationOutcome, stack};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -198,5 +200,58 @@ async fn the_generated_api_sends_to_the_queue_under_a_producer_span() {
         traceparent,
         format!("00-{}-{}-01", send.trace_id, send.span_id),
         "the message carries the PRODUCER span's context"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs `scripts/template-check build` (make test runs it)"]
+async fn the_generated_api_answers_lambda_with_its_errors_name() {
+    let (binary, project) = generated("api");
+    // A queue nothing answers at: the send fails at once.
+    let env = [
+        ("QUEUE_URL", "http://127.0.0.1:9/000000000000/nowhere"),
+        ("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:9"),
+        ("AWS_MAX_ATTEMPTS", "1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("OTEL_TRACES_EXPORTER", "none"),
+    ];
+    let function = FunctionProcess::spawn(&binary, &env).expect("spawn");
+    let outcome = function
+        .invoke(Invocation::json(event(
+            &project,
+            "apigw-v2-post-message.json",
+        )))
+        .await
+        .expect("invocation");
+    let InvocationOutcome::Error {
+        error_type,
+        error_message,
+        ..
+    } = &outcome
+    else {
+        panic!("the send fails the invocation: {outcome:?}");
+    };
+    assert_eq!(error_type, "QueueFailed", "{error_message}");
+    assert!(error_message.starts_with("sending to the queue failed: "));
+    assert!(function.shutdown().await.expect("exit").success());
+}
+
+#[tokio::test]
+#[ignore = "needs `scripts/template-check build` (make test runs it)"]
+async fn the_console_exporter_the_template_leaves_out_is_an_init_error_naming_the_line() {
+    let (binary, _) = generated("worker");
+    let function =
+        FunctionProcess::spawn(&binary, &[("OTEL_TRACES_EXPORTER", "console")]).expect("spawn");
+    let status = function.wait_for_exit(WAIT).await.expect("it exits");
+    assert!(!status.success(), "init fails: {status:?}");
+    let stderr = function.stderr().join("\n");
+    assert!(
+        stderr.contains(
+            "Error: OTEL_TRACES_EXPORTER=console needs tracekit's `console` feature, which this \
+             build leaves out: add it to tracekit's features in Cargo.toml, e.g. \
+             `tracekit = { version = \"0.1\", features = [\"console\"] }`"
+        ),
+        "main prints the message, not the Debug form: {stderr}"
     );
 }
