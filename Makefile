@@ -9,7 +9,7 @@ BENCH_ROUNDS ?= 30
 BENCH_INVOCATIONS ?= 1000
 BENCH_VARIANTS := baseline lambda-runtime-otel otel-lite otel-xray awssdk-instrumentation fastrace
 
-.PHONY: demo test check lint fmt clippy doc package bench fuzz devstack-up devstack-down devstack-status infra-check stack-deploy template-build lambda-build
+.PHONY: demo test check lint fmt clippy doc rust-version package bench fuzz devstack-up devstack-down devstack-status infra-check stack-deploy template-build lambda-build
 
 ## demo: the orders flow end to end (api → SQS → worker → SNS → notifier) on the local stack, and the trace it produced
 demo:
@@ -45,7 +45,7 @@ fuzz:
 ## check: formatting, lints, docs, the crate as crates.io would get it, then every test
 check: lint package test
 
-lint: fmt clippy doc
+lint: fmt clippy doc rust-version
 
 ## package: `cargo publish --dry-run` of the tracekit crate: packaged, then built from the package alone
 package:
@@ -60,6 +60,11 @@ clippy:
 
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --all-features
+
+## rust-version: the workspace's (and the template's) rust-version is at least what every pinned
+## dependency declares it needs
+rust-version:
+	scripts/rust-version-check
 
 devstack-up:
 	scripts/devstack up
