@@ -9,7 +9,9 @@
 //!   tracekit's invocation layer (span, attributes, end into the span buffer; no export).
 //! - `span/*`: one span with two attributes, through `tracing` (tracing-opentelemetry) and through
 //!   the OpenTelemetry SDK directly, into the same span processor; and through fastrace, the fastest
-//!   Rust tracing library, into its collector: the anchor span creation is measured against.
+//!   Rust tracing library, into its collector: the anchor span creation is measured against. A
+//!   fastrace root records at most 10,240 spans, so the spans are made under roots of 1,000 each,
+//!   every root's end timed with its spans, and the reporter counts that every one arrived.
 //! - `processor/*`: what an invocation's 11 spans cost from creation to exported, through `tracing`
 //!   into the same in-memory exporter: tracekit's span processor (a buffer drained by the flush the
 //!   invocation layer runs) against the SDK's `BatchSpanProcessor` (a background thread, with
@@ -55,7 +57,8 @@ use prost::Message as _;
 use std::{
     collections::HashMap,
     hint::black_box,
-    time::{Duration, UNIX_EPOCH},
+    sync::{Arc, Mutex, OnceLock},
+    time::{Duration, Instant, UNIX_EPOCH},
 };
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tracekit::{
@@ -219,18 +222,52 @@ fn span(c: &mut Criterion) {
         exporter.reset();
     });
     // The anchor for span creation: fastrace, a span with the same two properties under a local
-    // parent, handed to its collector (which reports to a sink that drops the spans).
-    fastrace::set_reporter(Dropped, fastrace::collector::Config::default());
-    let root = fastrace::Span::root("parent", fastrace::prelude::SpanContext::random());
-    let _guard = root.set_local_parent();
+    // parent, recorded and handed to its collector. fastrace stops recording a root's spans after
+    // 10,240 (`DEFAULT_SPAN_QUEUE_SIZE`, local/local_span_stack.rs): one root held for the whole
+    // run would measure spans it drops. So each root here holds at most `FASTRACE_BATCH` spans,
+    // and its end (which hands them to the collector) is timed with them.
+    let reported = Reported::get();
+    let mut created = 0_u64;
     group.bench_function("fastrace", |b| {
-        b.iter(|| {
-            let span = fastrace::local::LocalSpan::enter_with_local_parent("child")
-                .with_property(|| ("step", "1"))
-                .with_property(|| ("name", "x"));
-            drop(black_box(span));
+        b.iter_custom(|iters| {
+            let mut elapsed = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let started = Instant::now();
+                for _ in 0..FASTRACE_ROOTS_PER_FLUSH {
+                    let batch = left.min(FASTRACE_BATCH);
+                    let root =
+                        fastrace::Span::root("parent", fastrace::prelude::SpanContext::random());
+                    {
+                        let _guard = root.set_local_parent();
+                        for _ in 0..batch {
+                            let span = fastrace::local::LocalSpan::enter_with_local_parent("child")
+                                .with_property(|| ("step", "1"))
+                                .with_property(|| ("name", "x"));
+                            drop(black_box(span));
+                        }
+                    }
+                    drop(root);
+                    left -= batch;
+                    if left == 0 {
+                        break;
+                    }
+                }
+                elapsed += started.elapsed();
+                // Untimed: the collector's thread takes what was handed to it, so that its
+                // backlog stays small and its work does not run beside the timed spans.
+                fastrace::flush();
+            }
+            created += iters;
+            elapsed
         });
     });
+    // What the figure divides by: every span measured was recorded and reached the reporter.
+    assert_eq!(
+        reported.count("child"),
+        created,
+        "every span span/fastrace created was recorded and reported"
+    );
     group.finish();
 }
 
@@ -241,11 +278,54 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-/// fastrace's reporter for the benchmark: the spans are collected, then dropped.
-struct Dropped;
+/// Most spans under one fastrace root in `span/fastrace`: well under the 10,240 a root records.
+const FASTRACE_BATCH: u64 = 1_000;
+/// Roots `span/fastrace` ends between two flushes of fastrace's collector.
+const FASTRACE_ROOTS_PER_FLUSH: u64 = 10;
 
-impl fastrace::collector::Reporter for Dropped {
+/// fastrace's reporter for the benchmarks: it counts the spans it is handed, by name, then drops
+/// them.
+#[derive(Clone, Default)]
+struct Reported(Arc<Mutex<HashMap<String, u64>>>);
+
+impl Reported {
+    /// The reporter installed as fastrace's (on first use), reporting every 10 ms: the collector's
+    /// backlog stays small.
+    fn get() -> &'static Reported {
+        static REPORTED: OnceLock<Reported> = OnceLock::new();
+        REPORTED.get_or_init(|| {
+            let reported = Reported::default();
+            fastrace::set_reporter(
+                reported.clone(),
+                fastrace::collector::Config::default().report_interval(Duration::from_millis(10)),
+            );
+            reported
+        })
+    }
+
+    /// Spans named `name` reported so far, once every span ended on this thread is reported; the
+    /// count starts over.
+    fn count(&self, name: &str) -> u64 {
+        // A root ended now sends its commands after any this thread still holds back (fastrace
+        // queues them when its channel is full); the flush then hands everything to the reporter.
+        drop(fastrace::Span::root(
+            "nudge",
+            fastrace::prelude::SpanContext::random(),
+        ));
+        fastrace::flush();
+        self.0
+            .lock()
+            .map_or(0, |mut counts| counts.remove(name).unwrap_or(0))
+    }
+}
+
+impl fastrace::collector::Reporter for Reported {
     fn report(&mut self, spans: Vec<fastrace::prelude::SpanRecord>) {
+        if let Ok(mut counts) = self.0.lock() {
+            for span in &spans {
+                *counts.entry(span.name.to_string()).or_default() += 1;
+            }
+        }
         drop(black_box(spans));
     }
 }
@@ -287,6 +367,8 @@ fn processor(c: &mut Criterion) {
     // fastrace: a root and 10 local children, handed to its collector when the root ends. The
     // collector reports from a background thread of its own (to the `span` group's reporter,
     // which drops them): what is timed is the caller's share, as fastrace spends it in a request.
+    let reported = Reported::get();
+    let mut roots = 0_u64;
     group.bench_function("fastrace", |b| {
         b.iter(|| {
             let root = fastrace::Span::root("invocation", fastrace::prelude::SpanContext::random());
@@ -295,9 +377,15 @@ fn processor(c: &mut Criterion) {
                 let _child = fastrace::local::LocalSpan::enter_with_local_parent("step")
                     .with_property(|| ("step", step.to_string()));
             }
+            roots += 1;
         });
         fastrace::flush();
     });
+    assert_eq!(
+        (reported.count("invocation"), reported.count("step")),
+        (roots, roots * 10),
+        "every span processor/fastrace created was recorded and reported"
+    );
     tracing::subscriber::with_default(subscriber, || {
         group.bench_function("sdk_batch", |b| {
             b.iter(|| {

@@ -948,7 +948,7 @@ const CRITERION: &[(&str, &str)] = &[
     ),
     (
         "span/fastrace",
-        "the same span as a fastrace `LocalSpan` into its collector",
+        "the same span as a fastrace `LocalSpan`, recorded (roots of 1,000) and handed to its collector",
     ),
     (
         "processor/tracekit",
