@@ -229,14 +229,19 @@ impl TimedOutcome {
     ///
     /// Meaningful for a function that handles one invocation at a time, as Lambda's default runtime does.
     pub async fn turnaround(&self) -> Result<Duration> {
+        self.turnaround_within(POLL_TIMEOUT).await
+    }
+
+    /// [`TimedOutcome::turnaround`], waiting up to `timeout` for the next `/next` (a function under
+    /// valgrind may take much longer than [`POLL_TIMEOUT`] to flush).
+    pub async fn turnaround_within(&self, timeout: Duration) -> Result<Duration> {
         let wanted = self.poll_index + 1;
         let mut polls = self.polls.clone();
-        let waited =
-            tokio::time::timeout(POLL_TIMEOUT, polls.wait_for(|polls| polls.len() > wanted));
+        let waited = tokio::time::timeout(timeout, polls.wait_for(|polls| polls.len() > wanted));
         match waited.await {
             Ok(Ok(polls)) => Ok(polls[wanted].saturating_duration_since(self.answered_at)),
             _ => Err(Error::Timeout(format!(
-                "function {} did not poll /next within {POLL_TIMEOUT:?} after answering invocation {}",
+                "function {} did not poll /next within {timeout:?} after answering invocation {}",
                 self.function_name, self.request_id
             ))),
         }

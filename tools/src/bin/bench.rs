@@ -15,11 +15,12 @@
 //! ```
 //!
 //! `--instructions` also runs each variant under valgrind's callgrind, once for
-//! [`COUNTED_FROM`] invocations and once for [`COUNTED_TO`], and reports the difference per
-//! invocation: instructions the function's threads executed, a cost that scheduling on shared cores
-//! does not blur. `--profiles DIR` keeps those callgrind profiles (`callgrind_annotate` reads them),
-//! to see where a variant's instructions go. `--criterion DIR` reports the micro-benchmarks criterion
-//! has just written there beside the whole-process figures.
+//! [`COUNTED_FROM`] invocations and once for [`COUNTED_TO`], each flushed before SIGTERM, and reports
+//! the difference per invocation: instructions the function's threads executed, a cost that
+//! scheduling on shared cores does not blur; and the one-time rest. `--profiles DIR` keeps those
+//! callgrind profiles (`callgrind_annotate` reads them), to see where a variant's instructions go.
+//! `--criterion DIR` reports the micro-benchmarks criterion has just written there beside the
+//! whole-process figures.
 //!
 //! The goals at the end are ratios to figures of the same run: each of tracekit's export paths
 //! against the best peer (the lowest figure among the other ways to trace a Rust function), or
@@ -38,7 +39,7 @@ use std::{
     fmt::Write as _,
     path::{Path, PathBuf},
     process::Command,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 /// Spans each traced invocation should deliver: the invocation span and 10 children.
@@ -50,9 +51,15 @@ const EARLY_RSS_AT: usize = 100;
 /// The two runs under callgrind: their difference is [`COUNTED_TO`] − [`COUNTED_FROM`] invocations
 /// with init, the first invocation's one-time work and shutdown cancelled out. (The shorter run
 /// serves one invocation: what is left of it once that invocation's share is taken away is then
-/// hardly touched by the noise of the per-invocation figure.)
+/// hardly touched by the noise of the per-invocation figure.) Both runs wait for the function's
+/// `/next` after their last invocation before SIGTERM, so that both have flushed: the first flush's
+/// one-time work (a TLS connection's) then cancels out too, instead of being cut off by SIGTERM in
+/// the short run and spread over the invocations of the long one.
 const COUNTED_FROM: usize = 1;
 const COUNTED_TO: usize = 1001;
+/// How long a function under callgrind may take to flush after an invocation: the first TLS
+/// connection's start-up alone takes seconds there.
+const COUNTED_FLUSH_WAIT: Duration = Duration::from_secs(120);
 
 /// Where a variant's spans go.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -167,12 +174,13 @@ const VARIANTS: &[Variant] = &[
         name: "tracekit-otlp-https",
         label: "**tracekit, `end-of-invocation`** (OTLP/HTTPS + SigV4: X-Ray's OTLP endpoint)",
         binary: "bench-tracekit-sigv4",
-        // Under callgrind a TLS handshake takes longer than the default 500 ms bound, and a flush cut
-        // off mid-handshake starts the next one over: the instruction count would measure valgrind.
-        // In the timed runs every flush ends in well under a millisecond either way.
+        // Under callgrind the first TLS connection (aws-lc's entropy source starts up: ~420M
+        // instructions) takes seconds, far over the default 500 ms bound, and a flush cut off
+        // mid-handshake starts the next one over: the instruction count would measure valgrind. In
+        // the timed runs every flush ends in well under a millisecond either way.
         env: &[
             ("TRACEKIT_FLUSH", "end-of-invocation"),
-            ("TRACEKIT_FLUSH_TIMEOUT_MS", "10000"),
+            ("TRACEKIT_FLUSH_TIMEOUT_MS", "60000"),
         ],
         sink: Sink::OtlpSigned,
         sampled: true,
@@ -495,8 +503,22 @@ async fn run_process(args: &Args, variant: &Variant, sinks: &Sinks) -> Result<Sa
         return Err(format!("Runtime API violations: {violations:?}"));
     }
 
-    let expected = args.invocations * SPANS_PER_INVOCATION;
-    let trace_ids: Vec<String> = match variant.sink {
+    let trace_ids = delivered(variant, receiver, &daemon, args.invocations).await;
+    sample.delivered = trace_ids.len();
+    sample.under_given_trace = trace_ids.iter().filter(|id| given.contains(*id)).count();
+    Ok(sample)
+}
+
+/// The trace id of each span `variant`'s process delivered to its sink, once the sink has all
+/// `invocations`' spans or [`DELIVERY_WAIT`] has passed.
+async fn delivered(
+    variant: &Variant,
+    receiver: &OtlpReceiver,
+    daemon: &XrayDaemon,
+    invocations: usize,
+) -> Vec<String> {
+    let expected = invocations * SPANS_PER_INVOCATION;
+    match variant.sink {
         Sink::None => Vec::new(),
         Sink::Otlp | Sink::OtlpSigned => {
             // Some variants may deliver fewer: what arrived within the wait is what counts.
@@ -523,10 +545,7 @@ async fn run_process(args: &Args, variant: &Variant, sinks: &Sinks) -> Result<Sa
             let _ = daemon.wait_for_documents(expected, DELIVERY_WAIT).await;
             xray_span_trace_ids(&daemon.documents())
         }
-    };
-    sample.delivered = trace_ids.len();
-    sample.under_given_trace = trace_ids.iter().filter(|id| given.contains(*id)).count();
-    Ok(sample)
+    }
 }
 
 /// The environment of one of `variant`'s processes: its sinks, then its own settings.
@@ -588,25 +607,28 @@ async fn count_all_instructions(
 ) -> Result<Vec<Instructions>, String> {
     let mut counts = Vec::with_capacity(args.variants.len());
     for variant in &args.variants {
-        let from = count_instructions(args, variant, receiver, COUNTED_FROM).await?;
-        let to = count_instructions(args, variant, receiver, COUNTED_TO).await?;
+        let (from, delivered_from) =
+            count_instructions(args, variant, receiver, COUNTED_FROM).await?;
+        let (to, delivered_to) = count_instructions(args, variant, receiver, COUNTED_TO).await?;
         let per_invocation = to.saturating_sub(from) as f64 / (COUNTED_TO - COUNTED_FROM) as f64;
         counts.push(Instructions {
             per_invocation,
             one_time: from as f64 - per_invocation * COUNTED_FROM as f64,
+            delivered: [delivered_from, delivered_to],
         });
         eprintln!("bench: {} counted under callgrind", variant.name);
     }
     Ok(counts)
 }
 
-/// What callgrind counts for one process of `variant` that serves `invocations` invocations.
+/// What callgrind counts for one process of `variant` that serves `invocations` invocations, and
+/// the spans it delivered.
 async fn count_instructions(
     args: &Args,
     variant: &Variant,
-    receiver: &Sinks,
+    sinks: &Sinks,
     invocations: usize,
-) -> Result<u64, String> {
+) -> Result<(u64, usize), String> {
     let err = |e: integration_tests::Error| format!("{} under callgrind: {e}", variant.name);
     let out = std::env::temp_dir().join(format!(
         "tracekit-bench-callgrind-{}-{}-{invocations}.out",
@@ -620,21 +642,31 @@ async fn count_instructions(
         "--quiet".as_ref(),
         out_flag.as_ref(),
     ];
+    let receiver = sinks.receiver(variant.sink);
+    receiver.clear();
     let daemon = XrayDaemon::recording().map_err(err)?;
-    let env = function_env(variant, receiver, &daemon);
+    let env = function_env(variant, sinks, &daemon);
     let function =
         FunctionProcess::spawn_under(&launcher, &args.functions.join(variant.binary), &env)
             .map_err(err)?;
     for n in 0..invocations {
         let (invocation, _) = traced_invocation(n, variant.sampled);
-        function
-            .invoke(invocation)
-            .await
-            .map_err(err)?
-            .json()
-            .map_err(err)?;
+        // The flush after an invocation is bounded by its deadline too: far off here.
+        let invocation = invocation.deadline(SystemTime::now() + COUNTED_FLUSH_WAIT);
+        let timed = function.invoke_timed(invocation).await.map_err(err)?;
+        timed.outcome.json().map_err(err)?;
+        if n + 1 == invocations {
+            // Its flush is done once it asks for the next invocation: SIGTERM cuts nothing short.
+            timed
+                .turnaround_within(COUNTED_FLUSH_WAIT)
+                .await
+                .map_err(err)?;
+        }
     }
     function.shutdown().await.map_err(err)?;
+    let delivered = delivered(variant, receiver, &daemon, invocations)
+        .await
+        .len();
     let profile = std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     match &args.profiles {
         Some(dir) => {
@@ -656,6 +688,7 @@ async fn count_instructions(
                 .or(line.strip_prefix("totals:"))
         })
         .and_then(|count| count.trim().parse().ok())
+        .map(|count| (count, delivered))
         .ok_or_else(|| format!("{}: no instruction total", out.display()))
 }
 
@@ -665,6 +698,8 @@ struct Instructions {
     per_invocation: f64,
     /// Init, the first invocation's one-time work (connections, lazy statics) and shutdown.
     one_time: f64,
+    /// Spans the two runs delivered to the sink: a count that measured no export is seen.
+    delivered: [usize; 2],
 }
 
 /// One OTel trace id per span in the X-Ray documents: segments and their subsegments, embedded or
@@ -910,28 +945,48 @@ fn instruction_table(w: &mut String, args: &Args, counts: &[Instructions]) {
     let _ = writeln!(
         w,
         "Each variant once more, under `valgrind --tool=callgrind`: one process serving \
-         {COUNTED_FROM} invocation, one serving {COUNTED_TO}. **per invocation** is the \
+         {COUNTED_FROM} invocation, one serving {COUNTED_TO}, each sent SIGTERM only once it has \
+         asked for the invocation after its last (its flush done). **per invocation** is the \
          difference between the two, divided by {}: the instructions every thread of the \
          function executed per invocation, one-time work cancelled out, whatever else the \
          machine was doing. Instructions are not time (no cache misses, no time in the kernel) but \
-         they do not move much with the load on the cores. **init, first invocation, shutdown** is \
-         the shorter run less one invocation's share.\n",
+         they do not move much with the load on the cores. **one-time** is the shorter run less \
+         one invocation's share: init, the first invocation's one-time work (the first flush's \
+         connection among it) and shutdown. **spans delivered**: what each run's sink received \
+         ({SPANS_PER_INVOCATION} per invocation when everything is exported).\n",
         COUNTED_TO - COUNTED_FROM
     );
     let _ = writeln!(
         w,
-        "| variant | per invocation (Δ) | init, first invocation, shutdown (Δ) |"
+        "| variant | per invocation (Δ) | one-time: init, first invocation, shutdown (Δ) | spans delivered ({COUNTED_FROM}-invocation run / {COUNTED_TO}) |"
     );
-    let _ = writeln!(w, "|---|---|---|");
+    let _ = writeln!(w, "|---|---|---|---|");
     for (variant, c) in args.variants.iter().zip(counts) {
+        let delivered = if variant.sink == Sink::None {
+            "–".to_owned()
+        } else {
+            format!("{} / {}", c.delivered[0], c.delivered[1])
+        };
         let _ = writeln!(
             w,
-            "| {} | {:.0} ({:+.0}) | {:.0} ({:+.0}) |",
+            "| {} | {:.0} ({:+.0}) | {:.0} ({:+.0}) | {delivered} |",
             variant.label,
             c.per_invocation,
             c.per_invocation - base.per_invocation,
             c.one_time,
             c.one_time - base.one_time,
+        );
+    }
+    // X-Ray's OTLP endpoint's one-time cost, beside the per-invocation figure it no longer inflates.
+    let position = |wanted: &str| args.variants.iter().position(|v| v.name == wanted);
+    if let (Some(https), Some(http)) = (position("tracekit-otlp-https"), position("tracekit")) {
+        let _ = writeln!(
+            w,
+            "\nOTLP/HTTPS + SigV4's one-time work beyond OTLP/HTTP's (`tracekit-otlp-https` − \
+             `tracekit`, one-time): {:+.1}M instructions, once per process: the first TLS \
+             connection (aws-lc's CPU-jitter entropy source starting up, the certificate store, the \
+             handshake) and the credentials.",
+            (counts[https].one_time - counts[http].one_time) / 1e6
         );
     }
 }
