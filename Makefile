@@ -27,12 +27,15 @@ test: infra-check lambda-build template-build stack-deploy
 	scripts/with-devstack $(CARGO) test --workspace --all-features -- --include-ignored
 
 ## bench: the criterion micro-benchmarks, then the whole-process benchmark of tracekit against the
-## peers; BENCHMARKS.md gets both, and the goals computed from them. Not part of `test`: it takes
+## peers (and, under Lambda Managed Instances, against the untraced baseline's throughput);
+## BENCHMARKS.md gets both, and the goals computed from them. Not part of `test`: it takes
 ## about half an hour, and needs valgrind (Debian package) for the instruction counts.
 bench:
+	cd bench && $(CARGO) build -q --release --locked -p bench-baseline --features concurrent && cp target/release/bench-baseline target/release/bench-baseline-concurrent
 	for variant in $(BENCH_VARIANTS); do (cd bench && $(CARGO) build -q --release --locked -p bench-$$variant); done
 	cd bench && $(CARGO) build -q --release --locked -p bench-tracekit --features xray && cp target/release/bench-tracekit target/release/bench-tracekit-xray
 	cd bench && $(CARGO) build -q --release --locked -p bench-tracekit --features sigv4 && cp target/release/bench-tracekit target/release/bench-tracekit-sigv4
+	cd bench && $(CARGO) build -q --release --locked -p bench-tracekit --features concurrent && cp target/release/bench-tracekit target/release/bench-tracekit-concurrent
 	cd bench && $(CARGO) build -q --release --locked -p bench-tracekit
 	$(CARGO) build -q --profile bench-harness -p tracekit-tools --bin bench
 	$(CARGO) bench -p tracekit --features testing,sns,eventbridge --bench spans --bench aws_sdk

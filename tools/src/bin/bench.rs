@@ -14,6 +14,10 @@
 //!       [--instructions [--profiles DIR]] [--criterion target/criterion]
 //! ```
 //!
+//! Each round also runs the function built for Lambda Managed Instances (`run_concurrent`), untraced
+//! and traced by tracekit, with 64 invocations in flight, and reports invocations per second of the
+//! process's CPU time (`--variants` names this comparison `managed-instances`).
+//!
 //! `--instructions` also runs each variant under valgrind's callgrind, once for
 //! [`COUNTED_FROM`] invocations and once for [`COUNTED_TO`], each flushed before SIGTERM, and reports
 //! the difference per invocation: instructions the function's threads executed, a cost that
@@ -27,6 +31,7 @@
 //! against the untraced baseline. Absolute times do not hold on shared cores; ratios measured side
 //! by side do.
 
+use futures_util::{StreamExt as _, stream};
 use integration_tests::{
     Auth, CredentialStore, FunctionProcess, Invocation, OtlpReceiver, TestCa, TestCredentials,
     TlsOptions, XrayDaemon, xray,
@@ -264,6 +269,56 @@ const VARIANTS: &[Variant] = &[
     },
 ];
 
+/// `--variants` name of the throughput comparison under Lambda Managed Instances.
+const MANAGED_INSTANCES: &str = "managed-instances";
+/// Invocations in flight at once under Lambda Managed Instances (`AWS_LAMBDA_MAX_CONCURRENCY`).
+const CONCURRENCY: usize = 64;
+/// Invocations served before the CPU time is read: the first of each worker (cold start, the
+/// exporter's connection) are not the throughput.
+const CONCURRENT_WARM_UP: usize = 2 * CONCURRENCY;
+/// Invocations the CPU time is read around: a window of seconds, whatever `--invocations` says
+/// (which sizes the sequential runs).
+const CONCURRENT_MEASURED: usize = 5_000;
+/// Invocations offered per second under Lambda Managed Instances, at most [`CONCURRENCY`] in
+/// flight: a busy function whose spans an exporter can keep up with (every one is checked to
+/// arrive).
+const CONCURRENT_RATE: u32 = 2_000;
+
+/// A function built for Lambda Managed Instances (`run_concurrent`).
+#[derive(Debug)]
+struct ConcurrentVariant {
+    name: &'static str,
+    label: &'static str,
+    binary: &'static str,
+    sink: Sink,
+}
+
+/// The throughput comparison: the untraced baseline first, every ratio is against it.
+const CONCURRENT: [ConcurrentVariant; 2] = [
+    ConcurrentVariant {
+        name: "baseline-concurrent",
+        label: "untraced baseline, `lambda_runtime::run_concurrent`",
+        binary: "bench-baseline-concurrent",
+        sink: Sink::None,
+    },
+    ConcurrentVariant {
+        name: "tracekit-concurrent",
+        label: "**tracekit, `run_concurrent`** (OTLP/HTTP, the default `amortized` flush)",
+        binary: "bench-tracekit-concurrent",
+        sink: Sink::Otlp,
+    },
+];
+
+/// What one process under Lambda Managed Instances did in its measured window.
+#[derive(Debug)]
+struct ThroughputSample {
+    /// CPU time (user + system) of every thread of the process over the window.
+    cpu: Duration,
+    wall: Duration,
+    delivered: usize,
+    under_given_trace: usize,
+}
+
 /// What one fresh process did.
 #[derive(Debug, Default)]
 struct Sample {
@@ -295,6 +350,8 @@ struct Args {
     profiles: Option<PathBuf>,
     /// Where criterion wrote this run's micro-benchmarks (`target/criterion`), to report beside.
     criterion: Option<PathBuf>,
+    /// Also compare throughput under Lambda Managed Instances ([`MANAGED_INSTANCES`]).
+    managed_instances: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -307,6 +364,7 @@ fn parse_args() -> Result<Args, String> {
         instructions: false,
         profiles: None,
         criterion: None,
+        managed_instances: true,
     };
     let mut argv = std::env::args().skip(1);
     while let Some(flag) = argv.next() {
@@ -319,8 +377,10 @@ fn parse_args() -> Result<Args, String> {
             }
             "--variants" => {
                 let wanted = value()?;
+                args.managed_instances = wanted.split(',').any(|name| name == MANAGED_INSTANCES);
                 args.variants = wanted
                     .split(',')
+                    .filter(|name| *name != MANAGED_INSTANCES)
                     .map(|name| {
                         VARIANTS
                             .iter()
@@ -365,8 +425,12 @@ async fn main() {
 async fn run(args: &Args) -> Result<(), String> {
     // Read first: a missing benchmark fails the run before it starts, not half an hour in.
     let criterion = args.criterion.as_deref().map(read_criterion).transpose()?;
-    for variant in &args.variants {
-        let binary = args.functions.join(variant.binary);
+    let concurrent = CONCURRENT
+        .iter()
+        .filter(|_| args.managed_instances)
+        .map(|c| c.binary);
+    for binary in args.variants.iter().map(|v| v.binary).chain(concurrent) {
+        let binary = args.functions.join(binary);
         if !binary.is_file() {
             return Err(format!(
                 "{} is missing: build bench/ first (make bench does)",
@@ -385,6 +449,7 @@ async fn run(args: &Args) -> Result<(), String> {
     }
     let receiver = Sinks::start()?;
     let mut samples: Vec<Vec<Sample>> = args.variants.iter().map(|_| Vec::new()).collect();
+    let mut throughput: [Vec<ThroughputSample>; 2] = Default::default();
     let started = Instant::now();
     let count = args.variants.len();
     for round in 0..args.rounds {
@@ -395,6 +460,17 @@ async fn run(args: &Args) -> Result<(), String> {
                 .await
                 .map_err(|e| format!("{} (round {round}): {e}", variant.name))?;
             samples[index].push(sample);
+        }
+        if args.managed_instances {
+            // The traced process first in one round, the baseline first in the next.
+            for offset in 0..CONCURRENT.len() {
+                let index = (offset + round) % CONCURRENT.len();
+                let variant = &CONCURRENT[index];
+                let sample = run_concurrent_process(args, variant, &receiver)
+                    .await
+                    .map_err(|e| format!("{} (round {round}): {e}", variant.name))?;
+                throughput[index].push(sample);
+            }
         }
         eprintln!(
             "bench: round {}/{} done after {:.0?}",
@@ -411,6 +487,7 @@ async fn run(args: &Args) -> Result<(), String> {
     let report = report(
         args,
         &samples,
+        &throughput,
         instructions.as_deref(),
         criterion.as_deref(),
         started.elapsed(),
@@ -546,6 +623,110 @@ async fn delivered(
             xray_span_trace_ids(&daemon.documents())
         }
     }
+}
+
+/// One process of `variant` under Lambda Managed Instances: [`CONCURRENT_WARM_UP`] invocations,
+/// then [`CONCURRENT_MEASURED`] more, [`CONCURRENCY`] in flight at a time, the process's CPU time
+/// read around the second batch.
+async fn run_concurrent_process(
+    args: &Args,
+    variant: &ConcurrentVariant,
+    sinks: &Sinks,
+) -> Result<ThroughputSample, String> {
+    let err = |e: integration_tests::Error| e.to_string();
+    let receiver = sinks.receiver(variant.sink);
+    receiver.clear();
+    let mut env = vec![
+        ("OTEL_SERVICE_NAME", "bench".to_owned()),
+        ("AWS_LAMBDA_MAX_CONCURRENCY", CONCURRENCY.to_string()),
+    ];
+    if variant.sink == Sink::Otlp {
+        env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", sinks.otlp.endpoint()));
+    }
+    let function =
+        FunctionProcess::spawn(&args.functions.join(variant.binary), &env).map_err(err)?;
+    function.init_duration().await.map_err(err)?;
+    let total = CONCURRENT_WARM_UP + CONCURRENT_MEASURED;
+    let mut given = HashSet::with_capacity(total);
+    serve_concurrently(&function, 0..CONCURRENT_WARM_UP, &mut given).await?;
+    let threads = thread_ids(function.pid())?;
+    let (cpu_before, started) = (function.cpu_time().map_err(err)?, Instant::now());
+    serve_concurrently(&function, CONCURRENT_WARM_UP..total, &mut given).await?;
+    let (cpu_after, wall) = (function.cpu_time().map_err(err)?, started.elapsed());
+    // The CPU time is summed over the threads alive when it is read: one gone would be lost.
+    let gone = threads.difference(&thread_ids(function.pid())?).count();
+    if gone > 0 {
+        return Err(format!(
+            "{gone} threads exited while the CPU time was measured"
+        ));
+    }
+    let status = function.shutdown().await.map_err(err)?;
+    if !status.success() && status.signal() != Some(15) {
+        return Err(format!("exited with {status} after SIGTERM"));
+    }
+    let violations = function.protocol_violations();
+    if !violations.is_empty() {
+        return Err(format!("Runtime API violations: {violations:?}"));
+    }
+    let trace_ids: Vec<String> = if variant.sink == Sink::None {
+        Vec::new()
+    } else {
+        let _ = receiver
+            .wait_for_spans(total * SPANS_PER_INVOCATION, DELIVERY_WAIT)
+            .await;
+        receiver.spans().into_iter().map(|s| s.trace_id).collect()
+    };
+    Ok(ThroughputSample {
+        cpu: cpu_after.saturating_sub(cpu_before),
+        wall,
+        delivered: trace_ids.len(),
+        under_given_trace: trace_ids.iter().filter(|id| given.contains(*id)).count(),
+    })
+}
+
+/// Invocations `range`, [`CONCURRENCY`] in flight at a time; their trace ids go into `given`.
+async fn serve_concurrently(
+    function: &FunctionProcess,
+    range: std::ops::Range<usize>,
+    given: &mut HashSet<String>,
+) -> Result<(), String> {
+    let invocations: Vec<Invocation> = range
+        .map(|n| {
+            let (invocation, trace_id) = traced_invocation(n, true);
+            given.insert(trace_id);
+            invocation
+        })
+        .collect();
+    // Offered at CONCURRENT_RATE: the untraced handler answers at once, and a flood would outrun
+    // any exporter (tracekit drops what its buffer cannot hold, and would look cheaper for it).
+    let mut pace = tokio::time::interval(Duration::from_secs(1) / CONCURRENT_RATE);
+    let paced = stream::unfold(
+        (invocations.into_iter(), &mut pace),
+        |(mut invocations, pace)| async move {
+            let invocation = invocations.next()?;
+            pace.tick().await;
+            Some((invocation, (invocations, pace)))
+        },
+    );
+    let mut answers = std::pin::pin!(
+        paced
+            .map(|invocation| function.invoke(invocation))
+            .buffer_unordered(CONCURRENCY)
+    );
+    while let Some(outcome) = answers.next().await {
+        outcome
+            .and_then(|outcome| outcome.json())
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// The ids of `pid`'s threads now.
+fn thread_ids(pid: u32) -> Result<HashSet<std::ffi::OsString>, String> {
+    let tasks = format!("/proc/{pid}/task");
+    std::fs::read_dir(&tasks)
+        .and_then(|entries| entries.map(|entry| entry.map(|e| e.file_name())).collect())
+        .map_err(|e| format!("listing {tasks}: {e}"))
 }
 
 /// The environment of one of `variant`'s processes: its sinks, then its own settings.
@@ -851,6 +1032,7 @@ fn machine() -> String {
 fn report(
     args: &Args,
     samples: &[Vec<Sample>],
+    throughput: &[Vec<ThroughputSample>; 2],
     instructions: Option<&[Instructions]>,
     criterion: Option<&[f64]>,
     elapsed: Duration,
@@ -928,6 +1110,9 @@ fn report(
             s.sink_traffic_during_init,
         );
     }
+    if args.managed_instances {
+        throughput_table(w, throughput);
+    }
     if let Some(counts) = instructions {
         instruction_table(w, args, counts);
     }
@@ -936,6 +1121,89 @@ fn report(
     }
     goals(w, args, &summaries, instructions, criterion);
     Ok(out)
+}
+
+/// Lambda Managed Instances: invocations per second of the function process's CPU, traced against
+/// untraced.
+fn throughput_table(w: &mut String, throughput: &[Vec<ThroughputSample>; 2]) {
+    let per_invocation =
+        |sample: &ThroughputSample| sample.cpu.as_secs_f64() / CONCURRENT_MEASURED as f64;
+    let median = |mut values: Vec<f64>| {
+        values.sort_unstable_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let cpu: Vec<f64> = throughput
+        .iter()
+        .map(|samples| median(samples.iter().map(per_invocation).collect()))
+        .collect();
+    // Each round ran both: the ratio of the round, the spread of the run.
+    let ratios: Vec<f64> = throughput[0]
+        .iter()
+        .zip(&throughput[1])
+        .map(|(base, traced)| per_invocation(base) / per_invocation(traced))
+        .collect();
+    let (low, high) = ratios
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), r| {
+            (low.min(*r), high.max(*r))
+        });
+    let _ = writeln!(
+        w,
+        "\n## Lambda Managed Instances: throughput per CPU second\n"
+    );
+    let _ = writeln!(
+        w,
+        "Each round, one more process of each: built for `run_concurrent` with \
+         `AWS_LAMBDA_MAX_CONCURRENCY={CONCURRENCY}`, invoked {CONCURRENT_RATE} times a second \
+         with up to {CONCURRENCY} invocations in flight (the handler answers at once: a flood would \
+         outrun any exporter, and spans tracekit drops would make it look cheaper). After \
+         {CONCURRENT_WARM_UP} invocations (every worker's first, the exporter's connection), the \
+         CPU time (user + system, every thread's `schedstat`) the process spends on \
+         {CONCURRENT_MEASURED} more: invocations per CPU second, medians over rounds. tracekit \
+         exports as it does by default under managed concurrency (`amortized`: 128 spans or 10 s, \
+         checked after each invocation and in the background), so up to 127 spans' export falls \
+         either side of the window; every span must arrive (last column). **×baseline**: the \
+         throughput against the untraced baseline's (each round's own \
+         ratio in brackets, lowest to highest).\n"
+    );
+    let _ = writeln!(
+        w,
+        "| variant | CPU µs per invocation (Δ) | invocations per CPU second | ×baseline | wall s per round (median) | spans delivered per invocation (under the given trace id) |"
+    );
+    let _ = writeln!(w, "|---|---|---|---|---|---|");
+    for (i, (variant, samples)) in CONCURRENT.iter().zip(throughput).enumerate() {
+        let ratio = if i == 0 {
+            "1".to_owned()
+        } else {
+            format!("**{:.3}×** [{low:.3}–{high:.3}]", cpu[0] / cpu[i])
+        };
+        let invocations = (samples.len() * (CONCURRENT_WARM_UP + CONCURRENT_MEASURED)) as f64;
+        let spans = if variant.sink == Sink::None {
+            "–".to_owned()
+        } else {
+            let delivered = samples.iter().map(|s| s.delivered).sum::<usize>() as f64;
+            let under_given = samples.iter().map(|s| s.under_given_trace).sum::<usize>() as f64;
+            let lost = if delivered < invocations * SPANS_PER_INVOCATION as f64 {
+                ": **spans lost, their export is not in the figure**"
+            } else {
+                ""
+            };
+            format!(
+                "{:.2} ({:.2}){lost}",
+                delivered / invocations,
+                under_given / invocations
+            )
+        };
+        let _ = writeln!(
+            w,
+            "| {} | {:.1} ({:+.1}) | {:.0} | {ratio} | {:.2} | {spans} |",
+            variant.label,
+            cpu[i] * 1e6,
+            (cpu[i] - cpu[0]) * 1e6,
+            1.0 / cpu[i],
+            median(samples.iter().map(|s| s.wall.as_secs_f64()).collect()),
+        );
+    }
 }
 
 /// The callgrind counts: what each variant makes the CPU do, whatever the machine's load.
