@@ -13,11 +13,13 @@
 //! dispatcher for this subscriber and falls back to tracing-opentelemetry's layer when it is not
 //! the one in force (the compatibility path, `TRACEKIT_SPAN_PATH=tracing-opentelemetry`).
 
+mod directives;
 mod logs;
 mod record;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use directives::Directives;
 pub(crate) use logs::Logs;
 use record::{Record, Starter, State};
 
@@ -27,7 +29,7 @@ use crate::{
 };
 use opentelemetry::{Context, InstrumentationScope};
 use opentelemetry_sdk::trace::{IdGenerator, ShouldSample, SpanProcessor};
-use sharded_slab::Slab;
+use sharded_slab::Pool;
 use std::{
     cell::Cell,
     sync::{
@@ -41,7 +43,7 @@ use tracing::{
     subscriber::Interest,
 };
 use tracing_core::span::Current;
-use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::filter::LevelFilter;
 
 /// Tells each recorder's entries on a thread's stack apart (tests run several side by side).
 static RECORDERS: AtomicU64 = AtomicU64::new(1);
@@ -56,11 +58,11 @@ thread_local! {
 #[derive(Debug, Clone)]
 pub(crate) struct Filters {
     /// Spans (and events inside them) that become OpenTelemetry spans.
-    pub(crate) spans: Targets,
+    pub(crate) spans: Directives,
     /// Lines written, and in text format the spans those lines print.
-    pub(crate) logs: Targets,
+    pub(crate) logs: Directives,
     /// Lines log buffering keeps, when it is on.
-    pub(crate) kept: Option<Targets>,
+    pub(crate) kept: Option<Directives>,
     /// Text lines print the spans they are in.
     pub(crate) text: bool,
 }
@@ -89,16 +91,35 @@ pub(crate) struct Tracing {
     pub(crate) scope: InstrumentationScope,
 }
 
-/// One span, in the slab.
+/// One span, in the pool: initialised in place when the span opens, cleared in place when it
+/// closes, its allocations kept for the next span.
+#[derive(Default)]
 struct Slot {
     refs: AtomicUsize,
-    metadata: &'static Metadata<'static>,
+    metadata: Option<&'static Metadata<'static>>,
     /// The `tracing` parent, kept open while this span is.
     parent: Option<Id>,
-    /// The OpenTelemetry side, if the span is traced.
-    record: Option<Mutex<Record>>,
+    /// The span becomes an OpenTelemetry span: its record is in use.
+    traced: bool,
+    record: Mutex<Record>,
     /// The span's fields as text lines print them, if they print it.
-    text: Option<Mutex<logs::TextFields>>,
+    text: Mutex<Option<logs::TextFields>>,
+}
+
+impl sharded_slab::Clear for Slot {
+    fn clear(&mut self) {
+        self.parent = None;
+        self.metadata = None;
+        self.traced = false;
+        self.record
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
+        *self
+            .text
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -110,7 +131,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// tracekit's subscriber (see the module docs).
 pub(crate) struct Recorder {
     me: u64,
-    spans: Slab<Slot>,
+    spans: Pool<Slot>,
     tracing: Tracing,
     filters: Filters,
     logs: Logs,
@@ -128,7 +149,7 @@ impl Recorder {
     pub(crate) fn new(tracing: Tracing, filters: Filters, logs: Logs) -> Recorder {
         Recorder {
             me: RECORDERS.fetch_add(1, Ordering::Relaxed),
-            spans: Slab::new(),
+            spans: Pool::new(),
             tracing,
             filters,
             logs,
@@ -142,7 +163,7 @@ impl Recorder {
         }
     }
 
-    fn slot(&self, id: &Id) -> Option<sharded_slab::Entry<'_, Slot>> {
+    fn slot(&self, id: &Id) -> Option<sharded_slab::pool::Ref<'_, Slot>> {
         self.spans.get(key(id))
     }
 
@@ -150,8 +171,10 @@ impl Recorder {
     /// "inside" (see [`INSIDE`]).
     fn with_record<R>(&self, id: &Id, f: impl FnOnce(&mut Record, &Starter<'_>) -> R) -> Option<R> {
         let slot = self.slot(id)?;
-        let record = slot.record.as_ref()?;
-        let mut record = lock(record);
+        if !slot.traced {
+            return None;
+        }
+        let mut record = lock(&slot.record);
         Some(inside(|| f(&mut record, &self.starter())))
     }
 
@@ -179,23 +202,27 @@ impl Recorder {
             .unwrap_or_else(Context::current)
     }
 
-    /// Ends `slot`'s span: its record goes to the span processor.
-    fn end(&self, slot: Slot) {
-        if let Some(record) = slot.record {
-            let record = record.into_inner().unwrap_or_else(|p| p.into_inner());
-            let data = inside(|| record.into_span_data(&self.starter(), &self.tracing.scope));
-            if let Some(data) = data {
-                self.tracing.processor.on_end(data);
-            }
+    /// Ends `span`, whose last handle is gone: its record goes to the span processor, its slot
+    /// back to the pool, and its parent loses a handle.
+    fn end(&self, span: &Id, slot: sharded_slab::pool::Ref<'_, Slot>) {
+        let data = slot.traced.then(|| {
+            let mut record = lock(&slot.record);
+            inside(|| record.take_span_data(&self.starter(), &self.tracing.scope))
+        });
+        let parent = slot.parent.clone();
+        drop(slot);
+        self.spans.clear(key(span));
+        if let Some(data) = data.flatten() {
+            self.tracing.processor.on_end(data);
         }
-        if let Some(parent) = slot.parent {
+        if let Some(parent) = parent {
             self.try_close(parent);
         }
     }
 
     /// The spans a text line inside `event` prints, outermost first.
     fn text_scope(&self, event: &Event<'_>, line: &mut String) {
-        let shown = |id: &Id| self.slot(id).is_some_and(|slot| slot.text.is_some());
+        let shown = |id: &Id| self.slot(id).is_some_and(|slot| lock(&slot.text).is_some());
         let innermost = match event.parent() {
             Some(parent) => Some(parent.clone()),
             None if event.is_contextual() => self.innermost(|entered| shown(&entered.id)),
@@ -205,8 +232,8 @@ impl Recorder {
         let mut next = innermost;
         while let Some(id) = next {
             let Some(slot) = self.slot(&id) else { break };
-            if let Some(text) = &slot.text {
-                scope.push((slot.metadata.name(), lock(text).to_string()));
+            if let (Some(metadata), Some(text)) = (slot.metadata, lock(&slot.text).as_ref()) {
+                scope.push((metadata.name(), text.to_string()));
             }
             next = slot.parent.clone();
         }
@@ -257,13 +284,12 @@ impl Subscriber for Recorder {
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
         let filters = &self.filters;
-        let hint = |targets: &Targets| {
-            tracing_subscriber::layer::Filter::<tracing_subscriber::Registry>::max_level_hint(
-                targets,
-            )
-        };
-        let kept = filters.kept.as_ref().and_then(hint);
-        hint(&filters.spans).max(hint(&filters.logs)).max(kept)
+        let kept = filters.kept.as_ref().and_then(Directives::max_level_hint);
+        filters
+            .spans
+            .max_level_hint()
+            .max(filters.logs.max_level_hint())
+            .max(kept)
     }
 
     fn new_span(&self, attrs: &span::Attributes<'_>) -> Id {
@@ -277,33 +303,41 @@ impl Subscriber for Recorder {
                 .map(|parent| self.clone_span(&parent)),
             None => None,
         };
-        let record = traced.then(|| {
-            let parent = self.parent_context(attrs);
-            Mutex::new(Record::new(metadata.name(), parent, attrs))
+        let parent_context = traced.then(|| self.parent_context(attrs));
+        let shown = self.filters.text && self.filters.logs.would_enable(target, level);
+        let key = self.spans.create_with(|slot| {
+            *slot.refs.get_mut() = 1;
+            slot.metadata = Some(metadata);
+            slot.parent = parent;
+            if let Some(parent_context) = parent_context {
+                slot.traced = true;
+                slot.record
+                    .get_mut()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .open(metadata.name(), parent_context, attrs);
+            }
+            if shown {
+                *slot
+                    .text
+                    .get_mut()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+                    Some(logs::TextFields::new(attrs));
+            }
         });
-        let text = (self.filters.text && self.filters.logs.would_enable(target, level))
-            .then(|| Mutex::new(logs::TextFields::new(attrs)));
-        let slot = Slot {
-            refs: AtomicUsize::new(1),
-            metadata,
-            parent,
-            record,
-            text,
-        };
-        match self.spans.insert(slot) {
+        match key {
             Some(key) => Id::from_u64(key as u64 + 1),
-            // The slab is full (over a million spans open per thread): the span is not kept.
+            // The pool is full (millions of spans open per thread): the span is not kept.
             None => Id::from_u64(u64::MAX),
         }
     }
 
     fn record(&self, span: &Id, values: &span::Record<'_>) {
         let Some(slot) = self.slot(span) else { return };
-        if let Some(record) = &slot.record {
-            lock(record).record(values);
+        if slot.traced {
+            lock(&slot.record).record(values);
         }
-        if let Some(text) = &slot.text {
-            lock(text).add(values);
+        if let Some(text) = lock(&slot.text).as_mut() {
+            text.add(values);
         }
     }
 
@@ -397,17 +431,14 @@ impl Subscriber for Recorder {
         if slot.refs.fetch_sub(1, Ordering::AcqRel) != 1 {
             return false;
         }
-        drop(slot);
-        if let Some(slot) = self.spans.take(key(&span)) {
-            self.end(slot);
-        }
+        self.end(&span, slot);
         true
     }
 
     fn current_span(&self) -> Current {
         self.innermost(|entered| !entered.duplicate)
             .and_then(|id| {
-                let metadata = self.slot(&id)?.metadata;
+                let metadata = self.slot(&id)?.metadata?;
                 Some(Current::new(id, metadata))
             })
             .unwrap_or_else(Current::none)

@@ -426,10 +426,13 @@ impl Parts {
     {
         let (writer, buffer) = self.log_sinks(writer);
         let logs = quiet::log_targets(&self.log_filter);
+        use crate::recorder::Directives;
         let filters = crate::recorder::Filters {
-            spans: self.span_filter(),
-            logs: logs.clone(),
-            kept: buffer.as_ref().map(|(_, kept)| kept.clone()),
+            spans: Directives::new(self.span_filter()),
+            logs: Directives::new(logs.clone()),
+            kept: buffer
+                .as_ref()
+                .map(|(_, kept)| Directives::new(kept.clone())),
             text: self.log_format == LogFormat::Text,
         };
         let tracing = crate::recorder::Tracing {
@@ -441,9 +444,9 @@ impl Parts {
         };
         let logs = crate::recorder::Logs {
             format: self.log_format,
-            written: logs,
+            written: Directives::new(logs),
             sink: line_sink(writer),
-            buffer,
+            buffer: buffer.map(|(layer, kept)| (layer, Directives::new(kept))),
         };
         crate::recorder::Recorder::new(tracing, filters, logs)
     }

@@ -7,23 +7,20 @@ use crate::{
 };
 use std::fmt::Write as _;
 use tracing::Event;
-use tracing_subscriber::{
-    filter::Targets,
-    fmt::{
-        FormatFields, FormattedFields,
-        format::{DefaultFields, Writer},
-        time::{FormatTime, SystemTime},
-    },
+use tracing_subscriber::fmt::{
+    FormatFields, FormattedFields,
+    format::{DefaultFields, Writer},
+    time::{FormatTime, SystemTime},
 };
 
 /// Where and how log lines go.
 pub(crate) struct Logs {
     pub(crate) format: LogFormat,
     /// The lines written.
-    pub(crate) written: Targets,
+    pub(crate) written: super::Directives,
     pub(crate) sink: LineSink,
     /// Log buffering, and the lines it keeps.
-    pub(crate) buffer: Option<(BufferLayer, Targets)>,
+    pub(crate) buffer: Option<(BufferLayer, super::Directives)>,
 }
 
 impl Logs {

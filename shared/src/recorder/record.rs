@@ -80,29 +80,57 @@ pub(super) struct Record {
     pub(super) state: State,
 }
 
-impl Record {
-    /// A span named `name` under `parent`, its creation fields recorded from `fields`.
-    pub(super) fn new(
-        name: &'static str,
-        parent: Context,
-        fields: &tracing::span::Attributes<'_>,
-    ) -> Record {
-        let mut record = Record {
-            name: Cow::Borrowed(name),
+impl Default for Record {
+    fn default() -> Record {
+        Record {
+            name: Cow::Borrowed(""),
             kind: None,
-            start_time: opentelemetry::time::now(),
+            start_time: SystemTime::UNIX_EPOCH,
             end_time: None,
-            attributes: Vec::with_capacity(fields.fields().len()),
+            attributes: Vec::new(),
             dropped_attributes: 0,
             events: Vec::new(),
             dropped_events: 0,
             links: Vec::new(),
             dropped_links: 0,
             status: Status::Unset,
-            state: State::Pending { parent },
+            state: State::Pending {
+                parent: Context::new(),
+            },
+        }
+    }
+}
+
+impl Record {
+    /// Opens this record for a span named `name` under `parent`, its creation fields recorded
+    /// from `fields`. The record is cleared (see [`Record::clear`]).
+    pub(super) fn open(
+        &mut self,
+        name: &'static str,
+        parent: Context,
+        fields: &tracing::span::Attributes<'_>,
+    ) {
+        self.name = Cow::Borrowed(name);
+        self.start_time = opentelemetry::time::now();
+        self.state = State::Pending { parent };
+        self.attributes.reserve(fields.fields().len());
+        fields.record(&mut SpanFields(self));
+    }
+
+    /// What the last span left, gone: the record is ready to be opened again.
+    pub(super) fn clear(&mut self) {
+        self.kind = None;
+        self.end_time = None;
+        self.attributes.clear();
+        self.dropped_attributes = 0;
+        self.events.clear();
+        self.dropped_events = 0;
+        self.links.clear();
+        self.dropped_links = 0;
+        self.status = Status::Unset;
+        self.state = State::Pending {
+            parent: Context::new(),
         };
-        fields.record(&mut SpanFields(&mut record));
-        record
     }
 
     pub(super) fn is_started(&self) -> bool {
@@ -319,40 +347,39 @@ impl Record {
         self.push_event(event);
     }
 
-    /// The ended span, for the span processor: `None` if it is not recorded. `end` is when it
-    /// ended, if it was never exited.
-    pub(super) fn into_span_data(
-        mut self,
+    /// The ended span, for the span processor, taken out of the record: `None` if it is not
+    /// recorded. A span never exited ends now.
+    pub(super) fn take_span_data(
+        &mut self,
         starter: &Starter<'_>,
         scope: &opentelemetry::InstrumentationScope,
     ) -> Option<SpanData> {
-        self.start(starter);
-        let State::Started(started) = self.state else {
-            return None;
-        };
+        let started = self.start(starter);
         if !started.recording {
             return None;
         }
+        let span_context = started.span_context.clone();
+        let parent_span_id = started.parent_span_id;
+        let parent_span_is_remote = parent_span_id != SpanId::INVALID && started.parent_is_remote;
         let mut events = SpanEvents::default();
-        events.events = self.events;
+        events.events = std::mem::take(&mut self.events);
         events.dropped_count = self.dropped_events;
         let mut links = SpanLinks::default();
-        links.links = self.links;
+        links.links = std::mem::take(&mut self.links);
         links.dropped_count = self.dropped_links;
         Some(SpanData {
-            span_context: started.span_context,
-            parent_span_id: started.parent_span_id,
-            parent_span_is_remote: started.parent_span_id != SpanId::INVALID
-                && started.parent_is_remote,
-            span_kind: self.kind.unwrap_or(SpanKind::Internal),
-            name: self.name,
+            span_context,
+            parent_span_id,
+            parent_span_is_remote,
+            span_kind: self.kind.take().unwrap_or(SpanKind::Internal),
+            name: std::mem::take(&mut self.name),
             start_time: self.start_time,
             end_time: self.end_time.unwrap_or_else(opentelemetry::time::now),
-            attributes: self.attributes,
+            attributes: std::mem::take(&mut self.attributes),
             dropped_attributes_count: self.dropped_attributes,
             events,
             links,
-            status: self.status,
+            status: std::mem::take(&mut self.status),
             instrumentation_scope: scope.clone(),
         })
     }
