@@ -648,6 +648,9 @@ mod tests {
             .with_writer(logs.clone())
             .finish();
         let _default = tracing::subscriber::set_default(subscriber);
+        // Other tests' subscribers, on other threads, may have had the flush's callsites
+        // registered as of no interest: ask every live subscriber again, this one included.
+        tracing::callsite::rebuild_interest_cache();
         let closed = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
         let mut config = Config::from_lookup(|_| None).expect("defaults");
         config.exporter = ExporterConfig::OtlpUdp {
