@@ -17,6 +17,7 @@
 //! The SDK cannot hold an interceptor in `SdkConfig`, so it is added per client:
 //!
 //! ```no_run
+//! # #[cfg(all(feature = "sqs", feature = "dynamodb", feature = "s3"))]
 //! # async fn example() {
 //! let sdk = aws_config::load_from_env().await;
 //! let sqs = tracekit::aws::sqs_client(&sdk);

@@ -2184,6 +2184,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "https")]
     fn otlp(pairs: &[(&str, &str)]) -> OtlpConfig {
         let config = Config::from_lookup(|name| {
             pairs
@@ -2201,6 +2202,7 @@ mod tests {
     /// The traces endpoint alone selects signing, as AWS's distributions decide it; an API key
     /// turns it off; `TRACEKIT_OTLP_XRAY_REGION` says so for a host that does not.
     #[test]
+    #[cfg(feature = "https")]
     fn x_rays_otlp_endpoint_is_recognised_by_its_host() {
         let xray = |region: &str, sign: bool| {
             Some(XrayEndpoint {
@@ -2290,6 +2292,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "https")]
     fn compression_certificate_and_queue_are_read() {
         let config = otlp(&[
             (

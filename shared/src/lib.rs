@@ -83,16 +83,23 @@
 //! Configuration is read from the environment: see [`config`] for every variable.
 //!
 //! ## Features
+//! The default is what most functions need and builds fast: the agent path and OTLP/HTTP (no
+//! feature), [`run_http`] for `lambda_http` (`http`), and the SDK interceptor for any client
+//! ([`aws::TracingInterceptor`], no feature). Everything that brings a large dependency is named:
 //! - `http` (default): [`run_http`] for `lambda_http` handlers.
-//! - `xray` (default): `OTEL_TRACES_EXPORTER=xray`, segment documents to Lambda's X-Ray daemon address
-//!   (the compatibility path: segments carry no span links). The agent path needs no feature.
-//! - `console` (default): `OTEL_TRACES_EXPORTER=console`, spans printed to stdout.
-//! - `https` (default): `https://` OTLP endpoints, over rustls (the AWS SDK's TLS stack) with the
+//! - `xray`: `OTEL_TRACES_EXPORTER=xray`, segment documents to Lambda's X-Ray daemon address
+//!   (the compatibility path: segments carry no span links).
+//! - `console`: `OTEL_TRACES_EXPORTER=console`, spans printed to stdout.
+//! - `https`: `https://` OTLP endpoints, over rustls (the AWS SDK's TLS stack, aws-lc-rs) with the
 //!   platform's roots or `OTEL_EXPORTER_OTLP_CERTIFICATE`.
-//! - `sigv4` (default, with `https`): SigV4 for X-Ray's OTLP endpoint
+//! - `sigv4` (with `https`): SigV4 for X-Ray's OTLP endpoint
 //!   (`https://xray.<region>.amazonaws.com/v1/traces`), credentials from the AWS SDK's default chain.
-//! - `dynamodb`, `s3`, `sqs` (default): service attributes on [`aws`] client spans; `sqs` also brings
-//!   send-side propagation and the consumer side, [`sqs`].
+//! - `dynamodb`, `s3`, `sqs`: service attributes on [`aws`] client spans and
+//!   `tracekit::aws::dynamodb_client` and kin; `sqs` also brings send-side propagation and the
+//!   consumer side, `tracekit::sqs`.
+//!
+//! A setting that needs a feature the build leaves out fails the init with the `Cargo.toml` line
+//! to add.
 //! - `sns`, `eventbridge`, `sfn`, `lambda-invoke` (off by default: each brings its SDK crate):
 //!   propagation through SNS message attributes, EventBridge's `TraceHeader`, Step Functions'
 //!   `traceHeader` and `Invoke`'s `ClientContext.custom`, and `tracekit::aws::sns_client` and kin;

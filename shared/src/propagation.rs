@@ -545,6 +545,7 @@ mod tests {
     use super::*;
     use crate::config::RootSampler;
     use opentelemetry::trace::TraceContextExt;
+    #[cfg(feature = "sqs")]
     use opentelemetry_sdk::propagation::TraceContextPropagator;
     use std::collections::HashMap;
 
