@@ -241,10 +241,17 @@ enum Exporter {
 
 impl Exporter {
     /// Exports `batch`, before `deadline` where the exporter can wait (retries); on failure, how
-    /// many of its spans were lost and why.
+    /// many of its spans were lost and why. tracekit's own exporters only read the batch; the
+    /// others take its spans in a Vec of their own, so `batch`'s allocation is always left for the
+    /// next flush.
+    // A slice would do in a build with none of those exporters; the signature is the same in all.
+    #[cfg_attr(
+        not(any(feature = "xray", feature = "console", test, feature = "testing")),
+        allow(clippy::ptr_arg)
+    )]
     async fn export(
         &self,
-        batch: Vec<SpanData>,
+        batch: &mut Vec<SpanData>,
         deadline: tokio::time::Instant,
         progress: &Progress,
     ) -> Result<(), Loss> {
@@ -252,16 +259,16 @@ impl Exporter {
             Exporter::Otlp(exporter) => exporter.export(batch, deadline, progress).await,
             Exporter::Agent(exporter) => exporter.export(batch).await,
             #[cfg(feature = "xray")]
-            Exporter::Xray(exporter) => exporter.export(batch).await,
+            Exporter::Xray(exporter) => exporter.export(spans_of(batch)).await,
             #[cfg(feature = "console")]
             Exporter::Console(exporter) => Loss::whole(
                 batch.len(),
-                opentelemetry_sdk::trace::SpanExporter::export(exporter, batch).await,
+                opentelemetry_sdk::trace::SpanExporter::export(exporter, spans_of(batch)).await,
             ),
             #[cfg(any(test, feature = "testing"))]
             Exporter::Memory(exporter) => Loss::whole(
                 batch.len(),
-                opentelemetry_sdk::trace::SpanExporter::export(exporter, batch).await,
+                opentelemetry_sdk::trace::SpanExporter::export(exporter, spans_of(batch)).await,
             ),
             Exporter::None => Ok(()),
         }
@@ -284,6 +291,15 @@ impl Exporter {
             Exporter::None => {}
         }
     }
+}
+
+/// `batch`'s spans in a Vec of their own, sized to them, for an exporter that takes a Vec: `batch`
+/// keeps its allocation for the next flush.
+#[cfg(any(feature = "xray", feature = "console", test, feature = "testing"))]
+fn spans_of(batch: &mut Vec<SpanData>) -> Vec<SpanData> {
+    let mut spans = Vec::with_capacity(batch.len());
+    spans.append(batch);
+    spans
 }
 
 /// The exporter could not be built from its configuration.
@@ -354,6 +370,9 @@ pub(crate) struct Flusher {
     app_signals: Option<AppSignals>,
     /// One flush at a time: concurrent invocations would otherwise split batches for nothing.
     gate: tokio::sync::Mutex<()>,
+    /// The last batch's Vec, emptied: the next flush's batch or the buffer's replacement, so a flush
+    /// allocates no span buffer (one of 256 slots is ~90 KB). Only the flush holding `gate` uses it.
+    spare: Mutex<Vec<SpanData>>,
     flushes: AtomicU64,
     /// Every report since the process started, added up: what the shutdown line says.
     totals: Mutex<FlushReport>,
@@ -424,6 +443,7 @@ impl Flusher {
             max_export_batch,
             app_signals,
             gate: tokio::sync::Mutex::new(()),
+            spare: Mutex::new(Vec::new()),
             flushes: AtomicU64::new(0),
             totals: Mutex::new(FlushReport::default()),
         };
@@ -440,6 +460,13 @@ impl Flusher {
     pub(crate) fn totals(&self) -> FlushReport {
         *self
             .totals
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A poisoned lock only means a flush panicked mid-swap; the Vec is still sound.
+    fn spare(&self) -> MutexGuard<'_, Vec<SpanData>> {
+        self.spare
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -488,6 +515,7 @@ impl Flusher {
         // the rest of the bound for the next; what is left waits for the next flush.
         let mut failure: Option<String> = None;
         let mut said = false;
+        let mut spare = std::mem::take(&mut *self.spare());
         loop {
             let mut batch: Vec<SpanData> = {
                 let mut spans = self.buffer.lock();
@@ -495,12 +523,15 @@ impl Flusher {
                     break;
                 }
                 if spans.len() <= self.max_export_batch {
-                    // The whole buffer: swapped for an empty one of the same capacity, so no span
-                    // is moved (a `SpanData` is hundreds of bytes) and pushes never reallocate.
+                    // The whole buffer: swapped for the spare, emptied and of at least the same
+                    // capacity, so no span is moved (a `SpanData` is hundreds of bytes) and pushes
+                    // never reallocate.
                     let capacity = spans.capacity();
-                    std::mem::replace(&mut *spans, Vec::with_capacity(capacity))
+                    spare.reserve_exact(capacity);
+                    std::mem::replace(&mut *spans, std::mem::take(&mut spare))
                 } else {
-                    spans.drain(..self.max_export_batch).collect()
+                    spare.extend(spans.drain(..self.max_export_batch));
+                    std::mem::take(&mut spare)
                 }
             };
             if let Some(app_signals) = &self.app_signals {
@@ -520,11 +551,13 @@ impl Flusher {
             };
             let exported = tokio::time::timeout_at(
                 deadline,
-                self.exporter.export(batch, deadline, &taken.progress),
+                self.exporter.export(&mut batch, deadline, &taken.progress),
             )
             .await;
             let size = taken.size;
             let (confirmed, in_flight) = taken.disarm();
+            batch.clear();
+            spare = batch;
             match exported {
                 Ok(Ok(())) => report.exported += size,
                 Ok(Err(loss)) => {
@@ -547,6 +580,7 @@ impl Flusher {
                 }
             }
         }
+        *self.spare() = spare;
         report.deferred = self.pending();
         // What earlier, abandoned flushes left to report, and the buffer's overflow.
         report.exported += self.buffer.exported.swap(0, Ordering::Relaxed) as usize;
@@ -807,6 +841,69 @@ mod tests {
         assert_eq!(report.dropped, 0);
         assert_eq!(flusher.pending(), 0);
         assert_eq!(memory.get_finished_spans().expect("spans").len(), 3);
+    }
+
+    /// The buffer and the spare trade places at each flush: the Vec a flush takes is emptied and
+    /// becomes the next flush's buffer, so no flush allocates one. Pointers are compared while
+    /// both Vecs are alive, so an allocator handing back a freed block cannot pass for reuse.
+    #[tokio::test]
+    async fn flushes_reuse_the_span_buffers_allocation() {
+        let memory = InMemorySpanExporter::default();
+        let (flusher, processor) =
+            Flusher::in_memory(memory.clone(), &Resource::builder_empty().build());
+        let allocations = || {
+            let buffer = flusher.buffer.lock();
+            let spare = flusher.spare();
+            (
+                (buffer.as_ptr(), buffer.capacity()),
+                (spare.as_ptr(), spare.capacity(), spare.len()),
+            )
+        };
+        let (first, _) = allocations();
+        processor.on_end(span(true));
+        assert_eq!(flusher.flush(Duration::from_secs(1)).await.exported, 1);
+        let (second, spare) = allocations();
+        assert_eq!(
+            (spare.0, spare.1, spare.2),
+            (first.0, first.1, 0),
+            "the exported batch's Vec is kept, emptied"
+        );
+        for round in 0..4 {
+            for _ in 0..3 {
+                processor.on_end(span(true));
+            }
+            let (buffer, (spare, ..)) = allocations();
+            assert_eq!(flusher.flush(Duration::from_secs(1)).await.exported, 3);
+            let (now_buffer, now_spare) = allocations();
+            assert_eq!(
+                (now_buffer.0, now_spare.0, now_spare.2),
+                (spare, buffer.0, 0),
+                "round {round}: the buffer and the spare traded places"
+            );
+            assert!(now_buffer.1 >= second.1.min(first.1), "round {round}");
+        }
+        // A flush with nothing buffered keeps both.
+        let before = allocations();
+        flusher.flush(Duration::from_secs(1)).await;
+        assert_eq!(allocations(), before);
+        assert_eq!(memory.get_finished_spans().expect("spans").len(), 13);
+    }
+
+    /// A buffer larger than one export batch is sent in batches through the same spare.
+    #[tokio::test]
+    async fn batches_smaller_than_the_buffer_go_through_the_spare() {
+        let memory = InMemorySpanExporter::default();
+        let (mut flusher, processor) =
+            Flusher::in_memory(memory.clone(), &Resource::builder_empty().build());
+        flusher.max_export_batch = 2;
+        for _ in 0..5 {
+            processor.on_end(span(true));
+        }
+        let report = flusher.flush(Duration::from_secs(1)).await;
+        assert_eq!((report.exported, report.deferred), (5, 0));
+        assert_eq!(memory.get_finished_spans().expect("spans").len(), 5);
+        let spare = flusher.spare();
+        assert!(spare.is_empty() && spare.capacity() >= 2);
     }
 
     /// A collector that takes connections and reads requests, and never answers; and a flusher

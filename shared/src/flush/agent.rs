@@ -137,7 +137,7 @@ impl Agent {
 
     /// Sends `batch`: sampled spans as `T1S`, unsampled ones as `T1U`. Every datagram is tried; the
     /// spans of those that failed, and spans too large to send, are the loss.
-    pub(crate) async fn export(&self, batch: Vec<SpanData>) -> Result<(), Loss> {
+    pub(crate) async fn export(&self, batch: &[SpanData]) -> Result<(), Loss> {
         let total = batch.len();
         let socket = match self.socket().await {
             Ok(socket) => socket,
@@ -390,7 +390,7 @@ mod tests {
             TraceState::default(),
         );
         agent
-            .export(vec![span(1, vec![]), unsampled, span(3, vec![])])
+            .export(&[span(1, vec![]), unsampled, span(3, vec![])])
             .await
             .expect("sent");
         let mut buffer = vec![0; 70_000];
@@ -440,7 +440,7 @@ mod tests {
     async fn an_unresolvable_agent_loses_the_batch_and_says_why() {
         let agent = Agent::new("no-such-host.invalid:2000".into());
         let loss = agent
-            .export(vec![span(1, vec![]), span(2, vec![])])
+            .export(&[span(1, vec![]), span(2, vec![])])
             .await
             .expect_err("nothing can be sent");
         assert_eq!(loss.dropped, 2);

@@ -149,11 +149,11 @@ impl OtlpHttp {
     /// failed request ends the export: its spans and the rest are the loss.
     pub(crate) async fn export(
         &self,
-        batch: Vec<SpanData>,
+        batch: &[SpanData],
         deadline: Instant,
         progress: &Progress,
     ) -> Result<(), Loss> {
-        let packed = pack::pack(&batch, &self.resource, self.limits);
+        let packed = pack::pack(batch, &self.resource, self.limits);
         let mut oversized = packed.oversized;
         let mut lost = 0;
         let mut failure = None;
