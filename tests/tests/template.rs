@@ -9,8 +9,10 @@
 //!   `batchItemFailures`;
 //! - the api (LocalStack's SQS): `POST /messages` sends the body to the queue under a PRODUCER span,
 //!   and the message on the queue carries that span's context beside the body;
-//! - both: a failure is named (the api's `errorType` when the queue fails), and the console
-//!   exporter the template leaves out is an init error naming the `Cargo.toml` line.
+//! - both: a failure is named (the api's `errorType` when the queue fails), and an exporter the
+//!   template leaves out (`xray`) is an init error naming the `Cargo.toml` line;
+//! - the README's local loop: with `OTEL_TRACES_EXPORTER=console`, as its `cargo lambda watch` line
+//!   sets it, the worker answers the project's sample event and prints its spans.
 
 use integration_tests::otlp::{ReceivedSpan, SpanKind, SpanStatusCode};
 use integration_tests::xray::{self, XrayDaemon};
@@ -239,18 +241,46 @@ async fn the_generated_api_answers_lambda_with_its_errors_name() {
 
 #[tokio::test]
 #[ignore = "needs `scripts/template-check build` (make test runs it)"]
-async fn the_console_exporter_the_template_leaves_out_is_an_init_error_naming_the_line() {
-    let (binary, _) = generated("worker");
+async fn the_readmes_console_loop_prints_the_workers_spans() {
+    let (binary, project) = generated("worker");
     let function =
         FunctionProcess::spawn(&binary, &[("OTEL_TRACES_EXPORTER", "console")]).expect("spawn");
+    let outcome = function
+        .invoke(Invocation::json(event(&project, "sqs-message.json")))
+        .await
+        .expect("invocation");
+    let response = outcome.json().expect("a JSON response");
+    assert!(
+        response["batchItemFailures"].is_array(),
+        "the worker answered: {response}"
+    );
+    assert!(function.shutdown().await.expect("exit").success());
+    let stdout = function.stdout();
+    let names: Vec<&str> = stdout
+        .iter()
+        .filter_map(|line| line.trim_start().strip_prefix("Name         : "))
+        .collect();
+    assert!(
+        names.len() >= 2 && names.iter().any(|name| name.starts_with("process ")),
+        "the console exporter printed the invocation's span and the message's: {names:?}\n{}",
+        stdout.join("\n")
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs `scripts/template-check build` (make test runs it)"]
+async fn an_exporter_the_template_leaves_out_is_an_init_error_naming_the_line() {
+    let (binary, _) = generated("worker");
+    let function =
+        FunctionProcess::spawn(&binary, &[("OTEL_TRACES_EXPORTER", "xray")]).expect("spawn");
     let status = function.wait_for_exit(WAIT).await.expect("it exits");
     assert!(!status.success(), "init fails: {status:?}");
     let stderr = function.stderr().join("\n");
     assert!(
         stderr.contains(
-            "Error: OTEL_TRACES_EXPORTER=console needs tracekit's `console` feature, which this \
+            "Error: OTEL_TRACES_EXPORTER=xray needs tracekit's `xray` feature, which this \
              build leaves out: add it to tracekit's features in Cargo.toml, e.g. \
-             `tracekit = { version = \"0.1\", features = [\"console\"] }`"
+             `tracekit = { version = \"0.1\", features = [\"xray\"] }`"
         ),
         "main prints the message, not the Debug form: {stderr}"
     );
