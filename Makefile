@@ -38,7 +38,7 @@ bench:
 	cd bench && $(CARGO) build -q --release --locked -p bench-tracekit --features concurrent && cp target/release/bench-tracekit target/release/bench-tracekit-concurrent
 	cd bench && $(CARGO) build -q --release --locked -p bench-tracekit
 	$(CARGO) build -q --profile bench-harness -p tracekit-tools --bin bench
-	$(CARGO) bench -p tracekit --features testing,sns,eventbridge --bench spans --bench aws_sdk
+	$(CARGO) bench -p tracekit --features testing,dynamodb,sqs,sns,eventbridge --bench spans --bench aws_sdk
 	target/bench-harness/bench --functions bench/target/release --rounds $(BENCH_ROUNDS) --invocations $(BENCH_INVOCATIONS) --instructions --criterion target/criterion --out BENCHMARKS.md
 
 ## fuzz: every cargo-fuzz target for FUZZ_SECONDS each (default 60), after replaying seeds and regressions

@@ -17,7 +17,7 @@
 //! - `inject/eventbridge`, `inject/eventbridge_propagator`: the X-Ray header into a `PutEvents`
 //!   entry's `TraceHeader`; the peer through opentelemetry-aws's `XrayPropagator`.
 //!
-//! `cargo bench -p tracekit --bench aws_sdk --features testing,sns,eventbridge`
+//! `cargo bench -p tracekit --bench aws_sdk --features testing,dynamodb,sqs,sns,eventbridge`
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
