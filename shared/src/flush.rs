@@ -62,6 +62,9 @@ struct SpanBuffer {
     exported: AtomicU64,
     /// Keep spans that are recorded but not sampled (Application Signals on the agent path).
     unsampled: bool,
+    /// The provider has shut down: a span ended afterwards is dropped (and counted), whichever
+    /// subscriber ended it.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl SpanBuffer {
@@ -93,6 +96,7 @@ impl LambdaSpanProcessor {
                 unconfirmed: AtomicU64::new(0),
                 exported: AtomicU64::new(0),
                 unsampled,
+                closed: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -103,6 +107,10 @@ impl SpanProcessor for LambdaSpanProcessor {
 
     fn on_end(&self, span: SpanData) {
         if !span.span_context.is_sampled() && !self.buffer.unsampled {
+            return;
+        }
+        if self.buffer.closed.load(Ordering::Acquire) {
+            self.buffer.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let limit = match span.span_kind {
@@ -127,6 +135,7 @@ impl SpanProcessor for LambdaSpanProcessor {
     }
 
     fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        self.buffer.closed.store(true, Ordering::Release);
         Ok(())
     }
 }

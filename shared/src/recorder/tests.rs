@@ -513,3 +513,34 @@ fn both_paths_write_the_same_log_lines() {
         assert_eq!(own, library, "{format:?}");
     }
 }
+
+#[test]
+fn after_shutdown_a_span_is_dropped_and_counted_on_both_paths() {
+    for path in [SpanPath::TracingOpentelemetry, SpanPath::Tracekit] {
+        let mut config = Config::from_lookup(|_| None).expect("defaults");
+        config.span_path = path;
+        let test = TestTelemetry::with_config(config);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        drop(tracing::info_span!("before").entered());
+        let report = runtime.block_on(test.telemetry().shutdown(Duration::from_secs(1)));
+        assert_eq!(
+            report.exported, 1,
+            "{path:?}: the span ended before shutdown"
+        );
+        drop(tracing::info_span!("after").entered());
+        let report = runtime.block_on(test.telemetry().force_flush(Duration::from_secs(1)));
+        let names: Vec<_> = test.spans().iter().map(|span| span.name.clone()).collect();
+        assert_eq!(
+            names,
+            ["before"],
+            "{path:?}: nothing ended after shutdown is exported"
+        );
+        // tracekit's subscriber counts the span it could not keep; the SDK's tracer, once its
+        // provider is shut down, makes no span at all.
+        let counted = u64::from(path == SpanPath::Tracekit);
+        assert_eq!(report.dropped, counted, "{path:?}: {report:?}");
+    }
+}
