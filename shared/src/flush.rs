@@ -17,6 +17,7 @@
 //! every later one.
 
 mod agent;
+mod answer;
 mod encode;
 mod http1;
 mod otlp;

@@ -45,7 +45,7 @@ impl Http1Client {
             .client
             .call(Request::from_parts(parts, Body::from(body)))
             .await
-            .map_err(|error| super::otlp::describe(&*error))?;
-        super::otlp::read_response(response).await
+            .map_err(|error| super::answer::describe(&*error))?;
+        super::answer::read_response(response).await
     }
 }

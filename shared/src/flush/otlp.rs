@@ -21,7 +21,6 @@ use super::{ExporterError, Loss, Progress, http1::Http1Client};
 use crate::config::{OtlpCompression, OtlpConfig, OtlpProtocol};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, header};
-use http_body_util::{BodyExt, Limited};
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_sdk::{Resource, trace::SpanData};
 use std::time::Duration;
@@ -44,8 +43,6 @@ const COLLECTOR_LIMITS: Limits = Limits {
 const MAX_RETRIES: u32 = 3;
 /// The first retry's delay when the server gives none; doubled for each later one.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-/// A collector's answer is a small status message; anything larger is not read.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 const PROTOBUF: HeaderValue = HeaderValue::from_static("application/x-protobuf");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -349,39 +346,6 @@ fn gzip(body: &[u8]) -> Result<Bytes, String> {
         .and_then(|()| encoder.finish())
         .map(Bytes::from)
         .map_err(|error| format!("gzip: {error}"))
-}
-
-/// Reads an answer's body, at most [`MAX_RESPONSE_BYTES`] of it: the connection can only be reused
-/// once the body is read. The body itself is never reported.
-pub(super) async fn read_response<B>(response: Response<B>) -> Result<Response<Bytes>, String>
-where
-    B: http_body::Body<Data = Bytes>,
-    B::Error: std::error::Error + Send + Sync + 'static,
-{
-    let (parts, body) = response.into_parts();
-    let body = Limited::new(body, MAX_RESPONSE_BYTES)
-        .collect()
-        .await
-        .map(|collected| collected.to_bytes())
-        // A body too large or cut short does not change what the status said.
-        .unwrap_or_default();
-    Ok(Response::from_parts(parts, body))
-}
-
-/// An error and its causes, one line: hyper's "client error (Connect)" alone does not say that a
-/// certificate was refused.
-pub(super) fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

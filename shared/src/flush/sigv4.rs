@@ -86,7 +86,7 @@ impl Signer {
                 // The provider's own message says which provider failed and why; it holds no key.
                 format!(
                     "no AWS credentials to sign with: {}",
-                    super::otlp::describe(&error)
+                    super::answer::describe(&error)
                 )
             })?;
         // Expired, or about to be: fetched again at the next flush.

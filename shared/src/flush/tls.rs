@@ -116,7 +116,7 @@ impl TlsClient {
         let response = client
             .request(Request::from_parts(parts, Full::new(body)))
             .await
-            .map_err(|error| super::otlp::describe(&error))?;
-        super::otlp::read_response(response).await
+            .map_err(|error| super::answer::describe(&error))?;
+        super::answer::read_response(response).await
     }
 }
