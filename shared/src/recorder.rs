@@ -446,46 +446,55 @@ impl Subscriber for Recorder {
 }
 
 /// What the seam ([`crate::OpenTelemetrySpanExt`]) does to a span under the recorder.
-pub(crate) enum Reached<R> {
+pub(crate) enum Reached<R, T> {
     /// The recorder is in force and traces the span: `f`'s answer.
     Traced(R),
     /// The recorder is in force, and the span is disabled or not traced.
     Untraced,
-    /// Another subscriber is in force (the compatibility path).
-    Elsewhere,
+    /// Another subscriber is in force (the compatibility path): the value, not used, for it.
+    Elsewhere(T),
 }
 
-/// Runs `f` on `span`'s record, if the recorder is the subscriber in force.
-fn reach<R>(span: &tracing::Span, f: impl FnOnce(&mut Record, &Starter<'_>) -> R) -> Reached<R> {
-    let mut f = Some(f);
-    let reached = span.with_subscriber(|(id, dispatch)| {
-        let recorder = dispatch.downcast_ref::<Recorder>()?;
-        let f = f.take()?;
-        Some(recorder.with_record(id, f))
-    });
-    match reached {
-        Some(Some(Some(answer))) => Reached::Traced(answer),
-        Some(Some(None)) => Reached::Untraced,
-        Some(None) => Reached::Elsewhere,
+/// Runs `f` on `span`'s record with `value`, if the recorder is the subscriber in force; else
+/// hands `value` back, so that the compatibility path gets it without a copy.
+fn reach<T, R>(
+    span: &tracing::Span,
+    value: T,
+    f: impl FnOnce(&mut Record, &Starter<'_>, T) -> R,
+) -> Reached<R, T> {
+    let under_recorder = span
+        .with_subscriber(|(_, dispatch)| dispatch.is::<Recorder>())
         // A disabled span: under the recorder, if it is the default.
-        None if tracing::dispatcher::get_default(|d| d.is::<Recorder>()) => Reached::Untraced,
-        None => Reached::Elsewhere,
+        .unwrap_or_else(|| tracing::dispatcher::get_default(|d| d.is::<Recorder>()));
+    if !under_recorder {
+        return Reached::Elsewhere(value);
+    }
+    let answer = span
+        .with_subscriber(|(id, dispatch)| {
+            let recorder = dispatch.downcast_ref::<Recorder>()?;
+            recorder.with_record(id, |record, starter| f(record, starter, value))
+        })
+        .flatten();
+    match answer {
+        Some(answer) => Reached::Traced(answer),
+        None => Reached::Untraced,
     }
 }
 
-/// The seam's operations on a record.
+/// The seam's operations on a record; each hands its value back when another subscriber is in
+/// force.
 pub(crate) mod ops {
     use super::{Reached, State, reach};
     use opentelemetry::{
         Context, KeyValue,
         trace::{Event, SpanContext, Status},
     };
-    use std::{borrow::Cow, time::SystemTime};
+    use std::borrow::Cow;
     use tracing::Span;
 
     /// Sets the parent of a span that has not started: `Traced(false)` if it has.
-    pub(crate) fn set_parent(span: &Span, cx: Context) -> Reached<bool> {
-        reach(span, |record, _| match &mut record.state {
+    pub(crate) fn set_parent(span: &Span, cx: Context) -> Reached<bool, Context> {
+        reach(span, cx, |record, _, cx| match &mut record.state {
             State::Pending { parent } => {
                 *parent = cx;
                 true
@@ -494,34 +503,34 @@ pub(crate) mod ops {
         })
     }
 
-    pub(crate) fn context(span: &Span) -> Reached<Context> {
-        reach(span, |record, starter| record.context(starter))
+    pub(crate) fn context(span: &Span) -> Reached<Context, ()> {
+        reach(span, (), |record, starter, ()| record.context(starter))
     }
 
-    pub(crate) fn add_link(span: &Span, cx: SpanContext, attributes: Vec<KeyValue>) -> Reached<()> {
-        reach(span, |record, _| record.push_link(cx, attributes))
-    }
-
-    pub(crate) fn set_attribute(span: &Span, attribute: KeyValue) -> Reached<()> {
-        reach(span, |record, _| record.push_attribute(attribute))
-    }
-
-    pub(crate) fn set_status(span: &Span, status: Status) -> Reached<()> {
-        reach(span, |record, _| record.set_status(status))
-    }
-
-    pub(crate) fn add_event(
+    pub(crate) fn add_link(
         span: &Span,
-        name: Cow<'static, str>,
-        timestamp: SystemTime,
-        attributes: Vec<KeyValue>,
-    ) -> Reached<()> {
-        reach(span, |record, _| {
-            record.push_event(Event::new(name, timestamp, attributes, 0));
+        link: (SpanContext, Vec<KeyValue>),
+    ) -> Reached<(), (SpanContext, Vec<KeyValue>)> {
+        reach(span, link, |record, _, (cx, attributes)| {
+            record.push_link(cx, attributes);
         })
     }
 
-    pub(crate) fn rename(span: &Span, name: Cow<'static, str>) -> Reached<()> {
-        reach(span, |record, _| record.rename(name))
+    pub(crate) fn set_attribute(span: &Span, attribute: KeyValue) -> Reached<(), KeyValue> {
+        reach(span, attribute, |record, _, attribute| {
+            record.push_attribute(attribute);
+        })
+    }
+
+    pub(crate) fn set_status(span: &Span, status: Status) -> Reached<(), Status> {
+        reach(span, status, |record, _, status| record.set_status(status))
+    }
+
+    pub(crate) fn add_event(span: &Span, event: Event) -> Reached<(), Event> {
+        reach(span, event, |record, _, event| record.push_event(event))
+    }
+
+    pub(crate) fn rename(span: &Span, name: Cow<'static, str>) -> Reached<(), Cow<'static, str>> {
+        reach(span, name, |record, _, name| record.rename(name))
     }
 }

@@ -9,7 +9,10 @@
 //! that imports `tracekit::OpenTelemetrySpanExt` compiles and behaves the same on both.
 
 use crate::recorder::{Reached, ops};
-use opentelemetry::{Context, Key, KeyValue, Value, trace::SpanContext, trace::Status};
+use opentelemetry::{
+    Context, Key, KeyValue, Value,
+    trace::{Event, SpanContext, Status},
+};
 use std::{borrow::Cow, time::SystemTime};
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt as Bridge;
@@ -71,10 +74,10 @@ pub trait OpenTelemetrySpanExt: sealed::Sealed {
 
 impl OpenTelemetrySpanExt for Span {
     fn set_parent(&self, cx: Context) -> Result<(), SetParentError> {
-        match ops::set_parent(self, cx.clone()) {
+        match ops::set_parent(self, cx) {
             Reached::Traced(true) => Ok(()),
             Reached::Traced(false) | Reached::Untraced => Err(SetParentError),
-            Reached::Elsewhere => Bridge::set_parent(self, cx).map_err(|_| SetParentError),
+            Reached::Elsewhere(cx) => Bridge::set_parent(self, cx).map_err(|_| SetParentError),
         }
     }
 
@@ -83,7 +86,7 @@ impl OpenTelemetrySpanExt for Span {
     }
 
     fn add_link_with_attributes(&self, cx: SpanContext, attributes: Vec<KeyValue>) {
-        if let Reached::Elsewhere = ops::add_link(self, cx.clone(), attributes.clone()) {
+        if let Reached::Elsewhere((cx, attributes)) = ops::add_link(self, (cx, attributes)) {
             Bridge::add_link_with_attributes(self, cx, attributes);
         }
     }
@@ -92,19 +95,19 @@ impl OpenTelemetrySpanExt for Span {
         match ops::context(self) {
             Reached::Traced(cx) => cx,
             Reached::Untraced => Context::new(),
-            Reached::Elsewhere => Bridge::context(self),
+            Reached::Elsewhere(()) => Bridge::context(self),
         }
     }
 
     fn set_attribute(&self, key: impl Into<Key>, value: impl Into<Value>) {
         let attribute = KeyValue::new(key, value);
-        if let Reached::Elsewhere = ops::set_attribute(self, attribute.clone()) {
+        if let Reached::Elsewhere(attribute) = ops::set_attribute(self, attribute) {
             Bridge::set_attribute(self, attribute.key, attribute.value);
         }
     }
 
     fn set_status(&self, status: Status) {
-        if let Reached::Elsewhere = ops::set_status(self, status.clone()) {
+        if let Reached::Elsewhere(status) = ops::set_status(self, status) {
             Bridge::set_status(self, status);
         }
     }
@@ -124,11 +127,9 @@ impl OpenTelemetrySpanExt for Span {
         timestamp: SystemTime,
         attributes: Vec<KeyValue>,
     ) {
-        let name = name.into();
-        if let Reached::Elsewhere =
-            ops::add_event(self, name.clone(), timestamp, attributes.clone())
-        {
-            Bridge::add_event_with_timestamp(self, name, timestamp, attributes);
+        let event = Event::new(name, timestamp, attributes, 0);
+        if let Reached::Elsewhere(event) = ops::add_event(self, event) {
+            Bridge::add_event_with_timestamp(self, event.name, event.timestamp, event.attributes);
         }
     }
 }
@@ -137,8 +138,7 @@ impl OpenTelemetrySpanExt for Span {
 /// the handler has run).
 pub(crate) fn rename(span: &Span, name: impl Into<Cow<'static, str>>) {
     use opentelemetry::trace::TraceContextExt;
-    let name = name.into();
-    if let Reached::Elsewhere = ops::rename(span, name.clone()) {
+    if let Reached::Elsewhere(name) = ops::rename(span, name.into()) {
         Bridge::context(span).span().update_name(name);
     }
 }
