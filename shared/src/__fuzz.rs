@@ -15,6 +15,6 @@ pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
 /// `span` as the agent and OTLP paths export it: annotations and metadata rewritten into the
 /// attributes X-Ray's OTLP translators read (`aws.xray.annotations`, `aws.xray.metadata.<namespace>`).
 pub fn for_otlp(span: &mut SpanData) {
-    crate::annotations::for_otlp(span);
-    crate::metadata::for_otlp(span);
+    crate::annotations::for_otlp(&mut span.attributes);
+    crate::metadata::for_otlp(&mut span.attributes);
 }

@@ -24,9 +24,8 @@
 
 use crate::OpenTelemetrySpanExt;
 use opentelemetry::{Array, Key, KeyValue, StringValue, Value};
-use opentelemetry_sdk::trace::SpanData;
-use std::borrow::Cow;
 
+use std::borrow::Cow;
 /// The prefix that makes an attribute an annotation.
 pub const ANNOTATION_PREFIX: &str = "annotation.";
 /// The OTLP paths' list of the attributes that are annotations.
@@ -154,16 +153,15 @@ fn cut(text: &str) -> Cow<'_, str> {
 /// Rewrites `span`'s `annotation.<key>` attributes the way the OTLP paths carry annotations: the
 /// attribute `<key>`, listed in `aws.xray.annotations`. Values X-Ray cannot index (arrays) and
 /// annotations past the 50th stay as they are: metadata.
-pub(crate) fn for_otlp(span: &mut SpanData) {
-    if !span
-        .attributes
+pub(crate) fn for_otlp(attributes: &mut Vec<KeyValue>) {
+    if !attributes
         .iter()
         .any(|kv| kv.key.as_str().starts_with(ANNOTATION_PREFIX))
     {
         return;
     }
     let mut keys: Vec<StringValue> = Vec::new();
-    for attribute in &mut span.attributes {
+    for attribute in attributes.iter_mut() {
         if keys.len() == MAX_ANNOTATIONS {
             break;
         }
@@ -184,7 +182,7 @@ pub(crate) fn for_otlp(span: &mut SpanData) {
         keys.push(StringValue::from(key.clone()));
         *attribute = KeyValue::new(Key::from(key), value);
     }
-    span.attributes.push(KeyValue::new(
+    attributes.push(KeyValue::new(
         AWS_XRAY_ANNOTATIONS,
         Value::Array(Array::String(keys)),
     ));
@@ -193,6 +191,7 @@ pub(crate) fn for_otlp(span: &mut SpanData) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry_sdk::trace::SpanData;
 
     #[test]
     fn keys_are_made_valid_the_way_x_ray_reads_them() {
@@ -245,7 +244,7 @@ mod tests {
                 Value::Array(Array::String(vec!["a".into()])),
             ),
         ]);
-        for_otlp(&mut data);
+        for_otlp(&mut data.attributes);
         assert_eq!(listed(&data), ["ColdStart", "customer_tier", "note"]);
         let value = |key: &str| {
             data.attributes
@@ -273,7 +272,7 @@ mod tests {
                 .map(|n| KeyValue::new(format!("annotation.k{n}"), n as i64))
                 .collect(),
         );
-        for_otlp(&mut data);
+        for_otlp(&mut data.attributes);
         let keys = listed(&data);
         assert_eq!(keys.len(), 50);
         assert_eq!(keys[49], "k49");
@@ -287,7 +286,7 @@ mod tests {
     #[test]
     fn a_span_without_annotations_is_left_alone() {
         let mut data = span(vec![KeyValue::new("faas.coldstart", true)]);
-        for_otlp(&mut data);
+        for_otlp(&mut data.attributes);
         assert_eq!(data.attributes.len(), 1);
     }
 }

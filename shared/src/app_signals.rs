@@ -138,22 +138,40 @@ impl AppSignals {
 
     /// Adds the attributes `span` gets, replacing any of the same name.
     pub(crate) fn annotate(&self, span: &mut SpanData) {
-        let local_root = span.parent_span_id == opentelemetry::trace::SpanId::INVALID
-            || span.parent_span_is_remote;
+        self.annotate_parts(
+            &span.span_kind,
+            span.parent_span_id,
+            span.parent_span_is_remote,
+            span.span_context.is_sampled(),
+            &mut span.attributes,
+        );
+    }
+
+    /// [`AppSignals::annotate`], for a span kept as its parts.
+    pub(crate) fn annotate_parts(
+        &self,
+        kind: &SpanKind,
+        parent_span_id: opentelemetry::trace::SpanId,
+        parent_span_is_remote: bool,
+        sampled: bool,
+        attributes: &mut Vec<KeyValue>,
+    ) {
+        let local_root =
+            parent_span_id == opentelemetry::trace::SpanId::INVALID || parent_span_is_remote;
         let dependency = matches!(
-            span.span_kind,
+            kind,
             SpanKind::Client | SpanKind::Producer | SpanKind::Consumer
         );
-        let service = local_root || span.span_kind == SpanKind::Server;
+        let service = local_root || *kind == SpanKind::Server;
         let mut added: Vec<KeyValue> = Vec::with_capacity(12);
         if dependency {
-            let operation = if local_root && span.span_kind != SpanKind::Server {
+            let operation = if local_root && *kind != SpanKind::Server {
                 attr::INTERNAL_OPERATION
             } else {
                 self.operation.as_str()
             };
             self.local(&mut added, operation);
-            remote(&span.attributes, &mut added);
+            remote(attributes, &mut added);
         } else if service {
             self.local(&mut added, &self.operation);
         } else {
@@ -166,17 +184,13 @@ impl AppSignals {
             let kind = if local_root {
                 attr::LOCAL_ROOT
             } else {
-                kind_name(&span.span_kind)
+                kind_name(kind)
             };
             added.push(KeyValue::new(attr::AWS_SPAN_KIND, kind));
         }
-        added.push(KeyValue::new(
-            attr::AWS_TRACE_FLAG_SAMPLED,
-            span.span_context.is_sampled(),
-        ));
-        span.attributes
-            .retain(|kv| !attr::GENERATED.contains(&kv.key.as_str()));
-        span.attributes.extend(added);
+        added.push(KeyValue::new(attr::AWS_TRACE_FLAG_SAMPLED, sampled));
+        attributes.retain(|kv| !attr::GENERATED.contains(&kv.key.as_str()));
+        attributes.extend(added);
     }
 
     fn local(&self, added: &mut Vec<KeyValue>, operation: &str) {

@@ -19,6 +19,7 @@
 mod agent;
 mod answer;
 mod encode;
+mod encoded;
 mod http1;
 mod otlp;
 #[cfg(feature = "fuzzing")]
@@ -30,8 +31,10 @@ mod sigv4;
 mod tls;
 
 use crate::app_signals::{self, AppSignals};
-use crate::config::{Config, ExporterConfig, needs};
-use opentelemetry::Context;
+use crate::config::{Config, ExporterConfig, OtlpProtocol, needs};
+pub(crate) use encode::SpanParts;
+use encoded::Encoded;
+use opentelemetry::{Context, InstrumentationScope, KeyValue, trace::SpanKind};
 use opentelemetry_sdk::{
     Resource,
     error::OTelSdkResult,
@@ -51,7 +54,7 @@ use crate::config::ENTRY_SPAN_RESERVE;
 
 #[derive(Debug)]
 struct SpanBuffer {
-    spans: Mutex<Vec<SpanData>>,
+    spans: Mutex<Buffered>,
     capacity: usize,
     /// Spans lost since the last flush reported: no room in the buffer.
     dropped: AtomicU64,
@@ -66,14 +69,75 @@ struct SpanBuffer {
     /// The provider has shut down: a span ended afterwards is dropped (and counted), whichever
     /// subscriber ended it.
     closed: std::sync::atomic::AtomicBool,
+    /// The exporter sends OTLP protobuf (the agent, OTLP/HTTP): spans are encoded as they end.
+    encodes: bool,
+    /// Spans are kept whole for now: the cold start's spans may still be moved under the `init`
+    /// span, which rewrites their ids (see [`Flusher::hold_until_init`]).
+    holding: std::sync::atomic::AtomicBool,
+    /// Application Signals attributes, added to each span before it is exported.
+    app_signals: Option<AppSignals>,
+}
+
+/// The ended spans waiting for a flush: spans kept whole, and spans encoded as they ended.
+#[derive(Debug, Default)]
+struct Buffered {
+    data: Vec<SpanData>,
+    encoded: Encoded,
+}
+
+impl Buffered {
+    fn len(&self) -> usize {
+        self.data.len() + self.encoded.len()
+    }
 }
 
 impl SpanBuffer {
-    /// A poisoned lock only means another thread panicked mid-push; the Vec is still sound.
-    fn lock(&self) -> MutexGuard<'_, Vec<SpanData>> {
+    /// A poisoned lock only means another thread panicked mid-push; the spans are still sound.
+    fn lock(&self) -> MutexGuard<'_, Buffered> {
         self.spans
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn encoding(&self) -> bool {
+        self.encodes && !self.holding.load(Ordering::Acquire)
+    }
+
+    /// The most spans of `kind` the buffer holds: the last places are kept for entry spans.
+    fn limit(&self, kind: &SpanKind) -> usize {
+        match kind {
+            SpanKind::Server | SpanKind::Consumer => self.capacity,
+            _ => self.capacity - ENTRY_SPAN_RESERVE.min(self.capacity / 8),
+        }
+    }
+
+    /// Whether a span ended now, `sampled` or not, is to be kept; one refused after shutdown is
+    /// counted as dropped.
+    fn admits(&self, sampled: bool) -> bool {
+        if !sampled && !self.unsampled {
+            return false;
+        }
+        if self.closed.load(Ordering::Acquire) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// The attributes the OTLP paths send: Application Signals', annotations and metadata in the
+    /// attributes X-Ray's OTLP translators read.
+    fn prepare(
+        &self,
+        kind: &SpanKind,
+        parent: (opentelemetry::trace::SpanId, bool),
+        sampled: bool,
+        attributes: &mut Vec<KeyValue>,
+    ) {
+        if let Some(app_signals) = &self.app_signals {
+            app_signals.annotate_parts(kind, parent.0, parent.1, sampled, attributes);
+        }
+        crate::annotations::for_otlp(attributes);
+        crate::metadata::for_otlp(attributes);
     }
 }
 
@@ -87,10 +151,18 @@ pub(crate) struct LambdaSpanProcessor {
 }
 
 impl LambdaSpanProcessor {
-    fn new(capacity: usize, unsampled: bool) -> Self {
+    fn new(
+        capacity: usize,
+        unsampled: bool,
+        encodes: bool,
+        app_signals: Option<AppSignals>,
+    ) -> Self {
         LambdaSpanProcessor {
             buffer: Arc::new(SpanBuffer {
-                spans: Mutex::new(Vec::with_capacity(capacity.min(256))),
+                spans: Mutex::new(Buffered {
+                    data: Vec::with_capacity(if encodes { 0 } else { capacity.min(256) }),
+                    encoded: Encoded::default(),
+                }),
                 capacity,
                 dropped: AtomicU64::new(0),
                 abandoned: AtomicU64::new(0),
@@ -98,7 +170,40 @@ impl LambdaSpanProcessor {
                 exported: AtomicU64::new(0),
                 unsampled,
                 closed: std::sync::atomic::AtomicBool::new(false),
+                encodes,
+                holding: std::sync::atomic::AtomicBool::new(false),
+                app_signals,
             }),
+        }
+    }
+
+    /// Whether a span that ends now is encoded at once ([`LambdaSpanProcessor::end_parts`]) rather
+    /// than handed over as a `SpanData` ([`SpanProcessor::on_end`]).
+    pub(crate) fn encodes(&self) -> bool {
+        self.buffer.encoding()
+    }
+
+    /// A span that ended, given as its parts and encoded into the buffer now (when
+    /// [`LambdaSpanProcessor::encodes`]): `attributes` are the ones `parts` is made of, prepared
+    /// for export first. `parts` is called once, if the span is kept.
+    pub(crate) fn end_parts<'a>(
+        &self,
+        (kind, parent, sampled): (&SpanKind, (opentelemetry::trace::SpanId, bool), bool),
+        scope: &InstrumentationScope,
+        attributes: &'a mut Vec<KeyValue>,
+        parts: impl FnOnce(&'a [KeyValue]) -> SpanParts<'a>,
+    ) {
+        if !self.buffer.admits(sampled) {
+            return;
+        }
+        self.buffer.prepare(kind, parent, sampled, attributes);
+        let limit = self.buffer.limit(kind);
+        let mut spans = self.buffer.lock();
+        if spans.len() < limit {
+            spans.encoded.push_parts(&parts(attributes), scope, sampled);
+        } else {
+            drop(spans);
+            self.buffer.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -106,26 +211,26 @@ impl LambdaSpanProcessor {
 impl SpanProcessor for LambdaSpanProcessor {
     fn on_start(&self, _span: &mut Span, _cx: &Context) {}
 
-    fn on_end(&self, span: SpanData) {
-        if !span.span_context.is_sampled() && !self.buffer.unsampled {
+    fn on_end(&self, mut span: SpanData) {
+        let sampled = span.span_context.is_sampled();
+        if !self.buffer.admits(sampled) {
             return;
         }
-        if self.buffer.closed.load(Ordering::Acquire) {
-            self.buffer.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
+        let encoding = self.buffer.encoding();
+        if encoding {
+            let parent = (span.parent_span_id, span.parent_span_is_remote);
+            self.buffer
+                .prepare(&span.span_kind, parent, sampled, &mut span.attributes);
         }
-        let limit = match span.span_kind {
-            opentelemetry::trace::SpanKind::Server | opentelemetry::trace::SpanKind::Consumer => {
-                self.buffer.capacity
-            }
-            _ => self.buffer.capacity - ENTRY_SPAN_RESERVE.min(self.buffer.capacity / 8),
-        };
+        let limit = self.buffer.limit(&span.span_kind);
         let mut spans = self.buffer.lock();
-        if spans.len() < limit {
-            spans.push(span);
-        } else {
+        if spans.len() >= limit {
             drop(spans);
             self.buffer.dropped.fetch_add(1, Ordering::Relaxed);
+        } else if encoding {
+            spans.encoded.push_data(&span);
+        } else {
+            spans.data.push(span);
         }
     }
 
@@ -246,7 +351,26 @@ enum Exporter {
     Console(opentelemetry_stdout::SpanExporter),
     #[cfg(any(test, feature = "testing"))]
     Memory(opentelemetry_sdk::trace::InMemorySpanExporter),
+    /// OTLP requests kept in memory, as the OTLP/HTTP path would post them.
+    #[cfg(any(test, feature = "testing"))]
+    OtlpMemory(Arc<Mutex<Vec<Vec<u8>>>>, pack::EncodedResource),
     None,
+}
+
+/// Spans taken from the buffer for one export: kept whole, or encoded as they ended.
+#[derive(Debug)]
+enum Batch {
+    Data(Vec<SpanData>),
+    Encoded(Encoded),
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        match self {
+            Batch::Data(spans) => spans.len(),
+            Batch::Encoded(spans) => spans.len(),
+        }
+    }
 }
 
 impl Exporter {
@@ -261,24 +385,77 @@ impl Exporter {
     )]
     async fn export(
         &self,
-        batch: &mut Vec<SpanData>,
+        batch: &mut Batch,
         deadline: tokio::time::Instant,
         progress: &Progress,
     ) -> Result<(), Loss> {
+        // Whole spans, for the exporters that take them (none in a build without them).
+        #[cfg_attr(
+            not(any(feature = "xray", feature = "console", test, feature = "testing")),
+            allow(unused_variables)
+        )]
+        let spans = match (self, batch) {
+            (Exporter::Otlp(exporter), Batch::Data(spans)) => {
+                return exporter.export(spans.iter(), deadline, progress).await;
+            }
+            (Exporter::Otlp(exporter), Batch::Encoded(spans)) => {
+                return exporter.export(spans.iter(), deadline, progress).await;
+            }
+            (Exporter::Agent(exporter), Batch::Data(spans)) => {
+                return exporter.export(spans.iter()).await;
+            }
+            (Exporter::Agent(exporter), Batch::Encoded(spans)) => {
+                return exporter.export(spans.iter()).await;
+            }
+            #[cfg(any(test, feature = "testing"))]
+            (Exporter::OtlpMemory(requests, resource), batch) => {
+                let limits = pack::Limits {
+                    max_bytes: usize::MAX,
+                    max_spans: usize::MAX,
+                    max_span_bytes: usize::MAX,
+                };
+                let mut requests = requests.lock().unwrap_or_else(|p| p.into_inner());
+                match batch {
+                    Batch::Data(spans) => requests.extend(
+                        pack::pack(spans.iter(), resource, limits)
+                            .requests
+                            .iter()
+                            .map(pack::Request::protobuf),
+                    ),
+                    Batch::Encoded(spans) => requests.extend(
+                        pack::pack(spans.iter(), resource, limits)
+                            .requests
+                            .iter()
+                            .map(pack::Request::protobuf),
+                    ),
+                }
+                return Ok(());
+            }
+            (_, Batch::Data(spans)) => spans,
+            // Only the OTLP exporters are given encoded spans.
+            (_, Batch::Encoded(spans)) => {
+                return Err(Loss {
+                    dropped: spans.len(),
+                    error: "encoded spans reached an exporter of whole spans".to_owned(),
+                    said: false,
+                });
+            }
+        };
         match self {
-            Exporter::Otlp(exporter) => exporter.export(batch, deadline, progress).await,
-            Exporter::Agent(exporter) => exporter.export(batch).await,
+            Exporter::Otlp(_) | Exporter::Agent(_) => Ok(()),
+            #[cfg(any(test, feature = "testing"))]
+            Exporter::OtlpMemory(..) => Ok(()),
             #[cfg(feature = "xray")]
-            Exporter::Xray(exporter) => exporter.export(spans_of(batch)).await,
+            Exporter::Xray(exporter) => exporter.export(spans_of(spans)).await,
             #[cfg(feature = "console")]
             Exporter::Console(exporter) => Loss::whole(
-                batch.len(),
-                opentelemetry_sdk::trace::SpanExporter::export(exporter, spans_of(batch)).await,
+                spans.len(),
+                opentelemetry_sdk::trace::SpanExporter::export(exporter, spans_of(spans)).await,
             ),
             #[cfg(any(test, feature = "testing"))]
             Exporter::Memory(exporter) => Loss::whole(
-                batch.len(),
-                opentelemetry_sdk::trace::SpanExporter::export(exporter, spans_of(batch)).await,
+                spans.len(),
+                opentelemetry_sdk::trace::SpanExporter::export(exporter, spans_of(spans)).await,
             ),
             Exporter::None => Ok(()),
         }
@@ -288,6 +465,8 @@ impl Exporter {
         match self {
             Exporter::Otlp(exporter) => exporter.set_resource(resource),
             Exporter::Agent(exporter) => exporter.set_resource(resource),
+            #[cfg(any(test, feature = "testing"))]
+            Exporter::OtlpMemory(_, encoded) => *encoded = pack::EncodedResource::new(resource),
             #[cfg(feature = "xray")]
             Exporter::Xray(exporter) => exporter.set_resource(resource),
             #[cfg(feature = "console")]
@@ -376,13 +555,12 @@ pub(crate) struct Flusher {
     exporter: Exporter,
     /// Spans handed to the exporter at once.
     max_export_batch: usize,
-    /// Application Signals attributes, added to each span as it is exported.
-    app_signals: Option<AppSignals>,
     /// One flush at a time: concurrent invocations would otherwise split batches for nothing.
     gate: tokio::sync::Mutex<()>,
-    /// The last batch's Vec, emptied: the next flush's batch or the buffer's replacement, so a flush
-    /// allocates no span buffer (one of 256 slots is ~90 KB). Only the flush holding `gate` uses it.
-    spare: Mutex<Vec<SpanData>>,
+    /// The last batch's storage, emptied: the next flush's batch or the buffer's replacement, so a
+    /// flush allocates no span buffer (one of 256 `SpanData` slots is ~90 KB). Only the flush
+    /// holding `gate` uses it.
+    spare: Mutex<Buffered>,
     flushes: AtomicU64,
     /// Every report since the process started, added up: what the shutdown line says.
     totals: Mutex<FlushReport>,
@@ -438,6 +616,22 @@ impl Flusher {
         )
     }
 
+    /// OTLP requests kept in `requests`, with spans encoded as they end as on the agent and
+    /// OTLP/HTTP paths.
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn in_memory_otlp(
+        requests: Arc<Mutex<Vec<Vec<u8>>>>,
+        resource: &Resource,
+    ) -> (Self, LambdaSpanProcessor) {
+        Self::with_exporter(
+            Exporter::OtlpMemory(requests, pack::EncodedResource::default()),
+            resource,
+            None,
+            false,
+            (DEFAULT_MAX_BUFFERED_SPANS, 512),
+        )
+    }
+
     fn with_exporter(
         mut exporter: Exporter,
         resource: &Resource,
@@ -446,14 +640,20 @@ impl Flusher {
         (capacity, max_export_batch): (usize, usize),
     ) -> (Self, LambdaSpanProcessor) {
         exporter.set_resource(resource);
-        let processor = LambdaSpanProcessor::new(capacity, unsampled);
+        let encodes = match &exporter {
+            Exporter::Otlp(otlp) => otlp.protocol() == OtlpProtocol::HttpProtobuf,
+            Exporter::Agent(_) => true,
+            #[cfg(any(test, feature = "testing"))]
+            Exporter::OtlpMemory(..) => true,
+            _ => false,
+        };
+        let processor = LambdaSpanProcessor::new(capacity, unsampled, encodes, app_signals);
         let flusher = Flusher {
             buffer: processor.buffer.clone(),
             exporter,
             max_export_batch,
-            app_signals,
             gate: tokio::sync::Mutex::new(()),
-            spare: Mutex::new(Vec::new()),
+            spare: Mutex::new(Buffered::default()),
             flushes: AtomicU64::new(0),
             totals: Mutex::new(FlushReport::default()),
         };
@@ -475,7 +675,7 @@ impl Flusher {
     }
 
     /// A poisoned lock only means a flush panicked mid-swap; the Vec is still sound.
-    fn spare(&self) -> MutexGuard<'_, Vec<SpanData>> {
+    fn spare(&self) -> MutexGuard<'_, Buffered> {
         self.spare
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -493,21 +693,34 @@ impl Flusher {
             return true;
         }
         let spans = self.buffer.lock();
-        // Spans are pushed as they end, so the first is the oldest.
+        // Spans are pushed as they end, so the first of each kind is its oldest.
+        let oldest = [
+            spans.data.first().map(|span| span.end_time),
+            spans.encoded.oldest_end(),
+        ];
         spans.len() >= max_spans
-            || spans.first().is_some_and(|oldest| {
-                oldest
-                    .end_time
-                    .elapsed()
-                    .is_ok_and(|waited| waited >= max_age)
-            })
+            || oldest
+                .into_iter()
+                .flatten()
+                .any(|ended| ended.elapsed().is_ok_and(|waited| waited >= max_age))
     }
 
-    /// Replaces the buffered spans with what `rework` makes of them.
+    /// Spans that end from now on are kept whole until [`Flusher::encode_from_now`]: the cold
+    /// start's spans, which [`Flusher::rework_buffered`] may move under the `init` span.
+    pub(crate) fn hold_until_init(&self) {
+        self.buffer.holding.store(true, Ordering::Release);
+    }
+
+    /// Spans that end from now on are encoded as they end, where the exporter sends OTLP.
+    pub(crate) fn encode_from_now(&self) {
+        self.buffer.holding.store(false, Ordering::Release);
+    }
+
+    /// Replaces the spans kept whole with what `rework` makes of them.
     pub(crate) fn rework_buffered(&self, rework: impl FnOnce(Vec<SpanData>) -> Vec<SpanData>) {
         let mut spans = self.buffer.lock();
-        let taken = std::mem::take(&mut *spans);
-        *spans = rework(taken);
+        let taken = std::mem::take(&mut spans.data);
+        spans.data = rework(taken);
     }
 
     /// Exports what is buffered, within `bound`. Never fails: losses are counted in the report and
@@ -527,31 +740,39 @@ impl Flusher {
         let mut said = false;
         let mut spare = std::mem::take(&mut *self.spare());
         loop {
-            let mut batch: Vec<SpanData> = {
+            let mut batch = {
                 let mut spans = self.buffer.lock();
-                if spans.is_empty() {
+                if !spans.data.is_empty() {
+                    let data = &mut spans.data;
+                    let mut batch = std::mem::take(&mut spare.data);
+                    if data.len() <= self.max_export_batch {
+                        // All of them: swapped for the spare, emptied and of at least the same
+                        // capacity, so no span is moved (a `SpanData` is hundreds of bytes) and
+                        // pushes never reallocate.
+                        batch.reserve_exact(data.capacity());
+                        std::mem::swap(data, &mut batch);
+                    } else {
+                        batch.extend(data.drain(..self.max_export_batch));
+                    }
+                    Batch::Data(batch)
+                } else if !spans.encoded.is_empty() {
+                    let mut batch = std::mem::take(&mut spare.encoded);
+                    spans.encoded.move_front(self.max_export_batch, &mut batch);
+                    Batch::Encoded(batch)
+                } else {
                     break;
                 }
-                if spans.len() <= self.max_export_batch {
-                    // The whole buffer: swapped for the spare, emptied and of at least the same
-                    // capacity, so no span is moved (a `SpanData` is hundreds of bytes) and pushes
-                    // never reallocate.
-                    let capacity = spans.capacity();
-                    spare.reserve_exact(capacity);
-                    std::mem::replace(&mut *spans, std::mem::take(&mut spare))
-                } else {
-                    spare.extend(spans.drain(..self.max_export_batch));
-                    std::mem::take(&mut spare)
-                }
             };
-            if let Some(app_signals) = &self.app_signals {
-                batch.iter_mut().for_each(|span| app_signals.annotate(span));
-            }
-            if matches!(self.exporter, Exporter::Otlp(_) | Exporter::Agent(_)) {
-                batch.iter_mut().for_each(|span| {
-                    crate::annotations::for_otlp(span);
-                    crate::metadata::for_otlp(span);
-                });
+            if let Batch::Data(spans) = &mut batch {
+                if let Some(app_signals) = &self.buffer.app_signals {
+                    spans.iter_mut().for_each(|span| app_signals.annotate(span));
+                }
+                if self.buffer.encodes {
+                    spans.iter_mut().for_each(|span| {
+                        crate::annotations::for_otlp(&mut span.attributes);
+                        crate::metadata::for_otlp(&mut span.attributes);
+                    });
+                }
             }
             let taken = Taken {
                 buffer: &self.buffer,
@@ -566,8 +787,16 @@ impl Flusher {
             .await;
             let size = taken.size;
             let (confirmed, in_flight) = taken.disarm();
-            batch.clear();
-            spare = batch;
+            match batch {
+                Batch::Data(mut spans) => {
+                    spans.clear();
+                    spare.data = spans;
+                }
+                Batch::Encoded(mut spans) => {
+                    spans.clear();
+                    spare.encoded = spans;
+                }
+            }
             match exported {
                 Ok(Ok(())) => report.exported += size,
                 Ok(Err(loss)) => {
@@ -862,8 +1091,8 @@ mod tests {
         let (flusher, processor) =
             Flusher::in_memory(memory.clone(), &Resource::builder_empty().build());
         let allocations = || {
-            let buffer = flusher.buffer.lock();
-            let spare = flusher.spare();
+            let buffer = &flusher.buffer.lock().data;
+            let spare = &flusher.spare().data;
             (
                 (buffer.as_ptr(), buffer.capacity()),
                 (spare.as_ptr(), spare.capacity(), spare.len()),
@@ -912,7 +1141,7 @@ mod tests {
         let report = flusher.flush(Duration::from_secs(1)).await;
         assert_eq!((report.exported, report.deferred), (5, 0));
         assert_eq!(memory.get_finished_spans().expect("spans").len(), 5);
-        let spare = flusher.spare();
+        let spare = &flusher.spare().data;
         assert!(spare.is_empty() && spare.capacity() >= 2);
     }
 

@@ -25,6 +25,7 @@
 
 use crate::OpenTelemetrySpanExt;
 use opentelemetry::{Array, Key, KeyValue, Value};
+#[cfg(any(feature = "xray", test))]
 use opentelemetry_sdk::trace::SpanData;
 use serde_json::{Map, Value as Json};
 use std::borrow::Cow;
@@ -188,9 +189,9 @@ fn valid_namespace(namespace: &str) -> Option<Cow<'_, str>> {
 
 /// The span's metadata, one JSON object per namespace, in the order the namespaces first appear;
 /// the attributes it came from are taken out of the span.
-fn take_namespaces(span: &mut SpanData) -> Vec<(String, Map<String, Json>)> {
+fn take_namespaces(attributes: &mut Vec<KeyValue>) -> Vec<(String, Map<String, Json>)> {
     let mut namespaces: Vec<(String, Map<String, Json>)> = Vec::new();
-    span.attributes.retain(|attribute| {
+    attributes.retain(|attribute| {
         let name = attribute.key.as_str();
         let (rest, json) = if let Some(rest) = name.strip_prefix(METADATA_JSON_PREFIX) {
             (rest, true)
@@ -253,12 +254,12 @@ fn plain(value: &Value) -> Json {
 }
 
 /// The OTLP paths: each namespace as `aws.xray.metadata.<namespace>`, its JSON object as text.
-pub(crate) fn for_otlp(span: &mut SpanData) {
-    if !has_metadata(span) {
+pub(crate) fn for_otlp(attributes: &mut Vec<KeyValue>) {
+    if !has_metadata(attributes) {
         return;
     }
-    for (namespace, object) in take_namespaces(span) {
-        span.attributes.push(KeyValue::new(
+    for (namespace, object) in take_namespaces(attributes) {
+        attributes.push(KeyValue::new(
             Key::from(format!("{AWS_XRAY_METADATA_PREFIX}{namespace}")),
             Json::Object(object).to_string(),
         ));
@@ -270,10 +271,10 @@ pub(crate) fn for_otlp(span: &mut SpanData) {
 /// translator copies into the document's metadata), named with [`SEGMENT_NAMESPACE_MARK`] so that
 /// [`nest_namespaces`] finds it in the document.
 pub(crate) fn for_segments(span: &mut SpanData) {
-    if !has_metadata(span) {
+    if !has_metadata(&span.attributes) {
         return;
     }
-    for (namespace, object) in take_namespaces(span) {
+    for (namespace, object) in take_namespaces(&mut span.attributes) {
         span.attributes.push(KeyValue::new(
             Key::from(format!(
                 "{METADATA_PREFIX}{SEGMENT_NAMESPACE_MARK}{namespace}"
@@ -283,8 +284,8 @@ pub(crate) fn for_segments(span: &mut SpanData) {
     }
 }
 
-fn has_metadata(span: &SpanData) -> bool {
-    span.attributes.iter().any(|kv| {
+fn has_metadata(attributes: &[KeyValue]) -> bool {
+    attributes.iter().any(|kv| {
         let name = kv.key.as_str();
         name.starts_with(METADATA_PREFIX) || name.starts_with(METADATA_JSON_PREFIX)
     })
@@ -407,7 +408,7 @@ mod tests {
             ),
             KeyValue::new("metadata.no_key", true),
         ]);
-        for_otlp(&mut data);
+        for_otlp(&mut data.attributes);
         assert_eq!(
             json_of(&data, "aws.xray.metadata.orders"),
             serde_json::json!({"basket": {"items": 3, "total_cents": 4200}, "coupon": "SPRING"})
@@ -455,7 +456,7 @@ mod tests {
     #[test]
     fn a_span_without_metadata_is_left_alone() {
         let mut data = span(vec![KeyValue::new("faas.coldstart", true)]);
-        for_otlp(&mut data);
+        for_otlp(&mut data.attributes);
         #[cfg(feature = "xray")]
         for_segments(&mut data);
         assert_eq!(data.attributes.len(), 1);

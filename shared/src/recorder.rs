@@ -207,7 +207,13 @@ impl Recorder {
     fn end(&self, span: &Id, slot: sharded_slab::pool::Ref<'_, Slot>) {
         let data = slot.traced.then(|| {
             let mut record = lock(&slot.record);
-            inside(|| record.take_span_data(&self.starter(), &self.tracing.scope))
+            inside(|| {
+                record.end(
+                    &self.starter(),
+                    &self.tracing.scope,
+                    &self.tracing.processor,
+                )
+            })
         });
         let parent = slot.parent.clone();
         drop(slot);

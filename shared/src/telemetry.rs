@@ -247,6 +247,7 @@ impl Builder {
         let config = parts.telemetry.config();
         if config.init_span && !config.disabled && !config.provisioned {
             *parts.telemetry.init_times() = Some(InitTimes::tracekit_init(began));
+            parts.telemetry.inner.flusher.hold_until_init();
         }
         let writer = writer.unwrap_or_else(|| BoxMakeWriter::new(std::io::stdout));
         let dispatch = if layers.is_empty() {
@@ -752,6 +753,7 @@ impl Telemetry {
                 .flusher
                 .rework_buffered(|ended| crate::init_span::adopt(ended, &init, ready));
         }
+        self.inner.flusher.encode_from_now();
     }
 
     /// Whether the invocation that just ended should flush: always under `end-of-invocation`; under

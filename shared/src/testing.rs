@@ -50,6 +50,9 @@ use std::{
 pub struct TestTelemetry {
     telemetry: Telemetry,
     exporter: InMemorySpanExporter,
+    /// With [`TestTelemetry::encoding`]: the OTLP requests, in place of `exporter`'s spans.
+    #[cfg_attr(not(test), allow(dead_code))]
+    requests: Option<Arc<Mutex<Vec<Vec<u8>>>>>,
     logs: CapturedLogs,
     _guard: tracing::subscriber::DefaultGuard,
 }
@@ -70,11 +73,26 @@ impl TestTelemetry {
 
     /// A chosen configuration; its exporter is replaced by the in-memory one. An `amortized` flush
     /// strategy is in force as in a sandbox where tracekit's extension has registered.
-    pub fn with_config(mut config: Config) -> Self {
+    pub fn with_config(config: Config) -> Self {
+        Self::build(config, false)
+    }
+
+    /// A chosen configuration, exported as the agent and OTLP/HTTP paths export: spans encoded as
+    /// they end, read back with [`TestTelemetry::otlp_spans`].
+    #[cfg(test)]
+    pub(crate) fn encoding(config: Config) -> Self {
+        Self::build(config, true)
+    }
+
+    fn build(mut config: Config, encoding: bool) -> Self {
         config.exporter = ExporterConfig::None;
         let exporter = InMemorySpanExporter::default();
         let resource = resource(&config);
-        let (flusher, processor) = Flusher::in_memory(exporter.clone(), &resource);
+        let requests = encoding.then(Arc::default);
+        let (flusher, processor) = match &requests {
+            Some(requests) => Flusher::in_memory_otlp(Arc::clone(requests), &resource),
+            None => Flusher::in_memory(exporter.clone(), &resource),
+        };
         let parts = Parts::new(config, resource, flusher, processor);
         // The propagator is process-wide (SDK calls inject through it); the subscriber stays per thread.
         parts.install_propagator();
@@ -84,6 +102,7 @@ impl TestTelemetry {
         TestTelemetry {
             telemetry: parts.telemetry,
             exporter,
+            requests,
             logs,
             _guard: guard,
         }
@@ -109,6 +128,28 @@ impl TestTelemetry {
     /// Every span exported so far (the invocation layer flushes after each invocation).
     pub fn spans(&self) -> Vec<SpanData> {
         self.exporter.get_finished_spans().unwrap_or_default()
+    }
+
+    /// Every span exported so far as OTLP (with [`TestTelemetry::encoding`]), decoded from the
+    /// requests.
+    #[cfg(test)]
+    pub(crate) fn otlp_spans(&self) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use prost::Message as _;
+        let Some(requests) = &self.requests else {
+            return Vec::new();
+        };
+        let requests = requests.lock().unwrap_or_else(|p| p.into_inner());
+        requests
+            .iter()
+            .flat_map(|request| {
+                ExportTraceServiceRequest::decode(request.as_slice())
+                    .expect("tracekit's requests decode")
+                    .resource_spans
+            })
+            .flat_map(|resource| resource.scope_spans)
+            .flat_map(|scope| scope.spans)
+            .collect()
     }
 
     /// Forgets the spans exported so far.

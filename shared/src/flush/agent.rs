@@ -21,8 +21,8 @@
 //! and the sender is never told: those spans count as exported.
 
 use super::Loss;
-use super::pack::{self, EncodedResource, Limits};
-use opentelemetry_sdk::{Resource, trace::SpanData};
+use super::pack::{self, EncodedResource, Limits, Packable};
+use opentelemetry_sdk::Resource;
 use std::{
     io,
     net::{SocketAddr, UdpSocket},
@@ -60,9 +60,9 @@ const LIMITS: Limits = Limits {
 /// Packs `spans` into as few datagrams of at most [`MAX_DATAGRAM`] bytes as their encoded sizes
 /// allow, each prefixed with `prefix`. Spans keep their order within their scope; a span never
 /// straddles two datagrams.
-pub(crate) fn pack<'a>(
-    spans: impl IntoIterator<Item = &'a SpanData>,
-    resource: &'a EncodedResource,
+pub(crate) fn pack<S: Packable>(
+    spans: impl IntoIterator<Item = S>,
+    resource: &EncodedResource,
     prefix: &[u8],
 ) -> Packed {
     let requests = pack::pack(spans, resource, LIMITS);
@@ -137,8 +137,11 @@ impl Agent {
 
     /// Sends `batch`: sampled spans as `T1S`, unsampled ones as `T1U`. Every datagram is tried; the
     /// spans of those that failed, and spans too large to send, are the loss.
-    pub(crate) async fn export(&self, batch: &[SpanData]) -> Result<(), Loss> {
-        let total = batch.len();
+    pub(crate) async fn export<S: Packable>(
+        &self,
+        batch: impl Iterator<Item = S> + Clone,
+    ) -> Result<(), Loss> {
+        let total = batch.clone().count();
         let socket = match self.socket().await {
             Ok(socket) => socket,
             Err(error) => {
@@ -155,9 +158,7 @@ impl Agent {
         // Sampled spans as T1S, then unsampled ones (Application Signals) as T1U; no spans of a
         // kind pack into no datagram.
         for (sampled, prefix) in [(true, SAMPLED), (false, UNSAMPLED)] {
-            let spans = batch
-                .iter()
-                .filter(|span| span.span_context.is_sampled() == sampled);
+            let spans = batch.clone().filter(|span| span.is_sampled() == sampled);
             let packed = pack(spans, &self.resource, prefix);
             oversized += packed.oversized;
             for (datagram, spans) in packed.datagrams {
@@ -249,6 +250,7 @@ mod tests {
         trace::{SpanContext, SpanId, TraceFlags, TraceState},
     };
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_sdk::trace::SpanData;
     use prost::Message as _;
 
     fn resource() -> EncodedResource {
@@ -390,7 +392,7 @@ mod tests {
             TraceState::default(),
         );
         agent
-            .export(&[span(1, vec![]), unsampled, span(3, vec![])])
+            .export([span(1, vec![]), unsampled, span(3, vec![])].iter())
             .await
             .expect("sent");
         let mut buffer = vec![0; 70_000];
@@ -440,7 +442,7 @@ mod tests {
     async fn an_unresolvable_agent_loses_the_batch_and_says_why() {
         let agent = Agent::new("no-such-host.invalid:2000".into());
         let loss = agent
-            .export(&[span(1, vec![]), span(2, vec![])])
+            .export([span(1, vec![]), span(2, vec![])].iter())
             .await
             .expect_err("nothing can be sent");
         assert_eq!(loss.dropped, 2);

@@ -1,4 +1,5 @@
-//! OTLP protobuf written straight from [`SpanData`], for the agent path.
+//! OTLP protobuf written straight from a span's parts ([`SpanData`], or tracekit's own span
+//! records), for the agent and OTLP/HTTP paths.
 //!
 //! opentelemetry-proto's way is to convert each span into its generated message types (every id, name,
 //! key and string value copied into a new allocation) and let prost encode those. On the agent path
@@ -14,7 +15,7 @@
 
 use opentelemetry::{
     Array, KeyValue, Value,
-    trace::{SpanContext, SpanKind, Status},
+    trace::{SpanContext, SpanId, SpanKind, Status},
 };
 use opentelemetry_sdk::trace::SpanData;
 use prost::encoding::encoded_len_varint;
@@ -148,37 +149,79 @@ pub(crate) fn encoded_len(message: &impl Message) -> usize {
     count.0
 }
 
-/// `opentelemetry.proto.trace.v1.Span`.
+/// `opentelemetry.proto.trace.v1.Span`, from a [`SpanData`].
 pub(crate) struct SpanMessage<'a>(pub(crate) &'a SpanData);
 
 impl Message for SpanMessage<'_> {
     fn encode(&self, out: &mut impl Out) {
         let span = self.0;
-        let context = &span.span_context;
+        SpanParts {
+            context: &span.span_context,
+            parent_span_id: span.parent_span_id,
+            parent_span_is_remote: span.parent_span_is_remote,
+            name: &span.name,
+            kind: &span.span_kind,
+            start_time: span.start_time,
+            end_time: span.end_time,
+            attributes: &span.attributes,
+            dropped_attributes: span.dropped_attributes_count,
+            events: &span.events.events,
+            dropped_events: span.events.dropped_count,
+            links: &span.links.links,
+            dropped_links: span.links.dropped_count,
+            status: &span.status,
+        }
+        .encode(out);
+    }
+}
+
+/// `opentelemetry.proto.trace.v1.Span`, from a span's parts wherever they are kept: a
+/// [`SpanData`] ([`SpanMessage`]) or tracekit's own span records, which are encoded as they end
+/// and never become a `SpanData`.
+pub(crate) struct SpanParts<'a> {
+    pub(crate) context: &'a SpanContext,
+    pub(crate) parent_span_id: SpanId,
+    pub(crate) parent_span_is_remote: bool,
+    pub(crate) name: &'a str,
+    pub(crate) kind: &'a SpanKind,
+    pub(crate) start_time: SystemTime,
+    pub(crate) end_time: SystemTime,
+    pub(crate) attributes: &'a [KeyValue],
+    pub(crate) dropped_attributes: u32,
+    pub(crate) events: &'a [opentelemetry::trace::Event],
+    pub(crate) dropped_events: u32,
+    pub(crate) links: &'a [opentelemetry::trace::Link],
+    pub(crate) dropped_links: u32,
+    pub(crate) status: &'a Status,
+}
+
+impl Message for SpanParts<'_> {
+    fn encode(&self, out: &mut impl Out) {
+        let context = self.context;
         out.bytes(1, &context.trace_id().to_bytes());
         out.bytes(2, &context.span_id().to_bytes());
         out.bytes(3, context.trace_state().header().as_bytes());
-        if span.parent_span_id != opentelemetry::trace::SpanId::INVALID {
-            out.bytes(4, &span.parent_span_id.to_bytes());
+        if self.parent_span_id != SpanId::INVALID {
+            out.bytes(4, &self.parent_span_id.to_bytes());
         }
-        out.bytes(5, span.name.as_bytes());
-        out.uint(6, kind(&span.span_kind));
-        out.fixed64(7, nanos(span.start_time));
-        out.fixed64(8, nanos(span.end_time));
-        for attribute in &span.attributes {
+        out.bytes(5, self.name.as_bytes());
+        out.uint(6, kind(self.kind));
+        out.fixed64(7, nanos(self.start_time));
+        out.fixed64(8, nanos(self.end_time));
+        for attribute in self.attributes {
             out.message(9, &KeyValueMessage(attribute));
         }
-        out.uint(10, span.dropped_attributes_count);
-        for event in span.events.iter() {
+        out.uint(10, self.dropped_attributes);
+        for event in self.events {
             out.message(11, &EventMessage(event));
         }
-        out.uint(12, span.events.dropped_count);
-        for link in span.links.iter() {
+        out.uint(12, self.dropped_events);
+        for link in self.links {
             out.message(13, &LinkMessage(link));
         }
-        out.uint(14, span.links.dropped_count);
-        out.message(15, &StatusMessage(&span.status));
-        out.fixed32(16, flags(context, span.parent_span_is_remote));
+        out.uint(14, self.dropped_links);
+        out.message(15, &StatusMessage(self.status));
+        out.fixed32(16, flags(context, self.parent_span_is_remote));
     }
 }
 

@@ -7,6 +7,7 @@
 //! request (or over the per-span limit) is left out and counted, never cut into invalid protobuf.
 
 use super::encode::{self, Message as _, Out as _, SpanMessage};
+use opentelemetry::InstrumentationScope;
 use opentelemetry_proto::tonic::{
     common::v1::InstrumentationScope as ProtoScope,
     resource::v1::Resource as ProtoResource,
@@ -57,39 +58,67 @@ impl EncodedResource {
     }
 }
 
+/// A span packing can place: its scope, the length of its `Span` message, and the message.
+pub(crate) trait Packable: Copy {
+    fn is_sampled(&self) -> bool;
+    fn scope(&self) -> &InstrumentationScope;
+    fn encoded_len(&self) -> usize;
+    fn encode(&self, out: &mut Vec<u8>);
+}
+
+impl Packable for &SpanData {
+    fn is_sampled(&self) -> bool {
+        self.span_context.is_sampled()
+    }
+
+    fn scope(&self) -> &InstrumentationScope {
+        &self.instrumentation_scope
+    }
+
+    fn encoded_len(&self) -> usize {
+        encode::encoded_len(&SpanMessage(self))
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        SpanMessage(self).encode(out);
+    }
+}
+
 /// Spans packed into requests. The requests borrow the spans: packing moves no span (a `SpanData`
 /// is hundreds of bytes, and the agent path packs every span of every flush).
-#[derive(Debug, Default)]
-pub(crate) struct Packed<'a> {
+#[derive(Debug)]
+pub(crate) struct Packed<'a, S> {
     /// Requests within the limits, in order.
-    pub(crate) requests: Vec<Request<'a>>,
+    pub(crate) requests: Vec<Request<'a, S>>,
     /// Spans left out: over the per-span limit, or too large for a request on their own.
     pub(crate) oversized: usize,
 }
 
 /// Packs `spans` into as few requests as `limits` allow.
-pub(crate) fn pack<'a>(
-    spans: impl IntoIterator<Item = &'a SpanData>,
+pub(crate) fn pack<'a, S: Packable>(
+    spans: impl IntoIterator<Item = S>,
     resource: &'a EncodedResource,
     limits: Limits,
-) -> Packed<'a> {
-    let mut packed = Packed::default();
+) -> Packed<'a, S> {
+    let mut packed = Packed {
+        requests: Vec::new(),
+        oversized: 0,
+    };
     let mut request = Request::new(resource);
     for span in spans {
-        let length = encode::encoded_len(&SpanMessage(span));
+        let length = span.encoded_len();
         if length > limits.max_span_bytes {
             packed.oversized += 1;
             continue;
         }
         let field = field_len(length);
-        let scope = &span.instrumentation_scope;
-        if request.spans >= limits.max_spans || request.len_with(scope, field) > limits.max_bytes {
+        if request.spans >= limits.max_spans || request.len_with(span, field) > limits.max_bytes {
             if !request.is_empty() {
                 packed
                     .requests
                     .push(std::mem::replace(&mut request, Request::new(resource)));
             }
-            if request.len_with(scope, field) > limits.max_bytes {
+            if request.len_with(span, field) > limits.max_bytes {
                 packed.oversized += 1;
                 continue;
             }
@@ -111,28 +140,29 @@ fn field_len(len: usize) -> usize {
 /// One `ExportTraceServiceRequest`: one resource, one `ScopeSpans` per scope, with its encoded
 /// length kept exactly as spans are added.
 #[derive(Debug)]
-pub(crate) struct Request<'a> {
+pub(crate) struct Request<'a, S> {
     resource: &'a EncodedResource,
-    scopes: Vec<Scope<'a>>,
+    scopes: Vec<Scope<S>>,
     spans: usize,
 }
 
 /// The spans of one instrumentation scope, and the scope's own fields, encoded.
 #[derive(Debug)]
-struct Scope<'a> {
-    key: &'a opentelemetry::InstrumentationScope,
+struct Scope<S> {
     /// The `scope` field of `ScopeSpans`.
     scope: Vec<u8>,
     /// Its `schema_url` field.
     schema_url: Vec<u8>,
     /// Each span with the length of its message.
-    spans: Vec<(&'a SpanData, usize)>,
+    spans: Vec<(S, usize)>,
     /// Encoded length of the `ScopeSpans` message.
     len: usize,
 }
 
-impl<'a> Scope<'a> {
-    fn new(key: &'a opentelemetry::InstrumentationScope) -> Self {
+impl<S: Packable> Scope<S> {
+    /// The scope of `first`, holding no span yet.
+    fn new(first: S) -> Self {
+        let key = first.scope();
         let scope = ScopeSpans {
             scope: Some(ProtoScope::from((key, None))),
             ..ScopeSpans::default()
@@ -144,7 +174,6 @@ impl<'a> Scope<'a> {
         }
         .encode_to_vec();
         Scope {
-            key,
             len: scope.len() + schema_url.len(),
             scope,
             schema_url,
@@ -153,7 +182,18 @@ impl<'a> Scope<'a> {
     }
 }
 
-impl<'a> Request<'a> {
+/// The same scope: most often the very same one (every span of tracekit's names it).
+fn same(a: &InstrumentationScope, b: &InstrumentationScope) -> bool {
+    std::ptr::eq(a, b) || a == b
+}
+
+impl<S: Packable> Scope<S> {
+    fn key(&self) -> Option<&InstrumentationScope> {
+        self.spans.first().map(|(span, _)| span.scope())
+    }
+}
+
+impl<'a, S: Packable> Request<'a, S> {
     fn new(resource: &'a EncodedResource) -> Self {
         Request {
             resource,
@@ -189,24 +229,29 @@ impl<'a> Request<'a> {
     }
 
     /// The request's encoded length once a span field of `span_field` bytes is added under `scope`.
-    fn len_with(&self, scope: &'a opentelemetry::InstrumentationScope, span_field: usize) -> usize {
+    fn len_with(&self, span: S, span_field: usize) -> usize {
         let current = self.resource_spans_len();
-        let resource_spans = match self.scopes.iter().find(|entry| entry.key == scope) {
+        let scope = span.scope();
+        let known = self
+            .scopes
+            .iter()
+            .find(|entry| entry.key().is_some_and(|key| same(key, scope)));
+        let resource_spans = match known {
             Some(entry) => current - field_len(entry.len) + field_len(entry.len + span_field),
-            None => current + field_len(Scope::new(scope).len + span_field),
+            None => current + field_len(Scope::new(span).len + span_field),
         };
         field_len(resource_spans)
     }
 
-    fn push(&mut self, span: &'a SpanData, len: usize) {
+    fn push(&mut self, span: S, len: usize) {
         let index = match self
             .scopes
             .iter()
-            .position(|entry| *entry.key == span.instrumentation_scope)
+            .position(|entry| entry.key().is_some_and(|key| same(key, span.scope())))
         {
             Some(index) => index,
             None => {
-                self.scopes.push(Scope::new(&span.instrumentation_scope));
+                self.scopes.push(Scope::new(span));
                 self.scopes.len() - 1
             }
         };
@@ -232,7 +277,7 @@ impl<'a> Request<'a> {
             for (span, len) in &scope.spans {
                 protobuf.key(2, 2);
                 protobuf.varint(*len as u64);
-                SpanMessage(span).encode(&mut protobuf);
+                span.encode(&mut protobuf);
             }
             protobuf.put(&scope.schema_url);
         }
@@ -242,7 +287,7 @@ impl<'a> Request<'a> {
     }
 
     /// The request's spans, grouped by scope (the order the encoding has them in).
-    pub(crate) fn spans_by_scope(&self) -> impl Iterator<Item = &'a SpanData> + '_ {
+    pub(crate) fn spans_by_scope(&self) -> impl Iterator<Item = S> + '_ {
         self.scopes
             .iter()
             .flat_map(|scope| scope.spans.iter().map(|(span, _)| *span))
@@ -279,7 +324,7 @@ mod tests {
             let mut predicted = 0;
             for span in &spans[..count] {
                 let length = encode::encoded_len(&SpanMessage(span));
-                predicted = request.len_with(&span.instrumentation_scope, field_len(length));
+                predicted = request.len_with(span, field_len(length));
                 request.push(span, length);
             }
             assert_eq!(request.spans(), count);

@@ -7,6 +7,7 @@
 //! spans, and what it does with each field, event and status is what a record does, so a trace
 //! reads the same on either path; the one difference is that a `u64` field is an integer here.
 
+use crate::flush::{LambdaSpanProcessor, SpanParts};
 use opentelemetry::{
     Context, Key, KeyValue, StringValue, Value,
     trace::{Event, Link, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags},
@@ -219,11 +220,11 @@ impl Record {
         }
     }
 
-    /// A span that will not be exported keeps nothing.
+    /// A span that will not be exported keeps nothing (but its storage, for the next span).
     fn forget(&mut self) {
-        self.attributes = Vec::new();
-        self.events = Vec::new();
-        self.links = Vec::new();
+        self.attributes.clear();
+        self.events.clear();
+        self.links.clear();
     }
 
     /// The [`Context`] naming this span (it must have started).
@@ -345,6 +346,70 @@ impl Record {
             self.push_attribute(attribute);
         }
         self.push_event(event);
+    }
+
+    /// The ended span goes to `processor`: encoded from the record where the processor encodes
+    /// spans as they end (the record keeps its storage for the next span), else as a `SpanData`
+    /// taken out of the record, returned for [`SpanProcessor::on_end`]. A span never exited ends
+    /// now.
+    ///
+    /// [`SpanProcessor::on_end`]: opentelemetry_sdk::trace::SpanProcessor::on_end
+    pub(super) fn end(
+        &mut self,
+        starter: &Starter<'_>,
+        scope: &opentelemetry::InstrumentationScope,
+        processor: &LambdaSpanProcessor,
+    ) -> Option<SpanData> {
+        if !processor.encodes() {
+            return self.take_span_data(starter, scope);
+        }
+        let started = self.start(starter);
+        if !started.recording {
+            return None;
+        }
+        let context = started.span_context.clone();
+        let parent_span_id = started.parent_span_id;
+        let parent_span_is_remote = parent_span_id != SpanId::INVALID && started.parent_is_remote;
+        let kind = self.kind.clone().unwrap_or(SpanKind::Internal);
+        let end_time = self.end_time.unwrap_or_else(opentelemetry::time::now);
+        let Record {
+            name,
+            start_time,
+            attributes,
+            dropped_attributes,
+            events,
+            dropped_events,
+            links,
+            dropped_links,
+            status,
+            ..
+        } = self;
+        processor.end_parts(
+            (
+                &kind,
+                (parent_span_id, parent_span_is_remote),
+                context.is_sampled(),
+            ),
+            scope,
+            attributes,
+            |attributes| SpanParts {
+                context: &context,
+                parent_span_id,
+                parent_span_is_remote,
+                name,
+                kind: &kind,
+                start_time: *start_time,
+                end_time,
+                attributes,
+                dropped_attributes: *dropped_attributes,
+                events,
+                dropped_events: *dropped_events,
+                links,
+                dropped_links: *dropped_links,
+                status,
+            },
+        );
+        None
     }
 
     /// The ended span, for the span processor, taken out of the record: `None` if it is not

@@ -10,7 +10,10 @@ use opentelemetry::{
     Context, KeyValue, Value,
     trace::{SpanContext, SpanId, Status, TraceContextExt, TraceFlags, TraceId, TraceState},
 };
-use opentelemetry_sdk::trace::SpanData;
+use opentelemetry_proto::tonic::{
+    common::v1::any_value::Value as AnyValue,
+    trace::v1::{Span as ProtoSpan, Status as ProtoStatus, span::Link as ProtoLink},
+};
 use proptest::prelude::*;
 use std::{collections::BTreeMap, time::Duration};
 use tracing::{Instrument, instrument::WithSubscriber};
@@ -317,8 +320,17 @@ fn work_on(span: &tracing::Span, op: Op) -> Box<dyn FnOnce() + Send> {
     }
 }
 
-/// Every span `ops` exports under `root`, on `path`.
-fn export(path: SpanPath, root: &Root, ops: &[Op]) -> Vec<SpanData> {
+/// How a path's spans leave the process.
+#[derive(Debug, Clone, Copy)]
+enum Export {
+    /// As `SpanData`, converted to OTLP by opentelemetry-proto (the segment and console paths).
+    Whole,
+    /// Encoded as they end, as the agent and OTLP/HTTP paths send them.
+    Encoded,
+}
+
+/// Every span `ops` exports under `root`, on `path`, as OTLP.
+fn export(path: SpanPath, how: Export, root: &Root, ops: &[Op]) -> Vec<ProtoSpan> {
     let mut config = Config::from_lookup(|_| None).expect("defaults");
     config.span_path = path;
     config.max_buffered_spans = 4096;
@@ -327,7 +339,10 @@ fn export(path: SpanPath, root: &Root, ops: &[Op]) -> Vec<SpanData> {
         .enable_all()
         .build()
         .expect("a runtime");
-    let test = TestTelemetry::with_config(config);
+    let test = match how {
+        Export::Whole => TestTelemetry::with_config(config),
+        Export::Encoded => TestTelemetry::encoding(config),
+    };
     let top = tracing::info_span!("root", label = 0u64, otel.kind = "server");
     if let Root::Remote(trace, id, sampled) = root {
         let parent = Context::new().with_remote_span_context(remote(*trace, *id, *sampled));
@@ -337,8 +352,14 @@ fn export(path: SpanPath, root: &Root, ops: &[Op]) -> Vec<SpanData> {
     let body = run(top.clone(), ops.to_vec(), &mut next);
     runtime.block_on(body.instrument(top).with_current_subscriber());
     runtime.block_on(test.telemetry().force_flush(Duration::from_secs(5)));
-    test.spans()
+    match how {
+        Export::Whole => test.spans().into_iter().map(ProtoSpan::from).collect(),
+        Export::Encoded => test.otlp_spans(),
+    }
 }
+
+/// Attributes, `u64` values as integers.
+type Attributes = Vec<(String, Option<AnyValue>)>;
 
 /// A span without its ids and times: its label, its parent's label (or remote parent), whether it
 /// shares its parent's trace, and everything else as exported.
@@ -346,90 +367,96 @@ fn export(path: SpanPath, root: &Root, ops: &[Op]) -> Vec<SpanData> {
 struct Seen {
     parent: String,
     same_trace_as_parent: bool,
-    sampled: bool,
+    flags: u32,
+    trace_state: String,
     name: String,
-    kind: String,
-    attributes: Vec<(String, Value)>,
-    events: Vec<(String, Vec<(String, Value)>)>,
-    links: Vec<(SpanContext, Vec<KeyValue>)>,
-    status: Status,
+    kind: i32,
+    attributes: Attributes,
+    dropped_attributes: u32,
+    /// Name, attributes, attributes dropped.
+    events: Vec<(String, Attributes, u32)>,
+    dropped_events: u32,
+    links: Vec<ProtoLink>,
+    dropped_links: u32,
+    status: Option<ProtoStatus>,
 }
 
-fn label(span: &SpanData) -> u64 {
+fn label(span: &ProtoSpan) -> u64 {
     span.attributes
         .iter()
-        .find(|kv| kv.key.as_str() == "label")
-        .and_then(|kv| match &kv.value {
-            Value::I64(n) => u64::try_from(*n).ok(),
-            Value::String(s) => s.as_str().parse().ok(),
+        .find(|kv| kv.key == "label")
+        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            AnyValue::IntValue(n) => u64::try_from(*n).ok(),
+            AnyValue::StringValue(s) => s.parse().ok(),
             _ => None,
         })
         .expect("every span has a label")
 }
 
 /// `u64` fields are integers on tracekit's path and text on the library path.
-fn value(key: &str, value: &Value) -> Value {
+fn value(key: &str, value: Option<&AnyValue>) -> Option<AnyValue> {
     match (key, value) {
-        ("label" | "u", Value::String(text)) => text
-            .as_str()
-            .parse::<u64>()
-            .ok()
-            .and_then(|n| i64::try_from(n).ok())
-            .map_or_else(|| value.clone(), Value::I64),
-        _ => value.clone(),
+        ("label" | "u", Some(AnyValue::StringValue(text))) => Some(
+            text.parse::<u64>()
+                .ok()
+                .and_then(|n| i64::try_from(n).ok())
+                .map_or_else(|| AnyValue::StringValue(text.clone()), AnyValue::IntValue),
+        ),
+        _ => value.cloned(),
     }
 }
 
-fn seen(spans: &[SpanData]) -> BTreeMap<u64, Seen> {
-    let by_id: std::collections::HashMap<SpanId, &SpanData> = spans
+fn attributes(attributes: &[opentelemetry_proto::tonic::common::v1::KeyValue]) -> Attributes {
+    attributes
         .iter()
-        .map(|span| (span.span_context.span_id(), span))
+        .map(|kv| {
+            let any = kv.value.as_ref().and_then(|v| v.value.as_ref());
+            (kv.key.clone(), value(&kv.key, any))
+        })
+        .collect()
+}
+
+fn seen(spans: &[ProtoSpan]) -> BTreeMap<u64, Seen> {
+    let by_id: std::collections::HashMap<&[u8], &ProtoSpan> = spans
+        .iter()
+        .map(|span| (span.span_id.as_slice(), span))
         .collect();
     spans
         .iter()
         .map(|span| {
-            let parent = by_id.get(&span.parent_span_id);
+            let parent = by_id.get(span.parent_span_id.as_slice());
             let parent_name = match parent {
                 Some(parent) => format!("span {}", label(parent)),
-                None if span.parent_span_id == SpanId::INVALID => "none".to_owned(),
-                None => format!("remote {}", span.parent_span_id),
+                None if span.parent_span_id.is_empty() => "none".to_owned(),
+                None => format!("remote {:?}", span.parent_span_id),
             };
-            let same_trace_as_parent = parent.is_none_or(|parent| {
-                parent.span_context.trace_id() == span.span_context.trace_id()
-            });
-            let attributes = span
-                .attributes
-                .iter()
-                .map(|kv| (kv.key.to_string(), value(kv.key.as_str(), &kv.value)))
-                .collect();
+            let same_trace_as_parent = parent.is_none_or(|parent| parent.trace_id == span.trace_id);
             let events = span
                 .events
                 .iter()
                 .map(|event| {
-                    let attributes = event
-                        .attributes
-                        .iter()
-                        .map(|kv| (kv.key.to_string(), value(kv.key.as_str(), &kv.value)))
-                        .collect();
-                    (event.name.to_string(), attributes)
+                    (
+                        event.name.clone(),
+                        attributes(&event.attributes),
+                        event.dropped_attributes_count,
+                    )
                 })
-                .collect();
-            let links = span
-                .links
-                .iter()
-                .map(|link| (link.span_context.clone(), link.attributes.clone()))
                 .collect();
             (
                 label(span),
                 Seen {
                     parent: parent_name,
                     same_trace_as_parent,
-                    sampled: span.span_context.is_sampled(),
-                    name: span.name.to_string(),
-                    kind: format!("{:?}", span.span_kind),
-                    attributes,
+                    flags: span.flags,
+                    trace_state: span.trace_state.clone(),
+                    name: span.name.clone(),
+                    kind: span.kind,
+                    attributes: attributes(&span.attributes),
+                    dropped_attributes: span.dropped_attributes_count,
                     events,
-                    links,
+                    dropped_events: span.dropped_events_count,
+                    links: span.links.clone(),
+                    dropped_links: span.dropped_links_count,
                     status: span.status.clone(),
                 },
             )
@@ -440,15 +467,19 @@ fn seen(spans: &[SpanData]) -> BTreeMap<u64, Seen> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
+    /// The same spans, as OTLP, from the library path (its `SpanData` through opentelemetry-proto)
+    /// and from tracekit's subscriber, its records kept whole or encoded as they end.
     #[test]
     fn both_paths_export_the_same_spans(root in root(), ops in ops()) {
-        let library = export(SpanPath::TracingOpentelemetry, &root, &ops);
-        let own = export(SpanPath::Tracekit, &root, &ops);
-        prop_assert_eq!(library.len(), own.len(), "span counts");
+        let library = export(SpanPath::TracingOpentelemetry, Export::Whole, &root, &ops);
         let library = seen(&library);
-        let own = seen(&own);
-        for (label, library) in &library {
-            prop_assert_eq!(Some(library), own.get(label), "span {}", label);
+        for how in [Export::Whole, Export::Encoded] {
+            let own = export(SpanPath::Tracekit, how, &root, &ops);
+            prop_assert_eq!(library.len(), own.len(), "span counts ({:?})", how);
+            let own = seen(&own);
+            for (label, library) in &library {
+                prop_assert_eq!(Some(library), own.get(label), "span {} ({:?})", label, how);
+            }
         }
     }
 }
