@@ -385,21 +385,31 @@ impl Subscriber for Recorder {
     }
 
     fn enter(&self, span: &Id) {
-        let (ids, context) = self
-            .with_record(span, |record, starter| {
-                let started = record.start(starter);
-                let context = &started.span_context;
-                let ids = context
-                    .is_valid()
-                    .then(|| (context.trace_id(), context.span_id()));
-                let attach = self.tracing.attach.then(|| record.context(starter));
-                (ids, attach)
-            })
-            .unwrap_or_default();
         let duplicate = entered::contains(self.me, span);
-        if !duplicate {
-            self.clone_span(span);
-        }
+        // One look-up: the handle the stack keeps, and the record started.
+        let (ids, context) = match self.slot(span) {
+            Some(slot) => {
+                if !duplicate {
+                    slot.refs.fetch_add(1, Ordering::Relaxed);
+                }
+                if slot.traced {
+                    let mut record = lock(&slot.record);
+                    inside(|| {
+                        let starter = self.starter();
+                        let started = record.start(&starter);
+                        let context = &started.span_context;
+                        let ids = context
+                            .is_valid()
+                            .then(|| (context.trace_id(), context.span_id()));
+                        let attach = self.tracing.attach.then(|| record.context(&starter));
+                        (ids, attach)
+                    })
+                } else {
+                    (None, None)
+                }
+            }
+            None => (None, None),
+        };
         entered::push(Entered {
             recorder: self.me,
             id: span.clone(),
@@ -413,13 +423,17 @@ impl Subscriber for Recorder {
         let Some(entered) = entered::remove(self.me, span) else {
             return;
         };
-        self.with_record(span, |record, _| {
-            record.end_time = Some(opentelemetry::time::now());
-        });
+        // One look-up: the end time, and the handle the stack kept.
+        let slot = self.slot(span);
+        if let Some(slot) = slot.as_ref().filter(|slot| slot.traced) {
+            lock(&slot.record).end_time = Some(opentelemetry::time::now());
+        }
         let duplicate = entered.duplicate;
         drop(entered);
-        if !duplicate {
-            self.try_close(span.clone());
+        if let (false, Some(slot)) = (duplicate, slot)
+            && slot.refs.fetch_sub(1, Ordering::AcqRel) == 1
+        {
+            self.end(span, slot);
         }
     }
 

@@ -110,10 +110,22 @@ impl Out for Vec<u8> {
         self.push(value as u8);
     }
 
+    // Encoded once: the length is written after the message, into the byte left for it. Most
+    // messages here (attributes, values, status) are shorter than 128 bytes, whose length takes
+    // that one byte; a longer one moves its message up to make room.
     fn message(&mut self, field: u32, message: &impl Message) {
         self.key(field, LEN);
-        self.varint(encoded_len(message) as u64);
+        let at = self.len();
+        self.push(0);
         message.encode(self);
+        let length = self.len() - at - 1;
+        if length < 0x80 {
+            self[at] = length as u8;
+        } else {
+            let mut prefix = Vec::with_capacity(encoded_len_varint(length as u64));
+            prefix.varint(length as u64);
+            self.splice(at..=at, prefix);
+        }
     }
 }
 
