@@ -925,6 +925,8 @@ struct Summary {
     init: Duration,
     init_cpu: Duration,
     latency: (Duration, Duration),
+    /// Each round's median latency, in the order of the rounds.
+    latency_rounds: Vec<Duration>,
     turnaround: (Duration, Duration),
     peak_rss_kib: u64,
     rss_early_kib: u64,
@@ -948,6 +950,10 @@ fn summarise(args: &Args, variant: &Variant, samples: &[Sample]) -> Result<Summa
         init: percentiles(&mut inits).0,
         init_cpu: percentiles(&mut init_cpus).0,
         latency: percentiles(&mut latencies),
+        latency_rounds: samples
+            .iter()
+            .map(|s| percentiles(&mut s.latencies.clone()).0)
+            .collect(),
         turnaround: percentiles(&mut turnarounds),
         peak_rss_kib: median_u64(samples.iter().map(|s| s.peak_rss_kib).collect()),
         rss_early_kib: median_u64(samples.iter().map(|s| s.rss_early_kib).collect()),
@@ -1110,22 +1116,31 @@ fn report(
             s.sink_traffic_during_init,
         );
     }
-    if args.managed_instances {
-        throughput_table(w, throughput);
-    }
+    let throughput_ratio = args
+        .managed_instances
+        .then(|| throughput_table(w, throughput));
     if let Some(counts) = instructions {
         instruction_table(w, args, counts);
     }
     if let (Some(dir), Some(medians)) = (&args.criterion, criterion) {
         criterion_table(w, dir, medians);
     }
-    goals(w, args, &summaries, instructions, criterion);
+    goals(
+        w,
+        args,
+        &summaries,
+        instructions,
+        criterion,
+        throughput_ratio,
+    );
     Ok(out)
 }
 
 /// Lambda Managed Instances: invocations per second of the function process's CPU, traced against
-/// untraced.
-fn throughput_table(w: &mut String, throughput: &[Vec<ThroughputSample>; 2]) {
+/// untraced. Returns that ratio (of the medians), and whether the traced process delivered every
+/// span.
+fn throughput_table(w: &mut String, throughput: &[Vec<ThroughputSample>; 2]) -> (f64, bool) {
+    let mut all_delivered = true;
     let per_invocation =
         |sample: &ThroughputSample| sample.cpu.as_secs_f64() / CONCURRENT_MEASURED as f64;
     let median = |mut values: Vec<f64>| {
@@ -1184,6 +1199,7 @@ fn throughput_table(w: &mut String, throughput: &[Vec<ThroughputSample>; 2]) {
             let delivered = samples.iter().map(|s| s.delivered).sum::<usize>() as f64;
             let under_given = samples.iter().map(|s| s.under_given_trace).sum::<usize>() as f64;
             let lost = if delivered < invocations * SPANS_PER_INVOCATION as f64 {
+                all_delivered = false;
                 ": **spans lost, their export is not in the figure**"
             } else {
                 ""
@@ -1204,6 +1220,7 @@ fn throughput_table(w: &mut String, throughput: &[Vec<ThroughputSample>; 2]) {
             median(samples.iter().map(|s| s.wall.as_secs_f64()).collect()),
         );
     }
+    (cpu[0] / cpu[1], all_delivered)
 }
 
 /// The callgrind counts: what each variant makes the CPU do, whatever the machine's load.
@@ -1414,6 +1431,7 @@ fn goals(
     summaries: &[Summary],
     instructions: Option<&[Instructions]>,
     criterion: Option<&[f64]>,
+    throughput: Option<(f64, bool)>,
 ) {
     let base = &summaries[0];
     let d = |a: Duration, b: Duration| micros(a) - micros(b);
@@ -1433,6 +1451,23 @@ fn goals(
     };
     let name = |i: usize| args.variants[i].name;
     let latency = |i: usize| d(summaries[i].latency.0, base.latency.0);
+    let latency_deltas = |i: usize| -> Vec<f64> {
+        summaries[i]
+            .latency_rounds
+            .iter()
+            .zip(&base.latency_rounds)
+            .map(|(ours, base)| d(*ours, *base))
+            .collect()
+    };
+    let spread = |mut deltas: Vec<f64>| {
+        deltas.sort_unstable_by(f64::total_cmp);
+        match (deltas.first(), deltas.last()) {
+            (Some(low), Some(high)) => {
+                format!("{:+.0} µs [{low:+.0}…{high:+.0}]", deltas[deltas.len() / 2])
+            }
+            _ => "–".to_owned(),
+        }
+    };
     let turnaround = |i: usize| d(summaries[i].turnaround.0, base.turnaround.0);
     let rss = |i: usize| (summaries[i].peak_rss_kib as i64 - base.peak_rss_kib as i64) as f64;
     let binary = |i: usize| (summaries[i].binary as i64 - base.binary as i64) as f64 / 1024.0;
@@ -1501,7 +1536,7 @@ fn goals(
     );
     let _ = writeln!(
         w,
-        "| tracekit path | instructions per invocation Δ ≤ 0.33× cheapest peer's | latency Δ ≤ 0.5× best peer's | init CPU ≤ 1.10× baseline, nothing sent before the first invocation | peak RSS Δ ≤ 0.5× best peer's | RSS growth (invocation {EARLY_RSS_AT} → {}) ≤ baseline's | binary Δ ≤ 0.6× best peer's | 11 of 11 spans per invocation, under the given trace id |",
+        "| tracekit path | instructions per invocation Δ ≤ 0.2× cheapest peer's | latency Δ, median [rounds' spread], beside the best peer's (reported, not a goal) | init CPU ≤ 1.10× baseline, nothing sent before the first invocation | peak RSS Δ ≤ 0.5× best peer's | RSS growth (invocation {EARLY_RSS_AT} → {}) ≤ baseline's | binary Δ ≤ 0.6× best peer's | 11 of 11 spans per invocation, under the given trace id |",
         args.invocations
     );
     let _ = writeln!(w, "|---|---|---|---|---|---|---|---|");
@@ -1509,14 +1544,20 @@ fn goals(
         let mut cells = Vec::new();
         match figure(instructions_yardstick) {
             Some(yardstick) => {
-                let (text, met) = against(added(i), yardstick, 0.33, "instructions");
+                let (text, met) = against(added(i), yardstick, 0.2, "instructions");
                 cells.push(format!("{text}: {}", tally(met)));
             }
             None => cells.push("– (no `--instructions`)".to_owned()),
         }
-        if let Some(yardstick) = figure(latency_yardstick) {
-            let (text, met) = against(latency(i), yardstick, 0.5, "µs");
-            cells.push(format!("{text}: {}", tally(met)));
+        if let Some((peer, _)) = latency_yardstick {
+            // The best peer's Δ is within the noise of a ~110 µs baseline on shared cores: each
+            // round's Δ against the baseline's same round shows how wide that noise is.
+            cells.push(format!(
+                "{} beside {} ({})",
+                spread(latency_deltas(i)),
+                spread(latency_deltas(peer)),
+                name(peer)
+            ));
         }
         let cpu_ratio = s.init_cpu.as_secs_f64() / base.init_cpu.as_secs_f64();
         let met = cpu_ratio <= 1.10 && s.sink_traffic_during_init == 0;
@@ -1581,6 +1622,15 @@ fn goals(
             tally(met)
         );
     }
+    if let Some((ratio, all_delivered)) = throughput {
+        let met = ratio >= 0.9 && all_delivered;
+        let _ = writeln!(
+            w,
+            "| Lambda Managed Instances: traced throughput ≥ 0.9× untraced (every span delivered) | {ratio:.3}×{} | {} |",
+            if all_delivered { "" } else { ", spans lost" },
+            tally(met)
+        );
+    }
     if let Some(medians) = criterion {
         let median = |id: &str| {
             CRITERION
@@ -1590,10 +1640,10 @@ fn goals(
         };
         for (goal, ours, yardstick, limit) in [
             (
-                "span creation (`span/tracing`) ≤ 5× fastrace's (`span/fastrace`)",
+                "a span (`span/tracing`) ≤ 1.0× a recorded fastrace span (`span/fastrace`)",
                 "span/tracing",
                 "span/fastrace",
-                5.0,
+                1.0,
             ),
             (
                 "interceptor CPU per SDK call (`sdk_call_cpu/traced`) ≤ 1.02× an untraced call's",
