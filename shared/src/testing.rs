@@ -51,7 +51,6 @@ pub struct TestTelemetry {
     telemetry: Telemetry,
     exporter: InMemorySpanExporter,
     /// With [`TestTelemetry::encoding`]: the OTLP requests, in place of `exporter`'s spans.
-    #[cfg_attr(not(test), allow(dead_code))]
     requests: Option<Arc<Mutex<Vec<Vec<u8>>>>>,
     logs: CapturedLogs,
     _guard: tracing::subscriber::DefaultGuard,
@@ -77,10 +76,10 @@ impl TestTelemetry {
         Self::build(config, false)
     }
 
-    /// A chosen configuration, exported as the agent and OTLP/HTTP paths export: spans encoded as
-    /// they end, read back with [`TestTelemetry::otlp_spans`].
-    #[cfg(test)]
-    pub(crate) fn encoding(config: Config) -> Self {
+    /// A chosen configuration, exported as the agent and OTLP/HTTP paths export (spans encoded as
+    /// they end, into OTLP requests kept in memory): read them back with
+    /// [`otlp_spans`](Self::otlp_spans); [`spans`](Self::spans) has none.
+    pub fn encoding(config: Config) -> Self {
         Self::build(config, true)
     }
 
@@ -130,10 +129,9 @@ impl TestTelemetry {
         self.exporter.get_finished_spans().unwrap_or_default()
     }
 
-    /// Every span exported so far as OTLP (with [`TestTelemetry::encoding`]), decoded from the
+    /// Every span exported so far as OTLP (with [`encoding`](Self::encoding)), decoded from the
     /// requests.
-    #[cfg(test)]
-    pub(crate) fn otlp_spans(&self) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> {
+    pub fn otlp_spans(&self) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> {
         use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
         use prost::Message as _;
         let Some(requests) = &self.requests else {
@@ -155,6 +153,9 @@ impl TestTelemetry {
     /// Forgets the spans exported so far.
     pub fn reset(&self) {
         self.exporter.reset();
+        if let Some(requests) = &self.requests {
+            requests.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
     }
 
     /// The log lines written so far (JSON by default, as in Lambda).
