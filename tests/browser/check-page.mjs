@@ -1,18 +1,19 @@
 // Opens a tracekit trace page in headless Chromium and checks that it renders every span.
 //
-//   node check-page.mjs PAGE.html SCREENSHOT.png EXPECTED_JSON
+//   node check-page.mjs PAGE.html|http://HOST:PORT/ SCREENSHOT.png EXPECTED_JSON
 //
 // EXPECTED_JSON: {"spans": [{"id", "name"}...], "edges": [["from", "to"]...]}.
 // For each span: exactly one visible row with its name, and a bar inside the timeline whose colour is
-// found in the screenshot at the bar's centre. For each edge: the arrow and both nodes. The page must
-// fetch nothing and log no error. Prints {"spans", "nodes", "edges", "screenshot"} as JSON; any failed
+// found in the screenshot at the bar's centre. For each edge: the arrow and both nodes. A file must
+// fetch nothing, a served page (tracekit-view's) nothing but from its own origin; neither may log an
+// error. Prints {"spans", "nodes", "edges", "screenshot"} as JSON; any failed
 // check exits 1 with every problem found.
 import { chromium } from "playwright-core";
 import { pathToFileURL } from "node:url";
 
 const [pagePath, screenshotPath, expectedJson] = process.argv.slice(2);
 if (!pagePath || !screenshotPath || !expectedJson) {
-  console.error("usage: node check-page.mjs PAGE.html SCREENSHOT.png EXPECTED_JSON");
+  console.error("usage: node check-page.mjs PAGE.html|http://HOST:PORT/ SCREENSHOT.png EXPECTED_JSON");
   process.exit(2);
 }
 const expected = JSON.parse(expectedJson);
@@ -29,11 +30,13 @@ const browser = await chromium.launch({
 });
 try {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, deviceScaleFactor: 1 });
-  // The page is self-contained: any request but the file itself is a failure.
-  const pageUrl = pathToFileURL(pagePath).href;
+  // The page is self-contained: any request but the page itself (and, served, its own origin's) is
+  // a failure.
+  const served = /^https?:\/\//.test(pagePath);
+  const pageUrl = served ? pagePath : pathToFileURL(pagePath).href;
   await context.route("**/*", (route) => {
     const url = route.request().url();
-    if (url === pageUrl) return route.continue();
+    if (url === pageUrl || (served && new URL(url).origin === new URL(pageUrl).origin)) return route.continue();
     problems.push(`the page fetched ${url}`);
     return route.abort();
   });

@@ -1,5 +1,5 @@
-//! The HTTP plumbing the stand-in servers share: bind 127.0.0.1:0, serve HTTP/1.1 with hyper (over
-//! TLS when asked), stop on drop. Plus a one-shot client for health checks and tests.
+//! The HTTP plumbing the stand-in servers share: bind 127.0.0.1:0 (or an address a tool is given),
+//! serve HTTP/1.1 with hyper (over TLS when asked), stop on drop. Plus a one-shot client for health checks and tests.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -24,6 +24,10 @@ use crate::{Error, Result};
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client that connects and says nothing must not hold a connection slot for ever.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// 127.0.0.1 on a free port: where every stand-in listens unless told otherwise.
+pub(crate) const LOOPBACK_ANY_PORT: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 
 /// The body every stand-in server answers with.
 pub(crate) type Body = Full<Bytes>;
@@ -92,7 +96,16 @@ impl Server {
         F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Response<Body>> + Send + 'static,
     {
-        Server::serve(what, Transport::Plain, handler)
+        Server::start_at(what, LOOPBACK_ANY_PORT, handler)
+    }
+
+    /// [`Server::start`] on `address` (port 0: a free one), for a tool whose address a user chose.
+    pub(crate) fn start_at<F, Fut>(what: &str, address: SocketAddr, handler: F) -> Result<Server>
+    where
+        F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
+        Server::serve(what, address, Transport::Plain, handler)
     }
 
     /// [`Server::start`] over TLS with `config`: HTTPS.
@@ -105,21 +118,28 @@ impl Server {
         F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Response<Body>> + Send + 'static,
     {
-        Server::serve(what, Transport::Tls(TlsAcceptor::from(config)), handler)
+        let transport = Transport::Tls(TlsAcceptor::from(config));
+        Server::serve(what, LOOPBACK_ANY_PORT, transport, handler)
     }
 
-    fn serve<F, Fut>(what: &str, transport: Transport, handler: F) -> Result<Server>
+    fn serve<F, Fut>(
+        what: &str,
+        address: SocketAddr,
+        transport: Transport,
+        handler: F,
+    ) -> Result<Server>
     where
         F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Response<Body>> + Send + 'static,
     {
         let bind = || -> std::io::Result<_> {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+            let listener = std::net::TcpListener::bind(address)?;
             listener.set_nonblocking(true)?;
             let addr = listener.local_addr()?;
             Ok((tokio::net::TcpListener::from_std(listener)?, addr))
         };
-        let (listener, addr) = bind().map_err(Error::io(format!("binding the {what}")))?;
+        let (listener, addr) =
+            bind().map_err(Error::io(format!("binding the {what} to {address}")))?;
         let tls = matches!(transport, Transport::Tls(_));
         let handshake_failures = Arc::new(AtomicUsize::new(0));
         let failures = Arc::clone(&handshake_failures);

@@ -13,7 +13,8 @@
 //!   to the AWS SDK.
 //! - [`tls`]: a CA generated at test time and the certificates and client configurations it makes.
 //! - [`page`]: the trace page (waterfall and service map in one HTML file) and its check in headless
-//!   Chromium.
+//!   Chromium; [`page::PageServer`] serves it live as spans arrive (`tracekit-view`).
+//! - [`program`]: a program that is not a function (`tracekit-view`), its output read line by line.
 //! - [`xray`]: an X-Ray agent stand-in (UDP) that decodes OTLP `T1S`/`T1U` datagrams into the same
 //!   span store the OTLP receiver fills, forwards segment documents to the X-Ray API (moto), and
 //!   [`xray::batch_get_traces`] to read them back.
@@ -44,7 +45,8 @@
 //! # }
 //! ```
 //!
-//! Servers bind 127.0.0.1 on a free port and stop when their value is dropped; function processes are
+//! Servers bind 127.0.0.1 on a free port (the `_at`/`listen` constructors, an address a tool is given)
+//! and stop when their value is dropped; function processes are
 //! killed on drop. Everything here must be used inside a Tokio runtime.
 
 mod error;
@@ -52,6 +54,7 @@ pub mod flow;
 mod http;
 pub mod otlp;
 pub mod page;
+pub mod program;
 pub mod runtime_api;
 pub mod scripted;
 pub mod sigv4;
@@ -62,6 +65,7 @@ pub mod xray;
 
 pub use error::{Error, Result};
 pub use otlp::{OtlpReceiver, ReceivedRequest, ReceivedSpan, TlsOptions};
+pub use program::Program;
 pub use runtime_api::{FunctionProcess, Invocation, InvocationOutcome, TimedOutcome};
 pub use scripted::{Scripted, ScriptedEndpoint};
 pub use sigv4::{Auth, CredentialStore, CredentialsServer, TestCredentials};

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,7 +29,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use prost::Message;
 use tokio::sync::watch;
 
-use crate::http::{Body, Server, respond};
+use crate::http::{Body, LOOPBACK_ANY_PORT, Server, respond};
 use crate::sigv4::{Auth, authorization_scheme};
 use crate::tls::TestCa;
 use crate::util::lock;
@@ -361,6 +362,11 @@ impl SpanStore {
         self.spans.send_modify(Vec::clear);
     }
 
+    /// Every span stored so far, forgotten as it is returned.
+    pub fn take(&self) -> Vec<ReceivedSpan> {
+        self.spans.send_replace(Vec::new())
+    }
+
     /// Waits until at least `count` spans are stored; `None` on timeout.
     pub async fn wait_for(&self, count: usize, timeout: Duration) -> Option<Vec<ReceivedSpan>> {
         let mut spans = self.spans.subscribe();
@@ -382,8 +388,14 @@ pub struct OtlpReceiver {
 impl OtlpReceiver {
     /// Starts the receiver on 127.0.0.1 and a free port. Must be called inside a Tokio runtime.
     pub fn start() -> Result<OtlpReceiver> {
+        OtlpReceiver::start_at(LOOPBACK_ANY_PORT)
+    }
+
+    /// [`OtlpReceiver::start`] on `address` (port 0: a free one): a tool's receiver, such as
+    /// `tracekit-view`'s on 127.0.0.1:4318, where an OTLP exporter sends by default.
+    pub fn start_at(address: SocketAddr) -> Result<OtlpReceiver> {
         let state = ReceiverState::new(Auth::None);
-        let server = Server::start("OTLP receiver", {
+        let server = Server::start_at("OTLP receiver", address, {
             let state = Arc::clone(&state);
             move |request| Arc::clone(&state).handle(request)
         })?;
@@ -465,6 +477,18 @@ impl OtlpReceiver {
         self.state.spans.clear();
     }
 
+    /// The spans stored so far, forgotten here as they are returned: for a reader that keeps what it
+    /// takes, such as a viewer that runs for hours.
+    pub fn take_spans(&self) -> Vec<ReceivedSpan> {
+        self.state.spans.take()
+    }
+
+    /// How many requests have been answered, accepted or refused, whatever their path: it changes
+    /// once each request's spans are stored or its refusal is in [`OtlpReceiver::rejections`].
+    pub fn answered(&self) -> watch::Receiver<usize> {
+        self.state.answered.subscribe()
+    }
+
     /// Requests received on `/v1/traces`, whatever their fate.
     pub fn request_count(&self) -> usize {
         self.state.requests.load(Ordering::SeqCst)
@@ -486,6 +510,8 @@ impl OtlpReceiver {
 struct ReceiverState {
     spans: SpanStore,
     requests: AtomicUsize,
+    /// Requests answered, refused ones included.
+    answered: watch::Sender<usize>,
     mode: Mutex<Mode>,
     auth: Mutex<Auth>,
     records: Mutex<Vec<ReceivedRequest>>,
@@ -523,6 +549,7 @@ impl ReceiverState {
         Arc::new(ReceiverState {
             spans: SpanStore::default(),
             requests: AtomicUsize::new(0),
+            answered: watch::Sender::new(0),
             mode: Mutex::new(Mode::Accept),
             auth: Mutex::new(auth),
             records: Mutex::default(),
@@ -556,6 +583,12 @@ impl ReceiverState {
     }
 
     async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
+        let response = Arc::clone(&self).reply(request).await;
+        self.answered.send_modify(|answered| *answered += 1);
+        response
+    }
+
+    async fn reply(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
         if request.uri().path() != TRACES_PATH || request.method() != Method::POST {
             let reason = format!(
                 "{} {}: only POST {TRACES_PATH} is served",

@@ -2,17 +2,28 @@
 //! waterfall and the service map of the spans a run exported, and [`check_in_browser`], which opens it
 //! in headless Chromium and checks, on a screenshot, that every span rendered.
 //!
+//! [`PageServer`] serves the same page over HTTP while spans arrive (`tracekit-view`): the newest
+//! trace first, and the page reloads itself when a newer one is shown.
+//!
 //! The page shows what the X-Ray console would: one row per span under its parent, a bar placed on
 //! the trace's timeline, the span kind and service, its key attributes and links, errors in red; and
 //! the service map's edges (client → function → the AWS services it calls, SQS → the consumer).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
 use serde_json::{Value, json};
 
+use crate::http::{Body, Server, respond};
 use crate::otlp::{ReceivedSpan, SpanKind, SpanStatusCode};
+use crate::util::lock;
 use crate::{Error, Result};
 
 /// The attributes a row shows inline; every attribute is in the row's details.
@@ -122,7 +133,19 @@ pub fn service_map(spans: &[ReceivedSpan]) -> BTreeSet<(String, String)> {
 /// The page for these spans and service-map edges: a standalone HTML document. Convert received
 /// spans with `PageSpan::from`, and take the edges from [`service_map`].
 pub fn render(title: &str, spans: &[PageSpan], edges: &BTreeSet<(String, String)>) -> String {
+    render_page(title, spans, edges, None)
+}
+
+/// The page, live (served by a [`PageServer`] as its `generation`th page) or a file (`None`).
+fn render_page(
+    title: &str,
+    spans: &[PageSpan],
+    edges: &BTreeSet<(String, String)>,
+    generation: Option<u64>,
+) -> String {
     let data = json!({
+        // A live page polls for its successor and shows the newest trace first.
+        "live": generation.map(|generation| json!({"poll": GENERATION_PATH, "generation": generation})),
         "title": title,
         "keyAttributes": KEY_ATTRIBUTES,
         "spans": spans.iter().map(|span| json!({
@@ -162,6 +185,78 @@ fn escape_html(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Where a [`PageServer`]'s page reads the generation of the page being shown.
+const GENERATION_PATH: &str = "/generation";
+
+/// The trace page served over HTTP while spans arrive: `GET /` answers the page last shown
+/// ([`PageServer::show`]), `GET /generation` answers `{"generation": N}`, N counting the pages
+/// shown. The page asks for the generation every second and reloads when it has changed, keeping the
+/// rows a reader opened. Stops when dropped.
+#[derive(Debug)]
+pub struct PageServer {
+    server: Server,
+    page: Arc<Mutex<LivePage>>,
+}
+
+#[derive(Debug)]
+struct LivePage {
+    generation: u64,
+    html: Bytes,
+}
+
+impl PageServer {
+    /// Serves an empty page titled `title` on `address` (port 0: a free one). Must be called inside
+    /// a Tokio runtime.
+    pub fn start(address: SocketAddr, title: &str) -> Result<PageServer> {
+        let page = Arc::new(Mutex::new(LivePage {
+            generation: 0,
+            html: Bytes::from(render_page(title, &[], &BTreeSet::new(), Some(0))),
+        }));
+        let server = Server::start_at("trace page server", address, {
+            let page = Arc::clone(&page);
+            move |request| {
+                let page = Arc::clone(&page);
+                async move { serve_page(&page, &request) }
+            }
+        })?;
+        Ok(PageServer { server, page })
+    }
+
+    /// `http://ADDRESS/`, the page.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.server.addr())
+    }
+
+    /// Replaces the page with one drawing `spans` and `edges`; open pages reload within a second.
+    pub fn show(&self, title: &str, spans: &[PageSpan], edges: &BTreeSet<(String, String)>) {
+        let mut page = lock(&self.page);
+        let generation = page.generation + 1;
+        page.html = Bytes::from(render_page(title, spans, edges, Some(generation)));
+        page.generation = generation;
+    }
+}
+
+fn serve_page(page: &Mutex<LivePage>, request: &Request<Incoming>) -> Response<Body> {
+    let page = lock(page);
+    let (content_type, body) = match (request.method(), request.uri().path()) {
+        (&Method::GET, "/") => ("text/html; charset=utf-8", page.html.clone()),
+        (&Method::GET, GENERATION_PATH) => (
+            "application/json",
+            Bytes::from(json!({"generation": page.generation}).to_string()),
+        ),
+        _ => {
+            let text = format!("only GET / and GET {GENERATION_PATH} are served");
+            return respond(StatusCode::NOT_FOUND, text);
+        }
+    };
+    let mut response = respond(StatusCode::OK, body);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // Each load must show the page as it is now.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 /// What the browser saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
@@ -181,6 +276,26 @@ pub struct Rendered {
 /// `screenshot`. Fails, saying what is missing, when the browser or playwright-core is not installed.
 pub async fn check_in_browser(
     page: &Path,
+    screenshot: &Path,
+    spans: &[PageSpan],
+    edges: &BTreeSet<(String, String)>,
+) -> Result<Rendered> {
+    check(page.as_os_str(), screenshot, spans, edges).await
+}
+
+/// [`check_in_browser`] for a page a server serves at `url` (a [`PageServer`]'s): it may fetch from
+/// its own origin (the live page polls), nothing else.
+pub async fn check_url_in_browser(
+    url: &str,
+    screenshot: &Path,
+    spans: &[PageSpan],
+    edges: &BTreeSet<(String, String)>,
+) -> Result<Rendered> {
+    check(OsStr::new(url), screenshot, spans, edges).await
+}
+
+async fn check(
+    page: &OsStr,
     screenshot: &Path,
     spans: &[PageSpan],
     edges: &BTreeSet<(String, String)>,

@@ -22,11 +22,11 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::http::{Body, Server, read_body, respond};
+use crate::program::capture_lines;
 use crate::util::{excerpt, lock, random_hex, uuid};
 use crate::{Error, Result};
 
@@ -1095,23 +1095,6 @@ fn error_fields(body: &[u8]) -> (Option<String>, Option<String>) {
     let json: Value = serde_json::from_slice(body).unwrap_or_default();
     let field = |name: &str| json.get(name).and_then(Value::as_str).map(str::to_owned);
     (field("errorType"), field("errorMessage"))
-}
-
-/// Reads lines from a child's pipe in a task; the receiver sees every line read so far and is closed at
-/// end of file.
-fn capture_lines(
-    pipe: Option<impl AsyncRead + Unpin + Send + 'static>,
-) -> watch::Receiver<Vec<String>> {
-    let (lines_tx, lines) = watch::channel(Vec::new());
-    if let Some(pipe) = pipe {
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(pipe).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                lines_tx.send_modify(|lines| lines.push(line));
-            }
-        });
-    }
-    lines
 }
 
 /// `YYYY/MM/DD/[$LATEST]<32 hex>`, the shape of Lambda's log stream names.

@@ -18,6 +18,7 @@
 //! benchmark's turnaround is then the function's, as it would be next to the real agent.
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::http::LOOPBACK_ANY_PORT;
 use crate::otlp::{ReceivedSpan, SpanStore};
 use crate::stack::wait_until;
 use crate::util::{lock, random_hex};
@@ -60,7 +62,7 @@ impl XrayDaemon {
     /// (see [`crate::stack::xray_client`]), reading each datagram as it arrives. Must be called
     /// inside a Tokio runtime.
     pub fn start(client: aws_sdk_xray::Client) -> Result<XrayDaemon> {
-        XrayDaemon::bind(Some(client))
+        XrayDaemon::bind(LOOPBACK_ANY_PORT, Some(client), Reading::OnArrival)
     }
 
     /// Starts a daemon that only records what it receives: for tests that need no X-Ray API. It
@@ -68,21 +70,34 @@ impl XrayDaemon {
     /// CPU from the function under test while the function works (as the real agent, in a process
     /// of its own, does not); what it finds is the same.
     pub fn recording() -> Result<XrayDaemon> {
-        XrayDaemon::bind(None)
+        XrayDaemon::bind(LOOPBACK_ANY_PORT, None, Reading::WhenAsked)
     }
 
-    fn bind(client: Option<aws_sdk_xray::Client>) -> Result<XrayDaemon> {
+    /// Starts a daemon on `address` (port 0: a free one) that reads each datagram as it arrives and
+    /// forwards nothing: a tool's agent, such as `tracekit-view`'s on 127.0.0.1:2000, where tracekit
+    /// sends by default. [`XrayDaemon::datagrams`] says when one has been read.
+    pub fn listen(address: SocketAddr) -> Result<XrayDaemon> {
+        XrayDaemon::bind(address, None, Reading::OnArrival)
+    }
+
+    fn bind(
+        address: SocketAddr,
+        client: Option<aws_sdk_xray::Client>,
+        reading: Reading,
+    ) -> Result<XrayDaemon> {
         let bind = || -> std::io::Result<_> {
-            let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+            let socket = std::net::UdpSocket::bind(address)?;
             socket.set_nonblocking(true)?;
             let address = socket.local_addr()?;
             Ok((UdpSocket::from_std(socket)?, address))
         };
-        let (socket, address) =
-            bind().map_err(Error::io("binding the X-Ray daemon's UDP socket"))?;
+        let (socket, address) = bind().map_err(Error::io(format!(
+            "binding the X-Ray agent's UDP socket to {address}"
+        )))?;
         let (forward_tx, forward_rx) = mpsc::unbounded_channel();
         let state = Arc::new(DaemonState {
             received: watch::Sender::new(0),
+            reading,
             unread: Mutex::default(),
             forward: client.is_some().then_some(forward_tx),
             sampled: SpanStore::default(),
@@ -115,6 +130,31 @@ impl XrayDaemon {
     /// Datagrams received so far, well-formed or not.
     pub fn datagram_count(&self) -> usize {
         *self.state.received.borrow()
+    }
+
+    /// The count of datagrams received: it changes once each datagram is received (and, for a daemon
+    /// that reads on arrival, read: its spans stored or its refusal in [`XrayDaemon::rejected`]).
+    pub fn datagrams(&self) -> watch::Receiver<usize> {
+        self.state.received.subscribe()
+    }
+
+    /// The `T1S` spans received so far, forgotten here as they are returned: for a reader that keeps
+    /// what it takes, such as a viewer that runs for hours.
+    pub fn take_spans(&self) -> Vec<ReceivedSpan> {
+        self.state.read_unread();
+        self.state.sampled.take()
+    }
+
+    /// [`XrayDaemon::take_spans`] for `T1U` spans.
+    pub fn take_unsampled_spans(&self) -> Vec<ReceivedSpan> {
+        self.state.read_unread();
+        self.state.unsampled.take()
+    }
+
+    /// [`XrayDaemon::take_spans`] for segment documents.
+    pub fn take_documents(&self) -> Vec<Value> {
+        self.state.read_unread();
+        std::mem::take(&mut *lock(&self.state.documents))
     }
 
     /// Spans received as `T1S` (sampled), in arrival order.
@@ -258,9 +298,10 @@ impl Drop for XrayDaemon {
 struct DaemonState {
     /// Datagrams received.
     received: watch::Sender<usize>,
+    reading: Reading,
     /// Datagrams received and not read yet (a recording daemon reads them when asked).
     unread: Mutex<Vec<Vec<u8>>>,
-    /// Where documents go to be forwarded; `Some` makes the daemon read each datagram as it arrives.
+    /// Where documents go to be forwarded.
     forward: Option<mpsc::UnboundedSender<String>>,
     sampled: SpanStore,
     unsampled: SpanStore,
@@ -309,13 +350,22 @@ impl DaemonState {
 async fn receive(socket: UdpSocket, state: Arc<DaemonState>) {
     let mut buffer = vec![0; RECEIVE_BUFFER];
     while let Ok(length) = socket.recv(&mut buffer).await {
-        if state.forward.is_some() {
+        if state.reading == Reading::OnArrival {
             state.read(&buffer[..length]);
         } else {
             lock(&state.unread).push(buffer[..length].to_vec());
         }
         state.received.send_modify(|count| *count += 1);
     }
+}
+
+/// When a daemon reads (checks and files) its datagrams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// As each arrives: a forwarding daemon, a viewer.
+    OnArrival,
+    /// When a test asks what arrived, so that reading takes no CPU from the function under test.
+    WhenAsked,
 }
 
 /// What one well-formed datagram carries.
