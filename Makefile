@@ -22,7 +22,7 @@ demo:
 ## (the functions' stack tests are #[ignore]d so that plain `cargo test` passes with nothing running; here they run)
 test: infra-check lambda-build template-build stack-deploy
 	scripts/browser install
-	$(CARGO) build -q -p api -p worker -p notifier -p test-functions --bins
+	$(CARGO) build -q -p api -p worker -p notifier -p test-functions -p tracekit-tools --bins
 	$(CARGO) test --workspace --all-features --no-run
 	scripts/with-devstack $(CARGO) test --workspace --all-features -- --include-ignored
 
