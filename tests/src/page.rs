@@ -236,6 +236,54 @@ impl PageServer {
     }
 }
 
+/// The spans and service-map edges of the page served at `url` (a [`PageServer`]'s), read from its
+/// data as the page's script reads them: what it will draw. Attributes and links are left out.
+pub async fn served_page(url: &str) -> Result<(Vec<PageSpan>, BTreeSet<(String, String)>)> {
+    let request = Request::get(url)
+        .body(Bytes::new())
+        .map_err(|error| Error::Invalid(format!("GET {url}: {error}")))?;
+    let response = crate::http::request(request).await?;
+    let html = String::from_utf8_lossy(response.body());
+    if response.status() != StatusCode::OK {
+        return Err(Error::Invalid(format!(
+            "GET {url} answered {}: {html}",
+            response.status()
+        )));
+    }
+    let data = html
+        .split(r#"<script type="application/json" id="trace-data">"#)
+        .nth(1)
+        .and_then(|rest| rest.split("</script>").next())
+        .ok_or_else(|| Error::Invalid(format!("GET {url}: no trace-data script in the page")))?;
+    let data: Value = serde_json::from_str(data).map_err(Error::json(format!("{url}'s data")))?;
+    let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
+    let spans = data["spans"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|span| PageSpan {
+            span_id: text(&span["id"]),
+            parent_span_id: span["parent"].as_str().map(str::to_owned),
+            trace_id: text(&span["trace"]),
+            name: text(&span["name"]),
+            kind: text(&span["kind"]),
+            service: text(&span["service"]),
+            start_unix_nanos: span["startUs"].as_u64().unwrap_or_default() * 1_000,
+            end_unix_nanos: span["endUs"].as_u64().unwrap_or_default() * 1_000,
+            error: span["error"].as_str().map(str::to_owned),
+            attributes: BTreeMap::new(),
+            links: Vec::new(),
+        })
+        .collect();
+    let edges = data["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|edge| (text(&edge[0]), text(&edge[1])))
+        .collect();
+    Ok((spans, edges))
+}
+
 fn serve_page(page: &Mutex<LivePage>, request: &Request<Incoming>) -> Response<Body> {
     let page = lock(page);
     let (content_type, body) = match (request.method(), request.uri().path()) {

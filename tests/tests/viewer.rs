@@ -125,52 +125,6 @@ async fn summary_line(viewer: &Viewer, trace_id: &str, count: &str) -> String {
         .unwrap_or_else(|e| panic!("the viewer's line for {xray_id}: {e}"))
 }
 
-/// The spans and edges the served page carries (its `trace-data` script), as the page draws them.
-async fn served_data(url: &str) -> (Vec<PageSpan>, BTreeSet<(String, String)>) {
-    let request = http::Request::get(url)
-        .body(bytes::Bytes::new())
-        .expect("request");
-    let response = stack::http_request(request).await.expect("GET the page");
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()["content-type"],
-        "text/html; charset=utf-8"
-    );
-    let html = String::from_utf8(response.into_body().to_vec()).expect("UTF-8");
-    let data = html
-        .split(r#"<script type="application/json" id="trace-data">"#)
-        .nth(1)
-        .and_then(|rest| rest.split("</script>").next())
-        .expect("the page's data script");
-    let data: Value = serde_json::from_str(data).expect("the page's data is JSON");
-    let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
-    let spans = data["spans"]
-        .as_array()
-        .expect("spans")
-        .iter()
-        .map(|span| PageSpan {
-            span_id: text(&span["id"]),
-            parent_span_id: span["parent"].as_str().map(str::to_owned),
-            trace_id: text(&span["trace"]),
-            name: text(&span["name"]),
-            kind: text(&span["kind"]),
-            service: text(&span["service"]),
-            start_unix_nanos: span["startUs"].as_u64().unwrap_or_default() * 1_000,
-            end_unix_nanos: span["endUs"].as_u64().unwrap_or_default() * 1_000,
-            error: span["error"].as_str().map(str::to_owned),
-            attributes: BTreeMap::new(),
-            links: Vec::new(),
-        })
-        .collect();
-    let edges = data["edges"]
-        .as_array()
-        .expect("edges")
-        .iter()
-        .map(|edge| (text(&edge[0]), text(&edge[1])))
-        .collect();
-    (spans, edges)
-}
-
 fn out(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name)
 }
@@ -247,7 +201,9 @@ async fn the_viewer_draws_every_span_a_function_sent_over_udp_and_otlp_http() {
     assert!(refusal.contains("text/plain"), "{refusal}");
 
     // The page carries exactly the spans the test caused, each where it belongs.
-    let (spans, edges) = served_data(&viewer.page).await;
+    let (spans, edges) = page::served_page(&viewer.page)
+        .await
+        .expect("the page's data");
     let traces: BTreeSet<&str> = spans.iter().map(|s| s.trace_id.as_str()).collect();
     assert_eq!(
         traces,

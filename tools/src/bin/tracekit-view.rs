@@ -119,6 +119,9 @@ async fn run(args: &Args) -> Result<(), String> {
         ),
     )
     .map_err(taken("viewer", "--page"))?;
+    // Watched before the addresses are announced: whatever is sent once they are wakes the loop.
+    let mut datagrams = agent.datagrams();
+    let mut answered = otlp.answered();
     say(&format!(
         "tracekit-view: page   {}\n\
          tracekit-view: agent  udp {} (AWS_XRAY_DAEMON_ADDRESS: where tracekit sends in Lambda and under cargo lambda watch)\n\
@@ -130,8 +133,6 @@ async fn run(args: &Args) -> Result<(), String> {
     ));
 
     let mut viewer = Viewer::default();
-    let mut datagrams = agent.datagrams();
-    let mut answered = otlp.answered();
     loop {
         // Either watch closes only when its stand-in is gone, which this loop outlives.
         let woken = tokio::select! {
