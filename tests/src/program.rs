@@ -28,18 +28,24 @@ pub struct Program {
 impl Program {
     /// Starts `binary` with `args`, stdin closed. Must be called inside a Tokio runtime.
     pub fn spawn<S: AsRef<OsStr>>(binary: &Path, args: &[S]) -> Result<Program> {
-        let name = binary.file_name().map_or_else(
-            || binary.display().to_string(),
-            |name| name.to_string_lossy().into_owned(),
-        );
-        let mut child = Command::new(binary)
-            .args(args)
+        let mut command = Command::new(binary);
+        command.args(args);
+        Program::start(command)
+    }
+
+    /// Starts `command` as the caller set it up (arguments, environment, directory), stdin
+    /// closed. Must be called inside a Tokio runtime.
+    pub fn start(mut command: Command) -> Result<Program> {
+        let program = command.as_std().get_program();
+        let name = Path::new(program).file_name().unwrap_or(program);
+        let name = name.to_string_lossy().into_owned();
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(Error::io(format!("starting {}", binary.display())))?;
+            .map_err(Error::io(format!("starting {name}")))?;
         let stdout = capture_lines(child.stdout.take());
         let stderr = capture_lines(child.stderr.take());
         let (kill, kill_rx) = oneshot::channel::<()>();
@@ -76,6 +82,27 @@ impl Program {
     /// The exit status, once the program has exited.
     pub fn exit_status(&self) -> Option<ExitStatus> {
         *self.exit.borrow()
+    }
+
+    /// Waits until the program exits and its output has been read; fails after `timeout`.
+    pub async fn wait_for_exit(&self, timeout: Duration) -> Result<ExitStatus> {
+        let mut exit = self.exit.clone();
+        let (mut stdout, mut stderr) = (self.stdout.clone(), self.stderr.clone());
+        let finished = async {
+            let status = exit.wait_for(Option::is_some).await.ok().and_then(|s| *s);
+            // `wait_for` with a predicate that never holds returns once the reader task has finished.
+            let _ = stdout.wait_for(|_| false).await;
+            let _ = stderr.wait_for(|_| false).await;
+            status
+        };
+        match tokio::time::timeout(timeout, finished).await {
+            Ok(Some(status)) => Ok(status),
+            _ => Err(Error::Timeout(format!(
+                "{} did not exit within {timeout:?}\n{}",
+                self.name,
+                self.output_excerpt()
+            ))),
+        }
     }
 
     /// Waits until a stdout line matches `predicate` (or one already has) and returns it.

@@ -365,6 +365,25 @@ where
     }
 }
 
+/// The pinned cargo-lambda `scripts/infra-check install` puts in `$TRACEKIT_TOOLS_DIR` (a relative
+/// one from the workspace root, as `make` runs the scripts; default `.devstack/tools`).
+///
+/// # Panics
+/// When it is not installed, with the command that installs it.
+pub fn cargo_lambda() -> PathBuf {
+    let tools = std::env::var_os("TRACEKIT_TOOLS_DIR").map_or_else(
+        || workspace_root().join(".devstack/tools"),
+        |dir| workspace_root().join(dir),
+    );
+    let binary = tools.join("infra-sam/bin/cargo-lambda");
+    assert!(
+        binary.is_file(),
+        "{} is missing: run `scripts/infra-check install` (`make test` does)",
+        binary.display()
+    );
+    binary
+}
+
 /// The workspace's root directory.
 pub fn workspace_root() -> PathBuf {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));

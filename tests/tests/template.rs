@@ -11,14 +11,18 @@
 //!   and the message on the queue carries that span's context beside the body;
 //! - both: a failure is named (the api's `errorType` when the queue fails), and an exporter the
 //!   template leaves out (`xray`) is an init error naming the `Cargo.toml` line;
-//! - the README's local loop: with `OTEL_TRACES_EXPORTER=console`, as its `cargo lambda watch` line
-//!   sets it, the worker answers the project's sample event and prints its spans.
+//! - the README's local loop, its commands read from the README and run as written in the project:
+//!   `tracekit-view` on its default addresses, `cargo lambda watch` (the pinned cargo-lambda) with
+//!   the README's variables only, and each `cargo lambda invoke` with the project's events; each
+//!   answer is checked, and each trace arrives in the viewer with nothing set; and its alternative,
+//!   `OTEL_TRACES_EXPORTER=console`, prints the worker's spans.
 
 use integration_tests::otlp::{ReceivedSpan, SpanKind, SpanStatusCode};
+use integration_tests::page;
 use integration_tests::xray::{self, XrayDaemon};
-use integration_tests::{FunctionProcess, Invocation, InvocationOutcome, stack};
+use integration_tests::{FunctionProcess, Invocation, InvocationOutcome, Program, stack};
 use serde_json::{Value, json};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const PROJECT: &str = "hello-traces";
@@ -283,5 +287,223 @@ async fn an_exporter_the_template_leaves_out_is_an_init_error_naming_the_line() 
              `tracekit = { version = \"0.1\", features = [\"xray\"] }`"
         ),
         "main prints the message, not the Debug form: {stderr}"
+    );
+}
+
+/// The commands of the generated README's `sh` blocks, in order, comments dropped.
+fn readme_commands(project: &Path) -> Vec<String> {
+    let readme = std::fs::read_to_string(project.join("README.md")).expect("the project's README");
+    let mut commands = Vec::new();
+    let mut in_sh = false;
+    for line in readme.lines() {
+        match line.trim() {
+            "```sh" => in_sh = true,
+            "```" => in_sh = false,
+            command if in_sh => {
+                let command = command.split(" #").next().unwrap_or_default().trim();
+                if !command.is_empty() {
+                    commands.push(command.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    commands
+}
+
+/// `cargo lambda <subcommand> ...` of the README, as cargo-lambda's arguments.
+fn cargo_lambda_args<'a>(commands: &'a [String], subcommand: &str) -> Vec<Vec<&'a str>> {
+    let prefix = format!("cargo lambda {subcommand}");
+    commands
+        .iter()
+        .filter(|command| command.starts_with(&prefix))
+        .map(|command| command.split_whitespace().skip(1).collect())
+        .collect()
+}
+
+/// A command run in the generated project as a user's shell would, with none of the test's
+/// devstack or tracing variables: only the README's own, and credentials (LocalStack takes any).
+fn in_project(program: &Path, args: &[&str], project: &Path) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(program);
+    command.args(args).current_dir(project);
+    for (key, _) in std::env::vars_os() {
+        let key_str = key.to_string_lossy();
+        if ["AWS_", "OTEL_", "TRACEKIT_", "_X_AMZN_TRACE_ID"]
+            .iter()
+            .any(|prefix| key_str.starts_with(prefix))
+        {
+            command.env_remove(&key);
+        }
+    }
+    let target = project
+        .parent()
+        .and_then(Path::parent)
+        .expect("the project sits in <target>/template/");
+    command
+        .envs([
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+            // The functions template-check built, not a second build in the project's own target/.
+            ("CARGO_NET_OFFLINE", "true"),
+        ])
+        .env("CARGO_TARGET_DIR", target);
+    command
+}
+
+#[tokio::test]
+#[ignore = "needs `scripts/template-check build`, tracekit-view, the pinned cargo-lambda and LocalStack (make test)"]
+async fn the_readmes_local_loop_shows_each_invocations_trace_in_tracekit_view() {
+    stack::require_localstack().await;
+    let (_, project) = generated("worker");
+    let commands = readme_commands(&project);
+    // The README's queue, on the local stack.
+    let watch = cargo_lambda_args(&commands, "watch");
+    assert_eq!(watch.len(), 1, "one `cargo lambda watch`: {commands:#?}");
+    let queue_url = watch[0]
+        .iter()
+        .find_map(|arg| arg.strip_prefix("QUEUE_URL="))
+        .expect("the watch line sets QUEUE_URL");
+    let sqs_endpoint = stack::endpoint(stack::Service::Sqs);
+    assert!(
+        queue_url.starts_with(sqs_endpoint.trim_end_matches('/')),
+        "the README's queue {queue_url} is not on the local stack's SQS at {sqs_endpoint} \
+         (scripts/devstack: TRACEKIT_LOCALSTACK_PORT must be unset)"
+    );
+    let queue_name = queue_url.rsplit('/').next().unwrap_or_default();
+    let sqs = stack::sqs_client().await;
+    let created = sqs
+        .create_queue()
+        .queue_name(queue_name)
+        .send()
+        .await
+        .expect("create the README's queue");
+    let created_url = created.queue_url().expect("the queue's URL").to_owned();
+
+    // Terminal 1: the viewer, as the README runs it (on its default addresses).
+    let viewer_line = commands
+        .iter()
+        .find(|command| command.starts_with("tracekit-view"))
+        .expect("the README runs tracekit-view");
+    let viewer_args: Vec<&str> = viewer_line.split_whitespace().skip(1).collect();
+    let viewer = Program::spawn(&stack::function_binary("tracekit-view"), &viewer_args)
+        .expect("tracekit-view");
+    let page_line = viewer
+        .wait_for_stdout(|line| line.starts_with("tracekit-view: page"), WAIT)
+        .await
+        .expect("the viewer starts (are 127.0.0.1:2000, :4318 and :4319 free?)");
+    let page_url = page_line
+        .split_whitespace()
+        .last()
+        .expect("the page's address")
+        .to_owned();
+
+    // Terminal 2: the emulator.
+    let cargo_lambda = stack::cargo_lambda();
+    let emulator = Program::start(in_project(&cargo_lambda, &watch[0], &project)).expect("watch");
+    // A user invokes once the emulator says it listens.
+    let listening = |line: &str| line.contains("starting Runtime server");
+    tokio::select! {
+        Ok(_) = emulator.wait_for_stdout(listening, WAIT) => {}
+        Ok(_) = emulator.wait_for_stderr(listening, WAIT) => {}
+        else => panic!("cargo lambda watch did not start: {:#?}", emulator.stderr()),
+    }
+    // Terminal 3: each invocation, answered.
+    let mut answers = Vec::new();
+    for invoke in cargo_lambda_args(&commands, "invoke") {
+        let run = Program::start(in_project(&cargo_lambda, &invoke, &project)).expect("invoke");
+        // The first starts the function (already built): well within a minute.
+        let status = run
+            .wait_for_exit(Duration::from_secs(90))
+            .await
+            .unwrap_or_else(|e| panic!("{invoke:?}: {e}\nemulator: {:#?}", emulator.stderr()));
+        assert!(
+            status.success(),
+            "{invoke:?}: {status:?}\n{:#?}\n{:#?}",
+            run.stdout(),
+            run.stderr()
+        );
+        let answer: Value = serde_json::from_str(&run.stdout().join("\n")).unwrap_or_else(|e| {
+            panic!(
+                "{invoke:?} printed no JSON answer ({e}): {:?}",
+                run.stdout()
+            )
+        });
+        answers.push(answer);
+    }
+    assert_eq!(answers.len(), 2, "the worker and the api: {commands:#?}");
+    assert_eq!(
+        answers[0]["batchItemFailures"][0]["itemIdentifier"],
+        "1d2f0a51-0000-4000-8000-000000000002",
+        "the worker reports the message that is not an object"
+    );
+    assert_eq!(answers[1]["statusCode"], 202, "the api sent to the queue");
+    let body: Value = answers[1]["body"]
+        .as_str()
+        .and_then(|body| serde_json::from_str(body).ok())
+        .unwrap_or_default();
+    let sent_id = body["message_id"]
+        .as_str()
+        .expect("the api names the message");
+    let received = sqs
+        .receive_message()
+        .queue_url(&created_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(5)
+        .send()
+        .await
+        .expect("receive");
+    assert!(
+        received
+            .messages()
+            .iter()
+            .any(|message| message.message_id() == Some(sent_id)),
+        "message {sent_id} reached the queue the README names ({queue_url}): {received:?}"
+    );
+
+    // Each trace arrived in the viewer with no variable set: one line each, and on the page.
+    let worker = viewer
+        .wait_for_stdout(|line| line.contains("(hello-traces-worker)"), WAIT)
+        .await
+        .expect("the worker's trace");
+    assert!(
+        worker.contains(" 3 spans ") && worker.contains("1 error ("),
+        "the invocation and a process span per message, the bad one failed: {worker}"
+    );
+    let api = viewer
+        .wait_for_stdout(|line| line.contains("(hello-traces-api)"), WAIT)
+        .await
+        .expect("the api's trace");
+    assert!(api.contains("no errors"), "{api}");
+    let (spans, edges) = page::served_page(&page_url).await.expect("the page");
+    let names: Vec<&str> = spans.iter().map(|span| span.name.as_str()).collect();
+    assert_eq!(
+        names
+            .iter()
+            .filter(|name| **name == "process queue")
+            .count(),
+        2,
+        "{names:?}"
+    );
+    assert!(names.contains(&"SQS.SendMessage"), "{names:?}");
+    for (from, to) in [("hello-traces-api", "SQS"), ("SQS", "hello-traces-worker")] {
+        assert!(
+            edges.contains(&(from.to_owned(), to.to_owned())),
+            "the service map's {from} → {to}: {edges:?}"
+        );
+    }
+    assert!(
+        !emulator
+            .stdout()
+            .iter()
+            .chain(&emulator.stderr())
+            .any(|line| line.contains("nothing is listening")),
+        "no warning about a missing agent: {:#?}",
+        emulator.stderr()
+    );
+    assert!(
+        viewer.stderr().is_empty(),
+        "nothing refused: {:#?}",
+        viewer.stderr()
     );
 }
