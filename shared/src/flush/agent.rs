@@ -222,9 +222,11 @@ fn refused_message(address: &str) -> String {
          datagram, so spans sent there are lost (UDP reports only some of them; later refusals are \
          counted without another warning). In Lambda, the agent listens when the function's \
          tracing mode is Active, or AWS_XRAY_DAEMON_ADDRESS names one that does. Running locally \
-         (cargo lambda watch, an emulator) there is no agent: run an OTLP receiver (an \
-         OpenTelemetry Collector, Jaeger) and set OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318, \
-         or set OTEL_TRACES_EXPORTER=console to print the spans{console}, or \
+         (cargo lambda watch, an emulator) there is no agent: run tracekit-view, tracekit's local \
+         trace viewer, which listens at 127.0.0.1:2000 and draws each trace; or run an OTLP \
+         receiver (an OpenTelemetry Collector, Jaeger) and set \
+         OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318, or set OTEL_TRACES_EXPORTER=console to \
+         print the spans{console}, or \
          OTEL_TRACES_EXPORTER=none to send none"
     )
 }
@@ -426,6 +428,7 @@ mod tests {
             ),
             ("tracing mode is Active", "the fix in Lambda"),
             ("cargo lambda watch", "the emulator is recognised"),
+            ("run tracekit-view", "the viewer that listens there"),
             (
                 "OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318",
                 "a local receiver",
