@@ -6,7 +6,7 @@
 //!
 //! | variable | accepted | default |
 //! |---|---|---|
-//! | `OTEL_SERVICE_NAME` | any non-empty string | `AWS_LAMBDA_FUNCTION_NAME`, else `unknown_service` |
+//! | `OTEL_SERVICE_NAME` (else Powertools' `POWERTOOLS_SERVICE_NAME`) | any non-empty string | `AWS_LAMBDA_FUNCTION_NAME`, else `unknown_service` |
 //! | `OTEL_RESOURCE_ATTRIBUTES` | `key=value,...` (values percent-decoded) | none |
 //! | `OTEL_PROPAGATORS` | `tracecontext`, `baggage`, `xray`, `xray-lambda`, `none` | `tracecontext,baggage,xray` |
 //! | `OTEL_TRACES_SAMPLER` | `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio` | `parentbased_always_on` |
@@ -45,6 +45,8 @@
 //! | `TRACEKIT_SQS_SPANS` | `per-message`, `batch` ([`SqsSpans`]) | `per-message` |
 //! | `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG` | `TRACE`..`FATAL` / `level` and `target=level` directives, comma-separated | `INFO` |
 //! | `AWS_LAMBDA_LOG_FORMAT` | `JSON`, `Text` | `JSON` |
+//! | `TRACEKIT_METRICS_NAMESPACE` (else Powertools' `POWERTOOLS_METRICS_NAMESPACE`) | a CloudWatch namespace: 1 to 255 of `0-9A-Za-z . - _ / # :` and space, not only spaces ([`crate::metrics`]) | none: metrics added are dropped, said once |
+//! | `TRACEKIT_METRICS_COLD_START` | `true`, `false`: the metric `ColdStart` on a cold start (not under provisioned concurrency), as Powertools' `capture_cold_start_metric` | `false` |
 //!
 //! The signal-specific `OTEL_EXPORTER_OTLP_TRACES_*` variable wins over the generic one, as the
 //! [OTLP exporter specification](https://opentelemetry.io/docs/specs/otel/protocol/exporter/) says.
@@ -138,6 +140,14 @@ pub mod env {
     /// Whether an `error!` line writes what is buffered.
     pub const TRACEKIT_LOG_BUFFER_FLUSH_ON_ERROR_LOG: &str =
         "TRACEKIT_LOG_BUFFER_FLUSH_ON_ERROR_LOG";
+    /// The CloudWatch namespace of the metrics.
+    pub const TRACEKIT_METRICS_NAMESPACE: &str = "TRACEKIT_METRICS_NAMESPACE";
+    /// Powertools' name for the namespace, honoured when tracekit's is unset.
+    pub const POWERTOOLS_METRICS_NAMESPACE: &str = "POWERTOOLS_METRICS_NAMESPACE";
+    /// Powertools' name for the service, honoured when `OTEL_SERVICE_NAME` is unset.
+    pub const POWERTOOLS_SERVICE_NAME: &str = "POWERTOOLS_SERVICE_NAME";
+    /// The `ColdStart` metric on a cold start.
+    pub const TRACEKIT_METRICS_COLD_START: &str = "TRACEKIT_METRICS_COLD_START";
     /// The OTLP endpoint is X-Ray's, in this region, behind a host name that does not say so.
     pub const TRACEKIT_OTLP_XRAY_REGION: &str = "TRACEKIT_OTLP_XRAY_REGION";
     /// Spans buffered at most (the batch span processor's queue size).
@@ -593,6 +603,21 @@ pub struct Config {
     /// Application Signals (`OTEL_AWS_APPLICATION_SIGNALS_ENABLED`): `aws.local.*` and
     /// `aws.remote.*` attributes on every span and, on the agent path, unsampled spans sent as `T1U`.
     pub application_signals: bool,
+    /// CloudWatch metrics ([`crate::metrics`]).
+    pub metrics: MetricsConfig,
+}
+
+/// How [`crate::metrics`] writes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct MetricsConfig {
+    /// The CloudWatch namespace (`TRACEKIT_METRICS_NAMESPACE`, else `POWERTOOLS_METRICS_NAMESPACE`):
+    /// without one, metrics are dropped (and that is said once).
+    pub namespace: Option<String>,
+    /// The `ColdStart` metric on a cold start (`TRACEKIT_METRICS_COLD_START`).
+    pub cold_start: bool,
+    /// The function's name (`AWS_LAMBDA_FUNCTION_NAME`), the cold start metric's dimension.
+    pub function_name: String,
 }
 
 impl Config {
@@ -607,6 +632,7 @@ impl Config {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
 
         let service_name = get(env::OTEL_SERVICE_NAME)
+            .or_else(|| get(env::POWERTOOLS_SERVICE_NAME))
             .or_else(|| get(env::AWS_LAMBDA_FUNCTION_NAME))
             .unwrap_or_else(|| UNKNOWN_SERVICE.to_owned());
         let resource_attributes = match get(env::OTEL_RESOURCE_ATTRIBUTES) {
@@ -770,6 +796,11 @@ impl Config {
             None => Vec::new(),
         };
         let log_buffer = parse_log_buffer(&get)?;
+        let metrics = MetricsConfig {
+            namespace: parse_namespace(&get)?,
+            cold_start: parse_bool(&get, env::TRACEKIT_METRICS_COLD_START, false)?,
+            function_name: get(env::AWS_LAMBDA_FUNCTION_NAME).unwrap_or_default(),
+        };
 
         Ok(Config {
             service_name,
@@ -796,6 +827,7 @@ impl Config {
             excluded_routes,
             log_buffer,
             application_signals,
+            metrics,
         })
     }
 }
@@ -1136,6 +1168,31 @@ fn parse_millis(variable: &'static str, value: &str) -> Result<Duration, ConfigE
         .parse::<u64>()
         .map(Duration::from_millis)
         .map_err(|_| ConfigError::invalid(variable, value, "a whole number of milliseconds"))
+}
+
+/// The metrics' namespace: tracekit's variable, else Powertools'; CloudWatch's rules for a
+/// namespace.
+fn parse_namespace(get: &impl Fn(&str) -> Option<String>) -> Result<Option<String>, ConfigError> {
+    let (variable, value) = match (
+        get(env::TRACEKIT_METRICS_NAMESPACE),
+        get(env::POWERTOOLS_METRICS_NAMESPACE),
+    ) {
+        (Some(value), _) => (env::TRACEKIT_METRICS_NAMESPACE, value),
+        (None, Some(value)) => (env::POWERTOOLS_METRICS_NAMESPACE, value),
+        (None, None) => return Ok(None),
+    };
+    let valid = value.len() <= 255
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c));
+    if !valid {
+        return Err(ConfigError::invalid(
+            variable,
+            &value,
+            "a CloudWatch namespace: 1 to 255 of 0-9A-Za-z . - _ / # : and space",
+        ));
+    }
+    Ok(Some(value))
 }
 
 fn parse_bool(

@@ -38,6 +38,9 @@ pub(crate) struct InvocationState {
     /// Log lines kept until the invocation fails (`TRACEKIT_LOG_BUFFER`), recorded but not yet
     /// formatted.
     pub(crate) log_buffer: Mutex<LineBuffer<crate::log_record::Record>>,
+    /// The metrics the invocation added (`tracekit::metrics`), written when it ends; `None` until
+    /// it adds one.
+    pub(crate) metrics: Mutex<Option<crate::metrics::MetricSet>>,
 }
 
 /// The route a router matched for this invocation's request.

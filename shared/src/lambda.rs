@@ -142,6 +142,15 @@ where
             self.layer.telemetry.record_init(&parent);
         }
         let state = Arc::new(InvocationState::new(invocation.context.request_id.clone()));
+        let config = self.layer.telemetry.config();
+        if coldstart && config.metrics.cold_start && !config.provisioned {
+            state
+                .metrics
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .get_or_insert_with(Default::default)
+                .cold_start(&config.metrics.function_name);
+        }
         let deadline_ms = invocation.context.deadline;
         let underway = self.layer.telemetry.invocation_underway();
         // The runtime's services call the handler synchronously from `call`: the task-local must be
@@ -263,6 +272,8 @@ impl Finish {
         };
         error::record(&self.span, error_type, &message);
         self.telemetry.write_kept_logs(&self.state);
+        self.telemetry
+            .write_metrics(&self.state, || xray_trace_id_of(&self.span));
     }
 
     /// Ends the invocation span; the flush this invocation owes, if any.
@@ -319,6 +330,7 @@ impl Finish {
         if failed {
             telemetry.write_kept_logs(&state);
         }
+        telemetry.write_metrics(&state, || xray_trace_id_of(&span));
         // Closing the span ends it and hands it to the span buffer, in time for this flush.
         drop(span);
         drop(underway);
@@ -340,6 +352,16 @@ impl Finish {
             telemetry.force_flush(bound).await;
         }))
     }
+}
+
+/// The X-Ray trace id of `span`'s trace, if it has one.
+fn xray_trace_id_of(span: &Span) -> Option<String> {
+    let context = span.context();
+    let span = context.span();
+    let span_context = span.span_context();
+    span_context
+        .is_valid()
+        .then(|| propagation::xray_trace_id(span_context.trace_id()))
 }
 
 /// How long the end-of-invocation flush may take: the flush timeout, cut to the time left before the

@@ -154,6 +154,7 @@ mod log_buffer;
 mod log_format;
 mod log_record;
 mod metadata;
+pub mod metrics;
 pub mod propagation;
 mod quiet;
 mod recorder;

@@ -389,6 +389,13 @@ impl Parts {
         W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
     {
         let writer = log_buffer::SharedWriter(Arc::new(writer));
+        // Metric lines go where log lines go.
+        let sink = line_sink(writer.clone());
+        let _ = self.telemetry.inner.log_sink.set(sink.clone());
+        *OUTSIDE_INVOCATIONS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            Some((self.telemetry.metrics_emitter(), sink.clone()));
         let buffer = self
             .telemetry
             .inner
@@ -396,8 +403,6 @@ impl Parts {
             .log_buffer
             .as_ref()
             .map(|buffer| {
-                let sink = line_sink(writer.clone());
-                let _ = self.telemetry.inner.log_sink.set(sink.clone());
                 let layer = log_buffer::BufferLayer {
                     format: self.log_format,
                     written: quiet::log_targets(&self.log_filter),
@@ -512,6 +517,35 @@ impl Parts {
 }
 
 /// Writes whole lines to `writer`, one `write_all` each.
+/// Where metrics added outside an invocation go: the last installed subscriber's writer.
+static OUTSIDE_INVOCATIONS: std::sync::Mutex<
+    Option<(crate::metrics::Emitter, log_buffer::LineSink)>,
+> = std::sync::Mutex::new(None);
+
+/// Writes `set`, added outside any invocation, at once.
+pub(crate) fn write_metrics_now(set: crate::metrics::MetricSet) {
+    let outside = OUTSIDE_INVOCATIONS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone();
+    let Some((emitter, sink)) = outside else {
+        return;
+    };
+    let context = crate::metrics::LineContext {
+        timestamp_ms: now_ms(),
+        ..Default::default()
+    };
+    for line in emitter.lines(&set, context) {
+        (sink.0)(line.as_bytes());
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
+}
+
 fn line_sink<W>(writer: log_buffer::SharedWriter<W>) -> log_buffer::LineSink
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
@@ -733,6 +767,43 @@ impl Telemetry {
     pub(crate) fn init_done(&self) {
         if let Some(times) = self.init_times().as_mut() {
             times.ready.get_or_insert_with(std::time::SystemTime::now);
+        }
+    }
+
+    /// What the metric lines say besides their metrics.
+    fn metrics_emitter(&self) -> crate::metrics::Emitter {
+        crate::metrics::Emitter {
+            namespace: self.inner.config.metrics.namespace.clone(),
+            service: self.inner.config.service_name.clone(),
+        }
+    }
+
+    /// Writes the metrics `state`'s invocation added, if any, as EMF lines beside its log lines;
+    /// `trace_id` is the invocation's X-Ray trace id.
+    pub(crate) fn write_metrics(
+        &self,
+        state: &crate::invocation::InvocationState,
+        trace_id: impl FnOnce() -> Option<String>,
+    ) {
+        let Some(set) = state
+            .metrics
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+        else {
+            return;
+        };
+        let Some(sink) = self.inner.log_sink.get() else {
+            return;
+        };
+        let trace_id = trace_id();
+        let context = crate::metrics::LineContext {
+            request_id: Some(state.request_id.as_str()),
+            trace_id: trace_id.as_deref(),
+            timestamp_ms: now_ms(),
+        };
+        for line in self.metrics_emitter().lines(&set, context) {
+            (sink.0)(line.as_bytes());
         }
     }
 

@@ -49,6 +49,7 @@
 //! and stop when their value is dropped; function processes are
 //! killed on drop. Everything here must be used inside a Tokio runtime.
 
+pub mod emf;
 mod error;
 pub mod flow;
 mod http;

@@ -3,7 +3,7 @@
 //! documents over UDP to the daemon stand-in and on to the X-Ray API), parented on the trace header
 //! the Runtime API gave the invocation.
 
-use integration_tests::otlp::{SpanKind, SpanStatusCode};
+use integration_tests::otlp::{AttrValue, SpanKind, SpanStatusCode};
 use integration_tests::stack;
 use integration_tests::xray::{self, XrayDaemon};
 use integration_tests::{FunctionProcess, Invocation, InvocationOutcome, OtlpReceiver};
@@ -74,6 +74,23 @@ async fn otlp_export_carries_the_invocation_trace() {
         assert_eq!(server.resource_str("cloud.platform"), Some("aws_lambda"));
         assert_eq!(server.resource_str("cloud.provider"), Some("aws"));
         assert_eq!(server.resource_str("faas.name"), Some(function.name()));
+        // Logs, metrics and traces linked as Application Signals links them: the log group and
+        // stream the function's lines (and EMF metrics) go to.
+        let log_group = format!("/aws/lambda/{}", function.name());
+        assert_eq!(
+            server
+                .resource
+                .get("aws.log.group.names")
+                .and_then(AttrValue::as_str_array),
+            Some(vec![log_group.as_str()])
+        );
+        assert!(
+            server
+                .resource_str("faas.instance")
+                .is_some_and(|stream| stream.contains("[$LATEST]")),
+            "{:?}",
+            server.resource_str("faas.instance")
+        );
         for child in spans.iter().filter(|s| s.name == "step") {
             assert_eq!(
                 child.parent_span_id.as_deref(),

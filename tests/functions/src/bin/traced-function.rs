@@ -9,6 +9,9 @@
 //! - `{"metadata": {"namespace": {"key": value, ...}}}` keeps each value as X-Ray metadata of the
 //!   invocation span (`tracekit::metadata`), and opens one `described` span with the metadata field
 //!   `metadata.payment.provider = "stripe"`;
+//! - `{"metrics": {"Name": value, ...}}` adds each as a `Count` metric (`tracekit::metrics`), with
+//!   the dimension `Flow` = `"flow"`'s value when given, before anything else (a failing or
+//!   panicking invocation still has them);
 //! - `{"debug": "text"}` logs `text` at DEBUG first (`"repeat": N` times, once by default);
 //! - an SNS event (`{"Records": [{"EventSource": "aws:sns", ...}]}`) is processed with
 //!   `tracekit::sns::SnsProcessor`, one `process` span per message; a message `"fail"` fails;
@@ -68,6 +71,15 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, OrderError> {
             Ok(()) => Ok(json!({"ok": true})),
             Err(failure) => Err(OrderError(failure.to_string())),
         };
+    }
+    if let Some(metrics) = payload.get("metrics").and_then(Value::as_object) {
+        for (name, value) in metrics {
+            let value = value.as_f64().unwrap_or_default();
+            tracekit::metrics::add_metric(name.clone(), tracekit::metrics::Unit::Count, value);
+        }
+        if let Some(flow) = payload.get("flow").and_then(Value::as_str) {
+            tracekit::metrics::add_dimension("Flow", flow);
+        }
     }
     if let Some(text) = payload.get("debug").and_then(Value::as_str) {
         let lines = payload.get("repeat").and_then(Value::as_u64).unwrap_or(1);
