@@ -21,7 +21,8 @@
 //! Each line names the namespace (`TRACEKIT_METRICS_NAMESPACE`, or Powertools'
 //! `POWERTOOLS_METRICS_NAMESPACE`), the dimension `service` (the service name tracekit gives the
 //! spans) and the invocation's dimensions, and carries the invocation's `requestId` and X-Ray
-//! `traceId` as properties (not dimensions), so a metric point leads to its trace. CloudWatch's
+//! `traceId` as properties (not dimensions), so a metric point leads to its trace. A one-off
+//! metric ([`single_metric`]) has only its own dimensions, as in Powertools. CloudWatch's
 //! rules hold by construction: at most 100 metrics and 100 values of a metric per line (more are
 //! split over several lines), at most 30 dimensions (a dimension past the 30th is kept as a
 //! property, with a warning), units from CloudWatch's list, and the timestamp in milliseconds. A
@@ -160,9 +161,13 @@ pub fn add_metadata(key: impl Into<String>, value: impl Into<Value>) {
     });
 }
 
-/// A metric on a line of its own with its own dimensions (and `service`), not the invocation's.
+/// A metric on a line of its own with only its own dimensions (not `service`, not the
+/// invocation's), as Powertools' `single_metric`.
 pub fn single_metric(name: impl Into<String>, unit: Unit, value: f64, dimensions: &[(&str, &str)]) {
-    let mut single = MetricSet::default();
+    let mut single = MetricSet {
+        own_dimensions_only: true,
+        ..MetricSet::default()
+    };
     single.add(name.into(), unit, value, Resolution::Standard);
     for (name, value) in dimensions {
         single.dimension((*name).to_owned(), (*value).to_owned());
@@ -198,6 +203,8 @@ pub(crate) struct MetricSet {
     dimensions: Vec<(String, String)>,
     metadata: Map<String, Value>,
     singles: Vec<MetricSet>,
+    /// A one-off metric's line: its own dimensions, without `service`.
+    own_dimensions_only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -313,11 +320,14 @@ impl Emitter {
         if set.metrics.is_empty() {
             return;
         }
-        let mut dimensions: Vec<(&str, &str)> = vec![(SERVICE_DIMENSION, self.service.as_str())];
+        let mut dimensions: Vec<(&str, &str)> = Vec::new();
+        if !set.own_dimensions_only {
+            dimensions.push((SERVICE_DIMENSION, self.service.as_str()));
+        }
         let mut overflow: Vec<(&str, &str)> = Vec::new();
         for (name, value) in &set.dimensions {
-            if name == SERVICE_DIMENSION {
-                dimensions[0].1 = value;
+            if let Some(known) = dimensions.iter_mut().find(|(known, _)| *known == name) {
+                known.1 = value;
             } else if dimensions.len() < MAX_DIMENSIONS {
                 dimensions.push((name, value));
             } else {

@@ -108,7 +108,7 @@ async fn units_and_resolutions_are_cloudwatchs() {
         ])
     );
     assert_eq!(lines[0]["orderId"], "o-1");
-    assert_eq!(dimension_names(&lines[1]), ["service", "Region"]);
+    assert_eq!(dimension_names(&lines[1]), ["Region"]);
 }
 
 #[test]
@@ -290,4 +290,186 @@ async fn the_cold_start_metric_is_written_once_per_process() {
     assert_eq!(lines[0]["ColdStart"], json!(1.0));
     assert_eq!(lines[0]["function_name"], function.name());
     assert_eq!(dimension_names(&lines[0]), ["service", "function_name"]);
+}
+
+/// Each metric of `lines` by name: its namespace, dimensions (sorted, with values), unit,
+/// resolution and every value, in order. How the metrics fall into lines is left aside: both
+/// writers split at CloudWatch's limits, each its own way.
+fn per_metric(lines: &[Value]) -> std::collections::BTreeMap<String, Value> {
+    let mut metrics: std::collections::BTreeMap<String, Value> = Default::default();
+    for line in lines {
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        let mut dimensions: Vec<(String, Value)> = dimension_names(line)
+            .into_iter()
+            .map(|name| {
+                let value = line[&name].clone();
+                (name, value)
+            })
+            .collect();
+        dimensions.sort_by(|a, b| a.0.cmp(&b.0));
+        for definition in directive["Metrics"].as_array().expect("metrics") {
+            let name = definition["Name"].as_str().expect("name").to_owned();
+            let values: Vec<f64> = match &line[&name] {
+                Value::Array(many) => many.iter().filter_map(Value::as_f64).collect(),
+                one => one.as_f64().into_iter().collect(),
+            };
+            let entry = metrics.entry(name).or_insert_with(|| {
+                json!({
+                    "namespace": directive["Namespace"],
+                    "dimensions": dimensions,
+                    "unit": definition["Unit"],
+                    "resolution": definition.get("StorageResolution").cloned().unwrap_or(json!(60)),
+                    "values": [],
+                })
+            });
+            assert_eq!(entry["dimensions"], json!(dimensions), "{line}");
+            let all = entry["values"].as_array_mut().expect("values");
+            all.extend(values.into_iter().map(Value::from));
+        }
+    }
+    metrics
+}
+
+fn unit(name: &str) -> Unit {
+    match name {
+        "Count" => Unit::Count,
+        "Milliseconds" => Unit::Milliseconds,
+        "Bytes/Second" => Unit::BytesPerSecond,
+        "Percent" => Unit::Percent,
+        "None" => Unit::None,
+        other => panic!("no unit {other} in this test"),
+    }
+}
+
+#[tokio::test]
+async fn powertools_writes_the_same_metrics_from_the_same_inputs() {
+    let python = std::env::var("TRACEKIT_POWERTOOLS_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "TRACEKIT_POWERTOOLS_PYTHON is not set: run the integration tests through \
+             scripts/with-devstack, which installs AWS Lambda Powertools (scripts/devstack install)"
+        )
+    });
+    let mut added: Vec<Value> = (0..101)
+        .map(|n| json!([format!("m{n}"), "Count", n, "standard"]))
+        .collect();
+    added.extend((0..101).map(|n| json!(["Latency", "Milliseconds", n, "standard"])));
+    added.push(json!(["Throughput", "Bytes/Second", 2.5, "high"]));
+    added.push(json!(["Share", "Percent", 12.5, "standard"]));
+    let spec = json!({
+        "namespace": "Shop",
+        "service": "orders",
+        "function_name": "orders-fn",
+        "cold_start": true,
+        "metrics": added,
+        "dimensions": [["PaymentMethod", "card"], ["Shop", "s1"]],
+        "metadata": {"orderId": "o-1"},
+        "singles": [["Refunds", "Count", 1, [["Region", "eu"]]]],
+    });
+
+    let mut child = tokio::process::Command::new(&python)
+        .arg(stack::workspace_root().join("tests/python/powertools_metrics.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {python}: {e}"));
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(spec.to_string().as_bytes())
+            .await
+            .expect("the spec");
+    }
+    let output = tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .expect("Powertools answered in time")
+        .expect("Powertools ran");
+    assert!(output.status.success(), "{:?}", output.status);
+    let theirs: Vec<String> = String::from_utf8(output.stdout)
+        .expect("UTF-8")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let theirs = checked(&theirs).unwrap_or_else(|error| panic!("Powertools' line: {error}"));
+
+    let config = tracekit::Config::from_lookup(|name| {
+        match name {
+            "TRACEKIT_METRICS_NAMESPACE" => Some("Shop"),
+            "OTEL_SERVICE_NAME" => Some("orders"),
+            "AWS_LAMBDA_FUNCTION_NAME" => Some("orders-fn"),
+            "TRACEKIT_METRICS_COLD_START" => Some("true"),
+            _ => None,
+        }
+        .map(str::to_owned)
+    })
+    .expect("valid");
+    let test = TestTelemetry::with_config(config);
+    let apply = spec.clone();
+    let handler = service_fn(move |_: LambdaInvocation| {
+        let spec = apply.clone();
+        async move {
+            for dimension in spec["dimensions"].as_array().expect("dimensions") {
+                metrics::add_dimension(
+                    dimension[0].as_str().expect("name"),
+                    dimension[1].as_str().expect("value"),
+                );
+            }
+            for (key, value) in spec["metadata"].as_object().expect("metadata") {
+                metrics::add_metadata(key.clone(), value.clone());
+            }
+            for added in spec["metrics"].as_array().expect("metrics") {
+                let resolution = match added[3].as_str() {
+                    Some("high") => Resolution::High,
+                    _ => Resolution::Standard,
+                };
+                metrics::add_metric_with_resolution(
+                    added[0].as_str().expect("name"),
+                    unit(added[1].as_str().expect("unit")),
+                    added[2].as_f64().expect("value"),
+                    resolution,
+                );
+            }
+            for single in spec["singles"].as_array().expect("singles") {
+                let dimensions: Vec<(&str, &str)> = single[3]
+                    .as_array()
+                    .expect("dimensions")
+                    .iter()
+                    .map(|d| (d[0].as_str().expect("name"), d[1].as_str().expect("value")))
+                    .collect();
+                metrics::single_metric(
+                    single[0].as_str().expect("name"),
+                    unit(single[1].as_str().expect("unit")),
+                    single[2].as_f64().expect("value"),
+                    &dimensions,
+                );
+            }
+            Ok::<(), BoxError>(())
+        }
+    });
+    let mut service = test.layer().layer(handler);
+    service
+        .ready()
+        .await
+        .expect("ready")
+        .call(FakeInvocation::new(json!({})).into_invocation())
+        .await
+        .expect("invocation");
+    let ours = checked(&test.log_lines()).unwrap_or_else(|error| panic!("{error}"));
+
+    // Metadata is a property of the invocation's lines in both.
+    for lines in [&ours, &theirs] {
+        let main = lines
+            .iter()
+            .find(|line| line.get("Throughput").is_some())
+            .expect("the invocation's line");
+        assert_eq!(main["orderId"], "o-1");
+    }
+    let (ours, theirs) = (per_metric(&ours), per_metric(&theirs));
+    assert_eq!(
+        ours.keys().collect::<Vec<_>>(),
+        theirs.keys().collect::<Vec<_>>()
+    );
+    for (name, theirs) in &theirs {
+        assert_eq!(&ours[name], theirs, "metric {name}");
+    }
 }

@@ -206,14 +206,21 @@ fn a_single_metric_has_a_line_of_its_own_with_its_own_dimensions() {
     let mut set = MetricSet::default();
     set.add("Orders".into(), Unit::Count, 1.0, Resolution::Standard);
     set.dimension("PaymentMethod".into(), "card".into());
-    let mut single = MetricSet::default();
+    let mut single = MetricSet {
+        own_dimensions_only: true,
+        ..MetricSet::default()
+    };
     single.add("Refunds".into(), Unit::Count, 1.0, Resolution::Standard);
     single.dimension("Region".into(), "eu".into());
     set.singles.push(single);
     set.cold_start("orders-api-fn");
     let lines = lines(&set);
     assert_eq!(lines.len(), 3);
-    assert_eq!(dimension_names(&lines[1]), ["service", "Region"]);
+    assert_eq!(
+        dimension_names(&lines[1]),
+        ["Region"],
+        "its own dimensions only"
+    );
     assert_eq!(lines[1]["Refunds"], 1.0);
     assert!(lines[1].get("PaymentMethod").is_none());
     assert_eq!(dimension_names(&lines[2]), ["service", "function_name"]);
