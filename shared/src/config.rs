@@ -187,6 +187,14 @@ pub mod env {
     pub const AWS_LAMBDA_INITIALIZATION_TYPE: &str = "AWS_LAMBDA_INITIALIZATION_TYPE";
     /// Invocations one execution environment serves at once (Lambda Managed Instances).
     pub const AWS_LAMBDA_MAX_CONCURRENCY: &str = "AWS_LAMBDA_MAX_CONCURRENCY";
+    /// The access key id of the function's execution role, set by Lambda; SigV4 signs with it.
+    pub const AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+    /// The secret access key that goes with [`AWS_ACCESS_KEY_ID`].
+    pub const AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+    /// Read in place of a blank [`AWS_SECRET_ACCESS_KEY`], as the AWS SDK's environment provider does.
+    pub const SECRET_ACCESS_KEY: &str = "SECRET_ACCESS_KEY";
+    /// The session token of temporary credentials (Lambda's always are).
+    pub const AWS_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
 }
 
 const DEFAULT_OTLP_ENDPOINT: &str = "http://localhost:4318";

@@ -511,6 +511,16 @@ pub enum ExporterError {
         needs("sigv4")
     )]
     SigV4NotBuilt,
+    /// SigV4 signing is on, the environment holds no credentials (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`: unset or blank), and the build leaves out tracekit's `sigv4-chain`
+    /// feature, which asks the AWS SDK's default chain for them.
+    #[error(
+        "X-Ray's OTLP endpoint is signed with the credentials in AWS_ACCESS_KEY_ID and \
+         AWS_SECRET_ACCESS_KEY, which hold none (unset or blank); profiles, web identity, \
+         container and instance credentials need {}",
+        needs("sigv4-chain")
+    )]
+    CredentialsChainNotBuilt,
     /// `OTEL_TRACES_EXPORTER=xray`, in a build without tracekit's `xray` feature.
     #[error("OTEL_TRACES_EXPORTER=xray needs {}", needs("xray"))]
     XrayNotBuilt,

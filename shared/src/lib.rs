@@ -93,7 +93,11 @@
 //! - `https`: `https://` OTLP endpoints, over rustls (the AWS SDK's TLS stack, aws-lc-rs) with the
 //!   platform's roots or `OTEL_EXPORTER_OTLP_CERTIFICATE`.
 //! - `sigv4` (with `https`): SigV4 for X-Ray's OTLP endpoint
-//!   (`https://xray.<region>.amazonaws.com/v1/traces`), credentials from the AWS SDK's default chain.
+//!   (`https://xray.<region>.amazonaws.com/v1/traces`), with Lambda's own credentials
+//!   (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`).
+//! - `sigv4-chain` (with `sigv4`): where the environment holds no credentials, the rest of the AWS
+//!   SDK's default chain (`aws-config`: profiles, web identity, container and instance
+//!   credentials). Lambda never needs it; it adds the SDK's STS, SSO and IMDS clients.
 //! - `dynamodb`, `s3`, `sqs`: service attributes on [`aws`] client spans and
 //!   `tracekit::aws::dynamodb_client` and kin; `sqs` also brings send-side propagation and the
 //!   consumer side, `tracekit::sqs`.

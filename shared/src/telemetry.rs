@@ -991,7 +991,7 @@ mod tests {
     #[test]
     fn an_init_error_from_main_says_what_to_add_to_cargo_toml() {
         // (error, what `main` must print after "Error: ", reason)
-        let cases: [(InitError, &str, &str); 5] = [
+        let cases: [(InitError, &str, &str); 6] = [
             (
                 ExporterError::ConsoleNotBuilt.into(),
                 "OTEL_TRACES_EXPORTER=console needs tracekit's `console` feature, which this build \
@@ -1013,6 +1013,15 @@ mod tests {
                  `tracekit = { version = \"0.1\", features = [\"sigv4\"] }`; or an X-Ray API key \
                  in OTEL_EXPORTER_OTLP_TRACES_HEADERS (Authorization=...)",
                 "SigV4, left out: the API key is the other way",
+            ),
+            (
+                ExporterError::CredentialsChainNotBuilt.into(),
+                "X-Ray's OTLP endpoint is signed with the credentials in AWS_ACCESS_KEY_ID and \
+                 AWS_SECRET_ACCESS_KEY, which hold none (unset or blank); profiles, web identity, \
+                 container and instance credentials need tracekit's `sigv4-chain` feature, which \
+                 this build leaves out: add it to tracekit's features in Cargo.toml, e.g. \
+                 `tracekit = { version = \"0.1\", features = [\"sigv4-chain\"] }`",
+                "SigV4 outside Lambda's environment, the SDK's chain left out",
             ),
             (
                 ConfigError::NotBuilt {

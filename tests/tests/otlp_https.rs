@@ -3,7 +3,8 @@
 //! `OTEL_EXPORTER_OTLP_CERTIFICATE`), which recomputes every SigV4 signature with `aws-sigv4` and
 //! refuses a mismatch, an unknown or expired key. Credentials come the way they do in a container or
 //! a Managed Instances environment: from a credentials endpoint (`AWS_CONTAINER_CREDENTIALS_FULL_URI`),
-//! through the AWS SDK's default chain.
+//! through the AWS SDK's default chain (`traced-function` is built with `sigv4-chain`); or as
+//! Lambda gives them, in the environment, where the chain is never asked.
 //!
 //! Every case checks the handler's answer, the time spent after answering (within the flush bound),
 //! one warning per failed flush, and that no log line holds a secret key, a session token or a
@@ -224,6 +225,47 @@ async fn signed_spans_reach_an_https_endpoint_in_every_encoding() {
         );
         assert_nothing_secret(&function, &secrets(&credentials), &what);
     }
+}
+
+/// Lambda's own credentials, in the environment, sign without the SDK's chain: the container
+/// endpoint the chain would otherwise ask is never asked. The session token is read as the SDK
+/// reads it, trimmed.
+#[tokio::test]
+async fn lambdas_environment_credentials_sign_without_the_sdk_chain() {
+    let signed = Signed::start(&["127.0.0.1"]);
+    let credentials = signed.store.issue(SHORT_LIFETIME);
+    let token = format!(" {} ", credentials.session_token);
+    let function = spawn(&signed.env(&[
+        ("AWS_ACCESS_KEY_ID", credentials.access_key_id.as_str()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            credentials.secret_access_key.as_str(),
+        ),
+        ("AWS_SESSION_TOKEN", token.as_str()),
+    ]));
+    for what in ["first flush", "second flush"] {
+        invoke(&function, json!({"children": 1}), what).await;
+    }
+    let spans = signed
+        .receiver
+        .wait_for_spans(4, WAIT)
+        .await
+        .unwrap_or_else(|error| panic!("{error}; {:?}", function.stdout()));
+    assert_eq!(spans.len(), 4);
+    let requests = signed.receiver.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert!(
+        requests.iter().all(|request| request.accepted),
+        "{:?}",
+        signed.receiver.rejections()
+    );
+    assert_eq!(
+        signed.credentials.requests(),
+        0,
+        "the container endpoint is not asked when the environment holds credentials"
+    );
+    assert!(lines_with(&function, "span export failed").is_empty());
+    assert_nothing_secret(&function, &secrets(&credentials), "environment credentials");
 }
 
 /// Credentials the receiver no longer trusts fail that flush alone; the ones issued next are

@@ -119,6 +119,14 @@ impl OtlpHttp {
         if signing.is_some() {
             return Err(ExporterError::SigV4NotBuilt);
         }
+        // Without the SDK's chain the environment is the only source: a build that cannot sign
+        // says so at init, as for any setting the build leaves out.
+        #[cfg(all(feature = "sigv4", not(feature = "sigv4-chain")))]
+        if signing.is_some()
+            && super::sigv4::environment_credentials(|name| std::env::var(name)).is_none()
+        {
+            return Err(ExporterError::CredentialsChainNotBuilt);
+        }
         Ok(OtlpHttp {
             endpoint,
             protocol: config.protocol,

@@ -2,17 +2,25 @@
 //! region with `aws-sigv4`, the AWS SDK's own signer, right before it is sent (a retry is signed
 //! anew).
 //!
-//! Credentials come from the AWS SDK's default chain (`aws-config`): Lambda's environment, then
-//! profiles, web identity, container and instance credentials. The chain is built at the first
-//! export, never during init. Credentials are kept until five minutes before they expire (ones
-//! without an expiry, such as Lambda's environment's, are read again every 15 minutes, as the SDK's
-//! own cache does), so the credentials a long-lived Managed Instances environment is given next
-//! are picked up by the next flush. They are never logged: errors name the provider, not the key.
+//! Credentials: Lambda's own, from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` /
+//! `AWS_SESSION_TOKEN`, read exactly as the AWS SDK's default chain reads them first (its
+//! `EnvironmentVariableCredentialsProvider`: a blank key id or secret is no credentials,
+//! `SECRET_ACCESS_KEY` stands in for a blank secret, a blank token is none). Anywhere else the rest
+//! of the SDK's default chain (`aws-config`: profiles, web identity, container and instance
+//! credentials) is asked, built at the first export that needs it, never during init; it is
+//! feature `sigv4-chain`, because its STS, SSO and IMDS clients and the platform's roots they load
+//! are most of what `sigv4` would otherwise add to every binary, its memory and its first flush.
+//! Without it, a build that finds no credentials in the environment fails the init.
+//!
+//! Credentials are kept until five minutes before they expire (ones without an expiry, such as
+//! Lambda's environment's, are read again every 15 minutes, as the SDK's own cache does), so the
+//! credentials a long-lived Managed Instances environment is given next are picked up by the next
+//! flush. They are never logged: errors name the provider, not the key.
 
-use aws_credential_types::{
-    Credentials,
-    provider::{ProvideCredentials, SharedCredentialsProvider},
-};
+use crate::config::env;
+use aws_credential_types::Credentials;
+#[cfg(feature = "sigv4-chain")]
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sigv4::{
     http_request::{SignableBody, SignableRequest, SigningSettings, sign},
     sign::v4,
@@ -20,9 +28,11 @@ use aws_sigv4::{
 use bytes::Bytes;
 use http::Request;
 use std::{
+    env::VarError,
     sync::Mutex,
     time::{Duration, Instant, SystemTime},
 };
+#[cfg(feature = "sigv4-chain")]
 use tokio::sync::OnceCell;
 
 /// X-Ray's signing name.
@@ -31,12 +41,16 @@ const SERVICE: &str = "xray";
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
 /// Credentials with no expiry are read again this often (the SDK's identity cache's default).
 const NO_EXPIRY_LIFETIME: Duration = Duration::from_secs(15 * 60);
+/// The provider name the SDK's environment provider gives its credentials.
+const ENVIRONMENT_PROVIDER: &str = "EnvironmentVariable";
 
 /// Signs OTLP requests for one region.
 #[derive(Debug)]
 pub(super) struct Signer {
     region: String,
-    provider: OnceCell<SharedCredentialsProvider>,
+    /// The SDK's default chain, built when the environment holds no credentials.
+    #[cfg(feature = "sigv4-chain")]
+    chain: OnceCell<SharedCredentialsProvider>,
     cached: Mutex<Option<Cached>>,
 }
 
@@ -47,17 +61,49 @@ struct Cached {
     refresh_at: Instant,
 }
 
+/// The credentials in the process's environment, read as the SDK's
+/// `EnvironmentVariableCredentialsProvider` reads them: `None` wherever that provider would not
+/// answer with credentials (unset, blank, not Unicode), so that the chain's next providers decide.
+/// <https://github.com/smithy-lang/smithy-rs/blob/main/aws/rust-runtime/aws-config/src/environment/credentials.rs>
+pub(super) fn environment_credentials(
+    var: impl Fn(&str) -> Result<String, VarError>,
+) -> Option<Credentials> {
+    let not_blank = |value: String| (!value.trim().is_empty()).then_some(value);
+    let access_key_id = var(env::AWS_ACCESS_KEY_ID).ok().and_then(not_blank)?;
+    // A blank or unreadable `AWS_SECRET_ACCESS_KEY` falls back to `SECRET_ACCESS_KEY`.
+    let secret_access_key = var(env::AWS_SECRET_ACCESS_KEY)
+        .ok()
+        .and_then(not_blank)
+        .or_else(|| var(env::SECRET_ACCESS_KEY).ok().and_then(not_blank))?;
+    // The token alone is trimmed, as the SDK does.
+    let session_token = var(env::AWS_SESSION_TOKEN)
+        .ok()
+        .map(|token| token.trim().to_owned())
+        .filter(|token| !token.is_empty());
+    Some(Credentials::new(
+        access_key_id,
+        secret_access_key,
+        session_token,
+        None,
+        ENVIRONMENT_PROVIDER,
+    ))
+}
+
 impl Signer {
     pub(super) fn new(region: String) -> Self {
         Signer {
             region,
-            provider: OnceCell::new(),
+            #[cfg(feature = "sigv4-chain")]
+            chain: OnceCell::new(),
             cached: Mutex::new(None),
         }
     }
 
-    async fn provider(&self) -> &SharedCredentialsProvider {
-        self.provider
+    /// Credentials from the rest of the SDK's default chain.
+    #[cfg(feature = "sigv4-chain")]
+    async fn chain_credentials(&self) -> Result<Credentials, String> {
+        let chain = self
+            .chain
             .get_or_init(|| async {
                 let chain =
                     aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
@@ -66,7 +112,26 @@ impl Signer {
                         .await;
                 SharedCredentialsProvider::new(chain)
             })
-            .await
+            .await;
+        chain.provide_credentials().await.map_err(|error| {
+            // The provider's own message says which provider failed and why; it holds no key.
+            format!(
+                "no AWS credentials to sign with: {}",
+                super::answer::describe(&error)
+            )
+        })
+    }
+
+    /// Without the chain, the environment is the only source (init checked it held credentials).
+    #[cfg(not(feature = "sigv4-chain"))]
+    async fn chain_credentials(&self) -> Result<Credentials, String> {
+        Err(format!(
+            "no AWS credentials to sign with: {} and {} hold none (unset, blank or not Unicode), \
+             and tracekit's `sigv4-chain` feature, which asks the AWS SDK's default chain \
+             (profiles, web identity, container and instance credentials), is not built",
+            env::AWS_ACCESS_KEY_ID,
+            env::AWS_SECRET_ACCESS_KEY
+        ))
     }
 
     async fn credentials(&self) -> Result<Credentials, String> {
@@ -77,18 +142,11 @@ impl Signer {
         {
             return Ok(cached.credentials.clone());
         }
-        let credentials = self
-            .provider()
-            .await
-            .provide_credentials()
-            .await
-            .map_err(|error| {
-                // The provider's own message says which provider failed and why; it holds no key.
-                format!(
-                    "no AWS credentials to sign with: {}",
-                    super::answer::describe(&error)
-                )
-            })?;
+        // The default chain's first provider, without building the chain.
+        let credentials = match environment_credentials(|name| std::env::var(name)) {
+            Some(credentials) => credentials,
+            None => self.chain_credentials().await?,
+        };
         // Expired, or about to be: fetched again at the next flush.
         let lifetime = match credentials.expiry() {
             Some(expiry) => expiry
@@ -142,5 +200,120 @@ impl Signer {
             .into_parts();
         instructions.apply_to_request_http1x(request);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The environment as a lookup, as `std::env::var` answers it.
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Result<String, VarError> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        move |name| {
+            vars.iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+                .ok_or(VarError::NotPresent)
+        }
+    }
+
+    #[test]
+    fn environment_credentials_are_read_as_the_sdk_environment_provider_reads_them() {
+        // (environment, expected (key id, secret, token), reason)
+        let cases: [(&[(&str, &str)], Option<(&str, &str, Option<&str>)>, &str); 9] = [
+            (
+                &[
+                    ("AWS_ACCESS_KEY_ID", "ASIAKEY"),
+                    ("AWS_SECRET_ACCESS_KEY", "secret"),
+                    ("AWS_SESSION_TOKEN", "token"),
+                ],
+                Some(("ASIAKEY", "secret", Some("token"))),
+                "Lambda's three variables",
+            ),
+            (
+                &[
+                    ("AWS_ACCESS_KEY_ID", "AKIAKEY"),
+                    ("AWS_SECRET_ACCESS_KEY", "secret"),
+                ],
+                Some(("AKIAKEY", "secret", None)),
+                "long-term keys carry no token",
+            ),
+            (
+                &[
+                    ("AWS_ACCESS_KEY_ID", "AKIAKEY"),
+                    ("AWS_SECRET_ACCESS_KEY", "secret"),
+                    ("AWS_SESSION_TOKEN", "  "),
+                ],
+                Some(("AKIAKEY", "secret", None)),
+                "a blank token is none",
+            ),
+            (
+                &[
+                    ("AWS_ACCESS_KEY_ID", "ASIAKEY"),
+                    ("AWS_SECRET_ACCESS_KEY", "secret"),
+                    ("AWS_SESSION_TOKEN", " token\n"),
+                ],
+                Some(("ASIAKEY", "secret", Some("token"))),
+                "the token alone is trimmed",
+            ),
+            (
+                &[
+                    ("AWS_ACCESS_KEY_ID", " AKIAKEY"),
+                    ("AWS_SECRET_ACCESS_KEY", "secret "),
+                ],
+                Some((" AKIAKEY", "secret ", None)),
+                "the key id and secret are taken as they are",
+            ),
+            (
+                &[
+                    ("AWS_ACCESS_KEY_ID", "AKIAKEY"),
+                    ("AWS_SECRET_ACCESS_KEY", ""),
+                    ("SECRET_ACCESS_KEY", "fallback"),
+                ],
+                Some(("AKIAKEY", "fallback", None)),
+                "SECRET_ACCESS_KEY stands in for a blank secret",
+            ),
+            (
+                &[
+                    ("AWS_ACCESS_KEY_ID", ""),
+                    ("AWS_SECRET_ACCESS_KEY", "secret"),
+                ],
+                None,
+                "a blank key id is no credentials (the chain goes on)",
+            ),
+            (
+                &[
+                    ("AWS_ACCESS_KEY_ID", "AKIAKEY"),
+                    ("AWS_SECRET_ACCESS_KEY", " "),
+                ],
+                None,
+                "a blank secret without a fallback is no credentials",
+            ),
+            (&[], None, "nothing set"),
+        ];
+        for (vars, expected, reason) in cases {
+            let found = environment_credentials(lookup(vars));
+            let found = found.as_ref().map(|credentials| {
+                (
+                    credentials.access_key_id(),
+                    credentials.secret_access_key(),
+                    credentials.session_token(),
+                )
+            });
+            assert_eq!(found, expected, "{reason}");
+        }
+    }
+
+    #[test]
+    fn environment_credentials_that_are_not_unicode_are_left_to_the_chain() {
+        let found = environment_credentials(|name| match name {
+            "AWS_ACCESS_KEY_ID" => Err(VarError::NotUnicode("\u{fffd}".into())),
+            _ => Ok("secret".to_owned()),
+        });
+        assert!(found.is_none());
     }
 }
