@@ -27,6 +27,8 @@ pub(crate) use otlp::retry_after;
 pub(crate) mod pack;
 #[cfg(feature = "sigv4")]
 mod sigv4;
+#[cfg(all(feature = "fuzzing", feature = "sigv4"))]
+pub(crate) use sigv4::{Signer, sign_with_aws_sigv4};
 #[cfg(feature = "https")]
 mod tls;
 
