@@ -36,6 +36,7 @@ bench:
 	cd bench && $(CARGO) build -q --release --locked -p bench-tracekit --features xray && cp target/release/bench-tracekit target/release/bench-tracekit-xray
 	cd bench && $(CARGO) build -q --release --locked -p bench-tracekit --features sigv4 && cp target/release/bench-tracekit target/release/bench-tracekit-sigv4
 	cd bench && $(CARGO) build -q --release --locked -p bench-tracekit --features concurrent && cp target/release/bench-tracekit target/release/bench-tracekit-concurrent
+	cd bench && $(CARGO) build -q --release --locked -p bench-tracekit --features metrics && cp target/release/bench-tracekit target/release/bench-tracekit-metrics
 	cd bench && $(CARGO) build -q --release --locked -p bench-tracekit
 	$(CARGO) build -q --profile bench-harness -p tracekit-tools --bin bench
 	$(CARGO) bench -p tracekit --features testing,dynamodb,sqs,sns,eventbridge --bench spans --bench aws_sdk

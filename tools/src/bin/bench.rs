@@ -176,6 +176,18 @@ const VARIANTS: &[Variant] = &[
         role: Role::TracekitMode,
     },
     Variant {
+        name: "tracekit-agent-metrics",
+        label: "tracekit, agent, `end-of-invocation`, and 3 CloudWatch metrics per invocation (`tracekit::metrics`: an EMF line)",
+        binary: "bench-tracekit-metrics",
+        env: &[
+            ("TRACEKIT_FLUSH", "end-of-invocation"),
+            ("TRACEKIT_METRICS_NAMESPACE", "Bench"),
+        ],
+        sink: Sink::Agent,
+        sampled: true,
+        role: Role::TracekitMode,
+    },
+    Variant {
         name: "tracekit-otlp-https",
         label: "**tracekit, `end-of-invocation`** (OTLP/HTTPS + SigV4: X-Ray's OTLP endpoint)",
         binary: "bench-tracekit-sigv4",
@@ -579,11 +591,32 @@ async fn run_process(args: &Args, variant: &Variant, sinks: &Sinks) -> Result<Sa
     if !violations.is_empty() {
         return Err(format!("Runtime API violations: {violations:?}"));
     }
+    // The metrics variant is measured only if it wrote what it claims: one valid EMF line per
+    // invocation (and every other variant none).
+    let metric_lines = integration_tests::emf::checked(&function.stdout())?.len();
+    let expected_lines = if writes_metrics(variant) {
+        args.invocations
+    } else {
+        0
+    };
+    if metric_lines != expected_lines {
+        return Err(format!(
+            "wrote {metric_lines} EMF metric lines, not {expected_lines}"
+        ));
+    }
 
     let trace_ids = delivered(variant, receiver, &daemon, args.invocations).await;
     sample.delivered = trace_ids.len();
     sample.under_given_trace = trace_ids.iter().filter(|id| given.contains(*id)).count();
     Ok(sample)
+}
+
+/// Whether `variant`'s handler adds metrics (and its process writes them).
+fn writes_metrics(variant: &Variant) -> bool {
+    variant
+        .env
+        .iter()
+        .any(|(name, _)| *name == "TRACEKIT_METRICS_NAMESPACE")
 }
 
 /// The trace id of each span `variant`'s process delivered to its sink, once the sink has all
@@ -1620,6 +1653,26 @@ fn goals(
             on.delivered_per_invocation,
             off.delivered_per_invocation,
             tally(met)
+        );
+    }
+    if let (Some(plain), Some(with)) = (
+        position("tracekit-agent"),
+        position("tracekit-agent-metrics"),
+    ) {
+        let instructions = instructions.map_or_else(
+            || "– (no `--instructions`)".to_owned(),
+            |counts| {
+                format!(
+                    "{:+.0} instructions",
+                    counts[with].per_invocation - counts[plain].per_invocation
+                )
+            },
+        );
+        let _ = writeln!(
+            w,
+            "| metrics (reported): 3 per invocation, one EMF line, over the default path without them | {instructions}, {:+.0} µs turnaround, {:+.0} µs latency per invocation | – |",
+            d(summaries[with].turnaround.0, summaries[plain].turnaround.0),
+            d(summaries[with].latency.0, summaries[plain].latency.0),
         );
     }
     if let Some((ratio, all_delivered)) = throughput {
