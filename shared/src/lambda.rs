@@ -687,11 +687,8 @@ mod tests {
     where
         S: Service<LambdaInvocation, Response = (), Error = BoxError>,
     {
-        service
-            .ready()
-            .await
-            .expect("ready")
-            .call(invocation.into_invocation())
+        invocation
+            .send_to(service)
             .await
             .expect("invocation succeeds");
     }

@@ -315,6 +315,16 @@ impl FakeInvocation {
         }
     }
 
+    /// Sends the invocation to `service` (the runtime's service stack, e.g. wrapped in
+    /// [`TestTelemetry::layer`]) once it is ready, and waits for its answer.
+    pub async fn send_to<S>(self, service: &mut S) -> Result<S::Response, S::Error>
+    where
+        S: tower::Service<LambdaInvocation>,
+    {
+        use tower::ServiceExt as _;
+        service.ready().await?.call(self.into_invocation()).await
+    }
+
     /// What a handler receives, or the payload's deserialization error.
     pub fn into_event<T: DeserializeOwned>(self) -> Result<LambdaEvent<T>, serde_json::Error> {
         let payload = serde_json::from_slice(&self.payload)?;

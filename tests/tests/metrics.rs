@@ -10,7 +10,7 @@ use integration_tests::{FunctionProcess, Invocation, InvocationOutcome, stack};
 use lambda_runtime::LambdaInvocation;
 use serde_json::{Value, json};
 use std::time::Duration;
-use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
+use tower::{BoxError, Layer, service_fn};
 use tracekit::metrics::{self, Resolution, Unit};
 use tracekit::testing::{FakeInvocation, TestTelemetry};
 
@@ -18,8 +18,19 @@ const WAIT: Duration = Duration::from_secs(15);
 
 /// One invocation through tracekit's layer whose handler runs `add`; the EMF lines it wrote.
 async fn lines_of(add: impl Fn() + Send + Sync + Clone + 'static) -> Vec<Value> {
+    lines_under(&[("TRACEKIT_METRICS_NAMESPACE", "Shop")], add).await
+}
+
+/// [`lines_of`] with the environment `pairs`.
+async fn lines_under(
+    pairs: &[(&str, &str)],
+    add: impl Fn() + Send + Sync + Clone + 'static,
+) -> Vec<Value> {
     let config = tracekit::Config::from_lookup(|name| {
-        (name == "TRACEKIT_METRICS_NAMESPACE").then(|| "Shop".to_owned())
+        pairs
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| (*value).to_owned())
     })
     .expect("valid");
     let test = TestTelemetry::with_config(config);
@@ -31,11 +42,8 @@ async fn lines_of(add: impl Fn() + Send + Sync + Clone + 'static) -> Vec<Value> 
         }
     });
     let mut service = test.layer().layer(handler);
-    service
-        .ready()
-        .await
-        .expect("ready")
-        .call(FakeInvocation::new(json!({})).into_invocation())
+    FakeInvocation::new(json!({}))
+        .send_to(&mut service)
         .await
         .expect("invocation");
     checked(&test.log_lines()).unwrap_or_else(|error| panic!("{error}"))
@@ -392,22 +400,16 @@ async fn powertools_writes_the_same_metrics_from_the_same_inputs() {
         .collect();
     let theirs = checked(&theirs).unwrap_or_else(|error| panic!("Powertools' line: {error}"));
 
-    let config = tracekit::Config::from_lookup(|name| {
-        match name {
-            "TRACEKIT_METRICS_NAMESPACE" => Some("Shop"),
-            "OTEL_SERVICE_NAME" => Some("orders"),
-            "AWS_LAMBDA_FUNCTION_NAME" => Some("orders-fn"),
-            "TRACEKIT_METRICS_COLD_START" => Some("true"),
-            _ => None,
-        }
-        .map(str::to_owned)
-    })
-    .expect("valid");
-    let test = TestTelemetry::with_config(config);
     let apply = spec.clone();
-    let handler = service_fn(move |_: LambdaInvocation| {
-        let spec = apply.clone();
-        async move {
+    let ours = lines_under(
+        &[
+            ("TRACEKIT_METRICS_NAMESPACE", "Shop"),
+            ("OTEL_SERVICE_NAME", "orders"),
+            ("AWS_LAMBDA_FUNCTION_NAME", "orders-fn"),
+            ("TRACEKIT_METRICS_COLD_START", "true"),
+        ],
+        move || {
+            let spec = &apply;
             for dimension in spec["dimensions"].as_array().expect("dimensions") {
                 metrics::add_dimension(
                     dimension[0].as_str().expect("name"),
@@ -443,18 +445,9 @@ async fn powertools_writes_the_same_metrics_from_the_same_inputs() {
                     &dimensions,
                 );
             }
-            Ok::<(), BoxError>(())
-        }
-    });
-    let mut service = test.layer().layer(handler);
-    service
-        .ready()
-        .await
-        .expect("ready")
-        .call(FakeInvocation::new(json!({})).into_invocation())
-        .await
-        .expect("invocation");
-    let ours = checked(&test.log_lines()).unwrap_or_else(|error| panic!("{error}"));
+        },
+    )
+    .await;
 
     // Metadata is a property of the invocation's lines in both.
     for lines in [&ours, &theirs] {

@@ -9,7 +9,7 @@ use crate::{
 use lambda_runtime::LambdaInvocation;
 use serde_json::json;
 use std::collections::BTreeMap;
-use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
+use tower::{BoxError, Layer, Service, service_fn};
 
 fn emitter() -> Emitter {
     Emitter {
@@ -270,13 +270,7 @@ async fn invoke<S>(service: &mut S, invocation: FakeInvocation)
 where
     S: Service<LambdaInvocation, Response = (), Error = BoxError>,
 {
-    service
-        .ready()
-        .await
-        .expect("ready")
-        .call(invocation.into_invocation())
-        .await
-        .expect("invocation");
+    invocation.send_to(service).await.expect("invocation");
 }
 
 /// A handler that adds the metrics its event asks for, and fails when asked.
