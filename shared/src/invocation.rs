@@ -40,7 +40,7 @@ pub(crate) struct InvocationState {
     pub(crate) log_buffer: Mutex<LineBuffer<crate::log_record::Record>>,
     /// The metrics the invocation added (`tracekit::metrics`), written when it ends; `None` until
     /// it adds one.
-    pub(crate) metrics: Mutex<Option<crate::metrics::MetricSet>>,
+    pub(crate) metrics: Mutex<Option<crate::metrics::emf::MetricSet>>,
 }
 
 /// The route a router matched for this invocation's request.

@@ -519,11 +519,11 @@ impl Parts {
 /// Writes whole lines to `writer`, one `write_all` each.
 /// Where metrics added outside an invocation go: the last installed subscriber's writer.
 static OUTSIDE_INVOCATIONS: std::sync::Mutex<
-    Option<(crate::metrics::Emitter, log_buffer::LineSink)>,
+    Option<(crate::metrics::emf::Emitter, log_buffer::LineSink)>,
 > = std::sync::Mutex::new(None);
 
 /// Writes `set`, added outside any invocation, at once.
-pub(crate) fn write_metrics_now(set: crate::metrics::MetricSet) {
+pub(crate) fn write_metrics_now(set: crate::metrics::emf::MetricSet) {
     let outside = OUTSIDE_INVOCATIONS
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -531,7 +531,7 @@ pub(crate) fn write_metrics_now(set: crate::metrics::MetricSet) {
     let Some((emitter, sink)) = outside else {
         return;
     };
-    let context = crate::metrics::LineContext {
+    let context = crate::metrics::emf::LineContext {
         timestamp_ms: now_ms(),
         ..Default::default()
     };
@@ -771,8 +771,8 @@ impl Telemetry {
     }
 
     /// What the metric lines say besides their metrics.
-    fn metrics_emitter(&self) -> crate::metrics::Emitter {
-        crate::metrics::Emitter {
+    fn metrics_emitter(&self) -> crate::metrics::emf::Emitter {
+        crate::metrics::emf::Emitter {
             namespace: self.inner.config.metrics.namespace.clone(),
             service: self.inner.config.service_name.clone(),
         }
@@ -797,7 +797,7 @@ impl Telemetry {
             return;
         };
         let trace_id = trace_id();
-        let context = crate::metrics::LineContext {
+        let context = crate::metrics::emf::LineContext {
             request_id: Some(state.request_id.as_str()),
             trace_id: trace_id.as_deref(),
             timestamp_ms: now_ms(),

@@ -2,6 +2,7 @@
 //! format's rules by the harness's checker, `tests/src/emf.rs`, in `tests/tests/metrics.rs`.)
 
 use super::*;
+use crate::metrics::{add_dimension, add_metric};
 use crate::{
     config::{Config, FlushStrategy},
     testing::{FakeInvocation, TestTelemetry},
@@ -206,10 +207,7 @@ fn a_single_metric_has_a_line_of_its_own_with_its_own_dimensions() {
     let mut set = MetricSet::default();
     set.add("Orders".into(), Unit::Count, 1.0, Resolution::Standard);
     set.dimension("PaymentMethod".into(), "card".into());
-    let mut single = MetricSet {
-        own_dimensions_only: true,
-        ..MetricSet::default()
-    };
+    let mut single = MetricSet::own_dimensions();
     single.add("Refunds".into(), Unit::Count, 1.0, Resolution::Standard);
     single.dimension("Region".into(), "eu".into());
     set.singles.push(single);
