@@ -394,8 +394,11 @@ impl Parts {
         let _ = self.telemetry.inner.log_sink.set(sink.clone());
         *OUTSIDE_INVOCATIONS
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
-            Some((self.telemetry.metrics_emitter(), sink.clone()));
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((
+            self.telemetry.inner.config.metrics.namespace.clone(),
+            self.telemetry.inner.config.service_name.clone(),
+            sink.clone(),
+        ));
         let buffer = self
             .telemetry
             .inner
@@ -519,7 +522,7 @@ impl Parts {
 /// Writes whole lines to `writer`, one `write_all` each.
 /// Where metrics added outside an invocation go: the last installed subscriber's writer.
 static OUTSIDE_INVOCATIONS: std::sync::Mutex<
-    Option<(crate::metrics::emf::Emitter, log_buffer::LineSink)>,
+    Option<(Option<String>, String, log_buffer::LineSink)>,
 > = std::sync::Mutex::new(None);
 
 /// Writes `set`, added outside any invocation, at once.
@@ -528,8 +531,12 @@ pub(crate) fn write_metrics_now(set: crate::metrics::emf::MetricSet) {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .clone();
-    let Some((emitter, sink)) = outside else {
+    let Some((namespace, service, sink)) = outside else {
         return;
+    };
+    let emitter = crate::metrics::emf::Emitter {
+        namespace: namespace.as_deref(),
+        service: &service,
     };
     let context = crate::metrics::emf::LineContext {
         timestamp_ms: now_ms(),
@@ -771,10 +778,10 @@ impl Telemetry {
     }
 
     /// What the metric lines say besides their metrics.
-    fn metrics_emitter(&self) -> crate::metrics::emf::Emitter {
+    fn metrics_emitter(&self) -> crate::metrics::emf::Emitter<'_> {
         crate::metrics::emf::Emitter {
-            namespace: self.inner.config.metrics.namespace.clone(),
-            service: self.inner.config.service_name.clone(),
+            namespace: self.inner.config.metrics.namespace.as_deref(),
+            service: &self.inner.config.service_name,
         }
     }
 

@@ -2,6 +2,7 @@
 //! CloudWatch reads them from. Nothing here knows where the metrics come from or where the lines
 //! go ([`super`] does).
 
+use serde::{Serialize, Serializer, ser::SerializeMap};
 use serde_json::{Map, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -176,10 +177,10 @@ impl MetricSet {
 }
 
 /// What every line of a process says: its namespace and service.
-#[derive(Debug, Clone)]
-pub(crate) struct Emitter {
-    pub(crate) namespace: Option<String>,
-    pub(crate) service: String,
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Emitter<'a> {
+    pub(crate) namespace: Option<&'a str>,
+    pub(crate) service: &'a str,
 }
 
 /// Where a line's metrics come from, besides its set.
@@ -194,13 +195,13 @@ pub(crate) struct LineContext<'a> {
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 static SAID_NO_NAMESPACE: AtomicBool = AtomicBool::new(false);
 
-impl Emitter {
+impl Emitter<'_> {
     /// The EMF lines of `set` (each ending in a newline); none if it holds no metric.
     pub(crate) fn lines(&self, set: &MetricSet, context: LineContext<'_>) -> Vec<String> {
         if set.is_empty() {
             return Vec::new();
         }
-        let Some(namespace) = self.namespace.as_deref() else {
+        let Some(namespace) = self.namespace else {
             let metrics = count(set);
             let before = DROPPED.fetch_add(metrics as u64, Ordering::Relaxed);
             if !SAID_NO_NAMESPACE.swap(true, Ordering::Relaxed) {
@@ -230,7 +231,7 @@ impl Emitter {
         }
         let mut dimensions: Vec<(&str, &str)> = Vec::new();
         if !set.own_dimensions_only {
-            dimensions.push((SERVICE_DIMENSION, self.service.as_str()));
+            dimensions.push((SERVICE_DIMENSION, self.service));
         }
         let mut overflow: Vec<(&str, &str)> = Vec::new();
         for (name, value) in &set.dimensions {
@@ -247,8 +248,21 @@ impl Emitter {
         }
         // Each metric's values in chunks of 100; a chunk goes on the first line after its
         // metric's previous chunk that has room.
+        // A metric is a member of the line's root: it cannot take a dimension's name, or one of
+        // the members every line has.
+        let reserved = |name: &str| {
+            ["_aws", "requestId", "traceId"].contains(&name)
+                || dimensions
+                    .iter()
+                    .chain(&overflow)
+                    .any(|(known, _)| *known == name)
+        };
         let mut placed: Vec<Vec<(&Metric, &[f64])>> = Vec::new();
         for metric in &set.metrics {
+            if reserved(&metric.name) {
+                tracing::warn!(target: "tracekit", metric = %metric.name, "a metric cannot take the name of a dimension, _aws, requestId or traceId: not written");
+                continue;
+            }
             let mut next = 0;
             for chunk in metric.values.chunks(MAX_VALUES_PER_METRIC) {
                 let mut line = next;
@@ -266,60 +280,135 @@ impl Emitter {
             }
         }
         for metrics in placed {
-            let mut root = Map::new();
-            let definitions: Vec<Value> = metrics
-                .iter()
-                .map(|(metric, _)| {
-                    let mut definition = Map::new();
-                    definition.insert("Name".into(), Value::from(metric.name.as_str()));
-                    definition.insert("Unit".into(), Value::from(metric.unit.as_str()));
-                    if metric.resolution == Resolution::High {
-                        definition.insert("StorageResolution".into(), Value::from(1));
-                    }
-                    Value::Object(definition)
-                })
-                .collect();
-            let names: Vec<Value> = dimensions
-                .iter()
-                .map(|(name, _)| Value::from(*name))
-                .collect();
-            let aws = serde_json::json!({
-                "Timestamp": context.timestamp_ms,
-                "CloudWatchMetrics": [{
-                    "Namespace": namespace,
-                    "Dimensions": [names],
-                    "Metrics": definitions,
-                }],
-            });
-            // Properties first, so that a dimension or a metric of the same name wins.
-            for (key, value) in &set.metadata {
-                root.insert(key.clone(), value.clone());
+            let line = Line {
+                namespace,
+                timestamp_ms: context.timestamp_ms,
+                dimensions: &dimensions,
+                overflow: &overflow,
+                metadata: &set.metadata,
+                request_id: context.request_id,
+                trace_id: context.trace_id,
+                metrics: &metrics,
+            };
+            if let Ok(mut text) = serde_json::to_string(&line) {
+                text.push('\n');
+                lines.push(text);
             }
-            for (name, value) in &overflow {
-                root.insert((*name).to_owned(), Value::from(*value));
-            }
-            if let Some(request_id) = context.request_id {
-                root.insert("requestId".into(), Value::from(request_id));
-            }
-            if let Some(trace_id) = context.trace_id {
-                root.insert("traceId".into(), Value::from(trace_id));
-            }
-            for (name, value) in &dimensions {
-                root.insert((*name).to_owned(), Value::from(*value));
-            }
-            for (metric, values) in &metrics {
-                let value = match values {
-                    [one] => Value::from(*one),
-                    many => Value::from(many.to_vec()),
-                };
-                root.insert(metric.name.clone(), value);
-            }
-            root.insert("_aws".into(), aws);
-            let mut line = Value::Object(root).to_string();
-            line.push('\n');
-            lines.push(line);
         }
     }
+}
+
+/// One EMF line, serialized as it is read: no JSON tree is built. A member is written once: a
+/// dimension, a metric, `requestId` and `traceId` before the properties of the same name, which
+/// are then left out.
+struct Line<'a> {
+    namespace: &'a str,
+    timestamp_ms: u64,
+    dimensions: &'a [(&'a str, &'a str)],
+    overflow: &'a [(&'a str, &'a str)],
+    metadata: &'a Map<String, Value>,
+    request_id: Option<&'a str>,
+    trace_id: Option<&'a str>,
+    metrics: &'a [(&'a Metric, &'a [f64])],
+}
+
+impl Line<'_> {
+    fn taken(&self, key: &str) -> bool {
+        key == "_aws"
+            || self.dimensions.iter().any(|(name, _)| *name == key)
+            || self.metrics.iter().any(|(metric, _)| metric.name == key)
+            || (key == "requestId" && self.request_id.is_some())
+            || (key == "traceId" && self.trace_id.is_some())
+    }
+}
+
+impl Serialize for Line<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry(
+            "_aws",
+            &Aws {
+                timestamp: self.timestamp_ms,
+                cloud_watch_metrics: [Directive {
+                    namespace: self.namespace,
+                    dimensions: [Names(self.dimensions)],
+                    metrics: Definitions(self.metrics),
+                }],
+            },
+        )?;
+        for (name, value) in self.dimensions {
+            map.serialize_entry(name, value)?;
+        }
+        for (metric, values) in self.metrics {
+            match values {
+                [one] => map.serialize_entry(&metric.name, one)?,
+                many => map.serialize_entry(&metric.name, many)?,
+            }
+        }
+        if let Some(request_id) = self.request_id {
+            map.serialize_entry("requestId", request_id)?;
+        }
+        if let Some(trace_id) = self.trace_id {
+            map.serialize_entry("traceId", trace_id)?;
+        }
+        for (name, value) in self.overflow {
+            if !self.taken(name) {
+                map.serialize_entry(name, value)?;
+            }
+        }
+        for (key, value) in self.metadata {
+            if !self.taken(key) && !self.overflow.iter().any(|(name, _)| name == key) {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Aws<'a> {
+    timestamp: u64,
+    cloud_watch_metrics: [Directive<'a>; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Directive<'a> {
+    namespace: &'a str,
+    dimensions: [Names<'a>; 1],
+    metrics: Definitions<'a>,
+}
+
+/// A dimension set: the dimensions' names.
+struct Names<'a>(&'a [(&'a str, &'a str)]);
+
+impl Serialize for Names<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|(name, _)| name))
+    }
+}
+
+/// The line's metric definitions.
+struct Definitions<'a>(&'a [(&'a Metric, &'a [f64])]);
+
+impl Serialize for Definitions<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|(metric, _)| Definition {
+            name: &metric.name,
+            unit: metric.unit.as_str(),
+            storage_resolution: (metric.resolution == Resolution::High).then_some(1),
+        }))
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Definition<'a> {
+    name: &'a str,
+    unit: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    storage_resolution: Option<u8>,
 }
 
 fn count(set: &MetricSet) -> usize {

@@ -12,10 +12,10 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use tower::{BoxError, Layer, Service, service_fn};
 
-fn emitter() -> Emitter {
+fn emitter() -> Emitter<'static> {
     Emitter {
-        namespace: Some("Orders".into()),
-        service: "orders-api".into(),
+        namespace: Some("Orders"),
+        service: "orders-api",
     }
 }
 
@@ -107,6 +107,51 @@ fn a_service_dimension_replaces_the_default_one() {
     let lines = lines(&set);
     assert_eq!(dimension_names(&lines[0]), ["service"]);
     assert_eq!(lines[0]["service"], "checkout");
+}
+
+#[test]
+fn a_metric_named_as_a_member_every_line_has_is_refused_and_properties_never_shadow() {
+    let mut set = MetricSet::default();
+    set.add("service".into(), Unit::Count, 1.0, Resolution::Standard);
+    set.add("requestId".into(), Unit::Count, 1.0, Resolution::Standard);
+    set.add("Orders".into(), Unit::Count, 2.0, Resolution::Standard);
+    set.dimension("Shop".into(), "s1".into());
+    set.metadata
+        .insert("Shop".into(), json!("not the dimension"));
+    set.metadata
+        .insert("Orders".into(), json!("not the metric"));
+    set.metadata
+        .insert("traceId".into(), json!("not the trace"));
+    set.metadata.insert("note".into(), json!("kept"));
+    let text = emitter().lines(&set, context()).concat();
+    let line: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(line["service"], "orders-api");
+    assert_eq!(line["requestId"], "req-1");
+    assert_eq!(line["Shop"], "s1");
+    assert_eq!(line["Orders"], 2.0);
+    assert_eq!(line["traceId"], "1-5759e988-bd862e3fe1be46a994272793");
+    assert_eq!(line["note"], "kept");
+    let names: Vec<&str> = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .filter_map(|metric| metric["Name"].as_str())
+        .collect();
+    assert_eq!(names, ["Orders"]);
+    // Every member once: the text has no key twice.
+    for key in [
+        "\"service\"",
+        "\"Shop\"",
+        "\"Orders\"",
+        "\"traceId\"",
+        "\"requestId\"",
+    ] {
+        assert_eq!(
+            text.matches(&format!("{key}:")).count(),
+            1,
+            "{key} in {text}"
+        );
+    }
 }
 
 #[test]
@@ -236,7 +281,7 @@ fn without_a_namespace_nothing_is_written() {
     set.add("Orders".into(), Unit::Count, 1.0, Resolution::Standard);
     let emitter = Emitter {
         namespace: None,
-        service: "orders-api".into(),
+        service: "orders-api",
     };
     let before = DROPPED.load(Ordering::Relaxed);
     assert!(emitter.lines(&set, context()).is_empty());
