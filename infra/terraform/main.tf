@@ -34,6 +34,7 @@ locals {
     OTEL_PROPAGATORS                     = "tracecontext,baggage,xray"
     OTEL_AWS_APPLICATION_SIGNALS_ENABLED = tostring(var.application_signals)
     TRACEKIT_FLUSH_TIMEOUT_MS            = "500"
+    TRACEKIT_METRICS_NAMESPACE           = "tracekit/orders"
   }, local.collector_environment, local.xray_otlp_environment)
   collector_environment = local.use_collector ? {
     OTEL_EXPORTER_OTLP_ENDPOINT        = "http://localhost:4318"

@@ -91,18 +91,25 @@ ENGINE_GAPS = {
     "AWS::Lambda::LayerVersion": (("LayerName",), ("CompatibleArchitectures",)),
     "AWS::SNS::Subscription": (("Protocol",), ("TopicArn",), ("Endpoint",)),
     "AWS::ApiGatewayV2::Stage": (("StageName",), ("AccessLogSettings", "DestinationArn")),
+    "AWS::CloudWatch::Alarm": (("Namespace",), ("MetricName",)),
 }
 # Resource types moto 5.2.5's CloudFormation has no model for: it marks them complete and creates nothing.
-UNMODELLED = {"AWS::SNS::Subscription", "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Stage"}
+UNMODELLED = {"AWS::SNS::Subscription", "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Stage", "AWS::CloudWatch::Alarm"}
 # Types whose Ref moto does not resolve (a LayerVersion's Ref renders as a Python object; the unmodelled ones
 # as None): a probe names the referenced resource instead, as "ref:LogicalId".
 REF_UNRESOLVED = UNMODELLED | {"AWS::Lambda::LayerVersion"}
 
 # What a function that reads a resource of infra/resources.json from its environment needs on it: at least one
 # action of this kind. (No function reads the dead-letter queue's URL: it is for whoever redrives it.)
+# The dimension tracekit::metrics gives every line: the service name.
+SERVICE_DIMENSION = "service"
 ENV_ACTIONS = {"table": "dynamodb:*Item", "bucket": "s3:*Object", "queue": "sqs:SendMessage", "topic": "sns:Publish"}
 # How the functions read their environment (main.rs): required("NAME") or std::env::var("NAME").
 ENV_READ = re.compile(r'(?:required|env::var)\("([A-Z][A-Z0-9_]*)"\)')
+# The metrics a function's source adds (tracekit::metrics::add_metric("Name", ...)) and the dimensions it
+# adds to them (add_dimension("Name", ...)): what an alarm on its embedded metric format lines can watch.
+METRIC_ADDED = re.compile(r'add_metric(?:_with_resolution)?\(\s*"([^"]+)"')
+DIMENSION_ADDED = re.compile(r'add_dimension\(\s*"([^"]+)"')
 
 
 def combinations():
@@ -268,6 +275,10 @@ def add_probes(template):
     for logical, resource in resources.items():
         for path in ENGINE_GAPS.get(resource["Type"], ()):
             wanted.append((logical, path))
+        if resource["Type"] == "AWS::CloudWatch::Alarm":
+            for index, _ in enumerate(resource["Properties"].get("Dimensions", [])):
+                wanted.append((logical, ("Dimensions", index, "Name")))
+                wanted.append((logical, ("Dimensions", index, "Value")))
         if resource["Type"] == "AWS::ApiGatewayV2::Api":
             for route, methods in resource["Properties"]["Body"]["paths"].items():
                 for method in methods:
@@ -283,13 +294,23 @@ def add_probes(template):
             continue
         value = resources[logical].get("Properties", {})
         for key in path:
-            value = value.get(key) if isinstance(value, dict) else None
+            if isinstance(key, int):
+                value = value[key] if isinstance(value, list) and key < len(value) else None
+            else:
+                value = value.get(key) if isinstance(value, dict) else None
         if value is None:
             continue  # the resource does not set it: the checks say where it must be set
         key = f"TracekitProbe{number}"
         outputs[key] = {"Value": probe_expression(value, resources)}
         probes[key] = (logical, path)
     return probes
+
+
+@functools.cache
+def source_metrics(directory):
+    """The metric names and the dimension names the Rust sources under `directory` add."""
+    text = "\n".join(p.read_text() for p in sorted(directory.rglob("*.rs")))
+    return frozenset(METRIC_ADDED.findall(text)), frozenset(DIMENSION_ADDED.findall(text))
 
 
 @functools.cache
@@ -463,8 +484,10 @@ class Checks:
 
     def run(self):
         self.data()
+        self.function_env = {}  # logical id -> the environment the engine gave the function
         for logical in self.d.of_type("AWS::Lambda::Function"):
             self.function(logical)
+        self.alarms()
         self.event_source_mappings()
         self.unmodelled()
         self.layers()
@@ -603,9 +626,65 @@ class Checks:
             f"{where} logs to {log_group}, not to the stack's /aws/lambda/{name}",
         )
         role = self.role(logical, conf, where)
-        self.environment(logical, conf.get("Environment", {}).get("Variables", {}), where)
+        self.function_env[logical] = conf.get("Environment", {}).get("Variables", {})
+        self.environment(logical, self.function_env[logical], where)
         if role is not None:
             self.grants(logical, role, where)
+
+    def alarms(self):
+        """Each alarm watches a metric that exists: Lambda's own for a function of the stack, or one a function
+        writes as embedded metric format lines: the namespace in its TRACEKIT_METRICS_NAMESPACE, the service
+        dimension its OTEL_SERVICE_NAME, a name its source adds, and only dimensions its lines carry. And the API
+        has both kinds (template.yaml's alarms section)."""
+        d = self.d
+        functions = {d.physical[lg]: lg for lg in self.function_env}
+        watching = {}  # the function an alarm watches -> the kinds of alarm on it
+        alarms = d.of_type("AWS::CloudWatch::Alarm")
+        d.expect(alarms, "the stack has no CloudWatch alarm")
+        for alarm in alarms:
+            namespace, metric = d.probe(alarm, "Namespace"), d.probe(alarm, "MetricName")
+            dimensions = {}
+            index = 0
+            while d.probe(alarm, "Dimensions", index, "Name") is not None:
+                dimensions[d.probe(alarm, "Dimensions", index, "Name")] = d.probe(alarm, "Dimensions", index, "Value")
+                index += 1
+            where = f"alarm {alarm} ({namespace} {metric} {dimensions})"
+            if namespace == "AWS/Lambda":
+                target = functions.get(dimensions.get("FunctionName"))
+                if d.expect(
+                    target is not None and set(dimensions) == {"FunctionName"} and metric in ("Errors", "Throttles"),
+                    f"{where}: not Lambda's Errors or Throttles of a function of the stack",
+                ):
+                    watching.setdefault(target, set()).add("lambda")
+                continue
+            owners = [
+                lg
+                for lg, env in self.function_env.items()
+                if env.get("TRACEKIT_METRICS_NAMESPACE") == namespace
+                and env.get("OTEL_SERVICE_NAME") == dimensions.get(SERVICE_DIMENSION)
+            ]
+            if not d.expect(
+                len(owners) == 1,
+                f"{where}: no function writes metrics in namespace {namespace!r} as service "
+                f"{dimensions.get(SERVICE_DIMENSION)!r} (TRACEKIT_METRICS_NAMESPACE, OTEL_SERVICE_NAME)",
+            ):
+                continue
+            names, added = source_metrics(d.sources[owners[0]])
+            d.expect(
+                metric in names,
+                f"{where}: {d.sources[owners[0]]} adds no metric {metric!r}; it adds {sorted(names)}",
+            )
+            # A metric's dimension set is every dimension its line carries: service and those the code adds.
+            d.expect(
+                set(dimensions) == {SERVICE_DIMENSION} | added,
+                f"{where}: the lines carry the dimensions {sorted({SERVICE_DIMENSION} | added)}",
+            )
+            watching.setdefault(owners[0], set()).add("emf")
+        api = next((lg for lg in self.function_env if d.binaries[lg] == "api"), None)
+        d.expect(
+            api is not None and watching.get(api) == {"lambda", "emf"},
+            f"the api's alarms: {sorted(watching.get(api, ()))}, want Lambda's Errors and its own OrderErrors",
+        )
 
     def function_layers(self, logical, where):
         d = self.d
@@ -977,6 +1056,28 @@ MUTATIONS = (
         "no dead-letter queue for SNS",
         lambda t: _resource(t, "NotifierFunction").pop("DeadLetterQueue"),
         "no dead-letter queue",
+    ),
+    (
+        "an alarm on a metric the api never writes",
+        lambda t: t["Resources"]["ApiOrderErrorsAlarm"]["Properties"].update(MetricName="OrderFailures"),
+        "adds no metric 'OrderFailures'",
+    ),
+    (
+        "an alarm in another namespace",
+        lambda t: t["Resources"]["ApiOrderErrorsAlarm"]["Properties"].update(Namespace="Orders"),
+        "no function writes metrics in namespace 'Orders'",
+    ),
+    (
+        "an alarm with a dimension the lines do not carry",
+        lambda t: t["Resources"]["ApiOrderErrorsAlarm"]["Properties"]["Dimensions"].append(
+            {"Name": "PaymentMethod", "Value": "card"}
+        ),
+        "the lines carry the dimensions",
+    ),
+    (
+        "no alarm on the api's Lambda errors",
+        lambda t: t["Resources"].pop("ApiErrorsAlarm"),
+        "want Lambda's Errors and its own OrderErrors",
     ),
 )
 

@@ -29,6 +29,9 @@ const LOCAL_ACCOUNT: &str = "000000000000";
 
 /// The three functions, their queue and their topic.
 #[derive(Debug)]
+/// The namespace the stacks (template.yaml, infra/terraform) give the functions' metrics.
+pub const METRICS_NAMESPACE: &str = "tracekit/orders";
+
 pub struct Flow {
     /// The api function process.
     pub api: FunctionProcess,
@@ -99,6 +102,11 @@ impl Flow {
                 ("ORDER_EVENTS_TOPIC_ARN".into(), topic.topic_arn.clone()),
                 ("PAYMENTS_URL".into(), payments.url()),
                 ("OTEL_SERVICE_NAME".into(), service.into()),
+                // As the stacks set it: the functions' metrics are written (embedded metric format).
+                (
+                    "TRACEKIT_METRICS_NAMESPACE".into(),
+                    METRICS_NAMESPACE.into(),
+                ),
             ];
             env.extend(export_env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
             env

@@ -7,7 +7,7 @@ use integration_tests::flow::Flow;
 use integration_tests::otlp::{ReceivedSpan, SpanKind, SpanStatusCode};
 use integration_tests::page::{self, PageSpan};
 use integration_tests::xray::{self, XrayDaemon};
-use integration_tests::{InvocationOutcome, OtlpReceiver, stack};
+use integration_tests::{InvocationOutcome, OtlpReceiver, emf, stack};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -306,6 +306,23 @@ async fn agent_one_trace_from_the_request_to_the_worker() {
         "no segment documents on the OTLP path"
     );
     flow.shutdown().await.expect("shutdown");
+    // The metrics the stacks' alarms and dashboards read: one line per function for the order, in
+    // the stacks' namespace, as the service, under the invocation's trace.
+    let metrics = |process: &integration_tests::FunctionProcess| {
+        emf::checked(&process.stdout()).unwrap_or_else(|error| panic!("{error}"))
+    };
+    let api = metrics(&flow.api);
+    assert_eq!(api.len(), 1, "{api:#?}");
+    assert_eq!(api[0]["OrdersCreated"], json!(1.0));
+    assert_eq!(api[0]["OrderValue"], json!(7.5), "3 × 250 cents");
+    assert_eq!(api[0]["service"], "tracekit-api");
+    assert_eq!(api[0]["traceId"], trace.as_str());
+    assert_eq!(
+        api[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        integration_tests::flow::METRICS_NAMESPACE
+    );
+    assert_eq!(metrics(&flow.worker)[0]["MessagesProcessed"], json!(1.0));
+    assert_eq!(metrics(&flow.notifier)[0]["NotificationsWritten"], json!(1.0));
 }
 
 /// The flow on the X-Ray segment path: the X-Ray API client, the daemon stand-in forwarding to it,

@@ -11,6 +11,11 @@
 //! reqwest client it builds with `tracekit::http_client`, and the SQS message carries the trace to
 //! the worker (the HTTP headers carry it to the provider). The one addition is the `validate order`
 //! span, so that a rejected body shows in the trace as an error with its reason.
+//!
+//! Metrics (`tracekit::metrics`, CloudWatch embedded metric format lines written when the invocation
+//! ends): `OrdersCreated` and `OrderValue` (in dollars) for each order created, `OrdersRejected`
+//! for a body refused with 400, and `OrderErrors` for a request the API could not serve (storage,
+//! queue, payment provider: the metric the stack's alarm watches).
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::{Body, Request, Response, http::Method, http::StatusCode};
@@ -19,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tracekit::OpenTelemetrySpanExt;
+use tracekit::metrics::{self, Unit};
 
 /// Most items one order may hold.
 pub const MAX_ITEMS: usize = 100;
@@ -243,9 +249,13 @@ pub async fn handle(app: &App, request: Request, order_id: &str) -> Response<Bod
     let (status, body) = match outcome {
         Ok((status, body)) => (status, body),
         Err(error) => {
-            if let ApiError::Storage { .. } | ApiError::Queue { .. } | ApiError::Payments(_) = error
-            {
-                tracing::error!(%error, "request failed");
+            match error {
+                ApiError::Storage { .. } | ApiError::Queue { .. } | ApiError::Payments(_) => {
+                    tracing::error!(%error, "request failed");
+                    metrics::add_metric("OrderErrors", Unit::Count, 1.0);
+                }
+                ApiError::InvalidOrder(_) => metrics::add_metric("OrdersRejected", Unit::Count, 1.0),
+                _ => {}
             }
             (
                 error.status(),
@@ -360,6 +370,8 @@ async fn create(
         .map_err(|e| ApiError::queue("SQS.SendMessage", e))?;
 
     tracing::info!(order_id, total_cents = total, "order created");
+    metrics::add_metric("OrdersCreated", Unit::Count, 1.0);
+    metrics::add_metric("OrderValue", Unit::None, total as f64 / 100.0);
     Ok((
         StatusCode::CREATED,
         serde_json::json!({ "id": order_id, "status": "created", "total_cents": total }),

@@ -135,8 +135,19 @@ pub fn parse(body: Option<&str>) -> Result<OrderCreated, WorkerError> {
     Ok(event)
 }
 
-/// Processes one message.
+/// Processes one message, counted as `MessagesProcessed` or `MessagesFailed` (CloudWatch metrics,
+/// written when the invocation ends).
 pub async fn process(app: &App, message: SqsMessage) -> Result<(), WorkerError> {
+    use tracekit::metrics::{Unit, add_metric};
+    let processed = process_one(app, message).await;
+    match &processed {
+        Ok(()) => add_metric("MessagesProcessed", Unit::Count, 1.0),
+        Err(_) => add_metric("MessagesFailed", Unit::Count, 1.0),
+    }
+    processed
+}
+
+async fn process_one(app: &App, message: SqsMessage) -> Result<(), WorkerError> {
     let event = parse(message.body.as_deref())?;
     let receipt = read_receipt(app, &event).await?;
     let processed_at = SystemTime::now()

@@ -15,7 +15,7 @@
 use integration_tests::flow::Flow;
 use integration_tests::otlp::{ReceivedSpan, SpanKind, SpanStatusCode};
 use integration_tests::page::{self, KEY_ATTRIBUTES, PageSpan, service, service_map};
-use integration_tests::{InvocationOutcome, XrayDaemon, stack, xray};
+use integration_tests::{InvocationOutcome, XrayDaemon, emf, stack, xray};
 use serde_json::json;
 use std::time::Duration;
 
@@ -112,9 +112,45 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         spans.len(),
         agent.datagram_count()
     ));
+    // The metrics each function wrote beside its log lines (CloudWatch embedded metric format).
+    out.push_str("\nmetrics (EMF lines on each function's stdout, namespace as the stacks set it)\n");
+    let mut metric_lines = 0;
+    for (function, process) in [
+        ("api", &flow.api),
+        ("worker", &flow.worker),
+        ("notifier", &flow.notifier),
+    ] {
+        for line in emf::checked(&process.stdout())? {
+            metric_lines += 1;
+            let names: Vec<String> = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|metric| metric["Name"].as_str())
+                .map(|name| format!("{name}={}", line[name]))
+                .collect();
+            out.push_str(&format!(
+                "   {function:<8} {} [{}] {}  traceId {}\n",
+                line["_aws"]["CloudWatchMetrics"][0]["Namespace"]
+                    .as_str()
+                    .unwrap_or_default(),
+                emf::dimension_names(&line)
+                    .iter()
+                    .map(|name| format!("{name}={}", line[name].as_str().unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                names.join(" "),
+                line["traceId"].as_str().unwrap_or("-"),
+            ));
+        }
+    }
     std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes())?;
     if outside > 0 {
         return Err("spans escaped the request's trace".into());
+    }
+    // The api created an order, the worker processed it, the notifier wrote its notification.
+    if metric_lines < 3 {
+        return Err(format!("{metric_lines} metric lines: each function writes one for the order").into());
     }
 
     let dir = stack::workspace_root().join("demo-output");
