@@ -27,11 +27,11 @@ use crate::{Error, Result};
 /// The account id LocalStack derives from the access key `test`.
 const LOCAL_ACCOUNT: &str = "000000000000";
 
-/// The three functions, their queue and their topic.
-#[derive(Debug)]
 /// The namespace the stacks (template.yaml, infra/terraform) give the functions' metrics.
 pub const METRICS_NAMESPACE: &str = "tracekit/orders";
 
+/// The three functions, their queue and their topic.
+#[derive(Debug)]
 pub struct Flow {
     /// The api function process.
     pub api: FunctionProcess,

@@ -322,7 +322,10 @@ async fn agent_one_trace_from_the_request_to_the_worker() {
         integration_tests::flow::METRICS_NAMESPACE
     );
     assert_eq!(metrics(&flow.worker)[0]["MessagesProcessed"], json!(1.0));
-    assert_eq!(metrics(&flow.notifier)[0]["NotificationsWritten"], json!(1.0));
+    assert_eq!(
+        metrics(&flow.notifier)[0]["NotificationsWritten"],
+        json!(1.0)
+    );
 }
 
 /// The flow on the X-Ray segment path: the X-Ray API client, the daemon stand-in forwarding to it,

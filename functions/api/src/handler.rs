@@ -254,7 +254,9 @@ pub async fn handle(app: &App, request: Request, order_id: &str) -> Response<Bod
                     tracing::error!(%error, "request failed");
                     metrics::add_metric("OrderErrors", Unit::Count, 1.0);
                 }
-                ApiError::InvalidOrder(_) => metrics::add_metric("OrdersRejected", Unit::Count, 1.0),
+                ApiError::InvalidOrder(_) => {
+                    metrics::add_metric("OrdersRejected", Unit::Count, 1.0)
+                }
                 _ => {}
             }
             (

@@ -131,11 +131,7 @@ pub async fn process(app: &App, message: SnsMessage) -> Result<(), NotifierError
             message: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
         })?;
     tracing::info!(order_id = %event.order_id, "order notification written");
-    tracekit::metrics::add_metric(
-        "NotificationsWritten",
-        tracekit::metrics::Unit::Count,
-        1.0,
-    );
+    tracekit::metrics::add_metric("NotificationsWritten", tracekit::metrics::Unit::Count, 1.0);
     Ok(())
 }
 

@@ -113,7 +113,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         agent.datagram_count()
     ));
     // The metrics each function wrote beside its log lines (CloudWatch embedded metric format).
-    out.push_str("\nmetrics (EMF lines on each function's stdout, namespace as the stacks set it)\n");
+    out.push_str(
+        "\nmetrics (EMF lines on each function's stdout, namespace as the stacks set it)\n",
+    );
     let mut metric_lines = 0;
     for (function, process) in [
         ("api", &flow.api),
@@ -150,7 +152,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // The api created an order, the worker processed it, the notifier wrote its notification.
     if metric_lines < 3 {
-        return Err(format!("{metric_lines} metric lines: each function writes one for the order").into());
+        return Err(
+            format!("{metric_lines} metric lines: each function writes one for the order").into(),
+        );
     }
 
     let dir = stack::workspace_root().join("demo-output");
