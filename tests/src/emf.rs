@@ -43,7 +43,7 @@ const UNITS: &[&str] = &[
 ];
 
 /// A line against the embedded metric format specification
-/// (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html):
+/// (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>):
 /// the `_aws` member, its directive, every dimension and metric a member of the root of the
 /// right type, and CloudWatch's limits.
 pub fn check(line: &str) -> Result<Value, String> {
