@@ -373,6 +373,64 @@ impl Batch {
             Batch::Encoded(spans) => spans.len(),
         }
     }
+
+    /// The batch's spans, whichever way they are kept, in order.
+    fn iter(&self) -> impl Iterator<Item = BatchSpan<'_>> + Clone {
+        let (data, encoded) = match self {
+            Batch::Data(spans) => (Some(spans.iter()), None),
+            Batch::Encoded(spans) => (None, Some(spans.iter())),
+        };
+        let data = data.into_iter().flatten().map(BatchSpan::Data);
+        data.chain(encoded.into_iter().flatten().map(BatchSpan::Encoded))
+    }
+}
+
+/// One span of a batch, as the OTLP exporters pack it.
+#[derive(Debug, Clone, Copy)]
+enum BatchSpan<'a> {
+    Data(&'a SpanData),
+    Encoded(encoded::EncodedSpan<'a>),
+}
+
+impl<'a> BatchSpan<'a> {
+    /// The span as the JSON protocol needs it: whole. Spans are encoded as they end only when
+    /// the protocol is protobuf, so the JSON protocol meets no encoded span.
+    fn whole(self) -> Option<&'a SpanData> {
+        match self {
+            BatchSpan::Data(span) => Some(span),
+            BatchSpan::Encoded(_) => None,
+        }
+    }
+}
+
+impl pack::Packable for BatchSpan<'_> {
+    fn is_sampled(&self) -> bool {
+        match self {
+            BatchSpan::Data(span) => span.is_sampled(),
+            BatchSpan::Encoded(span) => span.is_sampled(),
+        }
+    }
+
+    fn scope(&self) -> &InstrumentationScope {
+        match self {
+            BatchSpan::Data(span) => span.scope(),
+            BatchSpan::Encoded(span) => span.scope(),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        match self {
+            BatchSpan::Data(span) => span.encoded_len(),
+            BatchSpan::Encoded(span) => span.encoded_len(),
+        }
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            BatchSpan::Data(span) => span.encode(out),
+            BatchSpan::Encoded(span) => span.encode(out),
+        }
+    }
 }
 
 impl Exporter {
@@ -397,18 +455,10 @@ impl Exporter {
             allow(unused_variables)
         )]
         let spans = match (self, batch) {
-            (Exporter::Otlp(exporter), Batch::Data(spans)) => {
-                return exporter.export(spans.iter(), deadline, progress).await;
+            (Exporter::Otlp(exporter), batch) => {
+                return exporter.export(batch.iter(), deadline, progress).await;
             }
-            (Exporter::Otlp(exporter), Batch::Encoded(spans)) => {
-                return exporter.export(spans.iter(), deadline, progress).await;
-            }
-            (Exporter::Agent(exporter), Batch::Data(spans)) => {
-                return exporter.export(spans.iter()).await;
-            }
-            (Exporter::Agent(exporter), Batch::Encoded(spans)) => {
-                return exporter.export(spans.iter()).await;
-            }
+            (Exporter::Agent(exporter), batch) => return exporter.export(batch.iter()).await,
             #[cfg(any(test, feature = "testing"))]
             (Exporter::OtlpMemory(requests, resource), batch) => {
                 let limits = pack::Limits {
@@ -416,21 +466,11 @@ impl Exporter {
                     max_spans: usize::MAX,
                     max_span_bytes: usize::MAX,
                 };
-                let mut requests = requests.lock().unwrap_or_else(|p| p.into_inner());
-                match batch {
-                    Batch::Data(spans) => requests.extend(
-                        pack::pack(spans.iter(), resource, limits)
-                            .requests
-                            .iter()
-                            .map(pack::Request::protobuf),
-                    ),
-                    Batch::Encoded(spans) => requests.extend(
-                        pack::pack(spans.iter(), resource, limits)
-                            .requests
-                            .iter()
-                            .map(pack::Request::protobuf),
-                    ),
-                }
+                let packed = pack::pack(batch.iter(), resource, limits);
+                requests
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(packed.requests.iter().map(pack::Request::protobuf));
                 return Ok(());
             }
             (_, Batch::Data(spans)) => spans,
@@ -1155,6 +1195,48 @@ mod tests {
         assert_eq!(memory.get_finished_spans().expect("spans").len(), 5);
         let spare = &flusher.spare().data;
         assert!(spare.is_empty() && spare.capacity() >= 2);
+    }
+
+    /// On the paths that encode spans as they end, a buffer larger than one export batch goes out
+    /// in batches too: every span once, in the order they ended, the spare emptied.
+    #[tokio::test]
+    async fn encoded_spans_are_exported_in_batches_in_order() {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use prost::Message as _;
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (mut flusher, processor) =
+            Flusher::in_memory_otlp(Arc::clone(&requests), &Resource::builder_empty().build());
+        flusher.max_export_batch = 2;
+        assert!(processor.encodes());
+        for id in 1..=5u64 {
+            let mut span = span(true);
+            span.span_context = SpanContext::new(
+                TraceId::from(1u128),
+                SpanId::from(id),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::default(),
+            );
+            processor.on_end(span);
+        }
+        let report = flusher.flush(Duration::from_secs(1)).await;
+        assert_eq!((report.exported, report.deferred), (5, 0));
+        let requests = requests.lock().expect("requests");
+        assert_eq!(requests.len(), 3, "batches of 2, 2 and 1");
+        let ids: Vec<u64> = requests
+            .iter()
+            .flat_map(|request| {
+                ExportTraceServiceRequest::decode(request.as_slice())
+                    .expect("a request")
+                    .resource_spans
+            })
+            .flat_map(|resource| resource.scope_spans)
+            .flat_map(|scope| scope.spans)
+            .map(|span| u64::from_be_bytes(span.span_id.try_into().expect("8 bytes")))
+            .collect();
+        assert_eq!(ids, [1, 2, 3, 4, 5]);
+        assert!(flusher.spare().encoded.is_empty());
+        assert_eq!(flusher.pending(), 0);
     }
 
     /// A collector that takes connections and reads requests, and never answers; and a flusher

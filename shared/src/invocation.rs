@@ -109,6 +109,15 @@ impl InvocationState {
             ..InvocationState::default()
         }
     }
+
+    /// Runs `f` on the invocation's metrics, made on first use.
+    pub(crate) fn add_metrics(&self, f: impl FnOnce(&mut crate::metrics::emf::MetricSet)) {
+        let mut metrics = self
+            .metrics
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(metrics.get_or_insert_with(Default::default));
+    }
 }
 
 /// Calls `f` with the request id of the invocation this task serves, if it serves one.

@@ -144,12 +144,7 @@ where
         let state = Arc::new(InvocationState::new(invocation.context.request_id.clone()));
         let config = self.layer.telemetry.config();
         if coldstart && config.metrics.cold_start && !config.provisioned {
-            state
-                .metrics
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .get_or_insert_with(Default::default)
-                .cold_start(&config.metrics.function_name);
+            state.add_metrics(|metrics| metrics.cold_start(&config.metrics.function_name));
         }
         let deadline_ms = invocation.context.deadline;
         let underway = self.layer.telemetry.invocation_underway();

@@ -90,21 +90,12 @@ pub fn single_metric(name: impl Into<String>, unit: Unit, value: f64, dimensions
 
 /// Runs `f` on the current invocation's metrics; outside an invocation, on a set written at once.
 fn with_set(f: impl FnOnce(&mut MetricSet)) {
-    let mut f = Some(f);
-    let kept = INVOCATION.try_with(|state| {
-        if let Some(f) = f.take() {
-            let mut metrics = state
-                .metrics
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            f(metrics.get_or_insert_with(MetricSet::default));
+    match INVOCATION.try_with(std::sync::Arc::clone) {
+        Ok(state) => state.add_metrics(f),
+        Err(_) => {
+            let mut set = MetricSet::default();
+            f(&mut set);
+            crate::telemetry::write_metrics_now(set);
         }
-    });
-    if kept.is_err()
-        && let Some(f) = f.take()
-    {
-        let mut set = MetricSet::default();
-        f(&mut set);
-        crate::telemetry::write_metrics_now(set);
     }
 }

@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio::sync::{oneshot, watch};
 
-use crate::util::excerpt;
+use crate::util::{excerpt, first_matching};
 use crate::{Error, Result};
 
 /// A running program. Killed when dropped; if the thread is panicking (a failed assertion), its
@@ -132,18 +132,9 @@ impl Program {
         predicate: impl Fn(&str) -> bool,
         timeout: Duration,
     ) -> Result<String> {
-        let mut lines = lines.clone();
-        let found = tokio::time::timeout(
-            timeout,
-            lines.wait_for(|lines| lines.iter().any(|line| predicate(line))),
-        );
-        match found.await {
-            Ok(Ok(lines)) => Ok(lines
-                .iter()
-                .find(|line| predicate(line))
-                .cloned()
-                .unwrap_or_default()),
-            _ => Err(Error::Timeout(format!(
+        match first_matching(lines, predicate, timeout).await {
+            Some(line) => Ok(line),
+            None => Err(Error::Timeout(format!(
                 "{} wrote no matching {which} line within {timeout:?} (exit status: {:?})\n{}",
                 self.name,
                 self.exit_status(),

@@ -670,18 +670,9 @@ impl FunctionProcess {
         predicate: impl Fn(&str) -> bool,
         timeout: Duration,
     ) -> Result<String> {
-        let mut stdout = self.stdout.clone();
-        let found = tokio::time::timeout(
-            timeout,
-            stdout.wait_for(|lines| lines.iter().any(|line| predicate(line))),
-        );
-        match found.await {
-            Ok(Ok(lines)) => Ok(lines
-                .iter()
-                .find(|line| predicate(line))
-                .cloned()
-                .unwrap_or_default()),
-            _ => Err(Error::Timeout(format!(
+        match crate::util::first_matching(&self.stdout, predicate, timeout).await {
+            Some(line) => Ok(line),
+            None => Err(Error::Timeout(format!(
                 "function {} wrote no matching stdout line within {timeout:?}\n{}",
                 self.name,
                 self.output_excerpt()

@@ -76,3 +76,21 @@ pub(crate) fn excerpt(lines: &[String]) -> String {
     }
     out
 }
+
+/// The first of `lines` (a reader's lines so far) that matches `predicate`, waiting up to `timeout`
+/// for one to be read.
+pub(crate) async fn first_matching(
+    lines: &tokio::sync::watch::Receiver<Vec<String>>,
+    predicate: impl Fn(&str) -> bool,
+    timeout: std::time::Duration,
+) -> Option<String> {
+    let mut lines = lines.clone();
+    let found = tokio::time::timeout(
+        timeout,
+        lines.wait_for(|lines| lines.iter().any(|line| predicate(line))),
+    );
+    match found.await {
+        Ok(Ok(lines)) => lines.iter().find(|line| predicate(line)).cloned(),
+        _ => None,
+    }
+}

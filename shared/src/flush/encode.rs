@@ -32,6 +32,19 @@ const FIXED32: u32 = 5;
 const HAS_IS_REMOTE: u32 = 0x100;
 const IS_REMOTE: u32 = 0x200;
 
+/// `value` as a protobuf varint: the bytes, and how many of them are used.
+fn varint_bytes(mut value: u64) -> ([u8; 10], usize) {
+    let mut buffer = [0u8; 10];
+    let mut length = 0;
+    while value >= 0x80 {
+        buffer[length] = (value as u8) | 0x80;
+        value >>= 7;
+        length += 1;
+    }
+    buffer[length] = value as u8;
+    (buffer, length + 1)
+}
+
 /// Where encoded bytes go: a buffer, or a counter that only measures them.
 pub(crate) trait Out {
     /// Appends `bytes`.
@@ -40,16 +53,9 @@ pub(crate) trait Out {
     /// A length-delimited message field: its key, its length, then the message.
     fn message(&mut self, field: u32, message: &impl Message);
 
-    fn varint(&mut self, mut value: u64) {
-        let mut buffer = [0u8; 10];
-        let mut length = 0;
-        while value >= 0x80 {
-            buffer[length] = (value as u8) | 0x80;
-            value >>= 7;
-            length += 1;
-        }
-        buffer[length] = value as u8;
-        self.put(&buffer[..=length]);
+    fn varint(&mut self, value: u64) {
+        let (buffer, length) = varint_bytes(value);
+        self.put(&buffer[..length]);
     }
 
     fn key(&mut self, field: u32, wire_type: u32) {
@@ -122,9 +128,8 @@ impl Out for Vec<u8> {
         if length < 0x80 {
             self[at] = length as u8;
         } else {
-            let mut prefix = Vec::with_capacity(encoded_len_varint(length as u64));
-            prefix.varint(length as u64);
-            self.splice(at..=at, prefix);
+            let (prefix, used) = varint_bytes(length as u64);
+            self.splice(at..=at, prefix[..used].iter().copied());
         }
     }
 }

@@ -16,8 +16,8 @@
 //! connection (a certificate refused) only as "network error".
 //! [OTLP/HTTP](https://opentelemetry.io/docs/specs/otlp/#otlphttp)
 
-use super::encoded::EncodedSpan;
-use super::pack::{self, EncodedResource, Limits, Packable};
+use super::BatchSpan;
+use super::pack::{self, EncodedResource, Limits};
 use super::{ExporterError, Loss, Progress, http1::Http1Client};
 use crate::config::{OtlpCompression, OtlpConfig, OtlpProtocol};
 use bytes::Bytes;
@@ -158,9 +158,9 @@ impl OtlpHttp {
 
     /// Exports `batch` in as many requests as the limits ask, each before `deadline`. The first
     /// failed request ends the export: its spans and the rest are the loss.
-    pub(crate) async fn export<'a, S: Packable + Whole<'a>>(
+    pub(crate) async fn export<'a>(
         &self,
-        batch: impl IntoIterator<Item = S>,
+        batch: impl IntoIterator<Item = BatchSpan<'a>>,
         deadline: Instant,
         progress: &Progress,
     ) -> Result<(), Loss> {
@@ -178,9 +178,11 @@ impl OtlpHttp {
             match self.protocol {
                 OtlpProtocol::HttpProtobuf => bodies.push((request.protobuf(), request.spans())),
                 OtlpProtocol::HttpJson => {
-                    let spans: Vec<&SpanData> =
-                        request.spans_by_scope().filter_map(Whole::whole).collect();
-                    // (None is left out: see `Whole`; counted all the same.)
+                    let spans: Vec<&SpanData> = request
+                        .spans_by_scope()
+                        .filter_map(BatchSpan::whole)
+                        .collect();
+                    // (None is left out: see `BatchSpan::whole`; counted all the same.)
                     oversized += request.spans() - spans.len();
                     oversized += self.json(&spans, &mut bodies);
                 }
@@ -326,24 +328,6 @@ enum Failed {
     Refused(String),
     /// Sent (or being sent) and not answered in time: the collector may have them.
     Unanswered(String),
-}
-
-/// A span as the JSON protocol needs it: whole. Spans are encoded as they end only when the
-/// protocol is protobuf, so the JSON protocol meets no encoded span.
-pub(crate) trait Whole<'a> {
-    fn whole(self) -> Option<&'a SpanData>;
-}
-
-impl<'a> Whole<'a> for &'a SpanData {
-    fn whole(self) -> Option<&'a SpanData> {
-        Some(self)
-    }
-}
-
-impl<'a> Whole<'a> for EncodedSpan<'a> {
-    fn whole(self) -> Option<&'a SpanData> {
-        None
-    }
 }
 
 /// What a user can do about X-Ray's OTLP endpoint's answer, where it is not obvious.
