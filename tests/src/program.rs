@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio::sync::{oneshot, watch};
 
-use crate::util::{excerpt, first_matching};
+use crate::util::first_matching;
 use crate::{Error, Result};
 
 /// A running program. Killed when dropped; if the thread is panicking (a failed assertion), its
@@ -144,11 +144,7 @@ impl Program {
     }
 
     fn output_excerpt(&self) -> String {
-        format!(
-            "its stderr:\n{}its stdout:\n{}",
-            excerpt(&self.stderr.borrow()),
-            excerpt(&self.stdout.borrow())
-        )
+        crate::util::output_excerpt(&self.stderr.borrow(), &self.stdout.borrow())
     }
 }
 

@@ -759,11 +759,7 @@ impl FunctionProcess {
     }
 
     fn output_excerpt(&self) -> String {
-        format!(
-            "its stderr:\n{}its stdout:\n{}",
-            excerpt(&self.stderr.borrow()),
-            excerpt(&self.stdout.borrow())
-        )
+        crate::util::output_excerpt(&self.stderr.borrow(), &self.stdout.borrow())
     }
 }
 

@@ -94,3 +94,12 @@ pub(crate) async fn first_matching(
         _ => None,
     }
 }
+
+/// What a process wrote, for an error message: the ends of its stderr and stdout.
+pub(crate) fn output_excerpt(stderr: &[String], stdout: &[String]) -> String {
+    format!(
+        "its stderr:\n{}its stdout:\n{}",
+        excerpt(stderr),
+        excerpt(stdout)
+    )
+}
